@@ -1,0 +1,52 @@
+"""minigrad: a small object-oriented deep-learning framework on NumPy.
+
+Layers implement forward and backward by hand, a Sequential chains them, losses give the
+gradient that starts backpropagation, and optimizers update parameters in place.
+
+>>> import numpy as np
+>>> import minigrad as mg
+>>> model = mg.Sequential(mg.Dense(2, 8, rng=0), mg.Tanh(), mg.Dense(8, 1, rng=1))
+>>> loss = mg.BinaryCrossEntropy(from_logits=True)
+>>> optimizer = mg.Adam(model.parameters(), lr=0.05)
+>>> x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+>>> y = np.array([[0], [1], [1], [0]], dtype=np.float32)
+>>> for step in range(300):
+...     value = loss(model(x), y)
+...     _ = model.backward(loss.backward())
+...     optimizer.step()
+>>> value < 0.05
+True
+"""
+
+from minigrad.errors import ShapeError
+from minigrad.layers import Activation, Dense, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from minigrad.losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss
+from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer
+from minigrad.parameter import Parameter
+from minigrad.sequential import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MSE",
+    "SGD",
+    "Activation",
+    "Adam",
+    "AdamW",
+    "BinaryCrossEntropy",
+    "CrossEntropy",
+    "Dense",
+    "Layer",
+    "LeakyReLU",
+    "Loss",
+    "Momentum",
+    "Optimizer",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "ShapeError",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "__version__",
+]

@@ -1,0 +1,13 @@
+"""Exception classes raised by minigrad."""
+
+from __future__ import annotations
+
+__all__ = ["ShapeError"]
+
+
+class ShapeError(ValueError):
+    """An array's shape does not fit what a layer, loss or container expects.
+
+    A subclass of ValueError, so ``except ValueError`` catches it too. The message names the
+    expected and the given shape; a ``Sequential`` adds the index and class of the layer.
+    """

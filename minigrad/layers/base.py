@@ -1,0 +1,163 @@
+"""The Layer base class: the contract every layer, container and user-defined layer follows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from minigrad.parameter import Parameter
+
+__all__ = ["Layer"]
+
+
+class Layer:
+    """Base class of every layer.
+
+    A layer maps a batch to a batch in ``forward`` and maps the gradient of the loss with
+    respect to its output back to the gradient with respect to its input in ``backward``.
+    Writing a new layer means subclassing and writing those two methods::
+
+        class Square(Layer):
+            def forward(self, x):
+                self.x = x                  # cache what backward needs
+                return x * x
+
+            def backward(self, grad_output):
+                return 2 * self.x * grad_output
+
+    Parameters are found by structure: any attribute holding a :class:`Parameter` is one of
+    the layer's parameters (named after the attribute), and any attribute holding a Layer
+    contributes its parameters under ``"<attribute>.<name>"``. ``state_dict()`` keys follow
+    from these names, as in PyTorch.
+
+    Contract
+    --------
+    ``forward(x)``
+        Returns the output; caches whatever ``backward`` needs (and nothing more).
+    ``backward(grad_output)``
+        ``grad_output`` has the shape of the last forward output. Returns dL/dx with the
+        shape of the last forward input, and **overwrites** ``.grad`` of each parameter with
+        dL/dparameter for that batch. Gradients do not accumulate: calling forward and
+        backward twice gives the same gradients, not double. (PyTorch accumulates into
+        ``.grad`` until ``zero_grad()``; minigrad's layers overwrite, so ``zero_grad()`` is
+        never required, but it exists and is always safe to call.)
+    ``train()`` / ``eval()``
+        Set the ``training`` flag, here and in every sub-layer, for layers whose forward
+        differs between the two (dropout, batch norm).
+    """
+
+    training: bool
+
+    def __init__(self) -> None:
+        self.training = True
+
+    # -- the two methods a layer writes -------------------------------------------------
+
+    def forward(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
+        """Compute the layer's output for the batch ``x`` and cache what backward needs."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
+
+    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+        """Return dL/dx given dL/dy, and overwrite each parameter's ``.grad``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_output)")
+
+    def __call__(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
+        return self.forward(x)
+
+    # -- structure ----------------------------------------------------------------------
+
+    def children(self) -> Iterator[tuple[str, Layer]]:
+        """Yield ``(name, layer)`` for each direct sub-layer, in attribute order."""
+        for name, value in vars(self).items():
+            if isinstance(value, Layer):
+                yield name, value
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Yield ``(key, parameter)`` pairs; keys are dotted paths like ``"0.weight"``."""
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+        for name, child in self.children():
+            yield from child.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> list[Parameter]:
+        """All trainable parameters of this layer and its sub-layers, in a fixed order."""
+        return [p for _, p in self.named_parameters()]
+
+    def num_parameters(self) -> int:
+        """The number of trainable scalars."""
+        return sum(p.size for p in self.parameters())
+
+    def zero_grad(self) -> None:
+        """Set every parameter's gradient to zero (never required: backward overwrites)."""
+        for p in self.parameters():
+            p.zero_grad()
+
+    def train(self, mode: bool = True) -> Layer:
+        """Put this layer and its sub-layers in training mode (``mode=False``: evaluation)."""
+        self.training = mode
+        for _, child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self) -> Layer:
+        """Put this layer and its sub-layers in evaluation mode."""
+        return self.train(False)
+
+    # -- state --------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, NDArray[np.floating]]:
+        """A copy of every parameter value, keyed by its dotted name.
+
+        The arrays are copies, so the dict is a snapshot that later training does not change.
+        """
+        return {key: p.value.copy() for key, p in self.named_parameters()}
+
+    def load_state_dict(self, state: Mapping[str, NDArray[np.floating]]) -> None:
+        """Copy values from ``state`` into this layer's parameters, in place.
+
+        Every key must be present, with no extra keys, and every array must have the
+        parameter's shape and dtype. Everything is checked before anything is written, so a
+        failed load leaves the layer unchanged. Optimizers keep working after a load because
+        the parameter arrays are the same objects.
+
+        Raises
+        ------
+        KeyError
+            Keys are missing or unexpected (both lists are in the message).
+        ValueError
+            A shape or dtype differs from the parameter's.
+        """
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if missing or unexpected:
+            raise KeyError(
+                f"state_dict does not match {type(self).__name__}: "
+                f"missing keys {missing}, unexpected keys {unexpected}"
+            )
+        for key, p in own.items():
+            array = np.asarray(state[key])
+            if array.shape != p.shape:
+                raise ValueError(
+                    f"state_dict[{key!r}] has shape {array.shape}, "
+                    f"but the parameter has shape {p.shape}"
+                )
+            if array.dtype != p.dtype:
+                raise ValueError(
+                    f"state_dict[{key!r}] has dtype {array.dtype}, "
+                    f"but the parameter has dtype {p.dtype}; cast it with .astype({p.dtype})"
+                )
+        for key, p in own.items():
+            np.copyto(p.value, state[key])
+
+    # -- printing -----------------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        """The hyperparameters shown inside the parentheses of ``repr``."""
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"

@@ -1,0 +1,131 @@
+"""The fully connected (affine) layer."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from minigrad._validation import as_float_array, check_ndim, forward_not_called
+from minigrad.errors import ShapeError
+from minigrad.init import Initializer, get_initializer
+from minigrad.layers.base import Layer
+from minigrad.parameter import Parameter
+
+__all__ = ["Dense"]
+
+
+class Dense(Layer):
+    """A fully connected layer: y = x W^T + b.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Width of the input and of the output.
+    bias : bool, default True
+        Whether to learn the additive bias b.
+    init : str or callable, default "xavier_uniform"
+        How to draw W; see :mod:`minigrad.init` (``"he_normal"`` suits ReLU stacks).
+        The bias starts at zero.
+    rng : int, numpy.random.Generator or None
+        Seed or generator for the initial weights (None: fresh entropy).
+    dtype : numpy dtype, default float32
+        dtype of the parameters, and so of the output and of every gradient.
+
+    Attributes
+    ----------
+    weight : Parameter, shape (out_features, in_features)
+        W, laid out as in PyTorch and the lesson's W^[l] of shape (n^[l], n^[l-1]).
+    bias : Parameter of shape (out_features,), or None
+
+    Shape
+    -----
+    x: (batch, in_features) -> y: (batch, out_features). Inputs of another dtype are
+    converted to the layer's dtype.
+
+    Notes
+    -----
+    With g = dL/dy of shape (batch, out_features), backward computes
+
+        dL/dW = g^T x          (out_features, in_features)
+        dL/db = sum_i g_i      (out_features,)
+        dL/dx = g W            (batch, in_features)
+
+    which are the lesson's dW = dZ A^T and db = sum(dZ) transposed to batch-first. The
+    1/m of the lesson lives in the loss, whose gradient already carries it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = Dense(3, 2, rng=0)
+    >>> layer
+    Dense(in_features=3, out_features=2, bias=True)
+    >>> y = layer(np.ones((4, 3)))
+    >>> y.shape, y.dtype
+    ((4, 2), dtype('float32'))
+    >>> dx = layer.backward(np.ones_like(y))
+    >>> dx.shape, layer.weight.grad.shape
+    ((4, 3), (2, 3))
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        init: str | Initializer = "xavier_uniform",
+        rng: int | np.random.Generator | None = None,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Dense {name} must be a positive integer, got {value!r}")
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"Dense dtype must be a floating-point type, got {dtype}")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        generator = np.random.default_rng(rng)
+        weight = get_initializer(init)((self.out_features, self.in_features), generator, dtype)
+        self.weight = Parameter(weight, name="weight")
+        self.bias = (
+            Parameter(np.zeros(self.out_features, dtype=dtype), name="bias") if bias else None
+        )
+        self._x: NDArray[np.floating] | None = None
+
+    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+        """y = x W^T + b for x of shape (batch, in_features)."""
+        x = as_float_array(x, self.weight.dtype, "Dense input")
+        check_ndim(x, 2, f"{self!r}", hint=" (batch, in_features); for one sample use x[None, :]")
+        if x.shape[1] != self.in_features:
+            raise ShapeError(
+                f"{self!r} expected input of shape (batch, {self.in_features}), "
+                f"got {x.shape}: {x.shape[1]} features instead of {self.in_features}"
+            )
+        self._x = x
+        y = x @ self.weight.value.T
+        if self.bias is not None:
+            y += self.bias.value
+        return y
+
+    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+        """Fill weight.grad and bias.grad; return dL/dx = g W of shape (batch, in_features)."""
+        if self._x is None:
+            raise forward_not_called(self)
+        expected = (self._x.shape[0], self.out_features)
+        if grad_output.shape != expected:
+            raise ShapeError(
+                f"{self!r}.backward expected grad_output of shape {expected} "
+                f"(the forward output's), got {grad_output.shape}"
+            )
+        np.matmul(grad_output.T, self._x, out=self.weight.grad)
+        if self.bias is not None:
+            np.sum(grad_output, axis=0, out=self.bias.grad)
+        return grad_output @ self.weight.value
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )

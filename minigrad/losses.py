@@ -1,0 +1,290 @@
+"""Losses: MSE, binary cross-entropy and softmax cross-entropy.
+
+A loss is called on a batch, ``value = loss(pred, target)``, and returns the mean loss as a
+Python float; ``loss.backward()`` then returns dL/dpred for that batch, with the shape and
+dtype of ``pred``. The 1/m of the mean is part of that gradient, so layers never divide by
+the batch size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from minigrad._validation import as_float_array, check_ndim, check_same_shape
+from minigrad.errors import ShapeError
+from minigrad.layers.activations import sigmoid
+
+__all__ = ["MSE", "BinaryCrossEntropy", "CrossEntropy", "Loss"]
+
+
+def _as_prediction(pred: ArrayLike, what: str) -> NDArray[np.floating]:
+    """``pred`` as a float array (its own dtype kept), non-empty."""
+    pred = np.asarray(pred)
+    if not np.issubdtype(pred.dtype, np.floating):
+        pred = pred.astype(np.float64)
+    if pred.size == 0:
+        raise ValueError(f"{what} got an empty batch (pred has shape {pred.shape})")
+    return pred
+
+
+class Loss:
+    """Base class of losses (PyTorch's criterions).
+
+    Contract
+    --------
+    ``loss(pred, target) -> float``
+        Validates the pair, returns the mean loss and caches what backward needs.
+    ``loss.backward() -> ndarray``
+        dL/dpred for the last call, same shape and dtype as that ``pred``.
+
+    A new loss subclasses this and writes ``forward(pred, target)`` and ``backward()``.
+    """
+
+    def __call__(self, pred: ArrayLike, target: ArrayLike) -> float:
+        return self.forward(pred, target)
+
+    def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
+        """Return the mean loss over the batch and cache what backward needs."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(pred, target)")
+
+    def backward(self) -> NDArray[np.floating]:
+        """Return dL/dpred for the last forward call."""
+        raise NotImplementedError(f"{type(self).__name__} must implement backward()")
+
+    def _not_called(self) -> RuntimeError:
+        return RuntimeError(
+            f"{type(self).__name__}.backward() was called before the loss was computed: "
+            "call loss(pred, target) first"
+        )
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class MSE(Loss):
+    """Mean squared error over all elements: L = (1/N) sum (pred - target)^2.
+
+    N = pred.size, as torch.nn.MSELoss(reduction="mean"). pred and target must have the same
+    shape; a (m, 1) prediction is never broadcast against a (m,) target.
+
+    Shape: pred (batch, ...) and target of the same shape -> float.
+    Backward: dL/dpred = 2 (pred - target) / N.
+
+    >>> loss = MSE()
+    >>> loss(np.array([[1.0], [3.0]]), np.array([[0.0], [1.0]]))
+    2.5
+    >>> loss.backward()
+    array([[1.],
+           [2.]])
+    """
+
+    def __init__(self) -> None:
+        self._diff: NDArray[np.floating] | None = None
+
+    def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
+        pred = _as_prediction(pred, "MSE")
+        target = as_float_array(target, pred.dtype, "MSE target")
+        check_same_shape(pred, target, "MSE")
+        diff = pred - target
+        self._diff = diff
+        return float(np.vdot(diff, diff)) / diff.size
+
+    def backward(self) -> NDArray[np.floating]:
+        if self._diff is None:
+            raise self._not_called()
+        return self._diff * (2.0 / self._diff.size)
+
+
+class BinaryCrossEntropy(Loss):
+    """Binary cross-entropy, the lesson's logistic loss, averaged over all elements.
+
+    With probabilities p (``from_logits=False``, after a Sigmoid layer):
+
+        L = -(1/N) sum [t log p + (1 - t) log(1 - p)]
+
+    p is clipped to [eps, 1 - eps] (eps = the dtype's machine epsilon), so p = 0 or 1 gives a
+    large but finite loss and gradient. With logits z (``from_logits=True``, no Sigmoid layer)
+    the stable log-sigmoid form is used:
+
+        L = (1/N) sum [max(z, 0) - z t + log(1 + e^-|z|)]
+
+    which is exact for any z, like torch.nn.BCEWithLogitsLoss.
+
+    Parameters
+    ----------
+    from_logits : bool, default False
+        Whether ``pred`` holds logits rather than probabilities.
+
+    Shape: pred (batch, ...) and target of the same shape, targets in [0, 1] -> float.
+    Backward: probabilities: (p - t) / (p (1 - p) N); logits: (sigmoid(z) - t) / N. Chained
+    through a Sigmoid layer the first gives the lesson's dZ = (A - Y) / m.
+
+    >>> loss = BinaryCrossEntropy()
+    >>> round(loss(np.array([[0.5]]), np.array([[1.0]])), 6)
+    0.693147
+    >>> loss.backward()
+    array([[-2.]])
+    """
+
+    def __init__(self, from_logits: bool = False) -> None:
+        self.from_logits = bool(from_logits)
+        self._pred: NDArray[np.floating] | None = None
+        self._target: NDArray[np.floating] | None = None
+
+    def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
+        pred = _as_prediction(pred, "BinaryCrossEntropy")
+        target = as_float_array(target, pred.dtype, "BinaryCrossEntropy target")
+        check_same_shape(pred, target, "BinaryCrossEntropy")
+        if not (target.min() >= 0 and target.max() <= 1):
+            raise ValueError(
+                "BinaryCrossEntropy targets must lie in [0, 1], got values from "
+                f"{target.min()} to {target.max()}"
+            )
+        if self.from_logits:
+            # max(z, 0) - z t + log(1 + e^-|z|) = -[t log s(z) + (1 - t) log(1 - s(z))]
+            losses = np.maximum(pred, 0) - pred * target + np.log1p(np.exp(-np.abs(pred)))
+        else:
+            if not (pred.min() >= 0 and pred.max() <= 1):
+                raise ValueError(
+                    "BinaryCrossEntropy expects probabilities in [0, 1], got values from "
+                    f"{pred.min()} to {pred.max()}; for raw scores use "
+                    "BinaryCrossEntropy(from_logits=True)"
+                )
+            eps = np.finfo(pred.dtype).eps
+            pred = np.clip(pred, eps, 1 - eps)
+            losses = -(target * np.log(pred) + (1 - target) * np.log1p(-pred))
+        self._pred, self._target = pred, target
+        return float(losses.mean())
+
+    def backward(self) -> NDArray[np.floating]:
+        if self._pred is None or self._target is None:
+            raise self._not_called()
+        p, t = self._pred, self._target
+        if self.from_logits:
+            grad = sigmoid(p)
+            grad -= t
+        else:
+            grad = p - t
+            grad /= p * (1 - p)
+        grad *= 1.0 / p.size
+        return grad
+
+    def extra_repr(self) -> str:
+        return f"from_logits={self.from_logits}"
+
+
+class CrossEntropy(Loss):
+    """Softmax cross-entropy on logits, averaged over the batch.
+
+    With logits z of shape (m, C) and softmax p_ij = exp(z_ij) / sum_k exp(z_ik):
+
+        L = -(1/m) sum_i sum_j t_ij log p_ij,   log p_ij = z_ij - logsumexp(z_i)
+
+    where the log-sum-exp subtracts each row's maximum first, so any finite logits give a
+    finite loss. Targets are either integer class indices of shape (m,) (t is then one-hot)
+    or probability rows of shape (m, C) (one-hot or soft labels, each row summing to 1).
+    This is torch.nn.CrossEntropyLoss: do not put a Softmax layer before it.
+
+    Shape: pred (m, C) logits; target (m,) integers in [0, C) or (m, C) rows -> float.
+    Backward: dL/dz = (p - t) / m, computed from the softmax kept by forward; each row of
+    it sums to zero.
+
+    >>> loss = CrossEntropy()
+    >>> round(loss(np.array([[2.0, 0.0], [0.0, 2.0]]), np.array([0, 1])), 6)
+    0.126928
+    >>> loss.backward().round(4)
+    array([[-0.0596,  0.0596],
+           [ 0.0596, -0.0596]])
+    """
+
+    def __init__(self) -> None:
+        self._probs: NDArray[np.floating] | None = None
+        self._target: NDArray | None = None
+
+    def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
+        logits = _as_prediction(pred, "CrossEntropy")
+        check_ndim(logits, 2, "CrossEntropy pred", hint=" (batch, classes) of logits")
+        target = self._check_target(logits, target)
+        m = logits.shape[0]
+        shifted = logits - logits.max(axis=1, keepdims=True)  # every row's max becomes 0
+        probs = np.exp(shifted)
+        sums = probs.sum(axis=1, keepdims=True)
+        log_sums = np.log(sums)  # >= 0, since each row holds an exp(0) = 1
+        if target.ndim == 1:
+            # -log p_i,t_i = log_sum_i - shifted_i,t_i, both terms >= 0
+            per_row = log_sums[:, 0] - shifted[np.arange(m), target]
+        else:
+            per_row = (target * (log_sums - shifted)).sum(axis=1)
+        probs /= sums
+        self._probs, self._target = probs, target
+        return float(per_row.mean())
+
+    def backward(self) -> NDArray[np.floating]:
+        if self._probs is None or self._target is None:
+            raise self._not_called()
+        grad = self._probs.copy()
+        m = grad.shape[0]
+        if self._target.ndim == 1:
+            grad[np.arange(m), self._target] -= 1
+        else:
+            grad -= self._target
+        grad *= 1.0 / m
+        return grad
+
+    @staticmethod
+    def _check_target(logits: NDArray[np.floating], target: ArrayLike) -> NDArray:
+        m, classes = logits.shape
+        target = np.asarray(target)
+        if target.ndim == 1:
+            if target.shape[0] != m:
+                raise ShapeError(
+                    f"CrossEntropy: pred has {m} rows but target has {target.shape[0]} labels"
+                )
+            return _class_indices(target, classes)
+        if target.shape == logits.shape:
+            rows = as_float_array(target, logits.dtype, "CrossEntropy target")
+            if not (rows.min() >= 0 and rows.max() <= 1):
+                raise ValueError(
+                    "CrossEntropy probability targets must lie in [0, 1], got values from "
+                    f"{rows.min()} to {rows.max()}"
+                )
+            sums = rows.sum(axis=1)
+            bad = np.flatnonzero(np.abs(sums - 1) > 1e-3)
+            if bad.size:
+                raise ValueError(
+                    f"CrossEntropy probability targets must have rows summing to 1; row "
+                    f"{bad[0]} sums to {sums[bad[0]]}"
+                )
+            return rows
+        hint = ""
+        if target.shape == (m, 1):
+            hint = "; class indices go in shape (batch,): use target.ravel()"
+        raise ShapeError(
+            f"CrossEntropy: pred has shape {logits.shape}, so target must be class indices of "
+            f"shape ({m},) or probability rows of shape {logits.shape}; got {target.shape}{hint}"
+        )
+
+
+def _class_indices(labels: NDArray, classes: int) -> NDArray[np.intp]:
+    """Validate integer class labels in [0, classes) and return them as intp."""
+    if labels.dtype.kind not in "iuf" or labels.dtype == np.bool_:
+        raise TypeError(f"CrossEntropy class labels must be integers, got dtype {labels.dtype}")
+    if labels.dtype.kind == "f":
+        fractional = np.flatnonzero(labels != np.round(labels))
+        if fractional.size:
+            i = fractional[0]
+            raise ValueError(
+                f"CrossEntropy class labels must be integers, got {labels[i]} at index {i}"
+            )
+    outside = np.flatnonzero((labels < 0) | (labels >= classes))
+    if outside.size:
+        i = outside[0]
+        raise ValueError(
+            f"CrossEntropy class labels must lie in [0, {classes}) for {classes} classes, "
+            f"got {labels[i]} at index {i}"
+        )
+    return labels.astype(np.intp, copy=False)

@@ -1,0 +1,177 @@
+"""Adam and AdamW."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from minigrad.optim.base import (
+    Optimizer,
+    check_fraction,
+    check_non_negative,
+    decayed_gradient,
+)
+from minigrad.parameter import Parameter
+
+__all__ = ["Adam", "AdamW", "adam_update"]
+
+
+def adam_update(
+    value: NDArray,
+    grad: NDArray,
+    m: NDArray,
+    v: NDArray,
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
+    scratch: NDArray,
+) -> None:
+    """One Adam step in place; ``step`` counts from 1 and includes this step.
+
+    decoupled (AdamW): p <- p (1 - lr wd), then the Adam step on g.
+    coupled (Adam):    g <- g + wd p, then the Adam step on g.
+    Adam step: m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+               p <- p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+    """
+    if decoupled:
+        if weight_decay:
+            value *= 1.0 - lr * weight_decay
+        direction = grad
+    else:
+        direction = decayed_gradient(value, grad, weight_decay, scratch)
+    # m <- b1 (m - g) + g  ==  b1 m + (1 - b1) g, without a temporary and keeping g intact
+    m -= direction
+    m *= beta1
+    m += direction
+    np.multiply(direction, direction, out=scratch)  # g is no longer needed
+    scratch *= 1.0 - beta2
+    v *= beta2
+    v += scratch
+    # denominator sqrt(v) / sqrt(1 - b2^t) + eps, then the step (lr / (1 - b1^t)) m / denom
+    np.sqrt(v, out=scratch)
+    scratch *= 1.0 / math.sqrt(1.0 - beta2**step)
+    scratch += eps
+    np.divide(m, scratch, out=scratch)
+    scratch *= lr / (1.0 - beta1**step)
+    value -= scratch
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015), as torch.optim.Adam computes it.
+
+    Update at step t (counting from 1) for parameter p with gradient g, moments m and v
+    starting at zero:
+
+        g <- g + weight_decay * p            (L2, coupled: decay goes through the moments)
+        m <- b1 m + (1 - b1) g
+        v <- b2 v + (1 - b2) g^2
+        p <- p - lr * m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
+
+    eps is added to sqrt(v_hat), outside the square root, as in PyTorch and the paper (optax
+    also offers eps inside; TensorFlow adds it to sqrt(v) before bias correction). Each
+    parameter keeps its own step count.
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+    lr : float, default 1e-3
+    betas : (float, float), each in [0, 1), default (0.9, 0.999)
+    eps : float >= 0, default 1e-8
+    weight_decay : float >= 0, default 0.0
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minigrad import Parameter
+    >>> p = Parameter(np.array([1.0, -1.0]))
+    >>> p.grad[:] = [3.0, -0.01]
+    >>> Adam([p], lr=0.1).step()          # the first step moves each entry by about lr
+    >>> p.value.round(6)
+    array([ 0.9, -0.9])
+    """
+
+    hyperparameter_names = ("lr", "betas", "eps", "weight_decay")
+    decoupled_weight_decay = False
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr)
+        self._set_hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def _checked_hyperparameters(self, values: dict[str, Any]) -> dict[str, Any]:
+        betas = tuple(values["betas"])
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {values['betas']!r}")
+        return {
+            "betas": (check_fraction("betas[0]", betas[0]), check_fraction("betas[1]", betas[1])),
+            "eps": check_non_negative("eps", values["eps"]),
+            "weight_decay": check_non_negative("weight_decay", values["weight_decay"]),
+        }
+
+    def _initial_state(self, param: Parameter) -> dict[str, Any]:
+        return {"step": 0, "m": np.zeros_like(param.value), "v": np.zeros_like(param.value)}
+
+    def _update(self, param: Parameter, state: dict[str, Any], scratch: NDArray) -> None:
+        state["step"] += 1
+        adam_update(
+            param.value,
+            param.grad,
+            state["m"],
+            state["v"],
+            step=state["step"],
+            lr=self.lr,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            decoupled=self.decoupled_weight_decay,
+            scratch=scratch,
+        )
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019), as torch.optim.AdamW.
+
+    Each step first shrinks the parameter, p <- p (1 - lr * weight_decay), then applies the
+    Adam update to the raw gradient: the decay does not pass through the moments, so it acts
+    the same on parameters with large and small gradients.
+
+    Parameters are those of :class:`Adam`, with ``weight_decay`` defaulting to 0.01 as in
+    PyTorch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minigrad import Parameter
+    >>> p = Parameter(np.array([2.0]))
+    >>> AdamW([p], lr=0.1, weight_decay=0.5).step()     # zero gradient: only the decay acts
+    >>> p.value
+    array([1.9])
+    """
+
+    decoupled_weight_decay = True
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

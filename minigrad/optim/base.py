@@ -1,0 +1,210 @@
+"""The Optimizer base class: parameters, per-parameter state, hyperparameters, state_dict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from minigrad.parameter import Parameter
+
+__all__ = ["Optimizer"]
+
+
+class Optimizer:
+    """Base class of optimizers.
+
+    An optimizer holds a list of :class:`Parameter` objects and, for each one, its state
+    (momentum buffers, moments, a step count), keyed by the Parameter object itself and
+    allocated once at construction. ``step()`` updates every ``parameter.value`` **in
+    place** from ``parameter.grad``, so layers and optimizers share the same arrays.
+
+    Subclasses list their hyperparameters in ``hyperparameter_names``, validate them in
+    ``_checked_hyperparameters`` and write the update in ``_update``; the rule itself lives
+    in a small function of (value, grad, state, hyperparameters) beside the class.
+
+    Hyperparameters are plain attributes that may change between steps
+    (``optimizer.lr = 0.01`` is how a schedule changes the learning rate).
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+        Usually ``model.parameters()``. Must be non-empty, without duplicates.
+    lr : float
+        Learning rate, >= 0.
+    """
+
+    hyperparameter_names: tuple[str, ...] = ("lr",)
+
+    def __init__(self, params: Iterable[Parameter], lr: float) -> None:
+        self.params = _parameter_list(params)
+        self.lr = lr
+        self.state: dict[Parameter, dict[str, Any]] = {
+            p: self._initial_state(p) for p in self.params
+        }
+        # one work array per parameter, reused by every step so updates allocate nothing
+        self._scratch: dict[Parameter, NDArray[np.floating]] = {
+            p: np.empty_like(p.value) for p in self.params
+        }
+
+    # -- what a subclass writes ------------------------------------------------------------
+
+    def _initial_state(self, param: Parameter) -> dict[str, Any]:
+        """The state of one parameter before the first step (buffers allocated here)."""
+        return {}
+
+    def _update(self, param: Parameter, state: dict[str, Any], scratch: NDArray) -> None:
+        """Update ``param.value`` in place from ``param.grad`` and ``state``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _update")
+
+    def _checked_hyperparameters(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Validate hyperparameters (all but lr) and return them normalised."""
+        return values
+
+    # -- the public interface ---------------------------------------------------------------
+
+    @property
+    def lr(self) -> float:
+        """The learning rate; may be changed between steps."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        value = float(value)
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"learning rate must be a finite number >= 0, got {value}")
+        self._lr = value
+
+    def step(self) -> None:
+        """Apply one update to every parameter, in place."""
+        for param in self.params:
+            self._update(param, self.state[param], self._scratch[param])
+
+    def zero_grad(self) -> None:
+        """Set every parameter's gradient to zero.
+
+        Never required in minigrad (a layer's backward overwrites ``.grad`` rather than
+        adding to it) and always safe to call, so PyTorch-style loops work unchanged.
+        """
+        for param in self.params:
+            param.zero_grad()
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The current hyperparameters, by name."""
+        return {name: getattr(self, name) for name in self.hyperparameter_names}
+
+    def _set_hyperparameters(self, **values: Any) -> None:
+        unknown = set(values) - set(self.hyperparameter_names)
+        missing = set(self.hyperparameter_names) - set(values)
+        if unknown or missing:
+            raise KeyError(
+                f"{type(self).__name__} hyperparameters are {list(self.hyperparameter_names)}; "
+                f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
+            )
+        values = dict(values)
+        self.lr = values.pop("lr")
+        for name, value in self._checked_hyperparameters(values).items():
+            setattr(self, name, value)
+
+    def state_dict(self) -> dict[str, Any]:
+        """A snapshot: hyperparameters and, per parameter in order, copies of its state."""
+        return {
+            "hyperparameters": self.hyperparameters(),
+            "state": [
+                {key: _copy(value) for key, value in self.state[p].items()} for p in self.params
+            ],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore hyperparameters and per-parameter state from :meth:`state_dict` output.
+
+        Everything is checked (count, keys, shapes, dtypes) before anything is written.
+        Buffers are copied into the existing arrays.
+        """
+        states = state_dict["state"]
+        if len(states) != len(self.params):
+            raise ValueError(
+                f"optimizer state has {len(states)} parameters, this optimizer has "
+                f"{len(self.params)}"
+            )
+        for index, (param, saved) in enumerate(zip(self.params, states, strict=True)):
+            own = self.state[param]
+            if set(saved) != set(own):
+                raise KeyError(
+                    f"optimizer state of parameter {index} has keys {sorted(saved)}, "
+                    f"expected {sorted(own)}"
+                )
+            for key, value in own.items():
+                if isinstance(value, np.ndarray):
+                    given = np.asarray(saved[key])
+                    if given.shape != value.shape or given.dtype != value.dtype:
+                        raise ValueError(
+                            f"optimizer state {key!r} of parameter {index} has shape "
+                            f"{given.shape} and dtype {given.dtype}, expected {value.shape} "
+                            f"and {value.dtype}"
+                        )
+        self._set_hyperparameters(**state_dict["hyperparameters"])
+        for param, saved in zip(self.params, states, strict=True):
+            own = self.state[param]
+            for key, value in own.items():
+                if isinstance(value, np.ndarray):
+                    np.copyto(value, saved[key])
+                else:
+                    own[key] = type(value)(saved[key])
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({settings})"
+
+
+def _copy(value: Any) -> Any:
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
+def _parameter_list(params: Iterable[Parameter]) -> list[Parameter]:
+    if not isinstance(params, Iterable):
+        raise TypeError(
+            f"an optimizer takes an iterable of Parameters, got {type(params).__name__}; "
+            "pass model.parameters()"
+        )
+    params = list(params)
+    if not params:
+        raise ValueError("optimizer got an empty parameter list")
+    for index, p in enumerate(params):
+        if not isinstance(p, Parameter):
+            raise TypeError(
+                f"optimizer parameter {index} is a {type(p).__name__}, not a minigrad "
+                "Parameter; pass model.parameters()"
+            )
+    if len({id(p) for p in params}) != len(params):
+        raise ValueError("optimizer got the same Parameter more than once")
+    return params
+
+
+def check_fraction(name: str, value: float) -> float:
+    """``value`` as a float in [0, 1), or ValueError."""
+    value = float(value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return value
+
+
+def check_non_negative(name: str, value: float) -> float:
+    """``value`` as a finite float >= 0, or ValueError."""
+    value = float(value)
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def decayed_gradient(
+    value: NDArray, grad: NDArray, weight_decay: float, scratch: NDArray
+) -> NDArray:
+    """g + weight_decay * value (the L2 gradient), in ``scratch``; ``grad`` itself when 0."""
+    if weight_decay == 0:
+        return grad
+    np.multiply(value, weight_decay, out=scratch)
+    scratch += grad
+    return scratch

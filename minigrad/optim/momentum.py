@@ -1,0 +1,122 @@
+"""SGD with momentum (heavy ball) and Nesterov momentum."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from minigrad.optim.base import (
+    Optimizer,
+    check_fraction,
+    check_non_negative,
+    decayed_gradient,
+)
+from minigrad.parameter import Parameter
+
+__all__ = ["Momentum", "momentum_update"]
+
+
+def momentum_update(
+    value: NDArray,
+    grad: NDArray,
+    buffer: NDArray,
+    *,
+    lr: float,
+    momentum: float,
+    nesterov: bool,
+    weight_decay: float,
+    scratch: NDArray,
+) -> None:
+    """One momentum step in place (torch.optim.SGD's form, dampening 0).
+
+    g <- g + wd p;  b <- mu b + g;  p <- p - lr (g + mu b) if nesterov else p - lr b.
+    """
+    direction = decayed_gradient(value, grad, weight_decay, scratch)
+    buffer *= momentum
+    buffer += direction
+    if nesterov:
+        np.multiply(direction, lr, out=scratch)  # direction may be scratch: fine in place
+        value -= scratch
+        np.multiply(buffer, lr * momentum, out=scratch)
+    else:
+        np.multiply(buffer, lr, out=scratch)
+    value -= scratch
+
+
+class Momentum(Optimizer):
+    """SGD with momentum, as torch.optim.SGD(momentum=mu) computes it.
+
+    Update, per parameter p with gradient g and velocity buffer b (zeros at the start):
+
+        g <- g + weight_decay * p
+        b <- mu * b + g
+        p <- p - lr * b                   (nesterov=False)
+        p <- p - lr * (g + mu * b)        (nesterov=True)
+
+    Notes
+    -----
+    The slides write momentum as v <- mu v + lr g; p <- p - v. With a constant learning
+    rate the two are the same trajectory (v = lr * b). They differ only when lr changes
+    between steps: here a new lr scales the whole accumulated velocity at once, in the
+    slides' form it affects only new gradients. minigrad follows PyTorch so that a schedule
+    gives the same trajectory in both frameworks.
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+    lr : float, default 0.01
+    momentum : float in [0, 1), default 0.9
+    nesterov : bool, default False
+    weight_decay : float, default 0.0
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minigrad import Parameter
+    >>> p = Parameter(np.array([1.0]))
+    >>> opt = Momentum([p], lr=0.1, momentum=0.5)
+    >>> p.grad[:] = 1.0
+    >>> opt.step(); opt.step()    # b = 1, then 1.5
+    >>> p.value
+    array([0.75])
+    """
+
+    hyperparameter_names = ("lr", "momentum", "nesterov", "weight_decay")
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr)
+        self._set_hyperparameters(
+            lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
+        )
+
+    def _checked_hyperparameters(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "momentum": check_fraction("momentum", values["momentum"]),
+            "nesterov": bool(values["nesterov"]),
+            "weight_decay": check_non_negative("weight_decay", values["weight_decay"]),
+        }
+
+    def _initial_state(self, param: Parameter) -> dict[str, Any]:
+        return {"velocity": np.zeros_like(param.value)}
+
+    def _update(self, param: Parameter, state: dict[str, Any], scratch: NDArray) -> None:
+        momentum_update(
+            param.value,
+            param.grad,
+            state["velocity"],
+            lr=self.lr,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+            scratch=scratch,
+        )

@@ -1,0 +1,68 @@
+"""Plain stochastic gradient descent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from minigrad.optim.base import Optimizer, check_non_negative, decayed_gradient
+from minigrad.parameter import Parameter
+
+__all__ = ["SGD", "sgd_update"]
+
+
+def sgd_update(
+    value: NDArray, grad: NDArray, *, lr: float, weight_decay: float, scratch: NDArray
+) -> None:
+    """One SGD step in place: value -= lr * (grad + weight_decay * value)."""
+    direction = decayed_gradient(value, grad, weight_decay, scratch)
+    np.multiply(direction, lr, out=scratch)
+    value -= scratch
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, the slides' update theta := theta - alpha d theta.
+
+    Update, per parameter p with gradient g:
+
+        g <- g + weight_decay * p      (when weight_decay > 0; L2 regularisation)
+        p <- p - lr * g
+
+    the same as torch.optim.SGD with momentum=0. Adding lambda * sum(p^2) to the loss adds
+    2 lambda p to the gradient, so that L2 penalty is weight_decay = 2 lambda.
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+    lr : float, default 0.01
+    weight_decay : float, default 0.0
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minigrad import Parameter
+    >>> p = Parameter(np.array([1.0, 2.0]))
+    >>> p.grad[:] = [0.5, -1.0]
+    >>> SGD([p], lr=0.1).step()
+    >>> p.value
+    array([0.95, 2.1 ])
+    """
+
+    hyperparameter_names = ("lr", "weight_decay")
+
+    def __init__(
+        self, params: Iterable[Parameter], lr: float = 0.01, weight_decay: float = 0.0
+    ) -> None:
+        super().__init__(params, lr)
+        self._set_hyperparameters(lr=lr, weight_decay=weight_decay)
+
+    def _checked_hyperparameters(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {"weight_decay": check_non_negative("weight_decay", values["weight_decay"])}
+
+    def _update(self, param: Parameter, state: dict[str, Any], scratch: NDArray) -> None:
+        sgd_update(
+            param.value, param.grad, lr=self.lr, weight_decay=self.weight_decay, scratch=scratch
+        )

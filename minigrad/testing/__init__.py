@@ -1,0 +1,39 @@
+"""Testing helpers that minigrad's own tests use and users can call for their layers.
+
+- :func:`check_gradients`: central finite-difference check of any Layer, model or Loss.
+- :func:`numerical_gradient`: the finite-difference estimate itself.
+- Hypothesis strategies (need the ``hypothesis`` package, in the ``test`` extra):
+  :func:`batches`, :func:`batches_for`, :func:`floats_away_from_zero`,
+  :func:`sequential_stacks`.
+"""
+
+from minigrad.testing.gradcheck import (
+    GradientCheckError,
+    GradientReport,
+    check_gradients,
+    numerical_gradient,
+)
+
+_STRATEGIES = ("batches", "batches_for", "floats_away_from_zero", "sequential_stacks")
+
+__all__ = [
+    "GradientCheckError",
+    "GradientReport",
+    "check_gradients",
+    "numerical_gradient",
+    *_STRATEGIES,
+]
+
+
+def __getattr__(name: str) -> object:
+    # The strategies need hypothesis; import them on first use so that the gradient check
+    # works without it.
+    if name in _STRATEGIES:
+        try:
+            from minigrad.testing import strategies
+        except ImportError as error:
+            raise ImportError(
+                f"minigrad.testing.{name} needs hypothesis: pip install 'minigrad[test]'"
+            ) from error
+        return getattr(strategies, name)
+    raise AttributeError(f"module 'minigrad.testing' has no attribute {name!r}")

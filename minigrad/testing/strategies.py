@@ -1,0 +1,105 @@
+"""Hypothesis strategies for property-based tests of layers and models.
+
+Everything here draws float64 data, the precision gradient checks need. Use them in your
+own tests::
+
+    from hypothesis import given
+    from minigrad.testing import batches, check_gradients
+
+    @given(batches(4))
+    def test_my_layer(x):
+        check_gradients(MyLayer(4), x)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from minigrad.layers.activations import LeakyReLU, ReLU, Sigmoid, Tanh
+from minigrad.layers.base import Layer
+from minigrad.layers.dense import Dense
+from minigrad.sequential import Sequential
+
+__all__ = ["batches", "batches_for", "floats_away_from_zero", "sequential_stacks"]
+
+DEFAULT_ACTIVATIONS: tuple[type[Layer], ...] = (Tanh, Sigmoid, ReLU, LeakyReLU)
+
+
+def floats_away_from_zero(
+    min_magnitude: float = 0.05, max_magnitude: float = 3.0
+) -> st.SearchStrategy[float]:
+    """Floats with min_magnitude <= |v| <= max_magnitude: inputs that stay clear of the kink
+    of ReLU-like functions at 0 by more than a finite-difference step."""
+    magnitude = st.floats(min_magnitude, max_magnitude, allow_nan=False, allow_infinity=False)
+    return st.tuples(st.sampled_from((-1.0, 1.0)), magnitude).map(lambda pair: pair[0] * pair[1])
+
+
+def batches(
+    features: int | st.SearchStrategy[int],
+    *,
+    min_batch: int = 1,
+    max_batch: int = 8,
+    elements: st.SearchStrategy[float] | None = None,
+) -> st.SearchStrategy[np.ndarray]:
+    """float64 arrays of shape (batch, features), batch in [min_batch, max_batch].
+
+    ``features`` is a width or a strategy for one; ``elements`` defaults to
+    :func:`floats_away_from_zero`, which suits every built-in activation.
+    """
+    widths = features if isinstance(features, st.SearchStrategy) else st.just(features)
+    values = elements if elements is not None else floats_away_from_zero()
+    return st.tuples(st.integers(min_batch, max_batch), widths).flatmap(
+        lambda shape: hnp.arrays(np.float64, shape, elements=values)
+    )
+
+
+def batches_for(layer: Layer, **kwargs: object) -> st.SearchStrategy[np.ndarray]:
+    """Batches shaped for ``layer``'s input: it must have ``in_features`` (Dense, Sequential).
+
+    Keyword arguments go to :func:`batches`.
+    """
+    width = getattr(layer, "in_features", None)
+    if width is None:
+        raise ValueError(
+            f"batches_for needs a layer with a known in_features; {layer!r} has none. "
+            "Use batches(width) instead."
+        )
+    return batches(width, **kwargs)  # type: ignore[arg-type]
+
+
+@st.composite
+def sequential_stacks(
+    draw: st.DrawFn,
+    *,
+    min_layers: int = 1,
+    max_layers: int = 3,
+    min_width: int = 1,
+    max_width: int = 6,
+    activations: Sequence[type[Layer]] = DEFAULT_ACTIVATIONS,
+) -> Sequential:
+    """Random float64 Sequential stacks: Dense layers of random widths, each followed by a
+    randomly chosen activation (or none).
+
+    Biases are drawn at random rather than left at zero, so no pre-activation sits exactly
+    on a ReLU kink for simple inputs.
+    """
+    depth = draw(st.integers(min_layers, max_layers))
+    widths = draw(
+        st.lists(st.integers(min_width, max_width), min_size=depth + 1, max_size=depth + 1)
+    )
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    layers: list[Layer] = []
+    for fan_in, fan_out in pairwise(widths):
+        dense = Dense(fan_in, fan_out, rng=rng, dtype=np.float64)
+        dense.bias.value[:] = rng.uniform(-1.0, 1.0, size=fan_out)
+        layers.append(dense)
+        activation = draw(st.sampled_from((None, *activations)))
+        if activation is not None:
+            layers.append(activation())
+    return Sequential(*layers)
