@@ -1,0 +1,143 @@
+"""minigrad.testing: the gradient check must catch broken layers; strategies keep their promises."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from minigrad import MSE, Dense, Layer, Loss, Parameter, ReLU, Sequential, Tanh
+from minigrad.testing import (
+    GradientCheckError,
+    batches,
+    batches_for,
+    check_gradients,
+    floats_away_from_zero,
+    numerical_gradient,
+    sequential_stacks,
+)
+
+X = np.array([[0.3, -1.2, 0.7], [1.1, 0.4, -0.5]])
+
+
+def test_numerical_gradient_of_a_known_function():
+    x = np.array([[1.0, -2.0], [0.5, 3.0]])
+    grad = numerical_gradient(lambda: float(np.sum(np.sin(x))), x)
+    np.testing.assert_allclose(grad, np.cos(x), rtol=1e-8)
+    np.testing.assert_array_equal(x, [[1.0, -2.0], [0.5, 3.0]])  # restored
+
+
+class WrongInputGradient(Tanh):
+    def backward(self, grad_output):
+        return super().backward(grad_output) * 1.01
+
+
+class WrongWeightGradient(Dense):
+    def backward(self, grad_output):
+        dx = super().backward(grad_output)
+        self.weight.grad *= -1
+        return dx
+
+
+class ForgetsBiasGradient(Dense):
+    def backward(self, grad_output):
+        dx = super().backward(grad_output)
+        self.bias.grad[:] = 0
+        return dx
+
+
+class WrongLossGradient(MSE):
+    def backward(self):
+        return super().backward() / 2  # forgets the factor 2 of d(e^2)/de
+
+
+@pytest.mark.parametrize(
+    ("layer", "name"),
+    [
+        (WrongInputGradient(), "input"),
+        (WrongWeightGradient(3, 2, rng=0, dtype=np.float64), "weight"),
+        (ForgetsBiasGradient(3, 2, rng=0, dtype=np.float64), "bias"),
+        (Sequential(Dense(3, 4, rng=0, dtype=np.float64), WrongInputGradient()), "input"),
+    ],
+)
+def test_a_wrong_backward_is_caught(layer, name):
+    if isinstance(layer, Dense):
+        layer.bias.value[:] = 0.5  # a non-zero bias gradient to miss
+    with pytest.raises(GradientCheckError, match=f"gradient of '{name}' at"):
+        check_gradients(layer, X)
+
+
+def test_a_wrong_loss_gradient_is_caught():
+    with pytest.raises(GradientCheckError, match="gradient of 'pred'"):
+        check_gradients(WrongLossGradient(), X, np.zeros_like(X))
+
+
+def test_a_correct_layer_reports_small_errors():
+    report = check_gradients(Sequential(Dense(3, 4, rng=0, dtype=np.float64), Tanh()), X)
+    assert set(report.errors) == {"input", "0.weight", "0.bias"}
+    assert 0 <= report.worst <= 1
+
+
+def test_float32_layers_are_refused():
+    with pytest.raises(TypeError, match="float64"):
+        check_gradients(Dense(3, 2), X)
+
+
+def test_a_loss_needs_a_target_and_other_objects_are_refused():
+    with pytest.raises(ValueError, match="needs a target"):
+        check_gradients(MSE(), X)
+    with pytest.raises(TypeError, match="Layer or a Loss"):
+        check_gradients(np.tanh, X)
+
+
+def test_custom_loss_and_layer_subclasses_work():
+    class Quartic(Loss):
+        def forward(self, pred, target):
+            self.diff = pred - target
+            return float(np.mean(self.diff**4))
+
+        def backward(self):
+            return 4 * self.diff**3 / self.diff.size
+
+    class Cube(Layer):
+        def __init__(self):
+            super().__init__()
+            self.k = Parameter(np.array([0.7]))
+
+        def forward(self, x):
+            self.x = x
+            return self.k.value * x**3
+
+        def backward(self, grad_output):
+            self.k.grad[:] = np.sum(grad_output * self.x**3)
+            return grad_output * 3 * self.k.value * self.x**2
+
+    check_gradients(Quartic(), X, np.ones_like(X))
+    check_gradients(Cube(), X)
+
+
+@given(batches(3, min_batch=2, max_batch=5))
+def test_batches_have_the_promised_shape_and_values(x):
+    assert x.dtype == np.float64 and x.ndim == 2
+    assert 2 <= x.shape[0] <= 5 and x.shape[1] == 3
+    assert np.all(np.abs(x) >= 0.05) and np.all(np.abs(x) <= 3.0)
+
+
+@given(floats_away_from_zero(0.5, 1.0))
+def test_floats_away_from_zero(v):
+    assert 0.5 <= abs(v) <= 1.0
+
+
+@given(sequential_stacks(min_layers=2, max_layers=4, max_width=5, activations=(ReLU,)))
+def test_sequential_stacks_are_valid_float64_models(model):
+    dense = [layer for layer in model if isinstance(layer, Dense)]
+    assert 2 <= len(dense) <= 4
+    assert all(layer.weight.dtype == np.float64 for layer in dense)
+    assert all(isinstance(layer, (Dense, ReLU)) for layer in model)
+    assert model(np.ones((2, model.in_features))).shape == (2, model.out_features)
+
+
+def test_batches_for_needs_a_known_width():
+    assert batches_for(Dense(3, 2)) is not None
+    with pytest.raises(ValueError, match="in_features"):
+        batches_for(Tanh())
