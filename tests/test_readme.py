@@ -1,0 +1,53 @@
+"""The README's commands and code examples stay true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+
+
+def test_readme_opens_with_the_two_commands():
+    train, test = code_blocks("bash")[:2]
+    assert train.strip().endswith("pip install -e . && python -m minigrad")
+    assert test.strip().endswith("pip install -e '.[test]' && pytest")
+
+
+def test_ci_runs_the_readmes_test_command():
+    test_command = code_blocks("bash")[1].strip().split(" && ", 2)[-1]
+    assert test_command == "pip install -e '.[test]' && pytest"
+    assert f"({test_command})" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_python_examples_run(capsys):
+    namespace: dict = {}
+    for index, block in enumerate(code_blocks("python")):
+        exec(compile(block, f"README.md python block {index}", "exec"), namespace)
+    assert "[False  True  True False]" in capsys.readouterr().out
+    tests = [f for name, f in namespace.items() if name.startswith("test_")]
+    assert tests, "the README's hypothesis example defines a test"
+    for test in tests:
+        test()  # the README's property test runs too
+
+
+def test_error_examples_are_the_real_messages():
+    import numpy as np
+
+    import minigrad as mg
+
+    (block,) = code_blocks("text")
+    lines = block.strip().splitlines()
+    assert len(lines) == 6
+    for call, shown in zip(lines[::2], lines[1::2], strict=True):
+        name, message = shown.split(": ", 1)
+        with pytest.raises(getattr(mg, name)) as error:
+            eval(call.removeprefix(">>> "), {"mg": mg, "np": np})
+        assert str(error.value) == message
