@@ -289,3 +289,47 @@ def test_layer_state_dict_round_trip_and_checks():
         b.load_state_dict({"weight": np.zeros((2, 3)), "bias": np.zeros(2, np.float32)})
     with pytest.raises(KeyError, match=r"missing keys \['bias'\]"):
         b.load_state_dict({"weight": np.zeros((2, 3), np.float32)})
+
+
+# -- PyTorch as an oracle -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "torch_name"),
+    [
+        (Tanh, "Tanh"),
+        (Sigmoid, "Sigmoid"),
+        (ReLU, "ReLU"),
+        (lambda: LeakyReLU(0.2), "LeakyReLU"),
+        (Softmax, "Softmax"),
+    ],
+    ids=["tanh", "sigmoid", "relu", "leaky", "softmax"],
+)
+def test_activations_match_torch(torch, make, torch_name):
+    rng = np.random.default_rng(0)
+    x = rng.normal(scale=3.0, size=(6, 5))
+    g = rng.normal(size=(6, 5))
+    kwargs = {"negative_slope": 0.2} if torch_name == "LeakyReLU" else {}
+    kwargs = {"dim": -1} if torch_name == "Softmax" else kwargs
+    reference = getattr(torch.nn, torch_name)(**kwargs)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = reference(tx)
+    ty.backward(torch.from_numpy(g))
+    layer = make()
+    np.testing.assert_allclose(layer(x), ty.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+def test_dense_matches_torch_linear(torch):
+    rng = np.random.default_rng(1)
+    layer = Dense(5, 3, rng=2, dtype=np.float64)
+    layer.bias.value[:] = rng.normal(size=3)
+    reference = torch.nn.Linear(5, 3)
+    reference.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
+    x, g = rng.normal(size=(4, 5)), rng.normal(size=(4, 3))
+    tx = torch.tensor(x, requires_grad=True)
+    reference(tx).backward(torch.from_numpy(g))
+    np.testing.assert_allclose(layer(x), reference(tx).detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(layer.weight.grad, reference.weight.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(layer.bias.grad, reference.bias.grad.numpy(), rtol=1e-12)
