@@ -91,7 +91,9 @@ class MSE(Loss):
         check_same_shape(pred, target, "MSE")
         diff = pred - target
         self._diff = diff
-        return float(np.vdot(diff, diff)) / diff.size
+        # summed in float64: squares of large float32 differences can exceed float32's range
+        wide = diff.astype(np.float64, copy=False)
+        return float(np.vdot(wide, wide)) / diff.size
 
     def backward(self) -> NDArray[np.floating]:
         if self._diff is None:
@@ -158,7 +160,7 @@ class BinaryCrossEntropy(Loss):
             pred = np.clip(pred, eps, 1 - eps)
             losses = -(target * np.log(pred) + (1 - target) * np.log1p(-pred))
         self._pred, self._target = pred, target
-        return float(losses.mean())
+        return float(losses.mean(dtype=np.float64))
 
     def backward(self) -> NDArray[np.floating]:
         if self._pred is None or self._target is None:
@@ -210,15 +212,20 @@ class CrossEntropy(Loss):
         check_ndim(logits, 2, "CrossEntropy pred", hint=" (batch, classes) of logits")
         target = self._check_target(logits, target)
         m = logits.shape[0]
-        shifted = logits - logits.max(axis=1, keepdims=True)  # every row's max becomes 0
+        row_max = logits.max(axis=1, keepdims=True)
+        with np.errstate(over="ignore"):  # a gap beyond the dtype's range is -inf: exp gives 0
+            shifted = logits - row_max  # every row's maximum becomes 0
         probs = np.exp(shifted)
         sums = probs.sum(axis=1, keepdims=True)
         log_sums = np.log(sums)  # >= 0, since each row holds an exp(0) = 1
+        # -log p_ij = log_sum_i + (max_i - z_ij), both terms >= 0; the gap is taken in float64,
+        # where a float32 gap can never overflow
+        row_max = row_max.astype(np.float64)
         if target.ndim == 1:
-            # -log p_i,t_i = log_sum_i - shifted_i,t_i, both terms >= 0
-            per_row = log_sums[:, 0] - shifted[np.arange(m), target]
+            picked = logits[np.arange(m), target]
+            per_row = log_sums[:, 0] + (row_max[:, 0] - picked)
         else:
-            per_row = (target * (log_sums - shifted)).sum(axis=1)
+            per_row = (target * (log_sums + (row_max - logits))).sum(axis=1)
         probs /= sums
         self._probs, self._target = probs, target
         return float(per_row.mean())
