@@ -114,8 +114,8 @@ class Adam(Optimizer):
         self._set_hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def _checked_hyperparameters(self, values: dict[str, Any]) -> dict[str, Any]:
-        betas = tuple(values["betas"])
-        if len(betas) != 2:
+        betas = values["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {values['betas']!r}")
         return {
             "betas": (check_fraction("betas[0]", betas[0]), check_fraction("betas[1]", betas[1])),

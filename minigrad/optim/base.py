@@ -95,7 +95,8 @@ class Optimizer:
         """The current hyperparameters, by name."""
         return {name: getattr(self, name) for name in self.hyperparameter_names}
 
-    def _set_hyperparameters(self, **values: Any) -> None:
+    def _validated_hyperparameters(self, values: dict[str, Any]) -> dict[str, Any]:
+        """All hyperparameters checked (names, lr, the subclass's own), nothing set yet."""
         unknown = set(values) - set(self.hyperparameter_names)
         missing = set(self.hyperparameter_names) - set(values)
         if unknown or missing:
@@ -103,9 +104,14 @@ class Optimizer:
                 f"{type(self).__name__} hyperparameters are {list(self.hyperparameter_names)}; "
                 f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
             )
-        values = dict(values)
-        self.lr = values.pop("lr")
-        for name, value in self._checked_hyperparameters(values).items():
+        others = {name: value for name, value in values.items() if name != "lr"}
+        return {
+            "lr": check_non_negative("learning rate", values["lr"]),
+            **self._checked_hyperparameters(others),
+        }
+
+    def _set_hyperparameters(self, **values: Any) -> None:
+        for name, value in self._validated_hyperparameters(values).items():
             setattr(self, name, value)
 
     def state_dict(self) -> dict[str, Any]:
@@ -137,26 +143,38 @@ class Optimizer:
                     f"expected {sorted(own)}"
                 )
             for key, value in own.items():
-                if isinstance(value, np.ndarray):
-                    given = np.asarray(saved[key])
-                    if given.shape != value.shape or given.dtype != value.dtype:
-                        raise ValueError(
-                            f"optimizer state {key!r} of parameter {index} has shape "
-                            f"{given.shape} and dtype {given.dtype}, expected {value.shape} "
-                            f"and {value.dtype}"
-                        )
-        self._set_hyperparameters(**state_dict["hyperparameters"])
+                _check_state_entry(
+                    f"optimizer state {key!r} of parameter {index}", value, saved[key]
+                )
+        hyperparameters = self._validated_hyperparameters(dict(state_dict["hyperparameters"]))
+        # everything is valid: write
+        for name, value in hyperparameters.items():
+            setattr(self, name, value)
         for param, saved in zip(self.params, states, strict=True):
             own = self.state[param]
             for key, value in own.items():
                 if isinstance(value, np.ndarray):
                     np.copyto(value, saved[key])
                 else:
-                    own[key] = type(value)(saved[key])
+                    own[key] = int(saved[key])
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({settings})"
+
+
+def _check_state_entry(what: str, own: Any, saved: Any) -> None:
+    """Raise unless ``saved`` can replace ``own``: an array of the same shape and dtype, or a
+    count (int >= 0)."""
+    if isinstance(own, np.ndarray):
+        given = np.asarray(saved)
+        if given.shape != own.shape or given.dtype != own.dtype:
+            raise ValueError(
+                f"{what} has shape {given.shape} and dtype {given.dtype}, "
+                f"expected {own.shape} and {own.dtype}"
+            )
+    elif isinstance(saved, bool) or not isinstance(saved, (int, np.integer)) or saved < 0:
+        raise ValueError(f"{what} must be an integer count >= 0, got {saved!r}")
 
 
 def _copy(value: Any) -> Any:
@@ -178,8 +196,14 @@ def _parameter_list(params: Iterable[Parameter]) -> list[Parameter]:
                 f"optimizer parameter {index} is a {type(p).__name__}, not a minigrad "
                 "Parameter; pass model.parameters()"
             )
-    if len({id(p) for p in params}) != len(params):
-        raise ValueError("optimizer got the same Parameter more than once")
+    seen: dict[int, int] = {}
+    for index, p in enumerate(params):
+        if id(p) in seen:
+            raise ValueError(
+                f"optimizer got the same Parameter ({p.name or 'unnamed'}) twice: "
+                f"at positions {seen[id(p)]} and {index}"
+            )
+        seen[id(p)] = index
     return params
 
 

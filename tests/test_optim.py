@@ -1,0 +1,999 @@
+"""Optimizers: update rules against formulas written out here, PyTorch as an oracle,
+in-place updates and per-parameter state, zero_grad, convergence, argument errors,
+state_dict round trips and reprs.
+
+The reference formulas below are plain NumPy on copies of the arrays; none of them calls
+minigrad's own update functions.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from minigrad import MSE, SGD, Adam, AdamW, Dense, Momentum, Parameter, Sequential, Tanh
+
+RTOL = 1e-10
+ATOL = 1e-12
+SCHEDULE = [0.1, 0.1, 0.05, 0.05, 0.2, 0.01, 0.01, 0.1, 0.003, 0.03]  # lr changes mid-run
+SHAPES = [(3, 4), (4,), (2, 3, 2), ()]
+
+shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
+seeds = st.integers(0, 2**32 - 1)
+lr_schedules = st.lists(st.floats(1e-3, 0.5), min_size=5, max_size=5).filter(
+    lambda lrs: len(set(lrs)) > 1
+)
+fractions = st.floats(0.0, 0.99)
+
+# every optimizer, each with weight decay switched on so that code path runs too
+FACTORIES = {
+    "sgd": lambda ps, lr=0.1: SGD(ps, lr=lr, weight_decay=0.1),
+    "momentum": lambda ps, lr=0.1: Momentum(ps, lr=lr, momentum=0.9, weight_decay=0.1),
+    "nesterov": lambda ps, lr=0.1: Momentum(
+        ps, lr=lr, momentum=0.8, nesterov=True, weight_decay=0.1
+    ),
+    "adam": lambda ps, lr=0.1: Adam(ps, lr=lr, betas=(0.8, 0.99), weight_decay=0.1),
+    "adamw": lambda ps, lr=0.1: AdamW(ps, lr=lr, betas=(0.8, 0.99), weight_decay=0.1),
+}
+all_optimizers = pytest.mark.parametrize("make", list(FACTORIES.values()), ids=list(FACTORIES))
+BUFFERS = {"momentum": ("velocity",), "nesterov": ("velocity",), "adam": ("m", "v")}
+BUFFERS["adamw"] = BUFFERS["adam"]
+with_buffers = pytest.mark.parametrize(
+    ("make", "keys"), [(FACTORIES[name], keys) for name, keys in BUFFERS.items()], ids=BUFFERS
+)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def random_arrays(shapes_, rng, dtype=np.float64):
+    """One standard-normal array per shape (0-d arrays stay arrays)."""
+    return [np.asarray(rng.normal(size=shape), dtype=dtype) for shape in shapes_]
+
+
+def problem(shape, seed, steps):
+    """A starting value and one random gradient per step, float64."""
+    rng = np.random.default_rng(seed)
+    start = np.asarray(rng.normal(size=shape))
+    grads = [np.asarray(rng.normal(size=shape)) for _ in range(steps)]
+    return start, grads
+
+
+def trajectory(make, start, grads, lrs):
+    """Run a minigrad optimizer on one parameter; the value after each step."""
+    param = Parameter(start.copy())
+    opt = make([param])
+    values = []
+    for grad, lr in zip(grads, lrs, strict=True):
+        opt.lr = lr
+        param.grad[...] = grad
+        opt.step()
+        values.append(param.value.copy())
+    return values
+
+
+def assert_trajectories_close(got, expected, rtol=RTOL, atol=ATOL):
+    assert len(got) == len(expected)
+    for step, (g, e) in enumerate(zip(got, expected, strict=True)):
+        np.testing.assert_allclose(g, e, rtol=rtol, atol=atol, err_msg=f"step {step + 1}")
+
+
+def reference_momentum(start, grads, lrs, mu, *, nesterov=False, weight_decay=0.0):
+    """torch.optim.SGD's momentum: b <- mu b + g; p <- p - lr b (or lr (g + mu b))."""
+    p, b, values = start.copy(), np.zeros_like(start), []
+    for grad, lr in zip(grads, lrs, strict=True):
+        g = grad + weight_decay * p
+        b = mu * b + g
+        p = p - lr * (g + mu * b) if nesterov else p - lr * b
+        values.append(p)
+    return values
+
+
+def slides_momentum(start, grads, lrs, mu):
+    """The slides' form: v <- mu v + lr g; p <- p - v."""
+    p, v, values = start.copy(), np.zeros_like(start), []
+    for grad, lr in zip(grads, lrs, strict=True):
+        v = mu * v + lr * grad
+        p = p - v
+        values.append(p)
+    return values
+
+
+def reference_adam(start, grads, lrs, beta1, beta2, eps, weight_decay, *, decoupled):
+    """Adam (coupled L2) or AdamW (decoupled decay), bias-corrected, eps outside the root."""
+    p, m, v, values = start.copy(), np.zeros_like(start), np.zeros_like(start), []
+    for t, (grad, lr) in enumerate(zip(grads, lrs, strict=True), start=1):
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+            g = grad
+        else:
+            g = grad + weight_decay * p
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g**2
+        m_hat = m / (1 - beta1**t)
+        v_hat = v / (1 - beta2**t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+        values.append(p)
+    return values
+
+
+def assert_state_dicts_equal(a, b):
+    assert a["hyperparameters"] == b["hyperparameters"]
+    assert len(a["state"]) == len(b["state"])
+    for sa, sb in zip(a["state"], b["state"], strict=True):
+        assert set(sa) == set(sb)
+        for key in sa:
+            assert np.shape(sa[key]) == np.shape(sb[key]), key
+            assert np.asarray(sa[key]).dtype == np.asarray(sb[key]).dtype, key
+            np.testing.assert_array_equal(sa[key], sb[key], err_msg=key)
+
+
+def trained(make, seed=0, steps=3, lr=0.1):
+    """An optimizer over SHAPES-shaped parameters after a few random steps."""
+    rng = np.random.default_rng(seed)
+    params = [Parameter(v) for v in random_arrays(SHAPES, rng)]
+    opt = make(params, lr=lr)
+    for _ in range(steps):
+        for p, g in zip(params, random_arrays(SHAPES, rng), strict=True):
+            p.grad[...] = g
+        opt.step()
+    return opt, params
+
+
+# -- 1. update rules against the formulas ----------------------------------------------------
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.3])
+@given(shape=shapes, seed=seeds, lrs=lr_schedules)
+def test_sgd_follows_its_formula_with_a_changing_lr(weight_decay, shape, seed, lrs):
+    start, grads = problem(shape, seed, len(lrs))
+    got = trajectory(lambda ps: SGD(ps, lr=lrs[0], weight_decay=weight_decay), start, grads, lrs)
+    p, expected = start.copy(), []
+    for grad, lr in zip(grads, lrs, strict=True):
+        p = p - lr * (grad + weight_decay * p)
+        expected.append(p)
+    assert_trajectories_close(got, expected)
+
+
+@pytest.mark.parametrize("nesterov", [False, True], ids=["heavy_ball", "nesterov"])
+@given(
+    shape=shapes,
+    seed=seeds,
+    lrs=lr_schedules,
+    mu=fractions,
+    weight_decay=st.sampled_from([0.0, 0.05, 0.5]),
+)
+def test_momentum_follows_the_torch_formula_with_a_changing_lr(
+    nesterov, shape, seed, lrs, mu, weight_decay
+):
+    start, grads = problem(shape, seed, len(lrs))
+    make = lambda ps: Momentum(  # noqa: E731
+        ps, lr=lrs[0], momentum=mu, nesterov=nesterov, weight_decay=weight_decay
+    )
+    expected = reference_momentum(
+        start, grads, lrs, mu, nesterov=nesterov, weight_decay=weight_decay
+    )
+    assert_trajectories_close(trajectory(make, start, grads, lrs), expected)
+
+
+def test_momentum_by_hand_two_steps():
+    p = Parameter(np.array([1.0, -2.0]))
+    opt = Momentum([p], lr=0.1, momentum=0.5)
+    p.grad[:] = [1.0, 2.0]
+    opt.step()  # b = g = [1, 2]; p = [0.9, -2.2]
+    np.testing.assert_allclose(opt.state[p]["velocity"], [1.0, 2.0])
+    np.testing.assert_allclose(p.value, [0.9, -2.2])
+    opt.lr = 0.2
+    p.grad[:] = [0.0, -4.0]
+    opt.step()  # b = [0.5, 1 - 4] = [0.5, -3]; p = [0.9 - 0.1, -2.2 + 0.6]
+    np.testing.assert_allclose(opt.state[p]["velocity"], [0.5, -3.0])
+    np.testing.assert_allclose(p.value, [0.8, -1.6])
+
+
+@pytest.mark.parametrize("decoupled", [False, True], ids=["adam", "adamw"])
+@given(
+    shape=shapes,
+    seed=seeds,
+    lrs=lr_schedules,
+    beta1=fractions,
+    beta2=st.floats(0.0, 0.999),
+    eps=st.sampled_from([1e-8, 1e-6, 1e-3]),
+    weight_decay=st.sampled_from([0.0, 0.01, 0.3]),
+)
+def test_adam_follows_its_formula_with_a_changing_lr(
+    decoupled, shape, seed, lrs, beta1, beta2, eps, weight_decay
+):
+    start, grads = problem(shape, seed, len(lrs))
+    cls = AdamW if decoupled else Adam
+    make = lambda ps: cls(  # noqa: E731
+        ps, lr=lrs[0], betas=(beta1, beta2), eps=eps, weight_decay=weight_decay
+    )
+    expected = reference_adam(
+        start, grads, lrs, beta1, beta2, eps, weight_decay, decoupled=decoupled
+    )
+    assert_trajectories_close(trajectory(make, start, grads, lrs), expected)
+
+
+def test_adam_and_adamw_differ_only_in_where_weight_decay_acts():
+    start, grads = problem((5,), 7, 5)
+    lrs = [0.1, 0.05, 0.05, 0.2, 0.01]
+    coupled = trajectory(lambda ps: Adam(ps, weight_decay=0.3), start, grads, lrs)
+    decoupled = trajectory(lambda ps: AdamW(ps, weight_decay=0.3), start, grads, lrs)
+    assert np.abs(coupled[-1] - decoupled[-1]).max() > 1e-3
+    no_decay_adam = trajectory(lambda ps: Adam(ps, weight_decay=0.0), start, grads, lrs)
+    no_decay_adamw = trajectory(lambda ps: AdamW(ps, weight_decay=0.0), start, grads, lrs)
+    assert_trajectories_close(no_decay_adam, no_decay_adamw, rtol=0, atol=0)
+
+
+def test_adamw_with_zero_gradient_only_shrinks_the_parameter():
+    p = Parameter(np.array([2.0, -4.0]))
+    opt = AdamW([p], lr=0.1, weight_decay=0.5)
+    opt.step()
+    np.testing.assert_allclose(p.value, [1.9, -3.8], rtol=1e-15)
+    opt.lr = 0.2
+    opt.step()
+    np.testing.assert_allclose(p.value, [1.9 * 0.9, -3.8 * 0.9], rtol=1e-15)
+
+
+@given(seed=seeds, lr=st.floats(1e-3, 1.0), scale=st.floats(1e-3, 1e3))
+def test_first_adam_step_moves_each_entry_by_lr_whatever_the_gradient_scale(seed, lr, scale):
+    start, (grad,) = problem((6,), seed, 1)
+    p = Parameter(start.copy())
+    p.grad[...] = scale * grad
+    Adam([p], lr=lr, eps=0.0).step()
+    np.testing.assert_allclose(p.value, start - lr * np.sign(grad), rtol=1e-12, atol=1e-12)
+
+
+@given(seed=seeds, scale=st.floats(1e-3, 1e3))
+def test_adam_without_eps_is_invariant_to_gradient_scale(seed, scale):
+    start, grads = problem((4,), seed, 5)
+    lrs = [0.1, 0.05, 0.2, 0.01, 0.1]
+    make = lambda ps: Adam(ps, eps=0.0)  # noqa: E731
+    plain = trajectory(make, start, grads, lrs)
+    scaled = trajectory(make, start, [scale * g for g in grads], lrs)
+    assert_trajectories_close(scaled, plain, rtol=1e-9, atol=1e-12)
+
+
+def test_slides_momentum_form_is_the_same_trajectory_at_constant_lr():
+    start, grads = problem((3, 2), 3, 8)
+    lrs = [0.1] * 8
+    got = trajectory(lambda ps: Momentum(ps, lr=0.1, momentum=0.9), start, grads, lrs)
+    assert_trajectories_close(got, slides_momentum(start, grads, lrs, 0.9))
+
+
+def test_slides_momentum_form_diverges_once_the_lr_changes_and_torch_form_does_not():
+    start, grads = problem((3, 2), 3, 8)
+    lrs = [0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.01, 0.01]
+    got = trajectory(lambda ps: Momentum(ps, lr=0.1, momentum=0.9), start, grads, lrs)
+    slides = slides_momentum(start, grads, lrs, 0.9)
+    assert_trajectories_close(got[:3], slides[:3])  # the same until the lr changes
+    for step in range(3, 8):
+        assert np.abs(got[step] - slides[step]).max() > 1e-3, f"step {step + 1}"
+    assert_trajectories_close(got, reference_momentum(start, grads, lrs, 0.9))
+
+
+# -- 2. PyTorch as an oracle ------------------------------------------------------------------
+
+ORACLE_CASES = {
+    "sgd": (
+        lambda ps, lr: SGD(ps, lr=lr),
+        lambda torch, ps, lr: torch.optim.SGD(ps, lr=lr),
+    ),
+    "sgd_weight_decay": (
+        lambda ps, lr: SGD(ps, lr=lr, weight_decay=0.1),
+        lambda torch, ps, lr: torch.optim.SGD(ps, lr=lr, weight_decay=0.1),
+    ),
+    "momentum": (
+        lambda ps, lr: Momentum(ps, lr=lr, momentum=0.9),
+        lambda torch, ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.9),
+    ),
+    "momentum_weight_decay": (
+        lambda ps, lr: Momentum(ps, lr=lr, momentum=0.8, weight_decay=0.05),
+        lambda torch, ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.8, weight_decay=0.05),
+    ),
+    "nesterov_weight_decay": (
+        lambda ps, lr: Momentum(ps, lr=lr, momentum=0.9, nesterov=True, weight_decay=0.01),
+        lambda torch, ps, lr: torch.optim.SGD(
+            ps, lr=lr, momentum=0.9, nesterov=True, weight_decay=0.01
+        ),
+    ),
+    "adam": (
+        lambda ps, lr: Adam(ps, lr=lr),
+        lambda torch, ps, lr: torch.optim.Adam(ps, lr=lr),
+    ),
+    "adam_weight_decay": (
+        lambda ps, lr: Adam(ps, lr=lr, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+        lambda torch, ps, lr: torch.optim.Adam(
+            ps, lr=lr, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1
+        ),
+    ),
+    "adamw": (
+        lambda ps, lr: AdamW(ps, lr=lr, weight_decay=0.1),
+        lambda torch, ps, lr: torch.optim.AdamW(ps, lr=lr, weight_decay=0.1),
+    ),
+}
+
+
+def compare_with_torch(torch, make, make_torch, dtype, rtol, atol, seed=0):
+    rng = np.random.default_rng(seed)
+    starts = random_arrays(SHAPES, rng, dtype)
+    params = [Parameter(v.copy()) for v in starts]
+    tparams = [torch.tensor(v.copy(), requires_grad=True) for v in starts]
+    assert all(tp.dtype == getattr(torch, np.dtype(dtype).name) for tp in tparams)
+    opt = make(params, SCHEDULE[0])
+    topt = make_torch(torch, tparams, SCHEDULE[0])
+    for step, lr in enumerate(SCHEDULE, start=1):
+        opt.lr = lr
+        topt.param_groups[0]["lr"] = lr
+        for p, tp, g in zip(params, tparams, random_arrays(SHAPES, rng, dtype), strict=True):
+            p.grad[...] = g
+            tp.grad = torch.tensor(g.copy())
+        opt.step()
+        topt.step()
+        for index, (p, tp) in enumerate(zip(params, tparams, strict=True)):
+            assert p.value.dtype == dtype
+            np.testing.assert_allclose(
+                p.value,
+                tp.detach().numpy(),
+                rtol=rtol,
+                atol=atol,
+                err_msg=f"step {step}, parameter {index}",
+            )
+    # the run really moved the parameters, by more than the tolerance
+    assert max(np.abs(p.value - s).max() for p, s in zip(params, starts, strict=True)) > 1e-2
+
+
+@pytest.mark.parametrize(("make", "make_torch"), ORACLE_CASES.values(), ids=ORACLE_CASES)
+def test_matches_torch_float64_with_a_changing_lr(torch, make, make_torch):
+    compare_with_torch(torch, make, make_torch, np.float64, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("make", "make_torch"), ORACLE_CASES.values(), ids=ORACLE_CASES)
+def test_matches_torch_float32_with_a_changing_lr(torch, make, make_torch):
+    compare_with_torch(torch, make, make_torch, np.float32, rtol=1e-5, atol=1e-6)
+
+
+# -- 3. in-place updates, state and dtypes ----------------------------------------------------
+
+
+@all_optimizers
+def test_step_updates_values_in_place(make):
+    rng = np.random.default_rng(1)
+    params = [Parameter(v) for v in random_arrays(SHAPES, rng)]
+    arrays = [p.value for p in params]
+    before = [a.copy() for a in arrays]
+    opt = make(params)
+    for p, g in zip(params, random_arrays(SHAPES, rng), strict=True):
+        p.grad[...] = g
+    opt.step()
+    for p, array, old in zip(params, arrays, before, strict=True):
+        assert p.value is array
+        assert not np.allclose(array, old)
+
+
+@all_optimizers
+def test_step_leaves_gradients_unchanged(make):
+    rng = np.random.default_rng(2)
+    params = [Parameter(v) for v in random_arrays(SHAPES, rng)]
+    opt = make(params)
+    grads = random_arrays(SHAPES, rng)
+    for p, g in zip(params, grads, strict=True):
+        p.grad[...] = g
+    opt.step()
+    opt.step()
+    for p, g in zip(params, grads, strict=True):
+        np.testing.assert_array_equal(p.grad, g)
+
+
+@all_optimizers
+def test_zero_lr_leaves_values_unchanged(make):
+    rng = np.random.default_rng(3)
+    params = [Parameter(v) for v in random_arrays(SHAPES, rng)]
+    before = [p.value.copy() for p in params]
+    opt = make(params, lr=0.0)
+    for _ in range(3):
+        for p, g in zip(params, random_arrays(SHAPES, rng), strict=True):
+            p.grad[...] = g
+        opt.step()
+    for p, old in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p.value, old)
+
+
+@with_buffers
+def test_state_buffers_are_allocated_once_and_updated_in_place(make, keys):
+    opt, params = trained(make, steps=0)
+    buffers = {(i, key): opt.state[p][key] for i, p in enumerate(params) for key in keys}
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        for p, g in zip(params, random_arrays(SHAPES, rng), strict=True):
+            p.grad[...] = g
+        opt.step()
+        for (i, key), buffer in buffers.items():
+            assert opt.state[params[i]][key] is buffer
+    assert all(np.any(buffer != 0) for buffer in buffers.values())
+
+
+@all_optimizers
+def test_float32_parameters_and_state_stay_float32(make):
+    rng = np.random.default_rng(5)
+    params = [Parameter(v) for v in random_arrays(SHAPES, rng, np.float32)]
+    before = [p.value.copy() for p in params]
+    opt = make(params)
+    for _ in range(5):
+        for p, g in zip(params, random_arrays(SHAPES, rng, np.float32), strict=True):
+            p.grad[...] = g
+        opt.step()
+    for p, old in zip(params, before, strict=True):
+        assert p.value.dtype == np.float32
+        assert p.grad.dtype == np.float32
+        assert np.all(np.isfinite(p.value))
+        assert not np.allclose(p.value, old)
+        for key, value in opt.state[p].items():
+            if isinstance(value, np.ndarray):
+                assert value.dtype == np.float32, key
+
+
+@all_optimizers
+def test_state_is_per_parameter_even_for_equal_shapes(make):
+    rng = np.random.default_rng(6)
+    a, b = random_arrays([(3, 2), (3, 2)], rng)
+    together = [Parameter(a.copy()), Parameter(b.copy())]
+    alone = [Parameter(a.copy()), Parameter(b.copy())]
+    opt = make(together)
+    separate = [make([alone[0]]), make([alone[1]])]
+    assert set(opt.state) == set(together)
+    for _ in range(4):
+        grads = random_arrays([(3, 2), (3, 2)], rng)
+        for p, q, g in zip(together, alone, grads, strict=True):
+            p.grad[...] = g
+            q.grad[...] = g
+        opt.step()
+        for single in separate:
+            single.step()
+    for p, q in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
+    assert not np.allclose(together[0].value, together[1].value)
+
+
+@with_buffers
+def test_state_buffers_are_not_shared_between_parameters(make, keys):
+    opt, params = trained(make, steps=1)
+    arrays = [opt.state[p][key] for p in params for key in keys]
+    assert len({id(a) for a in arrays}) == len(arrays)
+    assert not any(np.shares_memory(x, y) for i, x in enumerate(arrays) for y in arrays[i + 1 :])
+
+
+def test_momentum_velocity_is_the_sum_of_discounted_gradients():
+    p = Parameter(np.zeros(3))
+    opt = Momentum([p], lr=0.01, momentum=0.5)
+    grads = random_arrays([(3,)] * 4, np.random.default_rng(8))
+    for g in grads:
+        p.grad[...] = g
+        opt.step()
+    expected = sum(0.5 ** (len(grads) - 1 - k) * g for k, g in enumerate(grads))
+    np.testing.assert_allclose(opt.state[p]["velocity"], expected, rtol=1e-14)
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+def test_adam_counts_steps_per_parameter(cls):
+    rng = np.random.default_rng(9)
+    a, b = random_arrays([(4,), (4,)], rng)
+    pa, pb = Parameter(a.copy()), Parameter(b.copy())
+    opt = cls([pa, pb], lr=0.1, weight_decay=0.0)
+    assert opt.state[pa]["step"] == opt.state[pb]["step"] == 0
+    opt.state[pa]["step"] = 4  # as if pa had been trained before, with zero moments
+    ga, gb = random_arrays([(4,), (4,)], rng)
+    pa.grad[...] = ga
+    pb.grad[...] = gb
+    opt.step()
+    assert opt.state[pa]["step"] == 5
+    assert opt.state[pb]["step"] == 1
+    for p, start, g, t in [(pa, a, ga, 5), (pb, b, gb, 1)]:
+        m_hat = 0.1 * g / (1 - 0.9**t)
+        v_hat = 0.001 * g**2 / (1 - 0.999**t)
+        np.testing.assert_allclose(p.value, start - 0.1 * m_hat / (np.sqrt(v_hat) + 1e-8))
+
+
+def test_optimizer_updates_the_arrays_a_model_uses():
+    model = Sequential(
+        Dense(3, 4, rng=0, dtype=np.float64), Tanh(), Dense(4, 2, rng=1, dtype=np.float64)
+    )
+    opt = SGD(model.parameters(), lr=0.5)
+    x = np.random.default_rng(10).normal(size=(5, 3))
+    y = np.random.default_rng(11).normal(size=(5, 2))
+    loss = MSE()
+    first = loss(model(x), y)
+    model.backward(loss.backward())
+    expected = [p.value - 0.5 * p.grad for p in model.parameters()]
+    opt.step()
+    for p, e in zip(model.parameters(), expected, strict=True):
+        np.testing.assert_allclose(p.value, e, rtol=1e-15)
+    assert loss(model(x), y) < first
+
+
+def test_a_generator_of_parameters_is_accepted():
+    params = [Parameter(np.ones(2)), Parameter(np.ones(3))]
+    opt = SGD((p for p in params), lr=0.1)
+    assert opt.params == params
+    assert set(opt.state) == set(params)
+
+
+# -- 4. zero_grad -----------------------------------------------------------------------------
+
+
+@all_optimizers
+def test_zero_grad_zeroes_every_gradient_in_place(make):
+    opt, params = trained(make)
+    grads = [p.grad for p in params]
+    values = [p.value.copy() for p in params]
+    for p in params:
+        p.grad[...] = 1.5
+    opt.zero_grad()
+    for p, grad, value in zip(params, grads, values, strict=True):
+        assert p.grad is grad
+        np.testing.assert_array_equal(p.grad, np.zeros(p.shape))
+        np.testing.assert_array_equal(p.value, value)
+
+
+@pytest.mark.parametrize("cls", [SGD, Momentum, Adam, AdamW], ids=lambda c: c.__name__)
+def test_zero_grad_is_safe_before_any_backward_and_twice(cls):
+    model = Sequential(Dense(2, 3, rng=0), Tanh(), Dense(3, 1, rng=1))
+    params = model.parameters()
+    before = [p.value.copy() for p in params]
+    opt = cls(params, lr=0.1, weight_decay=0.0)
+    opt.zero_grad()
+    opt.zero_grad()
+    for p in params:
+        assert not np.any(p.grad)
+    opt.step()  # a zero gradient (and no decay) moves nothing, momentum and Adam included
+    for p, old in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p.value, old)
+
+
+def test_zero_grad_does_not_touch_optimizer_state():
+    opt, _ = trained(FACTORIES["adam"])
+    saved = opt.state_dict()
+    opt.zero_grad()
+    assert_state_dicts_equal(opt.state_dict(), saved)
+
+
+# -- 5. convergence ---------------------------------------------------------------------------
+
+TARGET = np.array([[3.0, -2.0, 0.5], [1.0, 0.0, -4.0]])
+
+PARABOLA_CASES = {
+    "sgd": (lambda ps, wd: SGD(ps, lr=0.1, weight_decay=wd), 150),
+    "momentum": (lambda ps, wd: Momentum(ps, lr=0.05, momentum=0.9, weight_decay=wd), 400),
+    "nesterov": (
+        lambda ps, wd: Momentum(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=wd),
+        400,
+    ),
+    "adam": (lambda ps, wd: Adam(ps, lr=0.1, weight_decay=wd), 1000),
+}
+
+
+def minimise_parabola(opt_from_params, steps, target=TARGET):
+    """Minimise sum((p - target)^2) from p = 0; returns the final value."""
+    p = Parameter(np.zeros_like(target))
+    opt = opt_from_params([p])
+    for _ in range(steps):
+        p.grad[...] = 2 * (p.value - target)
+        opt.step()
+    return p.value
+
+
+@pytest.mark.parametrize(("make", "steps"), PARABOLA_CASES.values(), ids=PARABOLA_CASES)
+def test_minimises_a_parabola(make, steps):
+    result = minimise_parabola(lambda ps: make(ps, 0.0), steps)
+    np.testing.assert_allclose(result, TARGET, rtol=0, atol=1e-5)
+
+
+def test_adamw_without_decay_minimises_a_parabola():
+    result = minimise_parabola(lambda ps: AdamW(ps, lr=0.1, weight_decay=0.0), 1000)
+    np.testing.assert_allclose(result, TARGET, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("make", "steps"), PARABOLA_CASES.values(), ids=PARABOLA_CASES)
+def test_coupled_weight_decay_finds_the_l2_regularised_minimum(make, steps):
+    # sum((p - c)^2) + (wd / 2) sum(p^2) is smallest at p = 2c / (2 + wd)
+    result = minimise_parabola(lambda ps: make(ps, 0.5), steps)
+    np.testing.assert_allclose(result, 2 * TARGET / 2.5, rtol=0, atol=1e-5)
+
+
+def rosenbrock_gradient(x, y):
+    """Gradient of (1 - x)^2 + 100 (y - x^2)^2, minimum 0 at (1, 1)."""
+    return np.array([-2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x)])
+
+
+def minimise_rosenbrock(make, steps):
+    p = Parameter(np.array([-1.5, 2.0]))
+    opt = make([p])
+    for _ in range(steps):
+        p.grad[...] = rosenbrock_gradient(*p.value)
+        opt.step()
+    return p.value
+
+
+def test_adam_solves_rosenbrock():
+    result = minimise_rosenbrock(lambda ps: Adam(ps, lr=0.02), 3000)
+    np.testing.assert_allclose(result, [1.0, 1.0], rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("nesterov", [False, True], ids=["heavy_ball", "nesterov"])
+def test_momentum_solves_rosenbrock_where_plain_sgd_stalls(nesterov):
+    momentum = minimise_rosenbrock(
+        lambda ps: Momentum(ps, lr=1e-3, momentum=0.9, nesterov=nesterov), 2000
+    )
+    np.testing.assert_allclose(momentum, [1.0, 1.0], rtol=0, atol=1e-2)
+    sgd = minimise_rosenbrock(lambda ps: SGD(ps, lr=1e-3), 2000)
+    assert np.abs(sgd - 1.0).max() > 0.1
+
+
+# -- 6. argument errors -----------------------------------------------------------------------
+
+ALL_CLASSES = [SGD, Momentum, Adam, AdamW]
+each_class = pytest.mark.parametrize("cls", ALL_CLASSES, ids=lambda c: c.__name__)
+
+
+def one_param():
+    return [Parameter(np.ones(3))]
+
+
+@each_class
+@pytest.mark.parametrize(
+    ("lr", "shown"), [(-0.5, r"-0\.5"), (float("nan"), "nan"), (float("inf"), "inf")]
+)
+def test_constructor_rejects_bad_learning_rates(cls, lr, shown):
+    with pytest.raises(ValueError, match=rf"learning rate.*{shown}"):
+        cls(one_param(), lr=lr)
+
+
+@each_class
+@pytest.mark.parametrize(
+    ("lr", "shown"),
+    [(-1, r"-1\.0"), (float("nan"), "nan"), (float("-inf"), "-inf"), (float("inf"), "inf")],
+)
+def test_lr_setter_rejects_bad_learning_rates_and_keeps_the_old_one(cls, lr, shown):
+    opt = cls(one_param(), lr=0.05)
+    with pytest.raises(ValueError, match=rf"learning rate.*{shown}"):
+        opt.lr = lr
+    assert opt.lr == 0.05
+
+
+@each_class
+def test_lr_setter_accepts_zero_and_numpy_scalars(cls):
+    opt = cls(one_param(), lr=0.05)
+    opt.lr = 0
+    assert opt.lr == 0.0
+    opt.lr = np.float32(0.25)
+    assert opt.lr == 0.25
+    assert type(opt.lr) is float
+
+
+@pytest.mark.parametrize(
+    ("momentum", "shown"), [(1.0, r"1\.0"), (-0.1, r"-0\.1"), (1.5, r"1\.5"), (np.nan, "nan")]
+)
+def test_momentum_must_be_in_zero_one(momentum, shown):
+    with pytest.raises(ValueError, match=rf"momentum.*\[0, 1\).*{shown}"):
+        Momentum(one_param(), momentum=momentum)
+
+
+def test_momentum_zero_is_allowed_and_is_plain_sgd():
+    start, grads = problem((4,), 12, 5)
+    lrs = [0.1, 0.2, 0.05, 0.1, 0.3]
+    plain = trajectory(lambda ps: SGD(ps), start, grads, lrs)
+    heavy = trajectory(lambda ps: Momentum(ps, momentum=0.0), start, grads, lrs)
+    assert_trajectories_close(heavy, plain, rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+@pytest.mark.parametrize(
+    ("betas", "pattern"),
+    [
+        ((1.0, 0.999), r"betas\[0\].*1\.0"),
+        ((-0.1, 0.999), r"betas\[0\].*-0\.1"),
+        ((0.9, 1.0), r"betas\[1\].*1\.0"),
+        ((0.9, 1.2), r"betas\[1\].*1\.2"),
+    ],
+)
+def test_betas_must_be_in_zero_one(cls, betas, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        cls(one_param(), betas=betas)
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+@pytest.mark.parametrize("betas", [(0.9,), (0.9, 0.99, 0.999), ()], ids=["one", "three", "none"])
+def test_betas_must_be_a_pair(cls, betas):
+    with pytest.raises(ValueError, match=r"betas must be a pair.*" + re.escape(repr(betas))):
+        cls(one_param(), betas=betas)
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+def test_a_single_number_for_betas_is_reported_as_betas(cls):
+    # betas=0.9 is an easy slip (forgetting beta2); the error should name the argument
+    with pytest.raises((TypeError, ValueError), match="betas"):
+        cls(one_param(), betas=0.9)
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+@pytest.mark.parametrize(("eps", "shown"), [(-0.5, r"-0\.5"), (np.nan, "nan"), (np.inf, "inf")])
+def test_eps_must_be_finite_and_non_negative(cls, eps, shown):
+    with pytest.raises(ValueError, match=rf"eps.*{shown}"):
+        cls(one_param(), eps=eps)
+
+
+@each_class
+@pytest.mark.parametrize(("wd", "shown"), [(-0.1, r"-0\.1"), (np.nan, "nan"), (np.inf, "inf")])
+def test_weight_decay_must_be_finite_and_non_negative(cls, wd, shown):
+    with pytest.raises(ValueError, match=rf"weight_decay.*{shown}"):
+        cls(one_param(), weight_decay=wd)
+
+
+@each_class
+def test_empty_parameter_list_is_rejected(cls):
+    with pytest.raises(ValueError, match="empty parameter list"):
+        cls([])
+    with pytest.raises(ValueError, match="empty parameter list"):
+        cls(iter([]))
+
+
+@each_class
+def test_duplicate_parameter_is_rejected(cls):
+    p, q = Parameter(np.ones(2)), Parameter(np.ones(2))
+    with pytest.raises(ValueError, match=r"same Parameter .* twice: at positions 0 and 2"):
+        cls([p, q, p])
+
+
+@each_class
+def test_non_parameter_in_the_list_is_a_type_error_naming_its_position(cls):
+    with pytest.raises(TypeError, match=r"parameter 1 is a ndarray.*model\.parameters\(\)"):
+        cls([Parameter(np.ones(2)), np.ones(2)])
+
+
+@each_class
+def test_a_layer_instead_of_its_parameters_is_a_type_error(cls):
+    with pytest.raises(TypeError, match=r"got Dense.*model\.parameters\(\)"):
+        cls(Dense(2, 3, rng=0))
+    model = Sequential(Dense(2, 3, rng=0), Tanh(), Dense(3, 1, rng=1))
+    with pytest.raises(TypeError, match=r"Dense.*not a minigrad Parameter.*model\.parameters"):
+        cls(model)
+
+
+@each_class
+def test_a_bare_parameter_instead_of_a_list_is_a_type_error(cls):
+    with pytest.raises(TypeError, match=r"iterable of Parameters, got Parameter"):
+        cls(Parameter(np.ones(2)))
+
+
+# -- 7. state_dict / load_state_dict ----------------------------------------------------------
+
+
+@all_optimizers
+def test_state_dict_round_trip_continues_the_same_trajectory(make):
+    opt_a, params_a = trained(make, seed=20, steps=4, lr=0.07)
+    saved = opt_a.state_dict()
+    params_b = [Parameter(p.value.copy()) for p in params_a]
+    opt_b = make(params_b, lr=0.9)
+    opt_b.load_state_dict(saved)
+    assert opt_b.hyperparameters() == opt_a.hyperparameters()
+    assert opt_b.lr == 0.07
+    rng = np.random.default_rng(21)
+    for lr in [0.07, 0.02, 0.2]:
+        grads = random_arrays(SHAPES, rng)
+        for opt, params in [(opt_a, params_a), (opt_b, params_b)]:
+            opt.lr = lr
+            for p, g in zip(params, grads, strict=True):
+                p.grad[...] = g
+            opt.step()
+        for pa, pb in zip(params_a, params_b, strict=True):
+            np.testing.assert_array_equal(pb.value, pa.value)
+    assert_state_dicts_equal(opt_b.state_dict(), opt_a.state_dict())
+
+
+@all_optimizers
+def test_state_dict_is_a_snapshot(make):
+    opt, params = trained(make, steps=2)
+    saved = opt.state_dict()
+    copy = {
+        "hyperparameters": dict(saved["hyperparameters"]),
+        "state": [{k: np.copy(v) for k, v in s.items()} for s in saved["state"]],
+    }
+    opt.lr = 0.3
+    for p in params:
+        p.grad[...] = 1.0
+    opt.step()
+    assert_state_dicts_equal(saved, copy)
+    assert saved["hyperparameters"]["lr"] == 0.1
+
+
+@with_buffers
+def test_state_dict_arrays_are_copies_both_ways(make, keys):
+    opt, params = trained(make, steps=2)
+    saved = opt.state_dict()
+    for p, s in zip(params, saved["state"], strict=True):
+        for key in keys:
+            assert not np.shares_memory(s[key], opt.state[p][key])
+    before = opt.state_dict()
+    for s in saved["state"]:
+        for key in keys:
+            s[key] += 100.0  # editing the snapshot does not reach the optimizer
+    assert_state_dicts_equal(opt.state_dict(), before)
+    opt.load_state_dict(saved)
+    loaded = opt.state_dict()
+    for s in saved["state"]:
+        for key in keys:
+            s[key] -= 50.0  # nor, after a load, does editing the dict that was loaded
+    assert_state_dicts_equal(opt.state_dict(), loaded)
+
+
+@with_buffers
+def test_load_copies_into_the_existing_buffers(make, keys):
+    opt, params = trained(make, seed=40, steps=2)
+    buffers = {(i, key): opt.state[p][key] for i, p in enumerate(params) for key in keys}
+    source, _ = trained(make, seed=41, steps=3)
+    opt.load_state_dict(source.state_dict())
+    for (i, key), buffer in buffers.items():
+        assert opt.state[params[i]][key] is buffer
+        np.testing.assert_array_equal(buffer, source.state[source.params[i]][key])
+
+
+def test_state_dict_contents():
+    opt, params = trained(lambda ps, lr: Adam(ps, lr=lr, betas=(0.8, 0.9), eps=1e-6), steps=3)
+    saved = opt.state_dict()
+    assert saved["hyperparameters"] == {
+        "lr": 0.1,
+        "betas": (0.8, 0.9),
+        "eps": 1e-6,
+        "weight_decay": 0.0,
+    }
+    assert [set(s) for s in saved["state"]] == [{"step", "m", "v"}] * len(params)
+    assert all(s["step"] == 3 for s in saved["state"])
+    assert [s["m"].shape for s in saved["state"]] == SHAPES
+
+
+def test_load_restores_every_hyperparameter():
+    source = Momentum(one_param(), lr=0.3, momentum=0.7, nesterov=True, weight_decay=0.02)
+    target = Momentum(one_param(), lr=0.01, momentum=0.1, nesterov=False, weight_decay=0.0)
+    target.load_state_dict(source.state_dict())
+    assert (target.lr, target.momentum, target.nesterov, target.weight_decay) == (
+        0.3,
+        0.7,
+        True,
+        0.02,
+    )
+    adam_source = AdamW(one_param(), lr=0.2, betas=(0.5, 0.6), eps=1e-4, weight_decay=0.3)
+    adam_target = AdamW(one_param())
+    adam_target.load_state_dict(adam_source.state_dict())
+    assert adam_target.hyperparameters() == {
+        "lr": 0.2,
+        "betas": (0.5, 0.6),
+        "eps": 1e-4,
+        "weight_decay": 0.3,
+    }
+
+
+def bad_count(saved):
+    saved["state"].pop()
+    return ValueError, r"state has 3 parameters, this optimizer has 4"
+
+
+def bad_shape(saved):
+    saved["state"][1]["m"] = np.zeros(5)
+    return ValueError, r"'m' of parameter 1 has shape \(5,\).*expected \(4,\)"
+
+
+def bad_dtype(saved):
+    saved["state"][2]["v"] = saved["state"][2]["v"].astype(np.float32)
+    return ValueError, r"'v' of parameter 2 .*float32.*expected .*float64"
+
+
+def missing_key(saved):
+    del saved["state"][0]["v"]
+    return KeyError, r"parameter 0 has keys \['m', 'step'\], expected \['m', 'step', 'v'\]"
+
+
+def extra_key(saved):
+    saved["state"][3]["velocity"] = np.zeros(())
+    return KeyError, r"parameter 3 has keys"
+
+
+def wrong_hyperparameter_names(saved):
+    saved["hyperparameters"]["momentum"] = 0.9
+    return KeyError, r"unexpected \['momentum'\]"
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [bad_count, bad_shape, bad_dtype, missing_key, extra_key, wrong_hyperparameter_names],
+)
+def test_bad_load_is_rejected_and_leaves_the_optimizer_unchanged(corrupt):
+    opt, _ = trained(FACTORIES["adam"], seed=30, steps=3)
+    before = opt.state_dict()
+    source, _ = trained(FACTORIES["adam"], seed=31, steps=5, lr=0.02)
+    saved = source.state_dict()
+    error, pattern = corrupt(saved)
+    with pytest.raises(error, match=pattern):
+        opt.load_state_dict(saved)
+    assert_state_dicts_equal(opt.state_dict(), before)
+
+
+def test_load_rejects_another_optimizers_state():
+    momentum, _ = trained(FACTORIES["momentum"], steps=1)
+    adam, _ = trained(FACTORIES["adam"], steps=1)
+    before = adam.state_dict()
+    with pytest.raises(KeyError, match=r"keys \['velocity'\], expected \['m', 'step', 'v'\]"):
+        adam.load_state_dict(momentum.state_dict())
+    assert_state_dicts_equal(adam.state_dict(), before)
+
+
+def test_load_with_an_invalid_hyperparameter_leaves_the_optimizer_unchanged():
+    # a well-formed state whose momentum is out of range: rejected, and nothing written
+    opt, _ = trained(FACTORIES["momentum"], seed=32, steps=2, lr=0.1)
+    before = opt.state_dict()
+    source, _ = trained(FACTORIES["momentum"], seed=33, steps=2, lr=0.5)
+    saved = source.state_dict()
+    saved["hyperparameters"]["momentum"] = 1.5
+    with pytest.raises(ValueError, match=r"momentum.*1\.5"):
+        opt.load_state_dict(saved)
+    assert opt.lr == 0.1, "the failed load changed lr"
+    assert_state_dicts_equal(opt.state_dict(), before)
+
+
+def test_load_with_a_bad_step_count_leaves_the_optimizer_unchanged():
+    opt, _ = trained(FACTORIES["adam"], seed=34, steps=2, lr=0.1)
+    before = opt.state_dict()
+    source, _ = trained(FACTORIES["adam"], seed=35, steps=4, lr=0.5)
+    saved = source.state_dict()
+    saved["state"][3]["step"] = None  # the last parameter's count is unusable
+    with pytest.raises((TypeError, ValueError)):
+        opt.load_state_dict(saved)
+    assert_state_dicts_equal(opt.state_dict(), before)
+
+
+# -- 8. repr ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda ps: SGD(ps), "SGD(lr=0.01, weight_decay=0.0)"),
+        (
+            lambda ps: SGD(ps, lr=0.5, weight_decay=1e-4),
+            "SGD(lr=0.5, weight_decay=0.0001)",
+        ),
+        (
+            lambda ps: Momentum(ps),
+            "Momentum(lr=0.01, momentum=0.9, nesterov=False, weight_decay=0.0)",
+        ),
+        (
+            lambda ps: Momentum(ps, lr=0.1, momentum=0.5, nesterov=True, weight_decay=0.01),
+            "Momentum(lr=0.1, momentum=0.5, nesterov=True, weight_decay=0.01)",
+        ),
+        (
+            lambda ps: Adam(ps),
+            "Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)",
+        ),
+        (
+            lambda ps: AdamW(ps),
+            "AdamW(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.01)",
+        ),
+        (
+            lambda ps: AdamW(ps, lr=3e-4, betas=[0.8, 0.95], eps=1e-6, weight_decay=0.1),
+            "AdamW(lr=0.0003, betas=(0.8, 0.95), eps=1e-06, weight_decay=0.1)",
+        ),
+    ],
+)
+def test_repr_shows_hyperparameters(make, expected):
+    assert repr(make(one_param())) == expected
+
+
+def test_repr_follows_lr_changes():
+    opt = Adam(one_param(), lr=0.1)
+    opt.lr = 0.025
+    assert repr(opt).startswith("Adam(lr=0.025, ")
+    assert opt.hyperparameters()["lr"] == 0.025
