@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for first in range(0, len(train), args.batch_size):
             batch = train[first : first + args.batch_size]
             total += loss(model(x[batch]), y[batch]) * len(batch)
-            model.backward(loss.backward())
+            model.backward(loss.backward(), input_grad=False)
             optimizer.step()
         if epoch % max(1, args.epochs // 10) == 0 or epoch == args.epochs:
             print(

@@ -21,7 +21,7 @@ __all__ = ["MSE", "BinaryCrossEntropy", "CrossEntropy", "Loss"]
 def _as_prediction(pred: ArrayLike, what: str) -> NDArray[np.floating]:
     """``pred`` as a float array (its own dtype kept), non-empty."""
     pred = np.asarray(pred)
-    if not np.issubdtype(pred.dtype, np.floating):
+    if pred.dtype.kind != "f":
         pred = pred.astype(np.float64)
     if pred.size == 0:
         raise ValueError(f"{what} got an empty batch (pred has shape {pred.shape})")
@@ -160,7 +160,7 @@ class BinaryCrossEntropy(Loss):
             pred = np.clip(pred, eps, 1 - eps)
             losses = -(target * np.log(pred) + (1 - target) * np.log1p(-pred))
         self._pred, self._target = pred, target
-        return float(losses.mean(dtype=np.float64))
+        return float(losses.sum(dtype=np.float64)) / losses.size
 
     def backward(self) -> NDArray[np.floating]:
         if self._pred is None or self._target is None:
@@ -214,21 +214,19 @@ class CrossEntropy(Loss):
         m = logits.shape[0]
         row_max = logits.max(axis=1, keepdims=True)
         with np.errstate(over="ignore"):  # a gap beyond the dtype's range is -inf: exp gives 0
-            shifted = logits - row_max  # every row's maximum becomes 0
+            shifted = logits - row_max  # each row's maximum becomes 0
         probs = np.exp(shifted)
-        sums = probs.sum(axis=1, keepdims=True)
-        log_sums = np.log(sums)  # >= 0, since each row holds an exp(0) = 1
-        # -log p_ij = log_sum_i + (max_i - z_ij), both terms >= 0; the gap is taken in float64,
-        # where a float32 gap can never overflow
-        row_max = row_max.astype(np.float64)
-        if target.ndim == 1:
-            picked = logits[np.arange(m), target]
-            per_row = log_sums[:, 0] + (row_max[:, 0] - picked)
-        else:
-            per_row = (target * (log_sums + (row_max - logits))).sum(axis=1)
+        sums = probs.sum(axis=1, keepdims=True)  # >= 1: each row holds an exp(0) = 1
         probs /= sums
         self._probs, self._target = probs, target
-        return float(per_row.mean())
+        # -log p_ij = log(sum_i) + (max_i - z_ij): two terms >= 0, so the loss is >= 0. The gap
+        # max_i - z_ij is taken in float64, where a gap between float32 logits cannot overflow.
+        row_max = row_max.astype(np.float64)
+        if target.ndim == 1:
+            gap = row_max[:, 0] - logits[np.arange(m), target]
+            return float((np.log(sums[:, 0]) + gap).sum()) / m
+        per_row = (target * (np.log(sums) + (row_max - logits))).sum(axis=1)
+        return float(per_row.sum()) / m
 
     def backward(self) -> NDArray[np.floating]:
         if self._probs is None or self._target is None:
@@ -277,19 +275,19 @@ class CrossEntropy(Loss):
 
 
 def _class_indices(labels: NDArray, classes: int) -> NDArray[np.intp]:
-    """Validate integer class labels in [0, classes) and return them as intp."""
-    if labels.dtype.kind not in "iuf" or labels.dtype == np.bool_:
-        raise TypeError(f"CrossEntropy class labels must be integers, got dtype {labels.dtype}")
-    if labels.dtype.kind == "f":
-        fractional = np.flatnonzero(labels != np.round(labels))
-        if fractional.size:
-            i = fractional[0]
+    """Validate class labels (integers, or floats with integer values) in [0, classes)."""
+    kind = labels.dtype.kind
+    if kind == "f":
+        bad = np.flatnonzero(labels != np.round(labels))  # NaN included; inf fails below
+        if bad.size:
             raise ValueError(
-                f"CrossEntropy class labels must be integers, got {labels[i]} at index {i}"
+                f"CrossEntropy class labels must be integers, got {labels[bad[0]]} "
+                f"at index {bad[0]}"
             )
-    outside = np.flatnonzero((labels < 0) | (labels >= classes))
-    if outside.size:
-        i = outside[0]
+    elif kind not in "iu":
+        raise TypeError(f"CrossEntropy class labels must be integers, got dtype {labels.dtype}")
+    if labels.min() < 0 or labels.max() >= classes:
+        i = np.flatnonzero((labels < 0) | (labels >= classes))[0]
         raise ValueError(
             f"CrossEntropy class labels must lie in [0, {classes}) for {classes} classes, "
             f"got {labels[i]} at index {i}"

@@ -121,15 +121,35 @@ class Sequential(Layer):
                 raise _in_layer(error, index, layer, "forward") from error
         return x  # type: ignore[return-value]
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
-        """Run every layer's backward in reverse order; return dL/dx of the first layer."""
-        for index in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[index]
-            try:
-                grad_output = layer.backward(grad_output)
-            except (ValueError, RuntimeError) as error:
-                raise _in_layer(error, index, layer, "backward") from error
-        return grad_output
+    def backward(
+        self, grad_output: NDArray[np.floating], *, input_grad: bool = True
+    ) -> NDArray[np.floating] | None:
+        """Run every layer's backward in reverse order, filling every parameter's ``.grad``.
+
+        Returns dL/dx for the model's input, or None with ``input_grad=False``: training
+        never needs the gradient with respect to the data, and skipping it saves the first
+        layer's largest product (as PyTorch does for inputs without ``requires_grad``).
+        """
+        for index in range(len(self.layers) - 1, 0, -1):
+            grad_output = self._layer_backward(index, grad_output, input_grad=True)
+        if not self.layers:
+            return grad_output
+        return self._layer_backward(0, grad_output, input_grad)
+
+    def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
+        self.backward(grad_output, input_grad=False)
+
+    def _layer_backward(
+        self, index: int, grad_output: NDArray[np.floating], input_grad: bool
+    ) -> NDArray[np.floating] | None:
+        layer = self.layers[index]
+        try:
+            if input_grad:
+                return layer.backward(grad_output)
+            layer.backward_parameters(grad_output)
+            return None
+        except (ValueError, RuntimeError) as error:
+            raise _in_layer(error, index, layer, "backward") from error
 
     def __len__(self) -> int:
         return len(self.layers)

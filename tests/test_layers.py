@@ -189,7 +189,9 @@ def test_dense_with_wrong_feature_count_names_both_numbers():
 
 
 def test_dense_rejects_wrong_ndim_with_a_hint():
-    with pytest.raises(ShapeError, match=r"2-D array, got 1-D with shape \(3,\).*x\[None, :\]"):
+    with pytest.raises(
+        ShapeError, match=r"2-D array \(batch, 3\), got 1-D with shape \(3,\).*x\[None, :\]"
+    ):
         Dense(3, 2)(np.zeros(3))
     with pytest.raises(ShapeError, match="got 3-D"):
         Dense(3, 2)(np.zeros((2, 2, 3)))

@@ -214,3 +214,35 @@ def test_only_layers_can_be_added():
 def test_a_list_of_layers_also_works():
     model = Sequential([Dense(2, 3), Tanh()])
     assert len(model) == 2
+
+
+def test_backward_without_input_gradient_fills_the_same_parameter_gradients():
+    model = mlp(np.float64)
+    x = np.random.default_rng(0).normal(size=(5, 4))
+    g = np.random.default_rng(1).normal(size=(5, 3))
+    model(x)
+    dx = model.backward(g)
+    expected = {key: p.grad.copy() for key, p in model.named_parameters()}
+    model.zero_grad()
+    assert model.backward(g, input_grad=False) is None
+    for key, p in model.named_parameters():
+        np.testing.assert_array_equal(p.grad, expected[key])
+    assert dx.shape == x.shape
+
+
+def test_backward_without_input_gradient_skips_the_first_layers_product():
+    class CountingDense(Dense):
+        products = 0
+
+        def backward(self, grad_output):
+            CountingDense.products += 1
+            return super().backward(grad_output)
+
+    model = Sequential(CountingDense(3, 4), Tanh(), CountingDense(4, 2))
+    model(np.ones((2, 3)))
+    model.backward(np.ones((2, 2)), input_grad=False)
+    assert CountingDense.products == 1  # only the second layer computed its dL/dx
+    inner = Sequential(Tanh(), Sequential(Dense(3, 2)))
+    inner(np.ones((2, 3)))
+    assert inner.backward(np.ones((2, 2)), input_grad=False) is None
+    assert inner[1][0].weight.grad.any()

@@ -63,6 +63,16 @@ class Layer:
         """Return dL/dx given dL/dy, and overwrite each parameter's ``.grad``."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_output)")
 
+    def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
+        """Fill the parameters' ``.grad`` like backward, without returning dL/dx.
+
+        ``Sequential.backward(g, input_grad=False)`` calls this on its first layer, where
+        nothing needs the gradient with respect to the data. The default runs ``backward``
+        and drops the result; a layer overrides it when dL/dx costs work of its own (Dense
+        skips the product g W, a third of its backward).
+        """
+        self.backward(grad_output)
+
     def __call__(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
         return self.forward(x)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from minigrad._validation import as_float_array, check_ndim, forward_not_called
+from minigrad._validation import as_float_array, forward_not_called
 from minigrad.errors import ShapeError
 from minigrad.init import Initializer, get_initializer
 from minigrad.layers.base import Layer
@@ -97,12 +97,8 @@ class Dense(Layer):
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         """y = x W^T + b for x of shape (batch, in_features)."""
         x = as_float_array(x, self.weight.dtype, "Dense input")
-        check_ndim(x, 2, f"{self!r}", hint=" (batch, in_features); for one sample use x[None, :]")
-        if x.shape[1] != self.in_features:
-            raise ShapeError(
-                f"{self!r} expected input of shape (batch, {self.in_features}), "
-                f"got {x.shape}: {x.shape[1]} features instead of {self.in_features}"
-            )
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise self._input_error(x)
         self._x = x
         y = x @ self.weight.value.T
         if self.bias is not None:
@@ -111,18 +107,33 @@ class Dense(Layer):
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
         """Fill weight.grad and bias.grad; return dL/dx = g W of shape (batch, in_features)."""
+        self.backward_parameters(grad_output)
+        return grad_output @ self.weight.value
+
+    def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
+        """Fill weight.grad = g^T x and bias.grad = sum_i g_i, skipping dL/dx."""
         if self._x is None:
             raise forward_not_called(self)
-        expected = (self._x.shape[0], self.out_features)
-        if grad_output.shape != expected:
+        if grad_output.shape != (self._x.shape[0], self.out_features):
             raise ShapeError(
-                f"{self!r}.backward expected grad_output of shape {expected} "
-                f"(the forward output's), got {grad_output.shape}"
+                f"{self!r}.backward expected grad_output of shape "
+                f"{(self._x.shape[0], self.out_features)} (the forward output's), "
+                f"got {grad_output.shape}"
             )
         np.matmul(grad_output.T, self._x, out=self.weight.grad)
         if self.bias is not None:
-            np.sum(grad_output, axis=0, out=self.bias.grad)
-        return grad_output @ self.weight.value
+            np.add.reduce(grad_output, axis=0, out=self.bias.grad)
+
+    def _input_error(self, x: NDArray) -> ShapeError:
+        if x.ndim != 2:
+            return ShapeError(
+                f"{self!r} expected a 2-D array (batch, {self.in_features}), got {x.ndim}-D "
+                f"with shape {x.shape}; for one sample use x[None, :]"
+            )
+        return ShapeError(
+            f"{self!r} expected input of shape (batch, {self.in_features}), "
+            f"got {x.shape}: {x.shape[1]} features instead of {self.in_features}"
+        )
 
     def extra_repr(self) -> str:
         return (
