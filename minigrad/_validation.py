@@ -30,20 +30,18 @@ def check_same_shape(pred: NDArray, target: NDArray, what: str) -> None:
     """Raise ShapeError unless ``pred`` and ``target`` have exactly the same shape."""
     if pred.shape != target.shape:
         hint = ""
-        if pred.size == target.size:
+        if _squeezed(pred.shape) == _squeezed(target.shape):  # differ only by length-1 axes
             hint = f"; reshape the target with target.reshape{pred.shape}"
+        elif pred.shape == target.shape[::-1]:
+            hint = "; the target looks transposed (target.T)"
         raise ShapeError(
             f"{what}: pred has shape {pred.shape} but target has shape {target.shape}; "
             f"they must match exactly (minigrad never broadcasts a loss){hint}"
         )
 
 
-def check_finite_scalar(value: float, name: str) -> float:
-    """``value`` as a float, or ValueError when it is NaN or infinite."""
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(n for n in shape if n != 1)
 
 
 def forward_not_called(owner: object) -> RuntimeError:

@@ -89,16 +89,17 @@ class MSE(Loss):
         pred = _as_prediction(pred, "MSE")
         target = as_float_array(target, pred.dtype, "MSE target")
         check_same_shape(pred, target, "MSE")
-        diff = pred - target
-        self._diff = diff
-        # summed in float64: squares of large float32 differences can exceed float32's range
-        wide = diff.astype(np.float64, copy=False)
-        return float(np.vdot(wide, wide)) / diff.size
+        with np.errstate(over="ignore"):  # beyond the dtype's range the gradient is inf
+            self._diff = pred - target
+        # the value in float64, where no difference or square of float32 numbers overflows
+        diff = pred.astype(np.float64) - target
+        return float(np.vdot(diff, diff)) / diff.size
 
     def backward(self) -> NDArray[np.floating]:
         if self._diff is None:
             raise self._not_called()
-        return self._diff * (2.0 / self._diff.size)
+        with np.errstate(over="ignore"):
+            return self._diff * (2.0 / self._diff.size)
 
 
 class BinaryCrossEntropy(Loss):

@@ -59,7 +59,11 @@ class Sequential(Layer):
 
     def __init__(self, *layers: Layer | Iterable[Layer]) -> None:
         super().__init__()
-        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+        if (
+            len(layers) == 1
+            and not isinstance(layers[0], Layer)
+            and isinstance(layers[0], Iterable)
+        ):
             layers = tuple(layers[0])
         self.layers: list[Layer] = []
         for layer in layers:
@@ -76,6 +80,13 @@ class Sequential(Layer):
                 f"Sequential layer {index} must be a minigrad Layer, "
                 f"got {type(layer).__name__}{hint}"
             )
+        for earlier, other in enumerate(self.layers):
+            if other is layer:
+                raise ValueError(
+                    f"Sequential layer {index} is the same {type(layer).__name__} object as "
+                    f"layer {earlier}; a layer caches its input for backward, so each position "
+                    "needs its own instance"
+                )
         width, source = self._output_width()
         in_features = getattr(layer, "in_features", None)
         if width is not None and in_features is not None and in_features != width:
@@ -117,7 +128,7 @@ class Sequential(Layer):
         for index, layer in enumerate(self.layers):
             try:
                 x = layer.forward(x)
-            except ValueError as error:
+            except Exception as error:
                 raise _in_layer(error, index, layer, "forward") from error
         return x  # type: ignore[return-value]
 
@@ -148,7 +159,7 @@ class Sequential(Layer):
                 return layer.backward(grad_output)
             layer.backward_parameters(grad_output)
             return None
-        except (ValueError, RuntimeError) as error:
+        except Exception as error:
             raise _in_layer(error, index, layer, "backward") from error
 
     def __len__(self) -> int:
@@ -176,10 +187,10 @@ class Sequential(Layer):
 
 
 def _in_layer(error: Exception, index: int, layer: Layer, method: str) -> Exception:
-    """A copy of ``error`` whose message starts with the failing layer's index and class."""
+    """``error`` again, of the same class, with the failing layer's index and class in front
+    of its message (the original stays attached as the cause)."""
     message = f"Sequential layer {index} ({type(layer).__name__}) {method}: {error}"
-    if isinstance(error, ShapeError):
-        return ShapeError(message)
-    if isinstance(error, ValueError):
-        return ValueError(message)
-    return RuntimeError(message)
+    try:
+        return type(error)(message)
+    except Exception:  # an exception class whose constructor takes other arguments
+        return RuntimeError(message)

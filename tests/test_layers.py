@@ -229,9 +229,22 @@ def test_dense_rejects_bad_construction(kwargs, error, message):
         Dense(**kwargs)
 
 
-def test_leaky_relu_rejects_slope_outside_unit_interval():
-    with pytest.raises(ValueError, match=r"\[0, 1\), got 1.5"):
-        LeakyReLU(1.5)
+def test_leaky_relu_rejects_a_slope_that_is_not_finite():
+    with pytest.raises(ValueError, match="finite, got nan"):
+        LeakyReLU(float("nan"))
+
+
+def test_leaky_relu_gradient_at_zero_is_the_slope_like_pytorch():
+    layer = LeakyReLU(0.1)
+    layer(np.array([[0.0, 1.0, -1.0]]))
+    np.testing.assert_allclose(layer.backward(np.array([[2.0, 2.0, 2.0]])), [[0.2, 2.0, 0.2]])
+
+
+def test_a_custom_initialiser_is_checked_and_cast():
+    layer = Dense(3, 2, init=lambda shape, rng, dtype: rng.normal(size=shape))  # float64 out
+    assert layer.weight.dtype == np.float32
+    with pytest.raises(ValueError, match=r"shape \(3, 2\), expected \(2, 3\)"):
+        Dense(3, 2, init=lambda shape, rng, dtype: np.zeros((3, 2)))
 
 
 def test_parameter_rejects_integer_values():
@@ -289,7 +302,7 @@ def test_layer_state_dict_round_trip_and_checks():
         b.load_state_dict({"weight": np.zeros((3, 2), np.float32), "bias": np.zeros(2, np.float32)})
     with pytest.raises(ValueError, match=r"dtype float64.*float32"):
         b.load_state_dict({"weight": np.zeros((2, 3)), "bias": np.zeros(2, np.float32)})
-    with pytest.raises(KeyError, match=r"missing keys \['bias'\]"):
+    with pytest.raises(ValueError, match=r"missing keys \['bias'\]"):
         b.load_state_dict({"weight": np.zeros((2, 3), np.float32)})
 
 

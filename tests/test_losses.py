@@ -707,3 +707,24 @@ def test_bce_through_sigmoid_gives_the_lessons_dz(case):
     on_logits = BinaryCrossEntropy(from_logits=True)
     assert on_logits(z, y) == pytest.approx(cost, rel=1e-9)
     np.testing.assert_allclose(on_logits.backward(), dz, rtol=1e-9, atol=1e-15)
+
+
+def test_mse_of_differences_beyond_float32_is_finite_and_silent():
+    loss = MSE()
+    pred, target = np.array([[3e38]], np.float32), np.array([[-3e38]], np.float32)
+    np.testing.assert_allclose(loss(pred, target), 3.6e77, rtol=1e-6)
+    assert loss.backward().dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("pred_shape", "target_shape", "hint"),
+    [
+        ((4, 1), (4,), r"target\.reshape\(4, 1\)"),
+        ((4, 1), (1, 4), r"target\.reshape\(4, 1\)"),
+        ((2, 3), (3, 2), r"target\.T"),
+        ((4, 1), (2, 2), r"exactly \(minigrad never broadcasts a loss\)$"),
+    ],
+)
+def test_mse_shape_hints_only_suggest_safe_fixes(pred_shape, target_shape, hint):
+    with pytest.raises(ShapeError, match=hint):
+        MSE()(np.zeros(pred_shape), np.zeros(target_shape))

@@ -894,17 +894,17 @@ def bad_dtype(saved):
 
 def missing_key(saved):
     del saved["state"][0]["v"]
-    return KeyError, r"parameter 0 has keys \['m', 'step'\], expected \['m', 'step', 'v'\]"
+    return ValueError, r"parameter 0 has keys \['m', 'step'\], expected \['m', 'step', 'v'\]"
 
 
 def extra_key(saved):
     saved["state"][3]["velocity"] = np.zeros(())
-    return KeyError, r"parameter 3 has keys"
+    return ValueError, r"parameter 3 has keys"
 
 
 def wrong_hyperparameter_names(saved):
     saved["hyperparameters"]["momentum"] = 0.9
-    return KeyError, r"unexpected \['momentum'\]"
+    return ValueError, r"unexpected \['momentum'\]"
 
 
 @pytest.mark.parametrize(
@@ -926,7 +926,7 @@ def test_load_rejects_another_optimizers_state():
     momentum, _ = trained(FACTORIES["momentum"], steps=1)
     adam, _ = trained(FACTORIES["adam"], steps=1)
     before = adam.state_dict()
-    with pytest.raises(KeyError, match=r"keys \['velocity'\], expected \['m', 'step', 'v'\]"):
+    with pytest.raises(ValueError, match=r"keys \['velocity'\], expected \['m', 'step', 'v'\]"):
         adam.load_state_dict(momentum.state_dict())
     assert_state_dicts_equal(adam.state_dict(), before)
 
@@ -997,3 +997,29 @@ def test_repr_follows_lr_changes():
     opt.lr = 0.025
     assert repr(opt).startswith("Adam(lr=0.025, ")
     assert opt.hyperparameters()["lr"] == 0.025
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "value", "message"),
+    [
+        (lambda ps: Momentum(ps), "momentum", 1.5, r"momentum must be in \[0, 1\), got 1\.5"),
+        (lambda ps: Adam(ps), "betas", (0.9, 1.0), r"betas\[1\] must be in \[0, 1\), got 1\.0"),
+        (lambda ps: Adam(ps), "eps", -1.0, r"eps must be a finite number >= 0, got -1\.0"),
+        (lambda ps: SGD(ps), "weight_decay", -5, r"weight_decay .* got -5"),
+        (lambda ps: AdamW(ps), "lr", float("inf"), r"learning rate .* got inf"),
+    ],
+)
+def test_hyperparameters_are_checked_when_changed_between_steps(make, name, value, message):
+    opt = make([Parameter(np.ones(2))])
+    before = getattr(opt, name)
+    with pytest.raises(ValueError, match=message):
+        setattr(opt, name, value)
+    assert getattr(opt, name) == before
+
+
+def test_a_state_dict_that_is_not_one_is_refused():
+    opt = SGD([Parameter(np.ones(2))])
+    with pytest.raises(
+        ValueError, match=r"keys 'hyperparameters' and 'state', got dict with keys \[\]"
+    ):
+        opt.load_state_dict({})

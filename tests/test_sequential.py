@@ -246,3 +246,56 @@ def test_backward_without_input_gradient_skips_the_first_layers_product():
     inner(np.ones((2, 3)))
     assert inner.backward(np.ones((2, 2)), input_grad=False) is None
     assert inner[1][0].weight.grad.any()
+
+
+def test_the_same_layer_object_twice_is_refused():
+    dense = Dense(3, 3)
+    with pytest.raises(ValueError, match="layer 2 is the same Dense object as layer 0"):
+        Sequential(dense, Tanh(), dense)
+
+
+def test_errors_keep_their_class_and_gain_the_layer_index():
+    class Picky(Layer):
+        def forward(self, x):
+            raise TypeError("wants strings")
+
+        def backward(self, grad_output):
+            raise NotImplementedError("no backward")
+
+    model = Sequential(Dense(2, 2), Picky())
+    with pytest.raises(TypeError, match=r"layer 1 \(Picky\) forward: wants strings"):
+        model(np.zeros((1, 2)))
+    with pytest.raises(NotImplementedError, match=r"layer 1 \(Picky\) backward: no backward"):
+        model.backward(np.zeros((1, 2)))
+
+
+def test_a_generator_of_layers_works():
+    model = Sequential(layer for layer in (Dense(2, 3), Tanh()))
+    assert len(model) == 2
+
+
+def test_layers_in_a_list_attribute_are_found():
+    class Blocks(Layer):
+        def __init__(self):
+            super().__init__()
+            self.blocks = [Dense(2, 2), Dense(2, 2)]
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return x
+
+        def backward(self, grad_output):
+            for block in reversed(self.blocks):
+                grad_output = block.backward(grad_output)
+            return grad_output
+
+    model = Blocks()
+    assert list(model.state_dict()) == [
+        "blocks.0.weight",
+        "blocks.0.bias",
+        "blocks.1.weight",
+        "blocks.1.bias",
+    ]
+    model.eval()
+    assert not model.blocks[1].training

@@ -46,6 +46,14 @@ class ForgetsBiasGradient(Dense):
         return dx
 
 
+class AccumulatesGradient(Dense):
+    def backward(self, grad_output):
+        before = self.weight.grad.copy()
+        dx = super().backward(grad_output)
+        self.weight.grad += before  # PyTorch-style accumulation: wrong in minigrad
+        return dx
+
+
 class WrongLossGradient(MSE):
     def backward(self):
         return super().backward() / 2  # forgets the factor 2 of d(e^2)/de
@@ -65,6 +73,24 @@ def test_a_wrong_backward_is_caught(layer, name):
         layer.bias.value[:] = 0.5  # a non-zero bias gradient to miss
     with pytest.raises(GradientCheckError, match=f"gradient of '{name}' at"):
         check_gradients(layer, X)
+
+
+def test_a_backward_that_accumulates_is_caught():
+    with pytest.raises(GradientCheckError, match=r"changed between two identical.*overwrite"):
+        check_gradients(AccumulatesGradient(3, 2, rng=0, dtype=np.float64), X)
+
+
+def test_a_nan_finite_difference_never_passes():
+    class BrokenLog(Layer):
+        def forward(self, x):
+            self.x = x
+            return np.log(x)
+
+        def backward(self, grad_output):
+            return grad_output * 12345.0
+
+    with np.errstate(invalid="ignore"), pytest.raises(GradientCheckError, match="'input'"):
+        check_gradients(BrokenLog(), -np.ones((1, 2)))
 
 
 def test_a_wrong_loss_gradient_is_caught():
@@ -141,3 +167,9 @@ def test_batches_for_needs_a_known_width():
     assert batches_for(Dense(3, 2)) is not None
     with pytest.raises(ValueError, match="in_features"):
         batches_for(Tanh())
+
+
+def test_batches_include_a_batch_of_one():
+    from hypothesis import find
+
+    assert find(batches(3), lambda x: x.shape[0] == 1).shape == (1, 3)

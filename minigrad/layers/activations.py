@@ -119,7 +119,8 @@ class ReLU(Activation):
 class LeakyReLU(Activation):
     """y = x for x > 0, negative_slope * x otherwise.
 
-    Shape: any -> same. Backward: dL/dx = g for x > 0, negative_slope * g otherwise.
+    Shape: any -> same. Backward: dL/dx = g for x > 0, negative_slope * g otherwise (so
+    negative_slope * g at x = 0, as in PyTorch).
 
     >>> LeakyReLU(0.1)(np.array([[-2.0, 3.0]]))
     array([[-0.2,  3. ]])
@@ -127,9 +128,9 @@ class LeakyReLU(Activation):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        if not 0.0 <= negative_slope < 1.0:
-            raise ValueError(f"LeakyReLU negative_slope must be in [0, 1), got {negative_slope}")
         self.negative_slope = float(negative_slope)
+        if not np.isfinite(self.negative_slope):
+            raise ValueError(f"LeakyReLU negative_slope must be finite, got {negative_slope}")
 
     def _scale(self, x: NDArray, mask: NDArray[np.bool_]) -> NDArray:
         return np.where(mask, x, x * self.negative_slope)

@@ -78,15 +78,32 @@ class Layer:
 
     # -- structure ----------------------------------------------------------------------
 
-    def children(self) -> Iterator[tuple[str, Layer]]:
-        """Yield ``(name, layer)`` for each direct sub-layer, in attribute order."""
+    def _attributes(self) -> Iterator[tuple[str, object]]:
+        """``(name, value)`` for every attribute, with lists and tuples opened up as
+        ``("name.0", item)``, ``("name.1", item)``, ..."""
         for name, value in vars(self).items():
+            if isinstance(value, (list, tuple)):
+                for index, item in enumerate(value):
+                    yield f"{name}.{index}", item
+            else:
+                yield name, value
+
+    def children(self) -> Iterator[tuple[str, Layer]]:
+        """Yield ``(name, layer)`` for each direct sub-layer, in attribute order.
+
+        Sub-layers are attributes holding a Layer, or lists and tuples of Layers
+        (named ``"blocks.0"``, ``"blocks.1"``, ...).
+        """
+        for name, value in self._attributes():
             if isinstance(value, Layer):
                 yield name, value
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """Yield ``(key, parameter)`` pairs; keys are dotted paths like ``"0.weight"``."""
-        for name, value in vars(self).items():
+        """Yield ``(key, parameter)`` pairs: this layer's own first, then each sub-layer's.
+
+        Keys are dotted paths such as ``"weight"`` or ``"0.weight"``.
+        """
+        for name, value in self._attributes():
             if isinstance(value, Parameter):
                 yield prefix + name, value
         for name, child in self.children():
@@ -135,16 +152,15 @@ class Layer:
 
         Raises
         ------
-        KeyError
-            Keys are missing or unexpected (both lists are in the message).
         ValueError
-            A shape or dtype differs from the parameter's.
+            Keys are missing or unexpected (both lists are in the message), or a shape or
+            dtype differs from the parameter's.
         """
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if missing or unexpected:
-            raise KeyError(
+            raise ValueError(
                 f"state_dict does not match {type(self).__name__}: "
                 f"missing keys {missing}, unexpected keys {unexpected}"
             )

@@ -87,8 +87,13 @@ class Dense(Layer):
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         generator = np.random.default_rng(rng)
-        weight = get_initializer(init)((self.out_features, self.in_features), generator, dtype)
-        self.weight = Parameter(weight, name="weight")
+        shape = (self.out_features, self.in_features)
+        weight = np.asarray(get_initializer(init)(shape, generator, dtype))
+        if weight.shape != shape:
+            raise ValueError(
+                f"Dense init returned an array of shape {weight.shape}, expected {shape}"
+            )
+        self.weight = Parameter(weight.astype(dtype, copy=False), name="weight")
         self.bias = (
             Parameter(np.zeros(self.out_features, dtype=dtype), name="bias") if bias else None
         )
@@ -126,9 +131,10 @@ class Dense(Layer):
 
     def _input_error(self, x: NDArray) -> ShapeError:
         if x.ndim != 2:
+            hint = "; for one sample use x[None, :]" if x.ndim == 1 else ""
             return ShapeError(
                 f"{self!r} expected a 2-D array (batch, {self.in_features}), got {x.ndim}-D "
-                f"with shape {x.shape}; for one sample use x[None, :]"
+                f"with shape {x.shape}{hint}"
             )
         return ShapeError(
             f"{self!r} expected input of shape (batch, {self.in_features}), "

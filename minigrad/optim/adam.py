@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from minigrad.optim.base import (
+    HyperparameterChecks,
     Optimizer,
     check_fraction,
     check_non_negative,
@@ -18,6 +19,13 @@ from minigrad.optim.base import (
 from minigrad.parameter import Parameter
 
 __all__ = ["Adam", "AdamW", "adam_update"]
+
+
+def check_betas(name: str, betas: Any) -> tuple[float, float]:
+    """``betas`` as a pair of floats, each in [0, 1), or ValueError."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
+    return (check_fraction(f"{name}[0]", betas[0]), check_fraction(f"{name}[1]", betas[1]))
 
 
 def adam_update(
@@ -99,7 +107,12 @@ class Adam(Optimizer):
     array([ 0.9, -0.9])
     """
 
-    hyperparameter_names = ("lr", "betas", "eps", "weight_decay")
+    hyperparameter_checks: ClassVar[HyperparameterChecks] = {
+        **Optimizer.hyperparameter_checks,
+        "betas": check_betas,
+        "eps": check_non_negative,
+        "weight_decay": check_non_negative,
+    }
     decoupled_weight_decay = False
 
     def __init__(
@@ -110,18 +123,7 @@ class Adam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
-        super().__init__(params, lr)
-        self._set_hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-
-    def _checked_hyperparameters(self, values: dict[str, Any]) -> dict[str, Any]:
-        betas = values["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {values['betas']!r}")
-        return {
-            "betas": (check_fraction("betas[0]", betas[0]), check_fraction("betas[1]", betas[1])),
-            "eps": check_non_negative("eps", values["eps"]),
-            "weight_decay": check_non_negative("weight_decay", values["weight_decay"]),
-        }
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def _initial_state(self, param: Parameter) -> dict[str, Any]:
         return {"step": 0, "m": np.zeros_like(param.value), "v": np.zeros_like(param.value)}

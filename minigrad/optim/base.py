@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from minigrad.parameter import Parameter
 
-__all__ = ["Optimizer"]
+__all__ = ["HyperparameterChecks", "Optimizer"]
+
+#: hyperparameter name -> check(name, value) returning the normalised value
+HyperparameterChecks = dict[str, Callable[[str, Any], Any]]
 
 
 class Optimizer:
@@ -21,26 +24,27 @@ class Optimizer:
     allocated once at construction. ``step()`` updates every ``parameter.value`` **in
     place** from ``parameter.grad``, so layers and optimizers share the same arrays.
 
-    Subclasses list their hyperparameters in ``hyperparameter_names``, validate them in
-    ``_checked_hyperparameters`` and write the update in ``_update``; the rule itself lives
-    in a small function of (value, grad, state, hyperparameters) beside the class.
-
-    Hyperparameters are plain attributes that may change between steps
-    (``optimizer.lr = 0.01`` is how a schedule changes the learning rate).
+    Hyperparameters are attributes that may change between steps (``optimizer.lr = 0.01``
+    is how a schedule changes the learning rate). Every assignment is validated: a
+    subclass lists its hyperparameters in ``hyperparameter_checks``, each with the function
+    that checks and normalises its value, writes its update rule as a small function of
+    (value, grad, state, hyperparameters) beside the class, and calls it from ``_update``.
 
     Parameters
     ----------
     params : iterable of Parameter
         Usually ``model.parameters()``. Must be non-empty, without duplicates.
-    lr : float
-        Learning rate, >= 0.
+    **hyperparameters
+        One value for each name in ``hyperparameter_checks``.
     """
 
-    hyperparameter_names: tuple[str, ...] = ("lr",)
+    hyperparameter_checks: ClassVar[HyperparameterChecks] = {
+        "lr": lambda name, value: check_non_negative("learning rate", value),
+    }
 
-    def __init__(self, params: Iterable[Parameter], lr: float) -> None:
+    def __init__(self, params: Iterable[Parameter], **hyperparameters: Any) -> None:
         self.params = _parameter_list(params)
-        self.lr = lr
+        self._set_hyperparameters(hyperparameters)
         self.state: dict[Parameter, dict[str, Any]] = {
             p: self._initial_state(p) for p in self.params
         }
@@ -48,6 +52,10 @@ class Optimizer:
         self._scratch: dict[Parameter, NDArray[np.floating]] = {
             p: np.empty_like(p.value) for p in self.params
         }
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        check = self.hyperparameter_checks.get(name)
+        super().__setattr__(name, value if check is None else check(name, value))
 
     # -- what a subclass writes ------------------------------------------------------------
 
@@ -59,23 +67,7 @@ class Optimizer:
         """Update ``param.value`` in place from ``param.grad`` and ``state``."""
         raise NotImplementedError(f"{type(self).__name__} must implement _update")
 
-    def _checked_hyperparameters(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Validate hyperparameters (all but lr) and return them normalised."""
-        return values
-
     # -- the public interface ---------------------------------------------------------------
-
-    @property
-    def lr(self) -> float:
-        """The learning rate; may be changed between steps."""
-        return self._lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        value = float(value)
-        if not (np.isfinite(value) and value >= 0):
-            raise ValueError(f"learning rate must be a finite number >= 0, got {value}")
-        self._lr = value
 
     def step(self) -> None:
         """Apply one update to every parameter, in place."""
@@ -91,26 +83,28 @@ class Optimizer:
         for param in self.params:
             param.zero_grad()
 
+    @property
+    def hyperparameter_names(self) -> tuple[str, ...]:
+        return tuple(self.hyperparameter_checks)
+
     def hyperparameters(self) -> dict[str, Any]:
         """The current hyperparameters, by name."""
-        return {name: getattr(self, name) for name in self.hyperparameter_names}
+        return {name: getattr(self, name) for name in self.hyperparameter_checks}
 
-    def _validated_hyperparameters(self, values: dict[str, Any]) -> dict[str, Any]:
-        """All hyperparameters checked (names, lr, the subclass's own), nothing set yet."""
-        unknown = set(values) - set(self.hyperparameter_names)
-        missing = set(self.hyperparameter_names) - set(values)
+    def _validated_hyperparameters(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Every hyperparameter checked and normalised; nothing is set."""
+        unknown = set(values) - set(self.hyperparameter_checks)
+        missing = set(self.hyperparameter_checks) - set(values)
         if unknown or missing:
-            raise KeyError(
-                f"{type(self).__name__} hyperparameters are {list(self.hyperparameter_names)}; "
+            raise ValueError(
+                f"{type(self).__name__} hyperparameters are {list(self.hyperparameter_checks)}; "
                 f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
             )
-        others = {name: value for name, value in values.items() if name != "lr"}
         return {
-            "lr": check_non_negative("learning rate", values["lr"]),
-            **self._checked_hyperparameters(others),
+            name: check(name, values[name]) for name, check in self.hyperparameter_checks.items()
         }
 
-    def _set_hyperparameters(self, **values: Any) -> None:
+    def _set_hyperparameters(self, values: Mapping[str, Any]) -> None:
         for name, value in self._validated_hyperparameters(values).items():
             setattr(self, name, value)
 
@@ -129,6 +123,12 @@ class Optimizer:
         Everything is checked (count, keys, shapes, dtypes) before anything is written.
         Buffers are copied into the existing arrays.
         """
+        if not isinstance(state_dict, Mapping) or set(state_dict) != {"hyperparameters", "state"}:
+            raise ValueError(
+                "an optimizer state_dict is a dict with the keys 'hyperparameters' and 'state', "
+                f"got {type(state_dict).__name__}"
+                + (f" with keys {sorted(state_dict)}" if isinstance(state_dict, Mapping) else "")
+            )
         states = state_dict["state"]
         if len(states) != len(self.params):
             raise ValueError(
@@ -138,7 +138,7 @@ class Optimizer:
         for index, (param, saved) in enumerate(zip(self.params, states, strict=True)):
             own = self.state[param]
             if set(saved) != set(own):
-                raise KeyError(
+                raise ValueError(
                     f"optimizer state of parameter {index} has keys {sorted(saved)}, "
                     f"expected {sorted(own)}"
                 )
@@ -146,10 +146,9 @@ class Optimizer:
                 _check_state_entry(
                     f"optimizer state {key!r} of parameter {index}", value, saved[key]
                 )
-        hyperparameters = self._validated_hyperparameters(dict(state_dict["hyperparameters"]))
+        self._validated_hyperparameters(state_dict["hyperparameters"])
         # everything is valid: write
-        for name, value in hyperparameters.items():
-            setattr(self, name, value)
+        self._set_hyperparameters(state_dict["hyperparameters"])
         for param, saved in zip(self.params, states, strict=True):
             own = self.state[param]
             for key, value in own.items():

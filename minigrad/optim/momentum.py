@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from minigrad.optim.base import (
+    HyperparameterChecks,
     Optimizer,
     check_fraction,
     check_non_negative,
@@ -84,7 +85,12 @@ class Momentum(Optimizer):
     array([0.75])
     """
 
-    hyperparameter_names = ("lr", "momentum", "nesterov", "weight_decay")
+    hyperparameter_checks: ClassVar[HyperparameterChecks] = {
+        **Optimizer.hyperparameter_checks,
+        "momentum": check_fraction,
+        "nesterov": lambda name, value: bool(value),
+        "weight_decay": check_non_negative,
+    }
 
     def __init__(
         self,
@@ -94,17 +100,9 @@ class Momentum(Optimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
     ) -> None:
-        super().__init__(params, lr)
-        self._set_hyperparameters(
-            lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
+        super().__init__(
+            params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
         )
-
-    def _checked_hyperparameters(self, values: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "momentum": check_fraction("momentum", values["momentum"]),
-            "nesterov": bool(values["nesterov"]),
-            "weight_decay": check_non_negative("weight_decay", values["weight_decay"]),
-        }
 
     def _initial_state(self, param: Parameter) -> dict[str, Any]:
         return {"velocity": np.zeros_like(param.value)}

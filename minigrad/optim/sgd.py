@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from minigrad.optim.base import Optimizer, check_non_negative, decayed_gradient
+from minigrad.optim.base import (
+    HyperparameterChecks,
+    Optimizer,
+    check_non_negative,
+    decayed_gradient,
+)
 from minigrad.parameter import Parameter
 
 __all__ = ["SGD", "sgd_update"]
@@ -51,16 +56,15 @@ class SGD(Optimizer):
     array([0.95, 2.1 ])
     """
 
-    hyperparameter_names = ("lr", "weight_decay")
+    hyperparameter_checks: ClassVar[HyperparameterChecks] = {
+        **Optimizer.hyperparameter_checks,
+        "weight_decay": check_non_negative,
+    }
 
     def __init__(
         self, params: Iterable[Parameter], lr: float = 0.01, weight_decay: float = 0.0
     ) -> None:
-        super().__init__(params, lr)
-        self._set_hyperparameters(lr=lr, weight_decay=weight_decay)
-
-    def _checked_hyperparameters(self, values: dict[str, Any]) -> dict[str, Any]:
-        return {"weight_decay": check_non_negative("weight_decay", values["weight_decay"])}
+        super().__init__(params, lr=lr, weight_decay=weight_decay)
 
     def _update(self, param: Parameter, state: dict[str, Any], scratch: NDArray) -> None:
         sgd_update(

@@ -79,7 +79,9 @@ def check_gradients(
 
     For a Layer (a whole Sequential included) the scalar checked is L = sum(forward(x) * r)
     for a fixed random r, so that dL/dy = r exercises every output; the input gradient and
-    every parameter's ``.grad`` are compared with finite differences of L. For a Loss, the
+    every parameter's ``.grad`` are compared with finite differences of L. Forward and
+    backward run twice first and must give the same gradients, since backward overwrites
+    ``.grad``. For a Loss, the
     gradient of ``loss(x, target)`` with respect to ``x`` (the prediction) is checked.
 
     Work in float64 (``dtype=np.float64`` for Dense): float32 rounding swamps finite
@@ -153,9 +155,21 @@ def _check_layer(
     def objective() -> float:
         return float(np.sum(layer.forward(x) * weights))
 
-    layer.forward(x)
-    analytic_input = np.array(layer.backward(weights.copy()), dtype=np.float64)
-    analytic_params = {key: p.grad.copy() for key, p in layer.named_parameters()}
+    # Twice: backward must overwrite .grad, so a second pass has to give the same gradients
+    # (a backward that adds into .grad, PyTorch-style, fails here).
+    passes = []
+    for _ in range(2):
+        layer.forward(x)
+        grad_input = np.array(layer.backward(weights.copy()), dtype=np.float64)
+        passes.append((grad_input, {key: p.grad.copy() for key, p in layer.named_parameters()}))
+    (analytic_input, analytic_params), (second_input, second_params) = passes
+    for key, first in {"input": analytic_input, **analytic_params}.items():
+        second = second_input if key == "input" else second_params[key]
+        if not np.array_equal(first, second, equal_nan=True):
+            raise GradientCheckError(
+                f"gradient of {key!r} changed between two identical forward/backward passes: "
+                "backward must overwrite .grad (p.grad[...] = ...), not add to it"
+            )
 
     report = GradientReport()
     report.errors["input"] = _compare(
@@ -175,7 +189,7 @@ def _compare(name: str, analytic: NDArray, numeric: NDArray, atol: float, rtol: 
     if analytic.size == 0:
         return 0.0
     ratio = np.abs(analytic - numeric) / (atol + rtol * np.abs(numeric))
-    ratio[~np.isfinite(analytic)] = np.inf
+    ratio[~(np.isfinite(analytic) & np.isfinite(numeric))] = np.inf  # NaN never passes
     worst = int(np.argmax(ratio))
     if ratio.flat[worst] > 1:
         index = np.unravel_index(worst, analytic.shape)
