@@ -207,38 +207,39 @@ class CrossEntropy(Loss):
     def __init__(self) -> None:
         self._probs: NDArray[np.floating] | None = None
         self._target: NDArray | None = None
+        self._rows: NDArray[np.intp] | None = None
 
     def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
         logits = _as_prediction(pred, "CrossEntropy")
         check_ndim(logits, 2, "CrossEntropy pred", hint=" (batch, classes) of logits")
         target = self._check_target(logits, target)
         m = logits.shape[0]
-        row_max = logits.max(axis=1, keepdims=True)
+        row_max = np.maximum.reduce(logits, axis=1, keepdims=True)
         with np.errstate(over="ignore"):  # a gap beyond the dtype's range is -inf: exp gives 0
-            shifted = logits - row_max  # each row's maximum becomes 0
-        probs = np.exp(shifted)
-        sums = probs.sum(axis=1, keepdims=True)  # >= 1: each row holds an exp(0) = 1
+            probs = logits - row_max  # each row's maximum becomes 0 ...
+        np.exp(probs, out=probs)  # ... so every exp is <= 1 and each row holds an exp(0) = 1
+        sums = np.add.reduce(probs, axis=1, keepdims=True)  # >= 1
         probs /= sums
-        self._probs, self._target = probs, target
+        rows = np.arange(m)
+        self._probs, self._target, self._rows = probs, target, rows
         # -log p_ij = log(sum_i) + (max_i - z_ij): two terms >= 0, so the loss is >= 0. The gap
         # max_i - z_ij is taken in float64, where a gap between float32 logits cannot overflow.
         row_max = row_max.astype(np.float64)
         if target.ndim == 1:
-            gap = row_max[:, 0] - logits[np.arange(m), target]
-            return float((np.log(sums[:, 0]) + gap).sum()) / m
-        per_row = (target * (np.log(sums) + (row_max - logits))).sum(axis=1)
-        return float(per_row.sum()) / m
+            per_row = np.log(sums[:, 0]) + (row_max[:, 0] - logits[rows, target])
+        else:
+            per_row = np.add.reduce(target * (np.log(sums) + (row_max - logits)), axis=1)
+        return float(np.add.reduce(per_row)) / m
 
     def backward(self) -> NDArray[np.floating]:
         if self._probs is None or self._target is None:
             raise self._not_called()
         grad = self._probs.copy()
-        m = grad.shape[0]
         if self._target.ndim == 1:
-            grad[np.arange(m), self._target] -= 1
+            grad[self._rows, self._target] -= 1
         else:
             grad -= self._target
-        grad *= 1.0 / m
+        grad *= 1.0 / grad.shape[0]
         return grad
 
     @staticmethod
@@ -287,7 +288,9 @@ def _class_indices(labels: NDArray, classes: int) -> NDArray[np.intp]:
             )
     elif kind not in "iu":
         raise TypeError(f"CrossEntropy class labels must be integers, got dtype {labels.dtype}")
-    if labels.min() < 0 or labels.max() >= classes:
+    # Viewed as unsigned, a negative label becomes a huge number: one max() checks both ends.
+    unsigned = labels.view(labels.dtype.str.replace("i", "u")) if kind == "i" else labels
+    if (kind == "f" and labels.min() < 0) or np.maximum.reduce(unsigned) >= classes:
         i = np.flatnonzero((labels < 0) | (labels >= classes))[0]
         raise ValueError(
             f"CrossEntropy class labels must lie in [0, {classes}) for {classes} classes, "

@@ -18,7 +18,8 @@ class Parameter:
     Parameters
     ----------
     value : ndarray
-        The initial value. It is used as it is (no copy) and must be a floating-point array.
+        The initial value, a floating-point array. It is used as it is (no copy) when it is
+        C-contiguous, else copied into a contiguous array.
     name : str, optional
         A label for messages and reprs; layers set it to the attribute name.
 
@@ -44,6 +45,8 @@ class Parameter:
 
     def __init__(self, value: NDArray[np.floating], name: str = "") -> None:
         value = np.asarray(value)
+        if not value.flags.c_contiguous:
+            value = np.ascontiguousarray(value)
         if not np.issubdtype(value.dtype, np.floating):
             raise TypeError(
                 f"Parameter values must be floating point, got dtype {value.dtype}; "

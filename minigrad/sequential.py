@@ -125,11 +125,12 @@ class Sequential(Layer):
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         """Run every layer's forward in order."""
-        for index, layer in enumerate(self.layers):
-            try:
+        index = 0
+        try:
+            for index, layer in enumerate(self.layers):  # noqa: B007 (the handler reads index)
                 x = layer.forward(x)
-            except Exception as error:
-                raise _in_layer(error, index, layer, "forward") from error
+        except Exception as error:
+            raise _in_layer(error, index, self.layers[index], "forward") from error
         return x  # type: ignore[return-value]
 
     def backward(
@@ -141,26 +142,23 @@ class Sequential(Layer):
         never needs the gradient with respect to the data, and skipping it saves the first
         layer's largest product (as PyTorch does for inputs without ``requires_grad``).
         """
-        for index in range(len(self.layers) - 1, 0, -1):
-            grad_output = self._layer_backward(index, grad_output, input_grad=True)
-        if not self.layers:
+        layers = self.layers
+        if not layers:
             return grad_output
-        return self._layer_backward(0, grad_output, input_grad)
+        index = len(layers) - 1
+        try:
+            while index > 0:
+                grad_output = layers[index].backward(grad_output)
+                index -= 1
+            if input_grad:
+                return layers[0].backward(grad_output)
+            layers[0].backward_parameters(grad_output)
+            return None
+        except Exception as error:
+            raise _in_layer(error, index, layers[index], "backward") from error
 
     def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
         self.backward(grad_output, input_grad=False)
-
-    def _layer_backward(
-        self, index: int, grad_output: NDArray[np.floating], input_grad: bool
-    ) -> NDArray[np.floating] | None:
-        layer = self.layers[index]
-        try:
-            if input_grad:
-                return layer.backward(grad_output)
-            layer.backward_parameters(grad_output)
-            return None
-        except Exception as error:
-            raise _in_layer(error, index, layer, "backward") from error
 
     def __len__(self) -> int:
         return len(self.layers)

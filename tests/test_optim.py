@@ -1023,3 +1023,31 @@ def test_a_state_dict_that_is_not_one_is_refused():
         ValueError, match=r"keys 'hyperparameters' and 'state', got dict with keys \[\]"
     ):
         opt.load_state_dict({})
+
+
+@pytest.mark.parametrize("make", [SGD, Momentum, Adam, AdamW])
+def test_a_parameter_larger_than_a_block_is_updated_as_a_whole(make, monkeypatch):
+    """Block-wise updates of a large parameter equal the update of the whole array."""
+    import minigrad.optim.base as base
+
+    rng = np.random.default_rng(0)
+    start, grads = rng.normal(size=(7, 9)), rng.normal(size=(3, 7, 9))
+    trajectories = []
+    for block_size in (10**6, 10):  # one whole block; then blocks of 10 with a short last one
+        monkeypatch.setattr(base, "BLOCK_SIZE", block_size)
+        p, small = Parameter(start.copy()), Parameter(np.ones(3))
+        opt = make([p, small], lr=0.1)
+        assert (p in opt._whole) == (block_size > p.size)
+        for g in grads:
+            p.grad[...] = g
+            small.grad[...] = 1.0
+            opt.step()
+        trajectories.append(p.value)
+    np.testing.assert_array_equal(trajectories[0], trajectories[1])
+
+
+def test_parameters_are_made_contiguous():
+    transposed = np.ones((3, 2)).T
+    p = Parameter(transposed)
+    assert p.value.flags.c_contiguous and p.shape == (2, 3)
+    assert Parameter(np.array(2.0)).shape == ()

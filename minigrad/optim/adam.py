@@ -128,11 +128,15 @@ class Adam(Optimizer):
     def _initial_state(self, param: Parameter) -> dict[str, Any]:
         return {"step": 0, "m": np.zeros_like(param.value), "v": np.zeros_like(param.value)}
 
-    def _update(self, param: Parameter, state: dict[str, Any], scratch: NDArray) -> None:
-        state["step"] += 1
+    def step(self) -> None:
+        for state in self.state.values():
+            state["step"] += 1
+        super().step()
+
+    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
         adam_update(
-            param.value,
-            param.grad,
+            value,
+            grad,
             state["m"],
             state["v"],
             step=state["step"],
@@ -142,7 +146,7 @@ class Adam(Optimizer):
             eps=self.eps,
             weight_decay=self.weight_decay,
             decoupled=self.decoupled_weight_decay,
-            scratch=scratch,
+            scratch=work,
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -10,7 +10,10 @@ from numpy.typing import NDArray
 
 from minigrad.parameter import Parameter
 
-__all__ = ["HyperparameterChecks", "Optimizer"]
+__all__ = ["BLOCK_SIZE", "HyperparameterChecks", "Optimizer"]
+
+#: Parameters with more entries are updated in blocks of this many (1 MiB of float32)
+BLOCK_SIZE = 1 << 18
 
 #: hyperparameter name -> check(name, value) returning the normalised value
 HyperparameterChecks = dict[str, Callable[[str, Any], Any]]
@@ -48,9 +51,18 @@ class Optimizer:
         self.state: dict[Parameter, dict[str, Any]] = {
             p: self._initial_state(p) for p in self.params
         }
-        # one work array per parameter, reused by every step so updates allocate nothing
-        self._scratch: dict[Parameter, NDArray[np.floating]] = {
-            p: np.empty_like(p.value) for p in self.params
+        # One work array per dtype, shared by all parameters and reused by every step, so that
+        # updates allocate nothing. A parameter larger than BLOCK_SIZE entries is updated block
+        # by block through it, which also keeps each block's arrays in cache between the
+        # several passes of an update rule.
+        sizes: dict[np.dtype, int] = {}
+        for p in self.params:
+            sizes[p.dtype] = max(sizes.get(p.dtype, 0), min(p.size, BLOCK_SIZE))
+        self._work = {dtype: np.empty(size, dtype) for dtype, size in sizes.items()}
+        self._whole: dict[Parameter, NDArray[np.floating]] = {
+            p: self._work[p.dtype][: p.size].reshape(p.shape)
+            for p in self.params
+            if p.size <= BLOCK_SIZE
         }
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -63,16 +75,45 @@ class Optimizer:
         """The state of one parameter before the first step (buffers allocated here)."""
         return {}
 
-    def _update(self, param: Parameter, state: dict[str, Any], scratch: NDArray) -> None:
-        """Update ``param.value`` in place from ``param.grad`` and ``state``."""
+    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+        """Update ``value`` in place from ``grad`` and ``state``, using ``work`` as scratch.
+
+        The arrays are a whole parameter, or one block of it (then ``state``'s arrays are the
+        matching blocks of the parameter's state); all four have the same shape.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement _update")
 
     # -- the public interface ---------------------------------------------------------------
 
     def step(self) -> None:
         """Apply one update to every parameter, in place."""
-        for param in self.params:
-            self._update(param, self.state[param], self._scratch[param])
+        for param, state in self.state.items():
+            work = self._whole.get(param)
+            if work is not None:
+                self._update(param.value, param.grad, state, work)
+            else:
+                for value, grad, block_state, block_work in self._blocks(param, state):
+                    self._update(value, grad, block_state, block_work)
+
+    def _blocks(
+        self, param: Parameter, state: dict[str, Any]
+    ) -> Iterator[tuple[NDArray, NDArray, dict[str, Any], NDArray]]:
+        """Consecutive blocks of at most BLOCK_SIZE entries of a large parameter, its gradient
+        and its state arrays (views of the flattened arrays), with the work array."""
+        work = self._work[param.dtype]
+        arrays = {"value": param.value, "grad": param.grad}
+        arrays.update((k, v) for k, v in state.items() if isinstance(v, np.ndarray))
+        for name, array in arrays.items():
+            if not array.flags.c_contiguous:
+                raise ValueError(
+                    f"the optimizer needs contiguous arrays; {name} of {param!r} is not"
+                )
+        flat = {name: array.reshape(-1) for name, array in arrays.items()}
+        for start in range(0, param.size, work.size):
+            stop = min(start + work.size, param.size)
+            block = {name: array[start:stop] for name, array in flat.items()}
+            value, grad = block.pop("value"), block.pop("grad")
+            yield value, grad, {**state, **block}, work[: stop - start]
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero.

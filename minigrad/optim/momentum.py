@@ -107,14 +107,14 @@ class Momentum(Optimizer):
     def _initial_state(self, param: Parameter) -> dict[str, Any]:
         return {"velocity": np.zeros_like(param.value)}
 
-    def _update(self, param: Parameter, state: dict[str, Any], scratch: NDArray) -> None:
+    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
         momentum_update(
-            param.value,
-            param.grad,
+            value,
+            grad,
             state["velocity"],
             lr=self.lr,
             momentum=self.momentum,
             nesterov=self.nesterov,
             weight_decay=self.weight_decay,
-            scratch=scratch,
+            scratch=work,
         )

@@ -66,7 +66,5 @@ class SGD(Optimizer):
     ) -> None:
         super().__init__(params, lr=lr, weight_decay=weight_decay)
 
-    def _update(self, param: Parameter, state: dict[str, Any], scratch: NDArray) -> None:
-        sgd_update(
-            param.value, param.grad, lr=self.lr, weight_decay=self.weight_decay, scratch=scratch
-        )
+    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+        sgd_update(value, grad, lr=self.lr, weight_decay=self.weight_decay, scratch=work)
