@@ -1,0 +1,505 @@
+"""One MLP training step: minigrad against PyTorch eager, the BLAS floor and hand-written NumPy.
+
+Everything runs in one process, interleaved round by round so that all implementations see
+the same machine noise; each figure is the median over rounds after warm-up.
+
+- minigrad: Sequential of Dense + ReLU, CrossEntropy, SGD / Momentum / Adam, float32.
+- torch: the same model, loss and optimizer in PyTorch eager mode (when torch is installed).
+- floor: only the matrix products the step needs (forward, weight gradients, input gradients
+  of every layer but the first), into preallocated arrays: no framework can beat it.
+- numpy: a hand-written NumPy step, as the seeds' lesson writes it (fresh arrays every step).
+
+Also measured: step time against batch size and against width, and the peak memory of a
+training step (minigrad's against its own budget of parameters + gradients + optimizer
+buffers + activations, and both frameworks' peak resident memory).
+
+Run:  python benchmarks/step_benchmark.py            (about five minutes)
+      python benchmarks/step_benchmark.py --smoke    (seconds; checks that everything runs)
+Results go to benchmarks/results/: step.json, step.md and step.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+
+import minigrad as mg
+
+try:
+    import torch
+except ImportError:  # the comparison is skipped without PyTorch
+    torch = None
+
+CONFIGS: dict[str, tuple[tuple[int, ...], int]] = {
+    "xor": ((2, 3, 2), 4),
+    "digits": ((64, 64, 10), 32),
+    "mnist": ((784, 256, 128, 10), 128),
+    "wide": ((1024, 2048, 2048, 10), 256),
+}
+OPTIMIZERS = ("sgd", "momentum", "adam")
+HYPERPARAMETERS = {
+    "sgd": {"lr": 0.01},
+    "momentum": {"lr": 0.01, "momentum": 0.9},
+    "adam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8},
+}
+IMPLEMENTATIONS = ("minigrad", "torch", "floor", "numpy")
+WARMUP_SECONDS = 0.3
+RESULTS = Path(__file__).resolve().parent / "results"
+
+Step = Callable[[], None]
+
+
+# -- the same problem for everyone --------------------------------------------------------
+
+
+def problem(sizes: tuple[int, ...], batch: int, seed: int = 0):
+    """A float32 batch, integer labels and He-initialised float32 weights (W, b) per layer."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], size=batch)
+    weights = [
+        (
+            (rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)).astype(np.float32),
+            (rng.standard_normal(n_out) * 0.01).astype(np.float32),
+        )
+        for n_in, n_out in pairwise(sizes)
+    ]
+    return x, y, weights
+
+
+def minigrad_step(sizes, weights, x, y, optimizer: str) -> Step:
+    layers: list[mg.Layer] = []
+    for index, (w, b) in enumerate(weights):
+        dense = mg.Dense(w.shape[1], w.shape[0])
+        dense.weight.value[...] = w
+        dense.bias.value[...] = b
+        layers.append(dense)
+        if index < len(weights) - 1:
+            layers.append(mg.ReLU())
+    model = mg.Sequential(*layers)
+    loss = mg.CrossEntropy()
+    make = {"sgd": mg.SGD, "momentum": mg.Momentum, "adam": mg.Adam}[optimizer]
+    opt = make(model.parameters(), **HYPERPARAMETERS[optimizer])
+
+    def step() -> None:
+        loss(model(x), y)
+        model.backward(loss.backward(), input_grad=False)
+        opt.step()
+
+    step.model, step.optimizer = model, opt  # type: ignore[attr-defined]
+    return step
+
+
+def torch_step(sizes, weights, x, y, optimizer: str) -> Step | None:
+    if torch is None:
+        return None
+    modules = []
+    for index, (w, b) in enumerate(weights):
+        linear = torch.nn.Linear(w.shape[1], w.shape[0], dtype=torch.float32)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(w))
+            linear.bias.copy_(torch.from_numpy(b))
+        modules.append(linear)
+        if index < len(weights) - 1:
+            modules.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*modules)
+    settings = dict(HYPERPARAMETERS[optimizer])
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), **settings)
+    else:
+        opt = torch.optim.SGD(model.parameters(), **settings)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(tx), ty).backward()
+        opt.step()
+
+    step.model = model  # type: ignore[attr-defined]
+    return step
+
+
+def floor_step(sizes, weights, x) -> Step:
+    """Only the products: z_l = a_l W_l^T, dW_l = g_l^T a_l, g_(l-1) = g_l W_l (l > first)."""
+    batch = x.shape[0]
+    acts = [x] + [np.empty((batch, w.shape[0]), np.float32) for w, _ in weights]
+    grads = [np.empty((batch, w.shape[1]), np.float32) for w, _ in weights]
+    grad_out = np.full((batch, sizes[-1]), 1e-3, np.float32)
+    weight_grads = [np.empty_like(w) for w, _ in weights]
+
+    def step() -> None:
+        for index, (w, _) in enumerate(weights):
+            np.matmul(acts[index], w.T, out=acts[index + 1])
+        g = grad_out
+        for index in range(len(weights) - 1, -1, -1):
+            w = weights[index][0]
+            np.matmul(g.T, acts[index], out=weight_grads[index])
+            if index > 0:
+                np.matmul(g, w, out=grads[index])
+                g = grads[index]
+
+    return step
+
+
+def numpy_step(sizes, weights, x, y, optimizer: str) -> Step:
+    """A hand-written step in plain NumPy, allocating as straightforward code does."""
+    params = [p.copy() for pair in weights for p in pair]
+    velocity = [np.zeros_like(p) for p in params]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    settings = HYPERPARAMETERS[optimizer]
+    lr = settings["lr"]
+    count = [0]
+    rows = np.arange(len(y))
+
+    def step() -> None:
+        acts = [x]
+        for index in range(0, len(params), 2):
+            z = acts[-1] @ params[index].T + params[index + 1]
+            acts.append(np.maximum(z, 0) if index < len(params) - 2 else z)
+        logits = acts.pop()
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = e / e.sum(axis=1, keepdims=True)
+        step.loss = -np.log(probs[rows, y]).mean()  # type: ignore[attr-defined]
+        g = probs
+        g[rows, y] -= 1
+        g /= len(y)
+        grads = [None] * len(params)
+        for index in range(len(params) - 2, -1, -2):
+            a = acts[index // 2]
+            grads[index] = g.T @ a
+            grads[index + 1] = g.sum(axis=0)
+            if index > 0:
+                g = (g @ params[index]) * (a > 0)
+        count[0] += 1
+        for i, (p, dp) in enumerate(zip(params, grads, strict=True)):
+            if optimizer == "sgd":
+                p -= lr * dp
+            elif optimizer == "momentum":
+                velocity[i] = settings["momentum"] * velocity[i] + dp
+                p -= lr * velocity[i]
+            else:
+                b1, b2 = settings["betas"]
+                m[i] = b1 * m[i] + (1 - b1) * dp
+                v[i] = b2 * v[i] + (1 - b2) * dp * dp
+                m_hat = m[i] / (1 - b1 ** count[0])
+                v_hat = v[i] / (1 - b2 ** count[0])
+                p -= lr * m_hat / (np.sqrt(v_hat) + settings["eps"])
+
+    step.params = params  # type: ignore[attr-defined]
+    return step
+
+
+# -- timing ---------------------------------------------------------------------------------
+
+
+def median_step_times(
+    steps: dict[str, Step],
+    rounds: int,
+    round_seconds: float,
+    passes: int = 3,
+    warmup: float = WARMUP_SECONDS,
+) -> dict[str, float]:
+    """Median seconds per step of each implementation.
+
+    The implementations take turns, ``passes`` times, in rotated order. Each turn starts
+    with ``warmup`` seconds of untimed steps: the thread pools of OpenBLAS and PyTorch keep
+    spinning for a while after their last call, and the library that ran before must go
+    quiet before the next one is timed. Then ``rounds`` timed rounds of about
+    ``round_seconds`` each; the median is over every round of every pass.
+    """
+    names = list(steps)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for turn in range(passes):
+        for name in names[turn % len(names) :] + names[: turn % len(names)]:
+            step = steps[name]
+            start = time.perf_counter()
+            warm = 0
+            while time.perf_counter() - start < warmup or warm < 3:
+                step()
+                warm += 1
+            per_round = max(1, round(warm * round_seconds / (time.perf_counter() - start)))
+            for _ in range(rounds):
+                begin = time.perf_counter()
+                for _ in range(per_round):
+                    step()
+                samples[name].append((time.perf_counter() - begin) / per_round)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def compare(
+    sizes: tuple[int, ...], batch: int, optimizer: str, timing: dict[str, float]
+) -> dict[str, float]:
+    """Median step seconds of every implementation on one configuration."""
+    x, y, weights = problem(sizes, batch)
+    steps = {
+        "minigrad": minigrad_step(sizes, weights, x, y, optimizer),
+        "torch": torch_step(sizes, weights, x, y, optimizer),
+        "floor": floor_step(sizes, weights, x),
+        "numpy": numpy_step(sizes, weights, x, y, optimizer),
+    }
+    available = {name: step for name, step in steps.items() if step is not None}
+    return median_step_times(available, **timing)
+
+
+# -- memory ---------------------------------------------------------------------------------
+
+
+def minigrad_memory(sizes: tuple[int, ...], batch: int, optimizer: str) -> dict[str, int]:
+    """Peak bytes NumPy holds during one step, against the step's budget.
+
+    budget = parameters + gradients + optimizer buffers + the batch + activations (every
+    layer's output, ReLU masks and the loss's probabilities). A parameter-sized temporary
+    made during the step would push the peak above it by a whole parameter's size.
+    """
+    x, y, weights = problem(sizes, batch)
+    tracemalloc.start()
+    try:
+        step = minigrad_step(sizes, weights, x, y, optimizer)
+        step()
+        step()
+        model, opt = step.model, step.optimizer  # type: ignore[attr-defined]
+        params = sum(p.value.nbytes for p in model.parameters())
+        buffers = sum(
+            value.nbytes
+            for state in opt.state.values()
+            for value in state.values()
+            if isinstance(value, np.ndarray)
+        ) + sum(work.nbytes for work in opt._work.values())
+        outputs = sum(batch * n * 4 for n in sizes[1:])  # Dense outputs (the last: logits)
+        relu = sum(batch * n * (4 + 1) for n in sizes[1:-1])  # ReLU outputs and masks
+        probabilities = batch * sizes[-1] * 4
+        budget = 2 * params + buffers + x.nbytes + outputs + relu + probabilities
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return {"budget": budget, "peak": peak, "held_before_step": before}
+
+
+def resident_memory(framework: str, config: str, optimizer: str) -> int | None:
+    """Peak resident bytes added by building and training, in a fresh process (Linux only)."""
+    if not Path("/proc/self/clear_refs").exists():
+        return None
+    command = [sys.executable, __file__, "--probe", framework, config, optimizer]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        return None
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def probe(framework: str, config: str, optimizer: str) -> None:
+    """Run in a child process: print the peak resident bytes that training adds."""
+    sizes, batch = CONFIGS[config]
+    x, y, weights = problem(sizes, batch)
+    make = minigrad_step if framework == "minigrad" else torch_step
+    if framework == "torch":  # warm PyTorch's one-off allocations up on a tiny model first
+        tiny = problem((2, 2), 1)
+        torch_step((2, 2), tiny[2], tiny[0], tiny[1], optimizer)()
+    Path("/proc/self/clear_refs").write_text("5")  # restart the high-water mark from here
+    baseline = _status_kib("VmRSS")
+    step = make(sizes, weights, x, y, optimizer)
+    for _ in range(5):
+        step()
+    print((_status_kib("VmHWM") - baseline) * 1024)
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def environment() -> dict[str, object]:
+    info: dict[str, object] = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": getattr(torch, "__version__", None),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [
+            {k: pool.get(k) for k in ("internal_api", "num_threads", "architecture")}
+            for pool in threadpool_info()
+            if pool.get("user_api") == "blas"
+        ]
+    except ImportError:
+        pass
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+    return info
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a / b
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        "| config | optimizer | floor (us) | hand-written NumPy (us) | PyTorch (us) "
+        "| minigrad (us) | minigrad / PyTorch | minigrad / floor | minigrad / NumPy |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def us(value: float | None) -> str:
+        return (
+            "-"
+            if value is None
+            else f"{value * 1e6:,.0f}"
+            if value >= 1e-4
+            else f"{value * 1e6:.1f}"
+        )
+
+    def r(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    for row in results["steps"]:
+        t = row["seconds"]
+        lines.append(
+            f"| {row['config']} | {row['optimizer']} | {us(t.get('floor'))} | {us(t.get('numpy'))} "
+            f"| {us(t.get('torch'))} | {us(t.get('minigrad'))} "
+            f"| {r(ratio(t.get('minigrad'), t.get('torch')))} "
+            f"| {r(ratio(t.get('minigrad'), t.get('floor')))} "
+            f"| {r(ratio(t.get('minigrad'), t.get('numpy')))} |"
+        )
+    if results.get("memory"):
+        lines += [
+            "",
+            "| config | optimizer | minigrad peak / budget | minigrad peak RSS (MiB) "
+            "| PyTorch peak RSS (MiB) |",
+            "| --- | --- | ---: | ---: | ---: |",
+        ]
+        for row in results["memory"]:
+            mib = {k: "-" if v is None else f"{v / 2**20:.1f}" for k, v in row["resident"].items()}
+            lines.append(
+                f"| {row['config']} | {row['optimizer']} "
+                f"| {row['minigrad']['peak'] / row['minigrad']['budget']:.2f} "
+                f"| {mib['minigrad']} | {mib['torch']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, label in (
+        (axes[0], "batch", "batch size (784-256-128-10)"),
+        (axes[1], "width", "hidden width w (784-w-w-10, batch 128)"),
+    ):
+        rows = results["scaling"][key]
+        xs = [row[key] for row in rows]
+        for name, style in (
+            ("minigrad", "o-"),
+            ("torch", "s--"),
+            ("floor", "^:"),
+            ("numpy", "x-."),
+        ):
+            ys = [row["seconds"].get(name) for row in rows]
+            if all(v is not None for v in ys):
+                ax.loglog(xs, [v * 1e6 for v in ys], style, label=name, base=2)
+        ax.set_xlabel(label)
+        ax.set_ylabel("step time (us), SGD")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle("One training step, float32, median of rounds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS, default=list(OPTIMIZERS))
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per pass")
+    parser.add_argument("--round-seconds", type=float, default=0.03, help="length of a round")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes and rounds: checks only")
+    parser.add_argument("--probe", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.probe:
+        probe(*args.probe)
+        return {}
+
+    configs = {name: CONFIGS[name] for name in args.configs}
+    timing = {"rounds": args.rounds, "round_seconds": args.round_seconds, "passes": 3}
+    scaling_timing = {**timing, "passes": 2, "rounds": max(3, args.rounds // 2)}
+    batches, widths = [16, 32, 64, 128, 256, 512, 1024], [64, 128, 256, 512, 1024, 2048]
+    memory_configs = [name for name in ("mnist", "wide") if name in configs]
+    if args.smoke:
+        configs = {"xor": CONFIGS["xor"], "digits": CONFIGS["digits"]}
+        timing = {"rounds": 2, "round_seconds": 0.001, "passes": 1, "warmup": 0.0}
+        scaling_timing = timing
+        batches, widths, memory_configs = [8, 16], [16, 32], ["digits"]
+
+    results: dict = {"environment": environment(), "steps": [], "memory": []}
+    for config, (sizes, batch) in configs.items():
+        for optimizer in args.optimizers:
+            seconds = compare(sizes, batch, optimizer, timing)
+            results["steps"].append({"config": config, "optimizer": optimizer, "seconds": seconds})
+            print(
+                f"{config:7s} {optimizer:9s}",
+                *(f"{k} {v * 1e6:9.1f} us" for k, v in seconds.items()),
+                flush=True,
+            )
+    for config in memory_configs:
+        sizes, batch = CONFIGS[config]
+        for optimizer in args.optimizers:
+            resident = {"minigrad": resident_memory("minigrad", config, optimizer)}
+            resident["torch"] = resident_memory("torch", config, optimizer) if torch else None
+            results["memory"].append(
+                {
+                    "config": config,
+                    "optimizer": optimizer,
+                    "minigrad": minigrad_memory(sizes, batch, optimizer),
+                    "resident": resident,
+                }
+            )
+    results["scaling"] = {
+        "batch": [
+            {"batch": b, "seconds": compare((784, 256, 128, 10), b, "sgd", scaling_timing)}
+            for b in batches
+        ],
+        "width": [
+            {"width": w, "seconds": compare((784, w, w, 10), 128, "sgd", scaling_timing)}
+            for w in widths
+        ],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "step.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "step.md").write_text(markdown(results))
+    plot(results, args.out / "step.png")
+    print(markdown(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The step benchmark: it runs end to end, and its implementations all do the same step.
+
+No test here looks at a timing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bench():
+    path = ROOT / "benchmarks" / "step_benchmark.py"
+    spec = importlib.util.spec_from_file_location("step_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_smoke_run_writes_every_result(bench, tmp_path):
+    bench.main(["--smoke", "--optimizers", "sgd", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "step.json").read_text())
+    assert [(row["config"], row["optimizer"]) for row in saved["steps"]] == [
+        ("xor", "sgd"),
+        ("digits", "sgd"),
+    ]
+    for row in saved["steps"]:
+        assert {"minigrad", "floor", "numpy"} <= set(row["seconds"])
+        assert all(seconds > 0 for seconds in row["seconds"].values())
+    (memory,) = saved["memory"]
+    assert 0 < memory["minigrad"]["held_before_step"] <= memory["minigrad"]["peak"]
+    assert memory["minigrad"]["budget"] > 0
+    assert [row["batch"] for row in saved["scaling"]["batch"]] == [8, 16]
+    table = (tmp_path / "step.md").read_text()
+    assert "| xor | sgd |" in table and "| digits | sgd |" in table
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "step.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_minigrad_and_the_hand_written_step_compute_the_same_update(bench, optimizer):
+    sizes, batch = (6, 5, 4, 3), 7
+    x, y, weights = bench.problem(sizes, batch)
+    ours = bench.minigrad_step(sizes, weights, x, y, optimizer)
+    hand = bench.numpy_step(sizes, weights, x, y, optimizer)
+    for _ in range(3):
+        ours()
+        hand()
+    dense = [layer for layer in ours.model if hasattr(layer, "weight")]
+    for index, layer in enumerate(dense):
+        np.testing.assert_allclose(layer.weight.value, hand.params[2 * index], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            layer.bias.value, hand.params[2 * index + 1], rtol=1e-4, atol=1e-6
+        )
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_minigrad_and_torch_compute_the_same_update(bench, torch, optimizer):
+    sizes, batch = (6, 5, 4, 3), 7
+    x, y, weights = bench.problem(sizes, batch)
+    ours = bench.minigrad_step(sizes, weights, x, y, optimizer)
+    theirs = bench.torch_step(sizes, weights, x, y, optimizer)
+    for _ in range(3):
+        ours()
+        theirs()
+    for key, value in theirs.model.state_dict().items():
+        np.testing.assert_allclose(
+            ours.model.state_dict()[key], value.numpy(), rtol=1e-4, atol=1e-6
+        )
