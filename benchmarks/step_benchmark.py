@@ -1,7 +1,8 @@
 """One MLP training step: minigrad against PyTorch eager, the BLAS floor and hand-written NumPy.
 
 Everything runs in one process, interleaved round by round so that all implementations see
-the same machine noise; each figure is the median over rounds after warm-up.
+the same machine noise; each time is the median of the turns, each ratio the median of
+ratios taken turn by turn.
 
 - minigrad: Sequential of Dense + ReLU, CrossEntropy, SGD / Momentum / Adam, float32.
 - torch: the same model, loss and optimizer in PyTorch eager mode (when torch is installed).
@@ -13,7 +14,7 @@ Also measured: step time against batch size and against width, and the peak memo
 training step (minigrad's against its own budget of parameters + gradients + optimizer
 buffers + activations, and both frameworks' peak resident memory).
 
-Run:  python benchmarks/step_benchmark.py            (about five minutes)
+Run:  python benchmarks/step_benchmark.py            (about eight minutes)
       python benchmarks/step_benchmark.py --smoke    (seconds; checks that everything runs)
 Results go to benchmarks/results/: step.json, step.md and step.png.
 """
@@ -205,23 +206,23 @@ def numpy_step(sizes, weights, x, y, optimizer: str) -> Step:
 # -- timing ---------------------------------------------------------------------------------
 
 
-def median_step_times(
+def step_times(
     steps: dict[str, Step],
     rounds: int,
     round_seconds: float,
     passes: int = 3,
     warmup: float = WARMUP_SECONDS,
-) -> dict[str, float]:
-    """Median seconds per step of each implementation.
+) -> dict[str, list[float]]:
+    """Seconds per step of each implementation: one median per pass.
 
     The implementations take turns, ``passes`` times, in rotated order. Each turn starts
     with ``warmup`` seconds of untimed steps: the thread pools of OpenBLAS and PyTorch keep
     spinning for a while after their last call, and the library that ran before must go
     quiet before the next one is timed. Then ``rounds`` timed rounds of about
-    ``round_seconds`` each; the median is over every round of every pass.
+    ``round_seconds`` each, whose median is the turn's figure.
     """
     names = list(steps)
-    samples: dict[str, list[float]] = {name: [] for name in names}
+    per_pass: dict[str, list[float]] = {name: [] for name in names}
     for turn in range(passes):
         for name in names[turn % len(names) :] + names[: turn % len(names)]:
             step = steps[name]
@@ -231,18 +232,39 @@ def median_step_times(
                 step()
                 warm += 1
             per_round = max(1, round(warm * round_seconds / (time.perf_counter() - start)))
+            samples = []
             for _ in range(rounds):
                 begin = time.perf_counter()
                 for _ in range(per_round):
                     step()
-                samples[name].append((time.perf_counter() - begin) / per_round)
-    return {name: statistics.median(values) for name, values in samples.items()}
+                samples.append((time.perf_counter() - begin) / per_round)
+            per_pass[name].append(statistics.median(samples))
+    return per_pass
+
+
+def summary(per_pass: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Median step seconds, and minigrad's ratios to the others paired pass by pass.
+
+    The machine's speed drifts over minutes; within one pass every implementation sees
+    nearly the same machine, so the median of per-pass ratios is steadier than a ratio of
+    medians.
+    """
+    seconds = {name: statistics.median(values) for name, values in per_pass.items()}
+    ratios = {
+        other: statistics.median(
+            ours / theirs
+            for ours, theirs in zip(per_pass["minigrad"], per_pass[other], strict=True)
+        )
+        for other in per_pass
+        if other != "minigrad"
+    }
+    return {"seconds": seconds, "ratios": ratios}
 
 
 def compare(
     sizes: tuple[int, ...], batch: int, optimizer: str, timing: dict[str, float]
-) -> dict[str, float]:
-    """Median step seconds of every implementation on one configuration."""
+) -> dict[str, dict[str, float]]:
+    """Step seconds and minigrad's ratios on one configuration (see :func:`summary`)."""
     x, y, weights = problem(sizes, batch)
     steps = {
         "minigrad": minigrad_step(sizes, weights, x, y, optimizer),
@@ -251,7 +273,7 @@ def compare(
         "numpy": numpy_step(sizes, weights, x, y, optimizer),
     }
     available = {name: step for name, step in steps.items() if step is not None}
-    return median_step_times(available, **timing)
+    return summary(step_times(available, **timing))
 
 
 # -- memory ---------------------------------------------------------------------------------
@@ -351,12 +373,18 @@ def environment() -> dict[str, object]:
     return info
 
 
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a / b
-
-
 def markdown(results: dict) -> str:
+    env = results["environment"]
+    blas = ", ".join(
+        f"{pool['internal_api']} {pool['architecture']} x{pool['num_threads']}"
+        for pool in env.get("blas", [])
+    )
     lines = [
+        f"Python {env['python']}, NumPy {env['numpy']} ({blas or 'BLAS unknown'}), "
+        f"PyTorch {env['torch'] or 'not installed'}, {env['cpus']} CPUs; float32; median of "
+        f"{results['timing']['passes']} turns x {results['timing']['rounds']} rounds per "
+        "implementation, all in one process; ratios are medians of ratios paired turn by turn.",
+        "",
         "| config | optimizer | floor (us) | hand-written NumPy (us) | PyTorch (us) "
         "| minigrad (us) | minigrad / PyTorch | minigrad / floor | minigrad / NumPy |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -375,13 +403,11 @@ def markdown(results: dict) -> str:
         return "-" if value is None else f"{value:.2f}"
 
     for row in results["steps"]:
-        t = row["seconds"]
+        t, q = row["seconds"], row["ratios"]
         lines.append(
             f"| {row['config']} | {row['optimizer']} | {us(t.get('floor'))} | {us(t.get('numpy'))} "
             f"| {us(t.get('torch'))} | {us(t.get('minigrad'))} "
-            f"| {r(ratio(t.get('minigrad'), t.get('torch')))} "
-            f"| {r(ratio(t.get('minigrad'), t.get('floor')))} "
-            f"| {r(ratio(t.get('minigrad'), t.get('numpy')))} |"
+            f"| {r(q.get('torch'))} | {r(q.get('floor'))} | {r(q.get('numpy'))} |"
         )
     if results.get("memory"):
         lines += [
@@ -428,7 +454,7 @@ def plot(results: dict, path: Path) -> bool:
         ax.set_ylabel("step time (us), SGD")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-    fig.suptitle("One training step, float32, median of rounds")
+    fig.suptitle("One training step, float32, median of turns")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -439,7 +465,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS, default=list(OPTIMIZERS))
-    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per pass")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per turn")
+    parser.add_argument("--passes", type=int, default=7, help="turns of each implementation")
     parser.add_argument("--round-seconds", type=float, default=0.03, help="length of a round")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and rounds: checks only")
@@ -450,8 +477,8 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
 
     configs = {name: CONFIGS[name] for name in args.configs}
-    timing = {"rounds": args.rounds, "round_seconds": args.round_seconds, "passes": 3}
-    scaling_timing = {**timing, "passes": 2, "rounds": max(3, args.rounds // 2)}
+    timing = {"rounds": args.rounds, "round_seconds": args.round_seconds, "passes": args.passes}
+    scaling_timing = {**timing, "passes": max(1, args.passes // 2)}
     batches, widths = [16, 32, 64, 128, 256, 512, 1024], [64, 128, 256, 512, 1024, 2048]
     memory_configs = [name for name in ("mnist", "wide") if name in configs]
     if args.smoke:
@@ -460,11 +487,12 @@ def main(argv: list[str] | None = None) -> dict:
         scaling_timing = timing
         batches, widths, memory_configs = [8, 16], [16, 32], ["digits"]
 
-    results: dict = {"environment": environment(), "steps": [], "memory": []}
+    results: dict = {"environment": environment(), "timing": timing, "steps": [], "memory": []}
     for config, (sizes, batch) in configs.items():
         for optimizer in args.optimizers:
-            seconds = compare(sizes, batch, optimizer, timing)
-            results["steps"].append({"config": config, "optimizer": optimizer, "seconds": seconds})
+            row = compare(sizes, batch, optimizer, timing)
+            results["steps"].append({"config": config, "optimizer": optimizer, **row})
+            seconds = row["seconds"]
             print(
                 f"{config:7s} {optimizer:9s}",
                 *(f"{k} {v * 1e6:9.1f} us" for k, v in seconds.items()),
@@ -485,12 +513,10 @@ def main(argv: list[str] | None = None) -> dict:
             )
     results["scaling"] = {
         "batch": [
-            {"batch": b, "seconds": compare((784, 256, 128, 10), b, "sgd", scaling_timing)}
-            for b in batches
+            {"batch": b, **compare((784, 256, 128, 10), b, "sgd", scaling_timing)} for b in batches
         ],
         "width": [
-            {"width": w, "seconds": compare((784, w, w, 10), 128, "sgd", scaling_timing)}
-            for w in widths
+            {"width": w, **compare((784, w, w, 10), 128, "sgd", scaling_timing)} for w in widths
         ],
     }
     args.out.mkdir(parents=True, exist_ok=True)

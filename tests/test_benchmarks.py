@@ -34,6 +34,7 @@ def test_a_smoke_run_writes_every_result(bench, tmp_path):
     for row in saved["steps"]:
         assert {"minigrad", "floor", "numpy"} <= set(row["seconds"])
         assert all(seconds > 0 for seconds in row["seconds"].values())
+        assert {"floor", "numpy"} <= set(row["ratios"])
     (memory,) = saved["memory"]
     assert 0 < memory["minigrad"]["held_before_step"] <= memory["minigrad"]["peak"]
     assert memory["minigrad"]["budget"] > 0
@@ -42,6 +43,14 @@ def test_a_smoke_run_writes_every_result(bench, tmp_path):
     assert "| xor | sgd |" in table and "| digits | sgd |" in table
     pytest.importorskip("matplotlib")
     assert (tmp_path / "step.png").stat().st_size > 1000
+
+
+def test_ratios_are_paired_turn_by_turn(bench):
+    """A slow turn slows both sides of its pair; the paired median ignores the drift."""
+    per_pass = {"minigrad": [1.0, 2.0, 3.0, 10.0, 1.2], "torch": [2.0, 4.0, 6.0, 1.0, 2.4]}
+    result = bench.summary(per_pass)
+    assert result["seconds"] == {"minigrad": 2.0, "torch": 2.4}
+    assert result["ratios"] == {"torch": 0.5}
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
