@@ -18,12 +18,23 @@ gradient that starts backpropagation, and optimizers update parameters in place.
 True
 """
 
-from minigrad.errors import ShapeError
+from minigrad import callbacks, data, metrics, schedules
+from minigrad.callbacks import (
+    Callback,
+    DivergenceGuard,
+    EarlyStopping,
+    HistoryLogger,
+    LearningRateScheduler,
+)
+from minigrad.data import DataLoader
+from minigrad.errors import DivergenceError, ShapeError
 from minigrad.layers import Activation, Dense, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from minigrad.losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss
-from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer
+from minigrad.metrics import accuracy, confusion_matrix
+from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer, clip_grad_norm
 from minigrad.parameter import Parameter
 from minigrad.sequential import Sequential
+from minigrad.training import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
@@ -34,10 +45,18 @@ __all__ = [
     "Adam",
     "AdamW",
     "BinaryCrossEntropy",
+    "Callback",
     "CrossEntropy",
+    "DataLoader",
     "Dense",
+    "DivergenceError",
+    "DivergenceGuard",
+    "EarlyStopping",
+    "History",
+    "HistoryLogger",
     "Layer",
     "LeakyReLU",
+    "LearningRateScheduler",
     "Loss",
     "Momentum",
     "Optimizer",
@@ -49,4 +68,14 @@ __all__ = [
     "Softmax",
     "Tanh",
     "__version__",
+    "accuracy",
+    "callbacks",
+    "clip_grad_norm",
+    "confusion_matrix",
+    "data",
+    "evaluate",
+    "fit",
+    "metrics",
+    "predict",
+    "schedules",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ShapeError"]
+__all__ = ["DivergenceError", "ShapeError"]
 
 
 class ShapeError(ValueError):
@@ -10,4 +10,12 @@ class ShapeError(ValueError):
 
     A subclass of ValueError, so ``except ValueError`` catches it too. The message names the
     expected and the given shape; a ``Sequential`` adds the index and class of the layer.
+    """
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a NaN or infinite loss.
+
+    Raised by :class:`~minigrad.callbacks.DivergenceGuard` (which ``fit`` uses by default),
+    with the epoch, the step and the learning rate in the message.
     """

@@ -83,3 +83,16 @@ def test_minigrad_and_torch_compute_the_same_update(bench, torch, optimizer):
         np.testing.assert_allclose(
             ours.model.state_dict()[key], value.numpy(), rtol=1e-4, atol=1e-6
         )
+
+
+def test_the_fit_benchmark_runs_and_compares_fit_with_the_bare_loop(tmp_path):
+    path = ROOT / "benchmarks" / "fit_benchmark.py"
+    spec = importlib.util.spec_from_file_location("fit_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.EPOCHS = 1
+    results = module.main(["--turns", "1", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "fit.json").read_text())
+    assert saved == results
+    assert set(saved["ratio_to_bare_loop"]) == {"fit", "fit + progress bar"}
+    assert all(ratio > 0 for ratio in saved["ratio_to_bare_loop"].values())

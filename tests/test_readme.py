@@ -17,7 +17,7 @@ def code_blocks(language: str) -> list[str]:
 
 def test_readme_opens_with_the_two_commands():
     train, test = code_blocks("bash")[:2]
-    assert train.strip().endswith("pip install -e . && python -m minigrad")
+    assert train.strip().endswith("pip install -e '.[progress]' && python -m minigrad")
     assert test.strip().endswith("pip install -e '.[test]' && pytest")
 
 
@@ -32,7 +32,9 @@ def test_python_examples_run(capsys):
     namespace: dict = {}
     for index, block in enumerate(code_blocks("python")):
         exec(compile(block, f"README.md python block {index}", "exec"), namespace)
-    assert "[False  True  True False]" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "[False  True  True False]" in out
+    assert "validation accuracy 1.00" in out
     tests = [f for name, f in namespace.items() if name.startswith("test_")]
     assert tests, "the README's hypothesis example defines a test"
     for test in tests:

@@ -2,6 +2,7 @@
 
 from minigrad.optim.adam import Adam, AdamW, adam_update
 from minigrad.optim.base import Optimizer
+from minigrad.optim.clip import clip_grad_norm, global_grad_norm
 from minigrad.optim.momentum import Momentum, momentum_update
 from minigrad.optim.sgd import SGD, sgd_update
 
@@ -12,6 +13,8 @@ __all__ = [
     "Momentum",
     "Optimizer",
     "adam_update",
+    "clip_grad_norm",
+    "global_grad_norm",
     "momentum_update",
     "sgd_update",
 ]

@@ -1,0 +1,223 @@
+"""Callbacks: code that ``fit`` runs at the start and end of training, epochs and batches.
+
+A callback subclasses :class:`Callback` and overrides the hooks it needs. Each hook gets the
+:class:`~minigrad.training.TrainingState` (model, loss, optimizer, history, epoch, step,
+``stop_training``); epoch ends also get ``logs``, that epoch's numbers by name ("loss",
+"accuracy", "val_loss", ...). Setting ``state.stop_training = True`` ends training after the
+current epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from minigrad._files import write_atomically
+from minigrad.errors import DivergenceError
+from minigrad.schedules import Schedule
+
+if TYPE_CHECKING:
+    from minigrad.training import TrainingState
+
+__all__ = [
+    "Callback",
+    "DivergenceGuard",
+    "EarlyStopping",
+    "HistoryLogger",
+    "LearningRateScheduler",
+]
+
+
+class Callback:
+    """Base class of callbacks; every hook does nothing unless overridden."""
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        """Before the first epoch."""
+
+    def on_epoch_begin(self, state: TrainingState) -> None:
+        """Before the first batch of epoch ``state.epoch`` (counted from 0)."""
+
+    def on_batch_begin(self, state: TrainingState) -> None:
+        """Before the forward pass of a batch; ``state.step`` steps are done so far."""
+
+    def on_batch_end(self, state: TrainingState, loss: float) -> None:
+        """After the optimizer step of a batch, with that batch's loss."""
+
+    def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        """After an epoch (and its validation), with the epoch's numbers."""
+
+    def on_train_end(self, state: TrainingState) -> None:
+        """After the last epoch, or after training was stopped early."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class DivergenceGuard(Callback):
+    """Stop with a :class:`~minigrad.errors.DivergenceError` as soon as a batch's loss is NaN
+    or infinite, naming the epoch, the step and the learning rate.
+
+    A loss that blows up usually means the learning rate is too large: gradient descent
+    overshoots, each step lands further away, and the values overflow. ``fit`` adds one of
+    these unless its callbacks already hold one.
+    """
+
+    def on_batch_end(self, state: TrainingState, loss: float) -> None:
+        if not math.isfinite(loss):
+            lr = getattr(state.optimizer, "lr", None)
+            advice = (
+                f"the learning rate ({lr:g}) is probably too large; try {lr / 10:g}"
+                if isinstance(lr, float) and lr > 0
+                else "check the learning rate and the data"
+            )
+            raise DivergenceError(
+                f"the loss became {loss} at epoch {state.epoch + 1}, batch {state.batch + 1} "
+                f"(step {state.step}): training diverged; {advice}"
+            )
+
+
+class EarlyStopping(Callback):
+    """Stop when a monitored number has not improved for ``patience`` epochs.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        A key of the epoch logs ("loss", "val_loss", "val_accuracy", ...).
+    patience : int, default 5
+        Epochs without improvement before stopping.
+    min_delta : float, default 0.0
+        The least change that counts as an improvement.
+    mode : "min", "max" or "auto"
+        Whether smaller or larger is better; "auto" picks "max" for accuracies and "min"
+        otherwise.
+    restore_best_weights : bool, default True
+        At the end of training, load the weights of the best epoch back into the model.
+
+    Attributes
+    ----------
+    best : float, best_epoch : int (counted from 0), stopped_epoch : int or None
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = True,
+    ) -> None:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
+        if not (math.isfinite(min_delta) and min_delta >= 0):
+            raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta}")
+        if mode not in ("min", "max", "auto"):
+            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
+        self.mode, self.restore_best_weights = mode, restore_best_weights
+        self.best = math.inf if mode == "min" else -math.inf
+        self.best_epoch = -1
+        self.stopped_epoch: int | None = None
+        self._wait = 0
+        self._best_weights: dict[str, np.ndarray] | None = None
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch, self.stopped_epoch, self._wait, self._best_weights = -1, None, 0, None
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        if self.monitor not in logs:
+            raise KeyError(
+                f"EarlyStopping monitors {self.monitor!r}, but the epoch logs hold "
+                f"{sorted(logs)}; validation numbers need validation_data"
+            )
+        value = logs[self.monitor]
+        if self._improved(value):
+            self.best, self.best_epoch, self._wait = value, state.epoch, 0
+            if self.restore_best_weights:
+                self._best_weights = state.model.state_dict()
+        else:
+            self._wait += 1
+            if self._wait >= self.patience:
+                state.stop_training = True
+                self.stopped_epoch = state.epoch
+
+    def on_train_end(self, state: TrainingState) -> None:
+        if self.restore_best_weights and self._best_weights is not None:
+            state.model.load_state_dict(self._best_weights)
+
+    def __repr__(self) -> str:
+        return (
+            f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
+            f"mode={self.mode!r}, restore_best_weights={self.restore_best_weights})"
+        )
+
+
+class LearningRateScheduler(Callback):
+    """Set ``optimizer.lr = schedule(t)`` before each epoch (t = epochs done) or, with
+    ``per="step"``, before each batch (t = optimizer steps done).
+
+    >>> from minigrad.schedules import StepDecay
+    >>> LearningRateScheduler(StepDecay(0.1, factor=0.9, every=100))
+    LearningRateScheduler(StepDecay(lr=0.1, factor=0.9, every=100), per='epoch')
+    """
+
+    def __init__(self, schedule: Schedule, per: str = "epoch") -> None:
+        if not callable(schedule):
+            raise TypeError(f"schedule must be callable, got {type(schedule).__name__}")
+        if per not in ("epoch", "step"):
+            raise ValueError(f"per must be 'epoch' or 'step', got {per!r}")
+        self.schedule, self.per = schedule, per
+
+    def on_epoch_begin(self, state: TrainingState) -> None:
+        if self.per == "epoch":
+            state.optimizer.lr = self.schedule(state.epoch)
+
+    def on_batch_begin(self, state: TrainingState) -> None:
+        if self.per == "step":
+            state.optimizer.lr = self.schedule(state.step)
+
+    def __repr__(self) -> str:
+        return f"LearningRateScheduler({self.schedule!r}, per={self.per!r})"
+
+
+class HistoryLogger(Callback):
+    """Write the history to ``path`` after every epoch: CSV (a row per epoch) when the name
+    ends in ``.csv``, else JSON (the History as a dict of lists).
+
+    The file is replaced atomically (written beside it, then renamed), so a crash or an
+    interrupt never leaves half a file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        history = dict(state.history)
+        if self.path.suffix.lower() == ".csv":
+            text = io.StringIO()
+            writer = csv.writer(text, lineterminator="\n")
+            names = list(history)
+            writer.writerow(["epoch", *names])
+            for epoch in range(len(state.history.epochs)):
+                writer.writerow([epoch + 1, *(repr(history[name][epoch]) for name in names)])
+            content = text.getvalue()
+        else:
+            content = json.dumps({"epoch": state.history.epochs, **history}, indent=1) + "\n"
+        write_atomically(self.path, content)
+
+    def __repr__(self) -> str:
+        return f"HistoryLogger({str(self.path)!r})"

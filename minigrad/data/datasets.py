@@ -1,0 +1,139 @@
+"""Small built-in data sets for demos and tests, and scikit-learn's 8x8 digits.
+
+Every ``make_*`` function returns ``(x, y)``: x float32 of shape (n_samples, features) and y
+int64 class labels of shape (n_samples,), drawn from the generator that ``seed`` makes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["load_digits", "make_blobs", "make_circles", "make_moons", "make_spirals", "make_xor"]
+
+Dataset = tuple[NDArray[np.float32], NDArray[np.int64]]
+
+
+def _check(n_samples: int, noise: float, at_least: int = 1) -> None:
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
+        raise TypeError(f"n_samples must be an integer, got {n_samples!r}")
+    if n_samples < at_least:
+        raise ValueError(f"n_samples must be >= {at_least}, got {n_samples}")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
+
+
+def _split(n_samples: int, classes: int) -> NDArray[np.int64]:
+    """Labels 0..classes-1 in blocks as equal as possible (the first classes get the extra)."""
+    return np.repeat(
+        np.arange(classes), [len(part) for part in np.array_split(range(n_samples), classes)]
+    )
+
+
+def _finish(x: NDArray, y: NDArray, noise: float, rng: np.random.Generator) -> Dataset:
+    if noise:
+        x = x + rng.normal(0.0, noise, x.shape)
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def make_xor(n_samples: int = 4, noise: float = 0.0, *, seed=None) -> Dataset:
+    """The XOR problem: corners of the unit square, label a XOR b.
+
+    Sample i sits at corner ``i % 4`` of (0, 0), (0, 1), (1, 0), (1, 1), plus Gaussian noise
+    of standard deviation ``noise``. The defaults give the slides' truth table exactly.
+
+    >>> x, y = make_xor()
+    >>> x.tolist(), y.tolist()
+    ([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], [0, 1, 1, 0])
+    """
+    _check(n_samples, noise)
+    rng = np.random.default_rng(seed)
+    corners = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+    x = corners[np.arange(n_samples) % 4]
+    y = (x[:, 0] != x[:, 1]).astype(np.int64)
+    return _finish(x, y, noise, rng)
+
+
+def make_spirals(
+    n_samples: int = 1000, noise: float = 0.02, *, classes: int = 2, turns: float = 1.5, seed=None
+) -> Dataset:
+    """``classes`` interleaved spiral arms in the plane, each turning ``turns`` times.
+
+    Arm k is r (cos(t + 2 pi k / classes), sin(...)) with r = t / t_max in (0, 1], t drawn
+    so that points are spread evenly along the arm; the classes interleave.
+    """
+    _check(n_samples, noise, at_least=classes)
+    if classes < 2:
+        raise ValueError(f"make_spirals needs classes >= 2, got {classes}")
+    rng = np.random.default_rng(seed)
+    y = _split(n_samples, classes)
+    t_max = 2.0 * np.pi * turns
+    t = np.sqrt(rng.uniform(0.0, 1.0, n_samples)) * t_max
+    angle = t + 2.0 * np.pi * y / classes
+    x = np.stack([np.cos(angle), np.sin(angle)], axis=1) * (t / t_max)[:, None]
+    return _finish(x, y, noise, rng)
+
+
+def make_moons(n_samples: int = 200, noise: float = 0.1, *, seed=None) -> Dataset:
+    """Two interleaving half circles (scikit-learn's moons): class 0 above, class 1 below."""
+    _check(n_samples, noise, at_least=2)
+    rng = np.random.default_rng(seed)
+    y = _split(n_samples, 2)
+    angle = rng.uniform(0.0, np.pi, n_samples)
+    upper = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    lower = np.stack([1.0 - np.cos(angle), 0.5 - np.sin(angle)], axis=1)
+    x = np.where((y == 0)[:, None], upper, lower)
+    return _finish(x, y, noise, rng)
+
+
+def make_circles(
+    n_samples: int = 200, noise: float = 0.05, *, factor: float = 0.5, seed=None
+) -> Dataset:
+    """Two concentric circles: class 0 of radius 1, class 1 of radius ``factor`` < 1."""
+    _check(n_samples, noise, at_least=2)
+    if not 0 < factor < 1:
+        raise ValueError(f"make_circles factor must lie in (0, 1), got {factor}")
+    rng = np.random.default_rng(seed)
+    y = _split(n_samples, 2)
+    angle = rng.uniform(0.0, 2.0 * np.pi, n_samples)
+    radius = np.where(y == 0, 1.0, factor)
+    x = np.stack([np.cos(angle), np.sin(angle)], axis=1) * radius[:, None]
+    return _finish(x, y, noise, rng)
+
+
+def make_blobs(
+    n_samples: int = 300,
+    centers: int = 3,
+    *,
+    features: int = 2,
+    spread: float = 1.0,
+    box: float = 10.0,
+    seed=None,
+) -> Dataset:
+    """Gaussian blobs: ``centers`` centres drawn uniformly in [-box, box]^features, each
+    class a Gaussian of standard deviation ``spread`` around its centre."""
+    _check(n_samples, spread, at_least=centers)
+    if centers < 1 or features < 1:
+        raise ValueError(
+            f"make_blobs needs centers >= 1 and features >= 1, got {centers}, {features}"
+        )
+    rng = np.random.default_rng(seed)
+    y = _split(n_samples, centers)
+    middle = rng.uniform(-box, box, (centers, features))
+    return _finish(middle[y], y, spread, rng)
+
+
+def load_digits() -> Dataset:
+    """scikit-learn's 1,797 handwritten digits, 8x8 pixels: x (1797, 64) in [0, 1], y (1797,).
+
+    Needs scikit-learn (``pip install 'minigrad[digits]'``), which ships the data with it.
+    """
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError:
+        raise ImportError(
+            "load_digits needs scikit-learn, which ships the data set: "
+            "pip install 'minigrad[digits]' (or pip install scikit-learn)"
+        ) from None
+    bunch = sklearn_digits()
+    return (bunch.data / 16.0).astype(np.float32), bunch.target.astype(np.int64)

@@ -1,0 +1,119 @@
+"""Plots with matplotlib (``pip install 'minigrad[plot]'``): training curves and decision
+boundaries. Each function draws on the axes it is given (or new ones) and returns the figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from minigrad.layers.base import Layer
+from minigrad.metrics import predicted_classes
+from minigrad.training import History, predict
+
+__all__ = ["plot_decision_boundary", "plot_history"]
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError(
+            "minigrad's plots need matplotlib: pip install 'minigrad[plot]'"
+        ) from None
+    return plt
+
+
+def plot_history(history: History | dict[str, list[float]], axes: Any = None) -> Any:
+    """Loss curves on the left, every other metric (accuracy, ...) on the right.
+
+    Training numbers are solid lines, validation numbers (``val_`` keys) dashed, both
+    against the epoch (from 1). Returns the matplotlib Figure.
+    """
+    plt = _pyplot()
+    names = [k for k in history if not k.startswith("val_") and k != "lr"]
+    if "loss" not in names:
+        raise ValueError(f"the history has no 'loss' entry; it holds {sorted(history)}")
+    metrics = [k for k in names if k != "loss"]
+    if axes is None:
+        _, axes = plt.subplots(1, 1 + bool(metrics), figsize=(5 + 4.5 * bool(metrics), 3.6))
+    axes = np.atleast_1d(axes)
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for ax, group, label in ((axes[0], ["loss"], "loss"), (axes[-1], metrics, "metric")):
+        for name in group:
+            (line,) = ax.plot(epochs, history[name], label=name)
+            if f"val_{name}" in history:
+                ax.plot(
+                    epochs,
+                    history[f"val_{name}"],
+                    "--",
+                    color=line.get_color(),
+                    label=f"val_{name}",
+                )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    figure = axes[0].figure
+    figure.tight_layout()
+    return figure
+
+
+def plot_decision_boundary(
+    model: Layer,
+    x: ArrayLike,
+    y: ArrayLike,
+    axes: Any = None,
+    resolution: int = 200,
+    threshold: float = 0.5,
+) -> Any:
+    """The class a model picks at every point of the plane around 2-D data, with the data.
+
+    The model is evaluated (in eval mode) on a ``resolution`` x ``resolution`` grid that
+    covers the points with a margin; each region is coloured by its predicted class (see
+    :func:`~minigrad.metrics.predicted_classes`; binary outputs are cut at ``threshold``),
+    and the points are drawn on top, coloured by their label. Returns the Figure.
+    """
+    plt = _pyplot()
+    x, y = np.asarray(x), np.asarray(y).reshape(-1)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"plot_decision_boundary needs 2-D points (n, 2), got shape {x.shape}")
+    if len(y) != len(x):
+        raise ValueError(f"x has {len(x)} points but y has {len(y)} labels")
+    low, high = x.min(axis=0), x.max(axis=0)
+    margin = 0.1 * np.maximum(high - low, 1e-3)
+    u = np.linspace(low[0] - margin[0], high[0] + margin[0], resolution)
+    v = np.linspace(low[1] - margin[1], high[1] + margin[1], resolution)
+    grid_u, grid_v = np.meshgrid(u, v)
+    grid = np.stack([grid_u.ravel(), grid_v.ravel()], axis=1).astype(x.dtype)
+    regions = predicted_classes(predict(model, grid, batch_size=4096), threshold)
+    if axes is None:
+        _, axes = plt.subplots(figsize=(5, 4.5))
+    classes = int(max(regions.max(), y.max())) + 1
+    axes.pcolormesh(
+        grid_u,
+        grid_v,
+        regions.reshape(grid_u.shape),
+        shading="auto",
+        cmap="coolwarm",
+        vmin=0,
+        vmax=max(classes - 1, 1),
+        alpha=0.3,
+    )
+    axes.scatter(
+        x[:, 0],
+        x[:, 1],
+        c=y,
+        cmap="coolwarm",
+        vmin=0,
+        vmax=max(classes - 1, 1),
+        s=12,
+        edgecolors="k",
+        linewidths=0.3,
+    )
+    axes.set_xlim(u[0], u[-1])
+    axes.set_ylim(v[0], v[-1])
+    axes.set_aspect("equal")
+    return axes.figure

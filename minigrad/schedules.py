@@ -1,0 +1,161 @@
+"""Learning-rate schedules: the learning rate as a function of the epoch or step count.
+
+A schedule is a callable ``schedule(t) -> lr`` for t = 0, 1, 2, ... (epochs or optimizer
+steps completed). :class:`~minigrad.callbacks.LearningRateScheduler` applies one during
+``fit``; in a hand-written loop set ``optimizer.lr = schedule(epoch)`` yourself.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "Constant",
+    "CosineDecay",
+    "ExponentialDecay",
+    "InverseTimeDecay",
+    "LinearWarmup",
+    "Schedule",
+    "StepDecay",
+]
+
+
+def _positive(name: str, value: float) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
+def _non_negative(name: str, value: float) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def _count(name: str, value: int, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+class Schedule:
+    """Base class: ``__call__(t)`` returns the learning rate for count t >= 0."""
+
+    def __call__(self, t: int) -> float:
+        raise NotImplementedError(f"{type(self).__name__} must implement __call__(t)")
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({settings})"
+
+
+class Constant(Schedule):
+    """lr(t) = lr."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = _non_negative("lr", lr)
+
+    def __call__(self, t: int) -> float:
+        return self.lr
+
+
+class StepDecay(Schedule):
+    """lr(t) = lr * factor ** floor(t / every): multiply by ``factor`` every ``every`` counts.
+
+    The slides' "learning_rate *= 0.9 every 100 epochs" is ``StepDecay(lr, 0.9, 100)`` (the
+    slides also apply the first decay at epoch 0, so their rate is this one times 0.9).
+    Same as torch.optim.lr_scheduler.StepLR(step_size=every, gamma=factor).
+
+    >>> schedule = StepDecay(0.1, factor=0.9, every=100)
+    >>> [round(schedule(t), 4) for t in (0, 99, 100, 250)]
+    [0.1, 0.1, 0.09, 0.081]
+    """
+
+    def __init__(self, lr: float, factor: float = 0.9, every: int = 100) -> None:
+        self.lr = _non_negative("lr", lr)
+        self.factor = _positive("factor", factor)
+        self.every = _count("every", every)
+
+    def __call__(self, t: int) -> float:
+        return self.lr * self.factor ** (t // self.every)
+
+
+class ExponentialDecay(Schedule):
+    """lr(t) = lr * gamma ** t (torch's ExponentialLR).
+
+    >>> ExponentialDecay(1.0, gamma=0.5)(3)
+    0.125
+    """
+
+    def __init__(self, lr: float, gamma: float) -> None:
+        self.lr = _non_negative("lr", lr)
+        self.gamma = _positive("gamma", gamma)
+
+    def __call__(self, t: int) -> float:
+        return self.lr * self.gamma**t
+
+
+class InverseTimeDecay(Schedule):
+    """lr(t) = lr / (1 + decay_rate * t), the classic 1/t decay.
+
+    >>> InverseTimeDecay(0.2, decay_rate=1.0)(3)
+    0.05
+    """
+
+    def __init__(self, lr: float, decay_rate: float) -> None:
+        self.lr = _non_negative("lr", lr)
+        self.decay_rate = _non_negative("decay_rate", decay_rate)
+
+    def __call__(self, t: int) -> float:
+        return self.lr / (1.0 + self.decay_rate * t)
+
+
+class CosineDecay(Schedule):
+    """Half a cosine from ``lr`` down to ``final_lr`` over ``total`` counts, then flat:
+
+        lr(t) = final_lr + (lr - final_lr) (1 + cos(pi min(t, total) / total)) / 2
+
+    (torch's CosineAnnealingLR with T_max=total, eta_min=final_lr, without restarts).
+
+    >>> schedule = CosineDecay(1.0, total=10)
+    >>> schedule(0), schedule(5), schedule(10), schedule(20)
+    (1.0, 0.5, 0.0, 0.0)
+    """
+
+    def __init__(self, lr: float, total: int, final_lr: float = 0.0) -> None:
+        self.lr = _non_negative("lr", lr)
+        self.total = _count("total", total)
+        self.final_lr = _non_negative("final_lr", final_lr)
+
+    def __call__(self, t: int) -> float:
+        progress = min(t, self.total) / self.total
+        return self.final_lr + (self.lr - self.final_lr) * (1.0 + math.cos(math.pi * progress)) / 2
+
+
+class LinearWarmup(Schedule):
+    """Rise linearly for ``warmup`` counts, then follow ``then`` (a schedule or a constant):
+
+        lr(t) = peak (start_factor + (1 - start_factor) t / warmup)   for t < warmup
+        lr(t) = then(t - warmup)                                       afterwards
+
+    where peak = then(0). The schedule after the warm-up starts from its own t = 0.
+
+    >>> schedule = LinearWarmup(CosineDecay(1.0, total=4), warmup=2)
+    >>> [round(schedule(t), 4) for t in range(7)]
+    [0.0, 0.5, 1.0, 0.8536, 0.5, 0.1464, 0.0]
+    """
+
+    def __init__(self, then: Schedule | float, warmup: int, start_factor: float = 0.0) -> None:
+        self.then = then if isinstance(then, Schedule) else Constant(then)
+        self.warmup = _count("warmup", warmup)
+        self.start_factor = _non_negative("start_factor", start_factor)
+        if self.start_factor > 1:
+            raise ValueError(f"start_factor must lie in [0, 1], got {start_factor}")
+
+    def __call__(self, t: int) -> float:
+        if t < self.warmup:
+            fraction = self.start_factor + (1.0 - self.start_factor) * t / self.warmup
+            return self.then(0) * fraction
+        return self.then(t - self.warmup)
