@@ -40,7 +40,9 @@ def _labels(target: ArrayLike, n: int) -> NDArray[np.integer]:
         raise ValueError(f"targets of shape {target.shape} do not fit {n} predictions")
     if labels.dtype.kind in "iu":
         return labels
-    if labels.dtype.kind not in "fb" or not np.all(labels == np.round(labels)):
+    if labels.dtype.kind not in "fb" or not np.all(
+        np.isfinite(labels) & (labels == np.round(labels))
+    ):
         raise ValueError("targets must be class labels (integers) or one-hot rows")
     return labels.astype(np.int64)
 
@@ -79,6 +81,10 @@ def confusion_matrix(
     if true.size and (true.min() < 0 or true.max() >= classes):
         raise ValueError(
             f"target classes must lie in [0, {classes}), got {true.min()} to {true.max()}"
+        )
+    if predicted.size and predicted.max() >= classes:
+        raise ValueError(
+            f"predictions pick class {predicted.max()}, outside the {classes} classes asked for"
         )
     counts = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(counts, (true, predicted), 1)

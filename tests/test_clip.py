@@ -1,0 +1,261 @@
+"""Gradient clipping: the global norm against a float64 reference, huge float32 gradients,
+clip_grad_norm below and above the limit (direction, dtype, in place, the returned norm),
+PyTorch's clip_grad_norm_ as an oracle, non-finite gradients and argument errors.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from minigrad import Parameter
+from minigrad.optim.clip import clip_grad_norm, global_grad_norm
+
+shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=5)
+shape_lists = st.lists(shapes, min_size=1, max_size=4)
+seeds = st.integers(0, 2**32 - 1)
+float_dtypes = st.sampled_from([np.float64, np.float32])
+
+
+def make_params(shapes, seed, dtype=np.float64, scale=1.0):
+    """Parameters of the given shapes whose gradients are random normal times ``scale``."""
+    rng = np.random.default_rng(seed)
+    params = []
+    for shape in shapes:
+        p = Parameter(np.zeros(shape, dtype=dtype))
+        p.grad[...] = rng.standard_normal(shape) * scale
+        params.append(p)
+    return params
+
+
+def reference_norm(grads):
+    """sqrt of the sum of squares of every gradient entry, in float64 (fsum: exact sum)."""
+    return math.sqrt(
+        math.fsum(float(x) ** 2 for g in grads for x in np.asarray(g, np.float64).reshape(-1))
+    )
+
+
+# -- global_grad_norm -----------------------------------------------------------------------
+
+
+@given(shapes=shape_lists, seed=seeds, scale=st.floats(1e-3, 1e3))
+def test_global_grad_norm_float64(shapes, seed, scale):
+    params = make_params(shapes, seed, np.float64, scale)
+    expected = reference_norm([p.grad for p in params])
+    assert global_grad_norm(params) == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+@given(shapes=shape_lists, seed=seeds, scale=st.floats(1e-3, 1e3))
+def test_global_grad_norm_float32(shapes, seed, scale):
+    params = make_params(shapes, seed, np.float32, scale)
+    expected = reference_norm([p.grad for p in params])  # of the float32 values, in float64
+    norm = global_grad_norm(params)
+    assert isinstance(norm, float)
+    assert norm == pytest.approx(expected, rel=1e-6, abs=0)
+
+
+def test_global_grad_norm_values():
+    p = Parameter(np.zeros(2))
+    p.grad[:] = [3.0, 4.0]
+    q = Parameter(np.zeros((2, 2), dtype=np.float32))
+    q.grad[...] = [[0.0, 12.0], [0.0, 0.0]]
+    assert global_grad_norm([p]) == 5.0
+    assert global_grad_norm([p, q]) == 13.0
+    assert global_grad_norm(p for p in [p, q]) == 13.0  # any iterable
+    assert global_grad_norm([]) == 0.0
+    assert global_grad_norm([Parameter(np.zeros(3))]) == 0.0
+
+
+def huge_float32_params(seed):
+    rng = np.random.default_rng(seed)
+    params = []
+    for shape in [(4, 3), (5,)]:
+        p = Parameter(np.zeros(shape, dtype=np.float32))
+        p.grad[...] = rng.uniform(-2.0, 2.0, size=shape) * 1e20  # squares overflow float32
+        params.append(p)
+    return params
+
+
+def test_global_grad_norm_of_huge_float32_gradients_is_finite_and_correct():
+    params = huge_float32_params(0)
+    expected = reference_norm([p.grad for p in params])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        norm = global_grad_norm(params)
+    assert math.isfinite(norm)
+    assert norm == pytest.approx(expected, rel=1e-6, abs=0)
+    assert expected > 1e20
+
+
+@pytest.mark.parametrize(
+    ("dtype", "size", "rtol"), [(np.float32, 1e20, 1e-5), (np.float16, 1e3, 2e-3)]
+)
+def test_huge_low_precision_gradients_give_no_warning(dtype, size, rtol):
+    rng = np.random.default_rng(1)
+    p = Parameter(np.zeros(50, dtype=dtype))
+    p.grad[...] = rng.uniform(1.0, 2.0, size=50) * size
+    expected = reference_norm([p.grad])
+    # pytest runs with filterwarnings=error: a RuntimeWarning fails here
+    assert global_grad_norm([p]) == pytest.approx(expected, rel=1e-6, abs=0)
+    assert clip_grad_norm([p], max_norm=1.0) == pytest.approx(expected, rel=1e-6, abs=0)
+    assert p.grad.dtype == dtype
+    assert reference_norm([p.grad]) == pytest.approx(1.0, rel=rtol, abs=0)
+
+
+def test_tiny_float32_gradients_do_not_underflow():
+    p = Parameter(np.zeros(2, dtype=np.float32))
+    p.grad[:] = [3e-30, 4e-30]
+    assert global_grad_norm([p]) == pytest.approx(reference_norm([p.grad]), rel=1e-6, abs=0)
+
+
+# -- clip_grad_norm -------------------------------------------------------------------------
+
+
+@given(
+    shapes=shape_lists,
+    seed=seeds,
+    dtype=float_dtypes,
+    max_norm=st.floats(0.01, 100.0),
+    fraction=st.floats(1e-3, 0.99),
+)
+def test_clip_below_max_norm_leaves_gradients_unchanged(shapes, seed, dtype, max_norm, fraction):
+    params = make_params(shapes, seed, dtype)
+    norm = reference_norm([p.grad for p in params])
+    if norm == 0:
+        return
+    for p in params:  # rescale so the norm is fraction * max_norm
+        p.grad *= dtype(fraction * max_norm / norm)
+    before = [p.grad.copy() for p in params]
+    arrays = [p.grad for p in params]
+    expected = reference_norm(before)
+    if expected + 1e-6 >= max_norm:  # torch's eps: scale = max_norm / (norm + 1e-6) < 1
+        return
+    returned = clip_grad_norm(params, max_norm)
+    assert returned == pytest.approx(expected, rel=1e-6, abs=0)
+    for p, b, a in zip(params, before, arrays, strict=True):
+        np.testing.assert_array_equal(p.grad, b)
+        assert p.grad is a
+
+
+@given(
+    shapes=shape_lists,
+    seed=seeds,
+    dtype=float_dtypes,
+    max_norm=st.floats(0.1, 10.0),
+    factor=st.floats(1.01, 1e4),
+)
+def test_clip_above_max_norm_scales_to_max_norm_keeping_direction(
+    shapes, seed, dtype, max_norm, factor
+):
+    params = make_params(shapes, seed, dtype)
+    norm = reference_norm([p.grad for p in params])
+    if norm < 1e-3:
+        return
+    for p in params:  # rescale so the norm is factor * max_norm
+        p.grad *= dtype(factor * max_norm / norm)
+    before = [p.grad.copy() for p in params]
+    arrays = [p.grad for p in params]
+    expected = reference_norm(before)
+    rtol = 1e-12 if dtype is np.float64 else 1e-6
+
+    returned = clip_grad_norm(params, max_norm)
+
+    assert returned == pytest.approx(expected, rel=rtol, abs=0)  # the norm before clipping
+    assert reference_norm([p.grad for p in params]) == pytest.approx(max_norm, rel=1e-5, abs=0)
+    scale = max_norm / (expected + 1e-6)
+    for p, b, a in zip(params, before, arrays, strict=True):
+        assert p.grad is a  # in place
+        assert p.grad.dtype == dtype
+        np.testing.assert_allclose(p.grad, b * scale, rtol=rtol, atol=0)  # one common factor
+
+
+def test_clip_grad_norm_docstring_values():
+    p = Parameter(np.zeros(2))
+    p.grad[:] = [3.0, 4.0]
+    q = Parameter(np.zeros(1, dtype=np.float32))
+    assert clip_grad_norm([p, q], max_norm=1.0) == 5.0
+    np.testing.assert_allclose(p.grad, [0.6, 0.8], rtol=1e-6)
+    np.testing.assert_array_equal(q.grad, [0.0])
+    assert q.grad.dtype == np.float32
+
+
+def test_clip_grad_norm_adds_torch_eps_to_the_norm():
+    # scale = min(1, max_norm / (norm + 1e-6)): with a tiny max_norm even a norm below it
+    # is scaled, as torch.nn.utils.clip_grad_norm_ does
+    p = Parameter(np.zeros(2))
+    p.grad[:] = [3e-7, 4e-7]  # norm 5e-7
+    assert clip_grad_norm([p], max_norm=1e-6) == pytest.approx(5e-7, rel=1e-12, abs=0)
+    np.testing.assert_allclose(p.grad, np.array([3e-7, 4e-7]) * (1e-6 / 1.5e-6), rtol=1e-12)
+
+
+def test_clip_grad_norm_accepts_a_generator():
+    params = make_params([(3, 2), (4,)], seed=5, scale=10.0)
+    norm = clip_grad_norm((p for p in params), max_norm=2.0)
+    assert norm > 2.0
+    assert global_grad_norm(params) == pytest.approx(2.0, rel=1e-5, abs=0)
+
+
+# -- PyTorch as an oracle -------------------------------------------------------------------
+
+
+@given(
+    shapes=shape_lists,
+    seed=seeds,
+    scale=st.floats(1e-2, 1e2),
+    max_norm=st.floats(0.01, 20.0),
+)
+def test_clip_grad_norm_matches_torch(torch, shapes, seed, scale, max_norm):
+    params = make_params(shapes, seed, np.float64, scale)
+    tensors = []
+    for p in params:
+        t = torch.nn.Parameter(torch.zeros(p.shape, dtype=torch.float64))
+        t.grad = torch.from_numpy(p.grad.copy())
+        tensors.append(t)
+
+    expected = torch.nn.utils.clip_grad_norm_(tensors, max_norm).item()
+    returned = clip_grad_norm(params, max_norm)
+
+    assert returned == pytest.approx(expected, rel=1e-12, abs=0)
+    for p, t in zip(params, tensors, strict=True):
+        np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-12, atol=0)
+
+
+# -- non-finite gradients and argument errors -----------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_non_finite_gradient_gives_non_finite_norm_and_leaves_gradients(bad, dtype):
+    params = make_params([(3, 2), (4,)], seed=7, dtype=dtype, scale=10.0)
+    params[1].grad[2] = bad
+    before = [p.grad.copy() for p in params]
+
+    returned = clip_grad_norm(params, max_norm=1.0)
+
+    if np.isnan(bad):
+        assert math.isnan(returned)
+        assert math.isnan(global_grad_norm(params))
+    else:
+        assert returned == math.inf
+    for p, b in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p.grad, b)  # NaN compares equal to NaN here
+
+
+@pytest.mark.parametrize("max_norm", [0.0, -1.0, np.nan, np.inf, -np.inf])
+def test_bad_max_norm_raises_and_leaves_gradients(max_norm):
+    params = make_params([(3,)], seed=3, scale=10.0)
+    before = params[0].grad.copy()
+    with pytest.raises(ValueError, match="max_norm must be a finite number > 0"):
+        clip_grad_norm(params, max_norm)
+    np.testing.assert_array_equal(params[0].grad, before)
+
+
+def test_max_norm_that_is_not_a_number_raises():
+    with pytest.raises((TypeError, ValueError)):
+        clip_grad_norm(make_params([(3,)], seed=3), "big")

@@ -1,0 +1,320 @@
+"""Metrics: accuracy for multi-class and binary outputs against every target layout,
+predicted_classes, the confusion matrix against hand-computed and brute-force counts, its
+invariants, PyTorch as an oracle for accuracy, and the errors for inputs that do not fit.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minigrad.metrics import METRICS, accuracy, confusion_matrix, predicted_classes
+
+seeds = st.integers(0, 2**32 - 1)
+
+# 5 samples, 3 classes: predicted classes 0, 2, 1, 1, 2
+LOGITS = np.array(
+    [
+        [2.0, 1.0, -1.0],
+        [0.1, 0.2, 3.0],
+        [-1.0, 4.0, 0.0],
+        [0.0, 0.5, 0.4],
+        [1.0, 1.5, 2.5],
+    ]
+)
+LABELS = np.array([0, 2, 2, 1, 0])  # right, right, wrong, right, wrong: 3 / 5
+
+
+def random_case(seed, n, classes):
+    """Random logits (n, classes) and integer labels (n,)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, classes)), rng.integers(0, classes, size=n)
+
+
+# -- accuracy: multi-class ------------------------------------------------------------------
+
+
+def test_accuracy_multiclass_logits_against_integer_labels():
+    assert accuracy(LOGITS, LABELS) == 0.6
+    assert accuracy(LOGITS, np.array([0, 2, 1, 1, 2])) == 1.0
+    assert accuracy(LOGITS, np.array([1, 0, 0, 0, 0])) == 0.0
+    assert isinstance(accuracy(LOGITS, LABELS), float)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
+def test_accuracy_accepts_every_integer_dtype_and_column_labels(dtype):
+    assert accuracy(LOGITS, LABELS.astype(dtype)) == 0.6
+    assert accuracy(LOGITS, LABELS.astype(dtype).reshape(-1, 1)) == 0.6
+    assert accuracy(LOGITS, list(LABELS)) == 0.6
+
+
+def test_accuracy_against_one_hot_rows():
+    one_hot = np.eye(3)[LABELS]
+    assert accuracy(LOGITS, one_hot) == 0.6
+    assert accuracy(LOGITS, one_hot.astype(np.float32)) == 0.6
+    # probability rows pick their most likely class
+    soft = 0.8 * one_hot + 0.1
+    assert accuracy(LOGITS, soft) == 0.6
+
+
+def test_accuracy_against_float_labels_with_integer_values():
+    assert accuracy(LOGITS, LABELS.astype(np.float64)) == 0.6
+    assert accuracy(LOGITS, LABELS.astype(np.float32).reshape(-1, 1)) == 0.6
+
+
+@given(seed=seeds, n=st.integers(1, 60), classes=st.integers(2, 8))
+def test_accuracy_is_the_fraction_of_rows_whose_argmax_is_the_label(seed, n, classes):
+    pred, labels = random_case(seed, n, classes)
+    right = 0
+    for row, label in zip(pred, labels, strict=True):
+        best = max(range(classes), key=lambda j, row=row: row[j])
+        right += best == label
+    expected = right / n
+    assert accuracy(pred, labels) == expected
+    assert accuracy(pred, np.eye(classes)[labels]) == expected
+    assert accuracy(pred, labels.astype(np.float64)) == expected
+
+
+@given(seed=seeds, n=st.integers(1, 60), classes=st.integers(2, 8))
+def test_accuracy_matches_torch(torch, seed, n, classes):
+    pred, labels = random_case(seed, n, classes)
+    pred_t, labels_t = torch.from_numpy(pred), torch.from_numpy(labels)
+    expected = (pred_t.argmax(1) == labels_t).float().mean().item()
+    assert accuracy(pred, labels) == pytest.approx(expected, rel=1e-6)
+    exact = (pred_t.argmax(1) == labels_t).double().mean().item()
+    assert accuracy(pred, labels) == exact
+
+
+# -- accuracy: binary -----------------------------------------------------------------------
+
+
+def test_accuracy_binary_probabilities_cut_at_one_half():
+    prob = np.array([[0.9], [0.4], [0.5], [0.6], [0.51]])
+    # predicted 1, 0, 0 (0.5 does not exceed 0.5), 1, 1
+    target = np.array([1, 0, 1, 0, 1])
+    assert accuracy(prob, target) == 0.6
+    assert accuracy(prob, target.reshape(-1, 1)) == 0.6
+    assert accuracy(prob, target.astype(np.float64).reshape(-1, 1)) == 0.6
+    assert accuracy(prob, np.eye(2)[target]) == 0.6  # one-hot targets for a binary output
+    assert accuracy(prob.reshape(-1), target) == 0.6  # (n,) outputs
+
+
+def test_accuracy_binary_logits_cut_at_zero():
+    logits = np.array([[2.0], [-1.0], [0.0], [0.3], [-0.2], [0.55]])
+    target = np.array([[1], [0], [0], [1], [1], [0]])
+    # threshold 0.0: predicted 1, 0, 0, 1, 0, 1 -> 4 of 6 right
+    assert accuracy(logits, target, threshold=0.0) == pytest.approx(4 / 6)
+    # the default 0.5 reads them as probabilities: predicted 1, 0, 0, 0, 0, 1
+    assert accuracy(logits, target) == pytest.approx(3 / 6)
+    assert accuracy(logits.reshape(-1), target.reshape(-1), threshold=0.0) == pytest.approx(4 / 6)
+
+
+def test_accuracy_binary_boolean_targets():
+    assert accuracy(np.array([0.9, 0.2, 0.7]), np.array([True, False, False])) == pytest.approx(
+        2 / 3
+    )
+
+
+@given(seed=seeds, n=st.integers(1, 60), threshold=st.floats(-2.0, 2.0))
+def test_accuracy_binary_matches_a_loop(seed, n, threshold):
+    rng = np.random.default_rng(seed)
+    out = rng.standard_normal(n)
+    target = rng.integers(0, 2, size=n)
+    right = sum(int(o > threshold) == t for o, t in zip(out, target, strict=True))
+    assert accuracy(out[:, None], target, threshold=threshold) == right / n
+    assert accuracy(out, target[:, None], threshold=threshold) == right / n
+
+
+def test_metrics_registry_names_accuracy():
+    assert METRICS["accuracy"] is accuracy
+
+
+# -- accuracy: errors -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        np.array([0, 1, 2, 1]),  # 4 labels for 5 predictions
+        np.array([0, 1, 2, 1, 0, 1]),  # 6 labels
+        np.eye(3)[[0, 1, 2, 1]],  # 4 one-hot rows
+        np.zeros((5, 1, 2)),  # 10 values once flattened
+    ],
+    ids=["short", "long", "one-hot short", "3-d"],
+)
+def test_accuracy_mismatched_lengths_raise(target):
+    with pytest.raises(ValueError, match="do not fit 5 predictions"):
+        accuracy(LOGITS, target)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        np.array([0.0, 1.0, 2.0, 1.5, 0.0]),
+        np.array([0.0, 1.0, 2.0, np.nan, 0.0]),
+        np.array([0.0, 1.0, 2.0, 1.0, 1e-9]),
+        np.array(["0", "1", "2", "1", "0"]),
+        np.array([0, 1, 2, 1, 0], dtype=np.complex128),
+    ],
+    ids=["half", "nan", "almost integer", "strings", "complex"],
+)
+def test_accuracy_non_integer_labels_raise(target):
+    with pytest.raises(ValueError, match="class labels"):
+        accuracy(LOGITS, target)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf])
+def test_accuracy_infinite_labels_raise(bad):
+    target = np.array([0.0, 1.0, 2.0, bad, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # see the ValueError, not the cast's RuntimeWarning
+        with pytest.raises(ValueError, match="class labels"):
+            accuracy(LOGITS, target)
+
+
+@pytest.mark.parametrize(
+    "pred",
+    [np.zeros((5, 3, 2)), np.zeros((5, 0)), np.float64(0.3), np.zeros((1, 5, 1))],
+    ids=["3-d", "no columns", "scalar", "3-d column"],
+)
+def test_accuracy_bad_prediction_shapes_raise(pred):
+    with pytest.raises(ValueError, match=r"predictions must be \(n, classes\)"):
+        accuracy(pred, LABELS)
+
+
+# -- predicted_classes ----------------------------------------------------------------------
+
+
+def test_predicted_classes():
+    classes = predicted_classes(LOGITS)
+    np.testing.assert_array_equal(classes, [0, 2, 1, 1, 2])
+    assert classes.dtype.kind == "i"
+    binary = predicted_classes(np.array([[0.2], [0.5], [0.7]]))
+    np.testing.assert_array_equal(binary, [0, 0, 1])
+    assert binary.dtype == np.int64 and binary.shape == (3,)
+    np.testing.assert_array_equal(predicted_classes(np.array([-0.1, 0.0, 0.1]), 0.0), [0, 0, 1])
+    np.testing.assert_array_equal(predicted_classes([[0.2], [0.9]], threshold=0.95), [0, 0])
+    # (n, 2) is multi-class: the threshold does not apply
+    np.testing.assert_array_equal(predicted_classes([[0.3, 0.2], [0.1, 0.2]], 100.0), [0, 1])
+
+
+def test_predicted_classes_bad_shape_raises():
+    with pytest.raises(ValueError, match=r"got shape \(2, 2, 2\)"):
+        predicted_classes(np.zeros((2, 2, 2)))
+
+
+# -- confusion matrix -----------------------------------------------------------------------
+
+
+def test_confusion_matrix_hand_computed():
+    # true 0 -> predicted 0 and 2; true 1 -> 1; true 2 -> 2 and 1
+    expected = np.array(
+        [
+            [1, 0, 1],
+            [0, 1, 0],
+            [0, 1, 1],
+        ]
+    )
+    counts = confusion_matrix(LOGITS, LABELS)
+    np.testing.assert_array_equal(counts, expected)
+    assert counts.dtype == np.int64
+    np.testing.assert_array_equal(confusion_matrix(LOGITS, np.eye(3)[LABELS]), expected)
+
+
+def test_confusion_matrix_docstring_example():
+    pred = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(confusion_matrix(pred, np.array([0, 0, 1])), [[1, 1], [0, 1]])
+
+
+def test_confusion_matrix_binary_outputs_are_two_by_two():
+    prob = np.array([[0.9], [0.4], [0.5], [0.6], [0.51]])  # predicted 1, 0, 0, 1, 1
+    target = np.array([1, 0, 1, 0, 1])
+    np.testing.assert_array_equal(confusion_matrix(prob, target), [[1, 1], [1, 2]])
+    logits = np.array([0.2, -0.3, 0.1])  # predicted 1, 0, 1 at threshold 0
+    np.testing.assert_array_equal(
+        confusion_matrix(logits, [0, 0, 1], threshold=0.0), [[1, 1], [0, 1]]
+    )
+    # all one class still gives both rows
+    np.testing.assert_array_equal(confusion_matrix(np.array([0.1, 0.2]), [0, 0]), [[2, 0], [0, 0]])
+
+
+@st.composite
+def confusion_cases(draw):
+    seed = draw(seeds)
+    n = draw(st.integers(0, 50))
+    classes = draw(st.integers(2, 7))
+    return random_case(seed, n, classes)
+
+
+@given(case=confusion_cases())
+def test_confusion_matrix_matches_a_double_loop(case):
+    pred, labels = case
+    classes = pred.shape[1]
+    predicted = [max(range(classes), key=lambda j, row=row: row[j]) for row in pred]
+    expected = np.zeros((classes, classes), dtype=np.int64)
+    for i in range(classes):
+        for j in range(classes):
+            expected[i, j] = sum(
+                1 for t, p in zip(labels, predicted, strict=True) if t == i and p == j
+            )
+    counts = confusion_matrix(pred, labels)
+    np.testing.assert_array_equal(counts, expected)
+    # rows count the samples of each true class, columns those of each predicted class
+    np.testing.assert_array_equal(counts.sum(axis=1), np.bincount(labels, minlength=classes))
+    np.testing.assert_array_equal(counts.sum(axis=0), np.bincount(predicted, minlength=classes))
+    assert counts.sum() == len(labels)
+    if len(labels):
+        assert np.trace(counts) / counts.sum() == accuracy(pred, labels)
+
+
+@given(case=confusion_cases(), extra=st.integers(1, 4))
+def test_confusion_matrix_classes_argument_widens_it(case, extra):
+    pred, labels = case
+    classes = pred.shape[1]
+    wide = confusion_matrix(pred, labels, classes=classes + extra)
+    assert wide.shape == (classes + extra, classes + extra)
+    np.testing.assert_array_equal(wide[:classes, :classes], confusion_matrix(pred, labels))
+    assert not wide[classes:].any() and not wide[:, classes:].any()
+
+
+def test_confusion_matrix_widens_itself_to_the_largest_target():
+    prob = np.array([0.9, 0.1, 0.8])  # binary outputs, but a target says class 3 exists
+    counts = confusion_matrix(prob, [1, 3, 0])
+    expected = np.zeros((4, 4), dtype=np.int64)
+    expected[1, 1] = expected[3, 0] = expected[0, 1] = 1
+    np.testing.assert_array_equal(counts, expected)
+
+
+def test_confusion_matrix_of_nothing_is_zero():
+    np.testing.assert_array_equal(
+        confusion_matrix(np.zeros((0, 3)), np.zeros(0, dtype=np.int64)), np.zeros((3, 3))
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "classes"),
+    [([0, 1, 3, 1, 0], 3), ([0, 1, -1, 1, 0], None), ([0, 1, 2, 1, 0], 2)],
+    ids=["too large", "negative", "classes too small"],
+)
+def test_confusion_matrix_out_of_range_target_raises(target, classes):
+    with pytest.raises(ValueError, match="target classes must lie in"):
+        confusion_matrix(LOGITS, np.array(target), classes=classes)
+
+
+def test_confusion_matrix_classes_narrower_than_the_predictions_raises_value_error():
+    # targets all fit in 2 classes, but the 3-column predictions pick class 2 twice
+    with pytest.raises(ValueError):
+        confusion_matrix(LOGITS, np.array([0, 1, 1, 1, 0]), classes=2)
+
+
+def test_confusion_matrix_shape_errors():
+    with pytest.raises(ValueError, match="do not fit 5 predictions"):
+        confusion_matrix(LOGITS, np.array([0, 1]))
+    with pytest.raises(ValueError, match="predictions must be"):
+        confusion_matrix(np.zeros((5, 3, 1)), LABELS)
+    with pytest.raises(ValueError, match="class labels"):
+        confusion_matrix(LOGITS, LABELS + 0.5)

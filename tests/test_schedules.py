@@ -1,0 +1,371 @@
+"""Learning-rate schedules: values against their formulas written out here, the slides' step
+loop, PyTorch's StepLR / ExponentialLR / CosineAnnealingLR as oracles, warm-up, monotonicity,
+argument errors and reprs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minigrad.schedules import (
+    Constant,
+    CosineDecay,
+    ExponentialDecay,
+    InverseTimeDecay,
+    LinearWarmup,
+    Schedule,
+    StepDecay,
+)
+
+REL = 1e-12
+
+# -- strategies -----------------------------------------------------------------------------
+
+lrs = st.one_of(st.just(0.0), st.floats(1e-6, 10.0))  # no subnormals: they lose precision
+positive_lrs = st.floats(1e-6, 10.0)
+ts = st.integers(0, 5_000)
+small_ts = st.integers(0, 400)
+decay_factors = st.floats(0.05, 1.0)
+counts = st.integers(1, 300)
+
+
+# -- values against the formulas ------------------------------------------------------------
+
+
+@given(lr=lrs, t=ts)
+def test_constant_is_the_same_for_every_t(lr, t):
+    assert Constant(lr)(t) == lr
+    assert isinstance(Constant(lr)(t), float)
+
+
+@given(lr=lrs, factor=st.floats(0.05, 1.0), every=counts, t=ts)
+def test_step_decay_formula(lr, factor, every, t):
+    expected = lr * factor ** math.floor(t / every)
+    assert StepDecay(lr, factor, every)(t) == pytest.approx(expected, rel=REL, abs=0.0)
+
+
+@given(lr=lrs, factor=decay_factors, every=counts, t=ts)
+def test_step_decay_is_flat_within_a_step_and_drops_by_factor_at_its_end(lr, factor, every, t):
+    schedule = StepDecay(lr, factor, every)
+    start = (t // every) * every  # first count of t's step
+    assert schedule(t) == schedule(start)
+    dropped = schedule(start) * factor
+    assert schedule(start + every) == pytest.approx(dropped, rel=REL, abs=1e-300)  # subnormals
+
+
+@given(lr=lrs, factor=st.floats(1.0, 2.0), every=counts, t=st.integers(0, 500))
+def test_step_decay_formula_with_a_growing_factor(lr, factor, every, t):
+    expected = lr * factor ** math.floor(t / every)
+    assert StepDecay(lr, factor, every)(t) == pytest.approx(expected, rel=REL, abs=0.0)
+
+
+def test_step_decay_docstring_values():
+    schedule = StepDecay(0.1, factor=0.9, every=100)
+    assert schedule(0) == 0.1
+    assert schedule(99) == 0.1
+    assert schedule(100) == pytest.approx(0.09, rel=REL, abs=0)
+    assert schedule(199) == pytest.approx(0.09, rel=REL, abs=0)
+    assert schedule(250) == pytest.approx(0.081, rel=REL, abs=0)
+
+
+def test_step_decay_reproduces_the_slides_loop():
+    # the slides: lr = 0.1; every epoch: if epoch % 100 == 0: lr *= 0.9 (then train with lr)
+    schedule = StepDecay(0.1, 0.9, 100)
+    lr = 0.1
+    for epoch in range(1000):
+        if epoch % 100 == 0:
+            lr *= 0.9
+        assert schedule(epoch) * 0.9 == pytest.approx(lr, rel=REL, abs=0), epoch
+
+
+@given(lr=lrs, gamma=st.floats(0.05, 1.5), t=small_ts)
+def test_exponential_decay_formula(lr, gamma, t):
+    expected = lr
+    for _ in range(t):  # gamma ** t as t multiplications
+        expected *= gamma
+    assert ExponentialDecay(lr, gamma)(t) == pytest.approx(expected, rel=1e-12, abs=1e-300)
+
+
+def test_exponential_decay_values():
+    assert ExponentialDecay(1.0, gamma=0.5)(3) == 0.125
+    assert ExponentialDecay(2.0, gamma=0.1)(0) == 2.0
+    assert ExponentialDecay(1.0, gamma=1.0)(1000) == 1.0
+
+
+@given(lr=lrs, decay_rate=st.floats(0.0, 10.0), t=ts)
+def test_inverse_time_decay_formula(lr, decay_rate, t):
+    expected = lr / (1.0 + decay_rate * t)
+    assert InverseTimeDecay(lr, decay_rate)(t) == pytest.approx(expected, rel=REL, abs=0.0)
+
+
+def test_inverse_time_decay_values():
+    schedule = InverseTimeDecay(0.2, decay_rate=1.0)
+    assert [schedule(t) for t in range(4)] == pytest.approx(
+        [0.2, 0.1, 0.2 / 3, 0.05], rel=REL, abs=0
+    )
+    assert InverseTimeDecay(0.3, decay_rate=0.0)(10_000) == 0.3
+
+
+@given(lr=lrs, final_lr=lrs, total=counts, t=ts)
+def test_cosine_decay_formula(lr, final_lr, total, t):
+    # the half-angle form: (1 + cos(pi x)) / 2 = cos(pi x / 2) ** 2
+    x = min(t, total) / total
+    expected = final_lr + (lr - final_lr) * math.cos(math.pi * x / 2) ** 2
+    got = CosineDecay(lr, total, final_lr)(t)
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-14 * max(lr, final_lr, 1e-300))
+
+
+def test_cosine_decay_docstring_values():
+    schedule = CosineDecay(1.0, total=10)
+    assert (schedule(0), schedule(5), schedule(10), schedule(20)) == (1.0, 0.5, 0.0, 0.0)
+    schedule = CosineDecay(2.0, total=4, final_lr=1.0)
+    expected = [2.0, 1.5 + 0.5 * math.sqrt(0.5), 1.5, 1.5 - 0.5 * math.sqrt(0.5), 1.0]
+    assert [schedule(t) for t in range(5)] == pytest.approx(expected, rel=REL, abs=0)
+
+
+@given(lr=lrs, final_lr=lrs, total=counts, extra=st.integers(0, 10_000))
+def test_cosine_decay_ends_exactly_at_final_lr_and_stays(lr, final_lr, total, extra):
+    schedule = CosineDecay(lr, total, final_lr)
+    assert schedule(0) == pytest.approx(lr, rel=REL, abs=1e-15 * max(lr, final_lr))
+    assert schedule(total) == final_lr  # exactly, not approximately
+    assert schedule(total + extra) == final_lr
+
+
+# -- warm-up --------------------------------------------------------------------------------
+
+
+@given(
+    peak=positive_lrs,
+    warmup=st.integers(1, 50),
+    start_factor=st.floats(0.0, 1.0),
+    t=st.integers(0, 200),
+)
+def test_linear_warmup_formula_with_a_constant(peak, warmup, start_factor, t):
+    schedule = LinearWarmup(peak, warmup, start_factor)  # a float 'then' means constant
+    if t < warmup:
+        expected = peak * (start_factor + (1.0 - start_factor) * t / warmup)
+    else:
+        expected = peak
+    assert schedule(t) == pytest.approx(expected, rel=REL, abs=0.0)
+
+
+@given(
+    lr=positive_lrs,
+    total=st.integers(1, 50),
+    warmup=st.integers(1, 50),
+    start_factor=st.floats(0.0, 1.0),
+)
+def test_linear_warmup_rises_to_the_peak_then_follows_the_shifted_schedule(
+    lr, total, warmup, start_factor
+):
+    inner = CosineDecay(lr, total, final_lr=lr / 10)
+    schedule = LinearWarmup(inner, warmup, start_factor)
+    assert schedule(0) == pytest.approx(start_factor * lr, rel=REL, abs=0.0)
+    assert schedule(warmup) == inner(0) == pytest.approx(lr, rel=REL, abs=0)
+    rising = [schedule(t) for t in range(warmup + 1)]
+    assert all(b >= a for a, b in itertools.pairwise(rising))
+    if start_factor < 0.99:
+        assert all(b > a for a, b in itertools.pairwise(rising))
+    if start_factor == 1:
+        assert rising == pytest.approx([lr] * (warmup + 1), rel=REL, abs=0)
+    for t in range(warmup, warmup + total + 5):
+        assert schedule(t) == inner(t - warmup)
+
+
+def test_linear_warmup_docstring_values():
+    schedule = LinearWarmup(CosineDecay(1.0, total=4), warmup=2)
+    half = math.sqrt(0.5) / 2
+    expected = [0.0, 0.5, 1.0, 0.5 + half, 0.5, 0.5 - half, 0.0]
+    assert [schedule(t) for t in range(7)] == pytest.approx(expected, rel=REL, abs=1e-15)
+
+
+def test_linear_warmup_wraps_a_float_in_constant():
+    schedule = LinearWarmup(0.3, warmup=4, start_factor=0.5)
+    assert isinstance(schedule.then, Constant)
+    assert [schedule(t) for t in range(7)] == pytest.approx(
+        [0.15, 0.1875, 0.225, 0.2625, 0.3, 0.3, 0.3], rel=REL, abs=0
+    )
+
+
+# -- PyTorch as an oracle -------------------------------------------------------------------
+
+
+def torch_lrs(torch, make_scheduler, lr, epochs):
+    """The learning rate a torch SGD optimizer trains with in each of ``epochs`` epochs."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=lr)
+    scheduler = make_scheduler(optimizer)
+    rates = []
+    for _ in range(epochs):
+        rate = optimizer.param_groups[0]["lr"]
+        assert scheduler.get_last_lr() == [rate]
+        rates.append(rate)
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+@given(lr=positive_lrs, factor=decay_factors, every=st.integers(1, 40))
+def test_step_decay_matches_torch_step_lr(torch, lr, factor, every):
+    epochs = 6 * every + 3
+    expected = torch_lrs(
+        torch,
+        lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=every, gamma=factor),
+        lr,
+        epochs,
+    )
+    schedule = StepDecay(lr, factor, every)
+    np.testing.assert_allclose([schedule(e) for e in range(epochs)], expected, rtol=1e-12)
+
+
+@given(lr=positive_lrs, gamma=st.floats(0.5, 1.0))
+def test_exponential_decay_matches_torch_exponential_lr(torch, lr, gamma):
+    epochs = 300
+    expected = torch_lrs(
+        torch, lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=gamma), lr, epochs
+    )
+    schedule = ExponentialDecay(lr, gamma)
+    np.testing.assert_allclose([schedule(e) for e in range(epochs)], expected, rtol=1e-12)
+
+
+@given(lr=positive_lrs, total=counts, final_fraction=st.sampled_from([0.0, 0.01, 0.5, 0.99]))
+def test_cosine_decay_matches_torch_cosine_annealing_lr(torch, lr, total, final_fraction):
+    final_lr = lr * final_fraction
+    epochs = total + 1  # torch's schedule rises again after T_max; CosineDecay stays flat
+    expected = torch_lrs(
+        torch,
+        lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=final_lr),
+        lr,
+        epochs,
+    )
+    schedule = CosineDecay(lr, total, final_lr)
+    # near t = total both compute 1 + cos(x) with x close to pi, which cancels: an absolute
+    # error of an ulp of lr, whatever the relative error in the tiny result
+    np.testing.assert_allclose(
+        [schedule(e) for e in range(epochs)], expected, rtol=1e-12, atol=1e-15 * lr
+    )
+
+
+# -- monotonicity ---------------------------------------------------------------------------
+
+DECAYS = {
+    "step": st.builds(StepDecay, lrs, decay_factors, counts),
+    "exponential": st.builds(ExponentialDecay, lrs, st.floats(0.05, 1.0)),
+    "inverse_time": st.builds(InverseTimeDecay, lrs, st.floats(0.0, 10.0)),
+    "cosine": st.tuples(lrs, lrs, counts).map(
+        lambda a: CosineDecay(max(a[0], a[1]), a[2], final_lr=min(a[0], a[1]))
+    ),
+    "constant": st.builds(Constant, lrs),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DECAYS))
+def test_decays_never_increase(name):
+    @given(schedule=DECAYS[name], start=st.integers(0, 2_000))
+    def check(schedule, start):
+        rates = [schedule(t) for t in range(start, start + 400)]
+        assert all(b <= a for a, b in itertools.pairwise(rates)), schedule
+        assert all(r >= 0 for r in rates)
+
+    check()
+
+
+@given(lr=positive_lrs, factor=st.floats(0.05, 0.95), every=st.integers(1, 20))
+def test_step_decay_strictly_drops_at_each_step(lr, factor, every):
+    schedule = StepDecay(lr, factor, every)
+    drops = [schedule(k * every) for k in range(10)]
+    assert all(b < a for a, b in itertools.pairwise(drops))
+
+
+# -- argument errors ------------------------------------------------------------------------
+
+NAN = float("nan")
+INF = float("inf")
+
+BAD_ARGUMENTS = {
+    "constant negative lr": lambda: Constant(-0.1),
+    "constant nan lr": lambda: Constant(NAN),
+    "constant inf lr": lambda: Constant(INF),
+    "step negative lr": lambda: StepDecay(-0.1, 0.9, 100),
+    "step nan lr": lambda: StepDecay(NAN, 0.9, 100),
+    "step factor 0": lambda: StepDecay(0.1, 0.0, 100),
+    "step negative factor": lambda: StepDecay(0.1, -0.5, 100),
+    "step nan factor": lambda: StepDecay(0.1, NAN, 100),
+    "step every 0": lambda: StepDecay(0.1, 0.9, 0),
+    "step negative every": lambda: StepDecay(0.1, 0.9, -5),
+    "step float every": lambda: StepDecay(0.1, 0.9, 2.5),
+    "step bool every": lambda: StepDecay(0.1, 0.9, True),
+    "exponential negative lr": lambda: ExponentialDecay(-1.0, 0.9),
+    "exponential gamma 0": lambda: ExponentialDecay(0.1, 0.0),
+    "exponential nan gamma": lambda: ExponentialDecay(0.1, NAN),
+    "inverse negative lr": lambda: InverseTimeDecay(-0.1, 1.0),
+    "inverse negative rate": lambda: InverseTimeDecay(0.1, -1.0),
+    "inverse nan rate": lambda: InverseTimeDecay(0.1, NAN),
+    "cosine negative lr": lambda: CosineDecay(-0.1, 10),
+    "cosine nan lr": lambda: CosineDecay(NAN, 10),
+    "cosine float total": lambda: CosineDecay(0.1, 10.0),
+    "cosine str total": lambda: CosineDecay(0.1, "10"),
+    "cosine total 0": lambda: CosineDecay(0.1, 0),
+    "cosine negative final": lambda: CosineDecay(0.1, 10, final_lr=-0.01),
+    "cosine nan final": lambda: CosineDecay(0.1, 10, final_lr=NAN),
+    "warmup negative lr": lambda: LinearWarmup(-0.1, 5),
+    "warmup 0": lambda: LinearWarmup(0.1, 0),
+    "warmup float": lambda: LinearWarmup(0.1, 1.5),
+    "warmup start_factor > 1": lambda: LinearWarmup(0.1, 5, start_factor=1.5),
+    "warmup negative start_factor": lambda: LinearWarmup(0.1, 5, start_factor=-0.1),
+    "warmup nan start_factor": lambda: LinearWarmup(0.1, 5, start_factor=NAN),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ARGUMENTS))
+def test_bad_arguments_raise_value_error(name):
+    with pytest.raises(ValueError, match=r"must (be|lie)"):
+        BAD_ARGUMENTS[name]()
+
+
+def test_boundary_arguments_are_accepted():
+    assert Constant(0.0)(5) == 0.0
+    assert StepDecay(0.1, 1.0, 1)(50) == 0.1
+    assert CosineDecay(0.1, 1)(1) == 0.0
+    assert LinearWarmup(0.1, 1, start_factor=1.0)(0) == 0.1
+    assert LinearWarmup(0.1, 1, start_factor=0.0)(0) == 0.0
+
+
+def test_base_schedule_is_abstract():
+    with pytest.raises(NotImplementedError, match="Schedule must implement"):
+        Schedule()(0)
+
+
+# -- reprs ----------------------------------------------------------------------------------
+
+REPRS = [
+    (Constant(0.5), "Constant(lr=0.5)"),
+    (StepDecay(0.1, 0.9, 100), "StepDecay(lr=0.1, factor=0.9, every=100)"),
+    (ExponentialDecay(1.0, 0.5), "ExponentialDecay(lr=1.0, gamma=0.5)"),
+    (InverseTimeDecay(0.2, 1.0), "InverseTimeDecay(lr=0.2, decay_rate=1.0)"),
+    (CosineDecay(1.0, 10, 0.1), "CosineDecay(lr=1.0, total=10, final_lr=0.1)"),
+    (
+        LinearWarmup(CosineDecay(1.0, 4), 2),
+        "LinearWarmup(then=CosineDecay(lr=1.0, total=4, final_lr=0.0), warmup=2, start_factor=0.0)",
+    ),
+    (LinearWarmup(0.3, 4), "LinearWarmup(then=Constant(lr=0.3), warmup=4, start_factor=0.0)"),
+]
+
+
+@pytest.mark.parametrize(("schedule", "text"), REPRS, ids=[text for _, text in REPRS])
+def test_repr_is_readable_and_rebuilds_the_schedule(schedule, text):
+    assert repr(schedule) == text
+    namespace = {
+        cls.__name__: cls
+        for cls in (Constant, StepDecay, ExponentialDecay, InverseTimeDecay, CosineDecay)
+    }
+    namespace["LinearWarmup"] = LinearWarmup
+    rebuilt = eval(text, namespace)
+    assert repr(rebuilt) == text
+    assert [rebuilt(t) for t in range(12)] == [schedule(t) for t in range(12)]
