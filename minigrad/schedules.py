@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from minigrad.optim.base import check_non_negative
+
 __all__ = [
     "Constant",
     "CosineDecay",
@@ -24,13 +26,6 @@ def _positive(name: str, value: float) -> float:
     value = float(value)
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    return value
-
-
-def _non_negative(name: str, value: float) -> float:
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return value
 
 
@@ -55,7 +50,7 @@ class Constant(Schedule):
     """lr(t) = lr."""
 
     def __init__(self, lr: float) -> None:
-        self.lr = _non_negative("lr", lr)
+        self.lr = check_non_negative("lr", lr)
 
     def __call__(self, t: int) -> float:
         return self.lr
@@ -74,7 +69,7 @@ class StepDecay(Schedule):
     """
 
     def __init__(self, lr: float, factor: float = 0.9, every: int = 100) -> None:
-        self.lr = _non_negative("lr", lr)
+        self.lr = check_non_negative("lr", lr)
         self.factor = _positive("factor", factor)
         self.every = _count("every", every)
 
@@ -90,7 +85,7 @@ class ExponentialDecay(Schedule):
     """
 
     def __init__(self, lr: float, gamma: float) -> None:
-        self.lr = _non_negative("lr", lr)
+        self.lr = check_non_negative("lr", lr)
         self.gamma = _positive("gamma", gamma)
 
     def __call__(self, t: int) -> float:
@@ -105,8 +100,8 @@ class InverseTimeDecay(Schedule):
     """
 
     def __init__(self, lr: float, decay_rate: float) -> None:
-        self.lr = _non_negative("lr", lr)
-        self.decay_rate = _non_negative("decay_rate", decay_rate)
+        self.lr = check_non_negative("lr", lr)
+        self.decay_rate = check_non_negative("decay_rate", decay_rate)
 
     def __call__(self, t: int) -> float:
         return self.lr / (1.0 + self.decay_rate * t)
@@ -125,9 +120,9 @@ class CosineDecay(Schedule):
     """
 
     def __init__(self, lr: float, total: int, final_lr: float = 0.0) -> None:
-        self.lr = _non_negative("lr", lr)
+        self.lr = check_non_negative("lr", lr)
         self.total = _count("total", total)
-        self.final_lr = _non_negative("final_lr", final_lr)
+        self.final_lr = check_non_negative("final_lr", final_lr)
 
     def __call__(self, t: int) -> float:
         progress = min(t, self.total) / self.total
@@ -150,7 +145,7 @@ class LinearWarmup(Schedule):
     def __init__(self, then: Schedule | float, warmup: int, start_factor: float = 0.0) -> None:
         self.then = then if isinstance(then, Schedule) else Constant(then)
         self.warmup = _count("warmup", warmup)
-        self.start_factor = _non_negative("start_factor", start_factor)
+        self.start_factor = check_non_negative("start_factor", start_factor)
         if self.start_factor > 1:
             raise ValueError(f"start_factor must lie in [0, 1], got {start_factor}")
 
