@@ -220,7 +220,9 @@ class CrossEntropy(Loss):
         np.exp(probs, out=probs)  # ... so every exp is <= 1 and each row holds an exp(0) = 1
         sums = np.add.reduce(probs, axis=1, keepdims=True)  # >= 1
         probs /= sums
-        rows = np.arange(m)
+        rows = self._rows
+        if rows is None or rows.shape[0] != m:  # kept between calls: batches repeat their size
+            rows = np.arange(m)
         self._probs, self._target, self._rows = probs, target, rows
         # -log p_ij = log(sum_i) + (max_i - z_ij): two terms >= 0, so the loss is >= 0. The gap
         # max_i - z_ij is taken in float64, where a gap between float32 logits cannot overflow.
