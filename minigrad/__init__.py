@@ -25,15 +25,27 @@ from minigrad.callbacks import (
     EarlyStopping,
     HistoryLogger,
     LearningRateScheduler,
+    ModelCheckpoint,
 )
 from minigrad.data import DataLoader
-from minigrad.errors import DivergenceError, ShapeError
+from minigrad.errors import DivergenceError, ModelFileError, ShapeError
 from minigrad.layers import Activation, Dense, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from minigrad.losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss
 from minigrad.metrics import accuracy, confusion_matrix
 from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer, clip_grad_norm
 from minigrad.parameter import Parameter
 from minigrad.sequential import Sequential
+from minigrad.serialization import (
+    Checkpoint,
+    export_onnx,
+    load,
+    load_checkpoint,
+    load_tensors,
+    register_layer,
+    register_optimizer,
+    save,
+    save_checkpoint,
+)
 from minigrad.training import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
@@ -46,6 +58,7 @@ __all__ = [
     "AdamW",
     "BinaryCrossEntropy",
     "Callback",
+    "Checkpoint",
     "CrossEntropy",
     "DataLoader",
     "Dense",
@@ -58,6 +71,8 @@ __all__ = [
     "LeakyReLU",
     "LearningRateScheduler",
     "Loss",
+    "ModelCheckpoint",
+    "ModelFileError",
     "Momentum",
     "Optimizer",
     "Parameter",
@@ -74,8 +89,16 @@ __all__ = [
     "confusion_matrix",
     "data",
     "evaluate",
+    "export_onnx",
     "fit",
+    "load",
+    "load_checkpoint",
+    "load_tensors",
     "metrics",
     "predict",
+    "register_layer",
+    "register_optimizer",
+    "save",
+    "save_checkpoint",
     "schedules",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from minigrad.data import (
 from minigrad.layers import LeakyReLU
 from minigrad.optim import Optimizer
 from minigrad.schedules import CosineDecay
+from minigrad.serialization import save
 from minigrad.training import evaluate, fit
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
@@ -86,9 +88,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32, help="samples per step")
     parser.add_argument("--seed", type=int, default=0, help="seed for data, weights, shuffling")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--save",
+        metavar="PATH",
+        help="write the trained model to PATH (.safetensors; load it with minigrad.load). "
+        "It takes inputs scaled as this command scales them: standardised with the training "
+        "set's mean and deviation, or MNIST pixels in [0, 1]",
+    )
     args = parser.parse_args(argv)
     if args.epochs < 0 or args.batch_size < 1 or min(args.hidden) < 1 or args.lr < 0:
         parser.error("--epochs and --lr must be >= 0, --batch-size and --hidden widths >= 1")
+    if args.save and importlib.util.find_spec("safetensors") is None:
+        parser.error("--save needs the safetensors package: pip install 'minigrad[files]'")
     return args
 
 
@@ -133,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"trained {len(history.epochs)} epochs in {seconds:.1f} s: "
         f"train accuracy {train['accuracy']:.4f}, test accuracy {test['accuracy']:.4f}"
     )
+    if args.save:
+        save(model, args.save)
+        print(f"saved the model to {args.save}")
     sys.stdout.flush()
 
 

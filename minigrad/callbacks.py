@@ -22,6 +22,7 @@ import numpy as np
 from minigrad._files import write_atomically
 from minigrad.errors import DivergenceError
 from minigrad.schedules import Schedule
+from minigrad.serialization import save, save_checkpoint
 
 if TYPE_CHECKING:
     from minigrad.training import TrainingState
@@ -32,6 +33,7 @@ __all__ = [
     "EarlyStopping",
     "HistoryLogger",
     "LearningRateScheduler",
+    "ModelCheckpoint",
 ]
 
 
@@ -164,6 +166,91 @@ class EarlyStopping(Callback):
             f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
             f"mode={self.mode!r}, restore_best_weights={self.restore_best_weights})"
         )
+
+
+class ModelCheckpoint(Callback):
+    """Write a checkpoint at the end of every epoch, or only when a monitored number improves.
+
+    A checkpoint holds everything :func:`~minigrad.fit` needs to resume exactly (parameters,
+    optimizer state, the shuffling generator, epoch, step and history); pass its path as
+    ``fit(..., resume_from=path)``. With ``weights_only=True`` it is a plain model file for
+    :func:`~minigrad.load` instead. Every write is atomic, so an interrupted run always
+    leaves the last complete file.
+
+    Parameters
+    ----------
+    path : str or path
+        Where to write; may hold ``{epoch}`` (counted from 1) and log names, e.g.
+        ``"runs/epoch{epoch:03d}-{val_loss:.3f}.safetensors"``.
+    monitor : str, default "val_loss"
+        The number that decides "best" with ``save_best_only``.
+    mode : "min", "max" or "auto"
+        As in :class:`EarlyStopping`.
+    save_best_only : bool, default False
+        Write only when ``monitor`` improves on the best value so far (NaN never does).
+    weights_only : bool, default False
+
+    Attributes
+    ----------
+    best : float, last_path : Path or None (the file written last)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        save_best_only: bool = False,
+        weights_only: bool = False,
+    ) -> None:
+        if mode not in ("min", "max", "auto"):
+            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        self.path, self.monitor, self.mode = os.fspath(path), monitor, mode
+        self.save_best_only, self.weights_only = bool(save_best_only), bool(weights_only)
+        self.best = math.inf if mode == "min" else -math.inf
+        self.last_path: Path | None = None
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        if self.save_best_only:
+            if self.monitor not in logs:
+                raise KeyError(
+                    f"ModelCheckpoint monitors {self.monitor!r}, but the epoch logs hold "
+                    f"{sorted(logs)}; validation numbers need validation_data"
+                )
+            value = logs[self.monitor]
+            better = value < self.best if self.mode == "min" else value > self.best
+            if not better:
+                return
+            self.best = value
+        try:
+            path = Path(self.path.format(epoch=state.epoch + 1, **logs))
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                f"ModelCheckpoint path {self.path!r} cannot be filled from epoch and "
+                f"{sorted(logs)}: {error!r}"
+            ) from None
+        if self.weights_only:
+            save(state.model, path)
+        else:
+            save_checkpoint(
+                path,
+                state.model,
+                state.optimizer,
+                epoch=state.epoch + 1,
+                step=state.step,
+                rng=None if state.loader is None else state.loader.rng,
+                history=state.history,
+            )
+        self.last_path = path
+
+    def __repr__(self) -> str:
+        best = f", monitor={self.monitor!r}, save_best_only=True" if self.save_best_only else ""
+        return f"ModelCheckpoint({self.path!r}{best})"
 
 
 class LearningRateScheduler(Callback):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DivergenceError", "ShapeError"]
+__all__ = ["DivergenceError", "ModelFileError", "ShapeError"]
 
 
 class ShapeError(ValueError):
@@ -18,4 +18,14 @@ class DivergenceError(FloatingPointError):
 
     Raised by :class:`~minigrad.callbacks.DivergenceGuard` (which ``fit`` uses by default),
     with the epoch, the step and the learning rate in the message.
+    """
+
+
+class ModelFileError(ValueError):
+    """A model or checkpoint file cannot be loaded: it is not a well-formed minigrad file.
+
+    Raised for truncated or corrupted files, files of another format (a pickle is never
+    unpickled), tensors whose layout does not add up, metadata that names a layer or
+    optimizer minigrad does not know, and tensors that do not fit the architecture. A
+    subclass of ValueError; the message names the file and what is wrong with it.
     """

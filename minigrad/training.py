@@ -10,6 +10,7 @@ step itself worth measuring (benchmarks/fit_benchmark.py).
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from minigrad.losses import BinaryCrossEntropy, Loss
 from minigrad.metrics import METRICS
 from minigrad.optim.base import Optimizer
 from minigrad.optim.clip import clip_grad_norm
+from minigrad.serialization.checkpoints import Checkpoint, load_checkpoint
 
 __all__ = ["History", "TrainingState", "evaluate", "fit", "predict"]
 
@@ -65,6 +67,7 @@ class TrainingState:
     loss: Loss
     optimizer: Optimizer
     epochs: int
+    loader: DataLoader | None = None
     history: History = field(default_factory=History)
     epoch: int = 0
     batch: int = 0
@@ -157,6 +160,7 @@ def fit(
     clip_norm: float | None = None,
     seed: int | np.random.Generator | None = None,
     progress: bool = True,
+    resume_from: str | os.PathLike[str] | Checkpoint | None = None,
 ) -> History:
     """Train ``model`` on ``(x, y)`` with mini-batch gradient descent; return the History.
 
@@ -192,6 +196,12 @@ def fit(
         A tqdm progress bar over each epoch's batches with the running loss and metrics,
         one line kept per epoch (needs ``tqdm``: ``pip install 'minigrad[progress]'``;
         without it nothing is shown).
+    resume_from : path, Checkpoint or None
+        A checkpoint (from :class:`~minigrad.callbacks.ModelCheckpoint` or
+        :func:`~minigrad.save_checkpoint`) to continue from: its parameters, optimizer
+        state, shuffling generator and history are restored into ``model``, ``optimizer``
+        and the run, and training goes on from the epoch after the saved one up to
+        ``epochs`` in all. The result is bit for bit that of a run never interrupted.
 
     Returns
     -------
@@ -222,7 +232,10 @@ def fit(
         callbacks.insert(0, DivergenceGuard())
     loader = DataLoader(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
     params = model.parameters()
-    state = TrainingState(model, loss, optimizer, epochs)
+    state = TrainingState(model, loss, optimizer, epochs, loader)
+    first_epoch = 0
+    if resume_from is not None:
+        first_epoch = _resume(state, resume_from)
 
     model.train()
     for callback in callbacks:
@@ -231,7 +244,7 @@ def fit(
     # reports that once, with the epoch and the step, instead of a stream of NumPy warnings.
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for epoch in range(epochs):
+            for epoch in range(first_epoch, epochs):
                 state.epoch = epoch
                 for callback in callbacks:
                     callback.on_epoch_begin(state)
@@ -254,6 +267,20 @@ def fit(
     for callback in callbacks:
         callback.on_train_end(state)
     return state.history
+
+
+def _resume(state: TrainingState, resume_from: str | os.PathLike[str] | Checkpoint) -> int:
+    """Restore a checkpoint into the run; the epoch to start from."""
+    checkpoint = (
+        resume_from if isinstance(resume_from, Checkpoint) else load_checkpoint(resume_from)
+    )
+    checkpoint.restore(state.model, state.optimizer)
+    generator = checkpoint.generator()
+    if generator is not None and state.loader is not None:
+        state.loader.rng = generator
+    state.history = History({name: list(values) for name, values in checkpoint.history.items()})
+    state.step = checkpoint.step
+    return checkpoint.epoch
 
 
 def _train_epoch(

@@ -5,6 +5,8 @@ Each keeps the shape and the dtype of its input and caches one array for backwar
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -132,6 +134,9 @@ class LeakyReLU(Activation):
         if not np.isfinite(self.negative_slope):
             raise ValueError(f"LeakyReLU negative_slope must be finite, got {negative_slope}")
 
+    def get_config(self) -> dict[str, Any]:
+        return {"negative_slope": self.negative_slope}
+
     def _scale(self, x: NDArray, mask: NDArray[np.bool_]) -> NDArray:
         return np.where(mask, x, x * self.negative_slope)
 
@@ -164,7 +169,12 @@ class Softmax(Activation):
 
     def __init__(self, axis: int = -1) -> None:
         super().__init__()
-        self.axis = axis
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"Softmax axis must be an integer, got {axis!r}")
+        self.axis = int(axis)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"axis": self.axis}
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         x = np.asarray(x)

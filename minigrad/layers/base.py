@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -178,6 +179,23 @@ class Layer:
                 )
         for key, p in own.items():
             np.copyto(p.value, state[key])
+
+    # -- configuration (for model files) ------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this layer, as JSON values (default: none).
+
+        ``minigrad.save`` stores them in the file's metadata and ``minigrad.load`` calls
+        :meth:`from_config` with them; the parameter values travel as tensors, so the config
+        holds only what shapes the layer (widths, flags, slopes). A layer whose constructor
+        takes arguments overrides this.
+        """
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """Build a layer from :meth:`get_config` output; its parameters are loaded after."""
+        return cls(**config)
 
     # -- printing -----------------------------------------------------------------------
 

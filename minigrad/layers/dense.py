@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
@@ -129,6 +131,24 @@ class Dense(Layer):
         if self.bias is not None:
             np.add.reduce(grad_output, axis=0, out=self.bias.grad)
 
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.bias is not None,
+            "dtype": self.weight.dtype.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Dense:
+        """A Dense of the configured shape with zero weights, for a load to fill in.
+
+        Zeros rather than a random init: NumPy takes zeroed memory from the system lazily,
+        so even a file that claims an absurd width costs nothing before the load finds that
+        its tensors do not match.
+        """
+        return cls(**config, init=_zeros)
+
     def _input_error(self, x: NDArray) -> ShapeError:
         if x.ndim != 2:
             hint = "; for one sample use x[None, :]" if x.ndim == 1 else ""
@@ -146,3 +166,7 @@ class Dense(Layer):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"
         )
+
+
+def _zeros(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype) -> NDArray:
+    return np.zeros(shape, dtype)

@@ -1,0 +1,266 @@
+"""Checkpoints: everything needed to resume training exactly where it stopped.
+
+A checkpoint is a safetensors file holding the model's parameters (under ``"model.<key>"``)
+and the optimizer's buffers (``"optimizer.<parameter index>.<buffer>"``, e.g.
+``"optimizer.0.m"``), with the rest in the metadata as JSON: the architecture, the optimizer's
+class, hyperparameters and step counts, the number of epochs and steps done, the state of the
+data loader's random generator, and the history so far.
+
+Resuming restores all of it, so that training k more epochs from a checkpoint gives the same
+parameters, bit for bit, as training without the interruption::
+
+    history = mg.fit(model, loss, optimizer, x, y, epochs=20, seed=0,
+                     callbacks=[mg.ModelCheckpoint("run.safetensors")])
+    # ... interrupted after epoch 7; later, with a model and optimizer built the same way:
+    history = mg.fit(model, loss, optimizer, x, y, epochs=20,
+                     resume_from="run.safetensors")     # runs epochs 8 to 20
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from minigrad.errors import ModelFileError
+from minigrad.layers.base import Layer
+from minigrad.optim.base import Optimizer
+from minigrad.serialization.architecture import optimizer_class
+from minigrad.serialization.models import model_from, model_metadata, parse_json
+from minigrad.serialization.safetensors_file import read_safetensors, write_safetensors
+
+__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
+
+#: Random generators a checkpoint may restore, by the name NumPy gives their state.
+BIT_GENERATORS: dict[str, type[np.random.BitGenerator]] = {
+    cls.__name__: cls
+    for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.SFC64)
+}
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Attributes
+    ----------
+    model : Layer
+        Rebuilt from the saved architecture, with the saved parameters.
+    optimizer : Optimizer
+        The saved optimizer class, on ``model.parameters()``, with its hyperparameters,
+        buffers and step counts restored.
+    epoch : int
+        Epochs completed when the checkpoint was written.
+    step : int
+        Optimizer steps completed.
+    rng_state : dict or None
+        The data loader's generator state (``Generator.bit_generator.state``).
+    history : dict of lists
+        The per-epoch numbers so far, as ``fit``'s History holds them.
+    """
+
+    model: Layer
+    optimizer: Optimizer
+    epoch: int = 0
+    step: int = 0
+    rng_state: dict[str, Any] | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    def restore(self, model: Layer, optimizer: Optimizer) -> None:
+        """Copy the saved parameters and optimizer state into ``model`` and ``optimizer``.
+
+        They must have the saved structure: the same parameter names and shapes, and an
+        optimizer of the saved class. Nothing is written unless everything fits.
+        """
+        if type(optimizer) is not type(self.optimizer):
+            raise ValueError(
+                f"the checkpoint holds {type(self.optimizer).__name__} state; cannot restore "
+                f"it into {type(optimizer).__name__}"
+            )
+        parameters = model.state_dict()
+        if list(parameters) != list(self.model.state_dict()):
+            raise ValueError(
+                f"the checkpoint's model has parameters {list(self.model.state_dict())}; "
+                f"this model has {list(parameters)}"
+            )
+        saved = self.optimizer.state_dict()
+        model.load_state_dict(self.model.state_dict())
+        try:
+            optimizer.load_state_dict(saved)
+        except ValueError:
+            model.load_state_dict(parameters)  # leave the model as it was
+            raise
+
+    def generator(self) -> np.random.Generator | None:
+        """A new Generator in the saved state (None if none was saved)."""
+        return None if self.rng_state is None else _generator(self.rng_state, "rng_state")
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: Layer,
+    optimizer: Optimizer,
+    *,
+    epoch: int = 0,
+    step: int = 0,
+    rng: np.random.Generator | None = None,
+    history: dict[str, list[float]] | None = None,
+) -> None:
+    """Write a checkpoint of training to ``path``, atomically (as :func:`minigrad.save`).
+
+    Parameters
+    ----------
+    model, optimizer
+        The optimizer must be built on ``model.parameters()``, in that order.
+    epoch, step : int
+        Epochs and optimizer steps completed.
+    rng : Generator or None
+        The data loader's generator (``loader.rng``); its state is saved so that a resumed
+        run shuffles exactly as the uninterrupted one would have.
+    history : History or None
+    """
+    keys = [key for key, _ in model.named_parameters()]
+    if [id(p) for _, p in model.named_parameters()] != [id(p) for p in optimizer.params]:
+        raise ValueError(
+            "save_checkpoint needs an optimizer built on model.parameters() (the same "
+            "parameters in the same order)"
+        )
+    tensors = {f"model.{key}": p.value for key, p in model.named_parameters()}
+    counts: list[dict[str, int]] = []
+    for index, state in enumerate(optimizer.state_dict()["state"]):
+        counts.append({})
+        for name, value in state.items():
+            if isinstance(value, np.ndarray):
+                tensors[f"optimizer.{index}.{name}"] = value
+            else:
+                counts[-1][name] = int(value)
+    metadata = model_metadata(model, "checkpoint")
+    metadata.update(
+        {
+            "minigrad.optimizer": _dumps(
+                {
+                    "class": type(optimizer).__name__,
+                    "hyperparameters": optimizer.hyperparameters(),
+                    "counts": counts,
+                    "parameters": keys,
+                }
+            ),
+            "minigrad.progress": _dumps({"epoch": int(epoch), "step": int(step)}),
+            "minigrad.rng": _dumps(None if rng is None else rng.bit_generator.state),
+            "minigrad.history": _dumps(dict(history or {})),
+        }
+    )
+    write_safetensors(path, tensors, metadata)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` (or ``ModelCheckpoint``).
+
+    As safe as :func:`minigrad.load`; every part is checked, and a problem is a
+    ModelFileError naming it.
+    """
+    where = str(path)
+    tensors, metadata = read_safetensors(path)
+    model_tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    buffers = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
+    model = model_from(model_tensors, metadata, "checkpoint", where)
+    stray = sorted(set(tensors) - {f"model.{k}" for k in model_tensors} - set(buffers))
+    if stray:
+        raise ModelFileError(f"{where}: unexpected tensors {stray[:5]} in a checkpoint")
+    optimizer = _optimizer_from(
+        model, parse_json(metadata, "minigrad.optimizer", where), buffers, where
+    )
+    progress = parse_json(metadata, "minigrad.progress", where)
+    if not (
+        isinstance(progress, dict)
+        and set(progress) == {"epoch", "step"}
+        and all(type(v) is int and v >= 0 for v in progress.values())
+    ):
+        raise ModelFileError(f"{where}: minigrad.progress must hold counts 'epoch' and 'step'")
+    rng_state = parse_json(metadata, "minigrad.rng", where)
+    if rng_state is not None:
+        _generator(rng_state, f"{where}: minigrad.rng")  # checked now, not at resume time
+    history = parse_json(metadata, "minigrad.history", where)
+    if not (
+        isinstance(history, dict)
+        and all(
+            isinstance(values, list)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            for values in history.values()
+        )
+    ):
+        raise ModelFileError(f"{where}: minigrad.history must map names to lists of numbers")
+    return Checkpoint(
+        model=model,
+        optimizer=optimizer,
+        epoch=progress["epoch"],
+        step=progress["step"],
+        rng_state=rng_state,
+        history={name: [float(v) for v in values] for name, values in history.items()},
+    )
+
+
+def _optimizer_from(model: Layer, saved: Any, buffers: dict[str, NDArray], where: str) -> Optimizer:
+    what = f"{where}: minigrad.optimizer"
+    if not isinstance(saved, dict) or set(saved) != {
+        "class",
+        "hyperparameters",
+        "counts",
+        "parameters",
+    }:
+        raise ModelFileError(f"{what} must hold class, hyperparameters, counts and parameters")
+    cls = optimizer_class(saved["class"], what)
+    keys = [key for key, _ in model.named_parameters()]
+    if saved["parameters"] != keys:
+        raise ModelFileError(
+            f"{what}: its parameters {saved['parameters']!r} are not the model's {keys}"
+        )
+    hyperparameters, counts = saved["hyperparameters"], saved["counts"]
+    if not isinstance(hyperparameters, dict) or not isinstance(counts, list):
+        raise ModelFileError(f"{what}: hyperparameters must be an object, counts a list")
+    if len(counts) != len(keys) or not all(isinstance(c, dict) for c in counts):
+        raise ModelFileError(f"{what}: counts must hold one object per parameter")
+    try:
+        optimizer = cls(model.parameters(), **hyperparameters)
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{what}: cannot build {cls.__name__}: {error}") from None
+    states = [dict(c) for c in counts]
+    for name, array in buffers.items():
+        parts = name.split(".", 2)  # "optimizer", parameter index, buffer name
+        index, buffer = (parts[1], parts[2]) if len(parts) == 3 else ("", "")
+        if not (index.isdigit() and int(index) < len(states) and buffer):
+            raise ModelFileError(f"{where}: unexpected optimizer tensor {name!r}")
+        states[int(index)][buffer] = array
+    try:
+        optimizer.load_state_dict({"hyperparameters": hyperparameters, "state": states})
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(
+            f"{what}: the saved state does not fit {cls.__name__}: {error}"
+        ) from None
+    return optimizer
+
+
+def _generator(state: Any, where: str) -> np.random.Generator:
+    """A Generator restored to ``state``, for a bit generator named in BIT_GENERATORS."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    cls = BIT_GENERATORS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ModelFileError(
+            f"{where}: a generator state names its bit generator, one of "
+            f"{sorted(BIT_GENERATORS)}; got {name!r}"
+        )
+    bit_generator = cls()
+    try:
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
+        raise ModelFileError(f"{where}: not a valid {name} state ({error!r})") from None
+    return np.random.Generator(bit_generator)
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, allow_nan=True)

@@ -1,0 +1,150 @@
+"""Model files: ``save(model, path)`` and ``load(path)``, in the safetensors format.
+
+The tensors are the model's ``state_dict()``, under the same keys as the equivalent
+``torch.nn.Sequential`` ("0.weight", "0.bias", "2.weight", ...), so PyTorch reads a minigrad
+file with ``safetensors.torch.load_file`` and minigrad reads a PyTorch one with
+:func:`load_tensors`. The architecture travels in the file's metadata as JSON and is rebuilt
+from the registry of layer classes (:mod:`minigrad.serialization.architecture`); no code in
+a file is ever run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from minigrad.errors import ModelFileError
+from minigrad.layers.base import Layer
+from minigrad.serialization.architecture import build_layer, describe_layer
+from minigrad.serialization.safetensors_file import read_safetensors, write_safetensors
+
+__all__ = ["FORMAT_VERSION", "load", "load_tensors", "save"]
+
+#: The version of minigrad's metadata layout; a file from a newer layout is refused.
+FORMAT_VERSION = 1
+
+
+def save(model: Layer, path: str | os.PathLike[str]) -> None:
+    """Write ``model``'s architecture and parameters to ``path`` (a ``.safetensors`` file).
+
+    The write is atomic: a temporary file beside ``path`` is written, flushed, fsynced and
+    renamed over it, so an interrupted save leaves the previous file intact.
+
+    Raises
+    ------
+    ValueError
+        A layer's class is not registered (see :func:`minigrad.register_layer`).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import minigrad as mg
+    >>> model = mg.Sequential(mg.Dense(2, 3, rng=0), mg.Tanh(), mg.Dense(3, 1, rng=1))
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+    >>> mg.save(model, path)
+    >>> copy = mg.load(path)
+    >>> copy
+    Sequential(
+      (0): Dense(in_features=2, out_features=3, bias=True)  # 9 parameters
+      (1): Tanh()
+      (2): Dense(in_features=3, out_features=1, bias=True)  # 4 parameters
+    )  # 13 parameters
+    >>> bool((copy(np.ones((1, 2))) == model(np.ones((1, 2)))).all())
+    True
+    """
+    write_safetensors(path, model.state_dict(), model_metadata(model, "model"))
+
+
+def load(path: str | os.PathLike[str]) -> Layer:
+    """The model saved at ``path`` by :func:`save`, rebuilt with its parameters.
+
+    Safe for files from anywhere: loading reads JSON and raw float tensors, rebuilds layers
+    only from registered classes, and never runs code from the file.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing at ``path``.
+    ModelFileError
+        The file is malformed, is not a minigrad model file (a PyTorch safetensors file
+        has no architecture: load its tensors with :func:`load_tensors` into a model you
+        build), names an unregistered layer, or holds tensors that do not fit the
+        architecture.
+    """
+    tensors, metadata = read_safetensors(path)
+    return model_from(tensors, metadata, "model", str(path))
+
+
+def load_tensors(path: str | os.PathLike[str]) -> dict[str, NDArray[np.floating]]:
+    """The tensors of any safetensors file of float tensors, by name (checked as in load).
+
+    This is how weights from PyTorch (``safetensors.torch.save_file(torch_model.state_dict(),
+    path)``) get into a minigrad model with the same structure:
+    ``model.load_state_dict(minigrad.load_tensors(path))``.
+    """
+    return read_safetensors(path)[0]
+
+
+# -- shared with checkpoints -------------------------------------------------------------------
+
+
+def model_metadata(model: Layer, kind: str) -> dict[str, str]:
+    """The metadata strings that identify a minigrad file and describe ``model``."""
+    from minigrad import __version__
+
+    return {
+        "minigrad.format": kind,
+        "minigrad.format_version": str(FORMAT_VERSION),
+        "minigrad.version": __version__,
+        "minigrad.architecture": json.dumps(describe_layer(model)),
+    }
+
+
+def model_from(
+    tensors: dict[str, NDArray[np.floating]], metadata: dict[str, str], kind: str, where: str
+) -> Layer:
+    """Rebuild the model described by ``metadata`` and load ``tensors`` (state_dict keys)."""
+    found = metadata.get("minigrad.format")
+    if found != kind:
+        raise ModelFileError(
+            f"{where}: not a minigrad {kind} file"
+            + (
+                f" (it is a minigrad {found} file)"
+                if found in ("model", "checkpoint")
+                else " (no minigrad architecture in its metadata; for weights saved by "
+                "PyTorch, build the model and call model.load_state_dict(minigrad."
+                "load_tensors(path)))"
+            )
+        )
+    version = metadata.get("minigrad.format_version")
+    if version != str(FORMAT_VERSION):
+        raise ModelFileError(
+            f"{where}: file format version {version!r}; this minigrad reads version "
+            f"{FORMAT_VERSION}"
+        )
+    description = parse_json(metadata, "minigrad.architecture", where)
+    model = build_layer(description, f"{where}: architecture")
+    load_parameters(model, tensors, where)
+    return model
+
+
+def load_parameters(model: Layer, tensors: dict[str, Any], where: str) -> None:
+    """``model.load_state_dict(tensors)``, with a mismatch reported as a ModelFileError."""
+    try:
+        model.load_state_dict(tensors)
+    except ValueError as error:
+        raise ModelFileError(f"{where}: the tensors do not fit the architecture: {error}") from None
+
+
+def parse_json(metadata: dict[str, str], key: str, where: str) -> Any:
+    """The JSON value stored under ``key`` in the metadata, or ModelFileError."""
+    if key not in metadata:
+        raise ModelFileError(f"{where}: the metadata has no {key!r} entry")
+    try:
+        return json.loads(metadata[key])
+    except (ValueError, RecursionError) as error:
+        raise ModelFileError(f"{where}: {key} is not valid JSON ({error})") from None

@@ -1,0 +1,144 @@
+"""ONNX export: a trained model as a graph that ONNX runtimes (onnxruntime, browsers, phones)
+run without minigrad.
+
+Needs the ``onnx`` package (``pip install 'minigrad[onnx]'``). Each layer becomes one
+standard operator: Dense -> Gemm (y = x W^T + b, ``transB=1``, the weight stored as minigrad
+holds it), Tanh -> Tanh, Sigmoid -> Sigmoid, ReLU -> Relu, LeakyReLU -> LeakyRelu,
+Softmax -> Softmax; nested Sequentials are flattened. The graph's input ``"input"`` has shape
+(batch, in_features) with a symbolic batch size, and its output is ``"output"``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from minigrad._files import write_atomically
+from minigrad.layers import Dense, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from minigrad.sequential import Sequential
+
+__all__ = ["OPSET", "export_onnx"]
+
+#: The ONNX operator set the graph declares (Softmax along one axis needs 13 or later).
+OPSET = 17
+#: The file format (IR) version matching OPSET, readable by runtimes from 2021 on.
+IR_VERSION = 8
+
+
+def export_onnx(model: Layer, path: str | os.PathLike[str]) -> None:
+    """Write ``model`` to ``path`` as an ONNX graph, atomically.
+
+    Raises
+    ------
+    ImportError
+        The ``onnx`` package is not installed.
+    ValueError
+        The model holds a layer with no ONNX equivalent here (the message names it), or
+        has no Dense layer to fix its input width.
+
+    Examples
+    --------
+    >>> import minigrad as mg
+    >>> model = mg.Sequential(mg.Dense(4, 8), mg.ReLU(), mg.Dense(8, 3), mg.Softmax())
+    >>> mg.export_onnx(model, "model.onnx")  # doctest: +SKIP
+    >>> import onnxruntime                     # doctest: +SKIP
+    >>> session = onnxruntime.InferenceSession("model.onnx")  # doctest: +SKIP
+    >>> session.run(None, {"input": x})[0]     # doctest: +SKIP
+    """
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "export_onnx needs the onnx package: pip install 'minigrad[onnx]'"
+        ) from error
+
+    layers = list(_flatten(model))
+    dense = [layer for layer in layers if isinstance(layer, Dense)]
+    if not dense:
+        raise ValueError("export_onnx needs a Dense layer to know the input width")
+    dtype = dense[0].weight.dtype
+    elem_type = {
+        np.dtype(np.float16): TensorProto.FLOAT16,
+        np.dtype(np.float32): TensorProto.FLOAT,
+        np.dtype(np.float64): TensorProto.DOUBLE,
+    }[dtype]
+    nodes, initializers = [], []
+    current = "input"
+    for index, layer in enumerate(layers):
+        output = "output" if index == len(layers) - 1 else f"x{index + 1}"
+        convert = _CONVERTERS.get(type(layer))
+        if convert is None:
+            raise ValueError(
+                f"export_onnx: layer {index} ({layer!r}) has no ONNX conversion; supported: "
+                f"{sorted(cls.__name__ for cls in _CONVERTERS)}"
+            )
+        node, tensors = convert(layer, current, output, f"layer{index}", helper)
+        nodes.append(node)
+        initializers.extend(numpy_helper.from_array(array, name) for name, array in tensors)
+        current = output
+    width = dense[-1].out_features if _last_width_is_dense(layers) else None
+    graph = helper.make_graph(
+        nodes,
+        "minigrad",
+        inputs=[helper.make_tensor_value_info("input", elem_type, ["batch", dense[0].in_features])],
+        outputs=[helper.make_tensor_value_info("output", elem_type, ["batch", width])],
+        initializer=initializers,
+    )
+    onnx_model = helper.make_model(
+        graph,
+        producer_name="minigrad",
+        opset_imports=[helper.make_operatorsetid("", OPSET)],
+    )
+    onnx_model.ir_version = IR_VERSION
+    onnx.checker.check_model(onnx_model)
+    write_atomically(path, onnx_model.SerializeToString())
+
+
+def _flatten(layer: Layer) -> Iterator[Layer]:
+    if isinstance(layer, Sequential):
+        for child in layer:
+            yield from _flatten(child)
+    else:
+        yield layer
+
+
+def _last_width_is_dense(layers: list[Layer]) -> bool:
+    """True when every layer after the last Dense keeps its width (the activations)."""
+    last = max(i for i, layer in enumerate(layers) if isinstance(layer, Dense))
+    return all(
+        isinstance(layer, (Tanh, Sigmoid, ReLU, LeakyReLU, Softmax)) for layer in layers[last + 1 :]
+    )
+
+
+Converter = Callable[[Any, str, str, str, Any], tuple[Any, list[tuple[str, np.ndarray]]]]
+
+
+def _dense(layer: Dense, x: str, y: str, name: str, helper: Any) -> tuple[Any, list]:
+    tensors = [(f"{name}.weight", layer.weight.value)]
+    inputs = [x, f"{name}.weight"]
+    if layer.bias is not None:
+        tensors.append((f"{name}.bias", layer.bias.value))
+        inputs.append(f"{name}.bias")
+    return helper.make_node("Gemm", inputs, [y], name=name, transB=1), tensors
+
+
+def _unary(op: str, **attributes: Any) -> Converter:
+    def convert(layer: Layer, x: str, y: str, name: str, helper: Any) -> tuple[Any, list]:
+        values = {key: getter(layer) for key, getter in attributes.items()}
+        return helper.make_node(op, [x], [y], name=name, **values), []
+
+    return convert
+
+
+_CONVERTERS: dict[type, Converter] = {
+    Dense: _dense,
+    Tanh: _unary("Tanh"),
+    Sigmoid: _unary("Sigmoid"),
+    ReLU: _unary("Relu"),
+    LeakyReLU: _unary("LeakyRelu", alpha=lambda layer: layer.negative_slope),
+    Softmax: _unary("Softmax", axis=lambda layer: layer.axis),
+}

@@ -1,0 +1,211 @@
+"""Reading and writing safetensors files, checked so that untrusted files are safe to open.
+
+A safetensors file is an 8-byte little-endian header length N, N bytes of JSON, then the raw
+tensor bytes. The JSON maps each tensor name to ``{"dtype", "shape", "data_offsets"}`` (offsets
+into the data section) and may hold ``"__metadata__"``, a flat dict of strings. Nothing in
+the format can run code: there is no pickle, and names in the file are only ever looked up in
+tables, never imported.
+
+:func:`read_safetensors` checks the whole header itself, before any tensor is read: the
+length fits in the file, the JSON is an object of well-formed entries, every dtype is a
+floating type minigrad uses, each byte count matches its shape, and the tensors tile the
+data section exactly (no gaps, no overlaps, nothing past the end). Only then does it hand
+the bytes to the ``safetensors`` package, which checks them again. Any failure is a
+:class:`~minigrad.errors.ModelFileError` naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from minigrad._files import write_atomically
+from minigrad.errors import ModelFileError
+
+__all__ = ["read_safetensors", "write_safetensors"]
+
+#: safetensors dtype codes minigrad reads and writes, with their NumPy types
+DTYPES: dict[str, np.dtype] = {
+    "F16": np.dtype(np.float16),
+    "F32": np.dtype(np.float32),
+    "F64": np.dtype(np.float64),
+}
+#: The safetensors package refuses headers above 100 MB; so do we, before reading one.
+MAX_HEADER_BYTES = 100_000_000
+#: More dimensions than any minigrad tensor has: a shape longer than this is not ours.
+MAX_NDIM = 8
+
+
+def _safetensors_numpy() -> Any:
+    try:
+        import safetensors.numpy
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "model files need the safetensors package: pip install 'minigrad[files]'"
+        ) from error
+    return safetensors.numpy
+
+
+def write_safetensors(
+    path: str | os.PathLike[str],
+    tensors: dict[str, NDArray[np.floating]],
+    metadata: dict[str, str],
+) -> None:
+    """Write ``tensors`` and string ``metadata`` to ``path`` atomically.
+
+    The bytes are built in memory by ``safetensors.numpy.save`` and written through a
+    temporary file in the same folder, flushed, fsynced and renamed over ``path``: a crash
+    or an exception mid-write leaves any previous file at ``path`` intact.
+    """
+    for name, array in tensors.items():
+        if array.dtype not in DTYPES.values():
+            raise TypeError(
+                f"tensor {name!r} has dtype {array.dtype}; model files hold float16, float32 "
+                "or float64"
+            )
+    contiguous = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
+    write_atomically(path, _safetensors_numpy().save(contiguous, metadata=metadata))
+
+
+def read_safetensors(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, NDArray[np.floating]], dict[str, str]]:
+    """The tensors (writable arrays) and the metadata of the safetensors file at ``path``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ModelFileError
+        The file is not a well-formed safetensors file of float tensors (every check is
+        listed in the module docstring).
+    """
+    path = Path(path)
+    with open(path, "rb") as file:
+        content = file.read()
+    where = f"{path}"
+    entries, metadata = _parse_header(content, where)
+    try:
+        loaded = _safetensors_numpy().load(content)
+    except Exception as error:  # the package's own checks; ours should have caught it first
+        raise ModelFileError(f"{where}: not a valid safetensors file ({error})") from error
+    if set(loaded) != set(entries):  # pragma: no cover - guards against a package change
+        raise ModelFileError(f"{where}: the tensors read differ from the header's")
+    tensors = {}
+    for name, array in loaded.items():
+        dtype, shape = entries[name]
+        if array.dtype != dtype or array.shape != shape:  # pragma: no cover - as above
+            raise ModelFileError(f"{where}: tensor {name!r} was read with a different layout")
+        tensors[name] = np.array(array, dtype=dtype, order="C")  # a writable copy
+    return tensors, metadata
+
+
+def _parse_header(
+    content: bytes, where: str
+) -> tuple[dict[str, tuple[np.dtype, tuple[int, ...]]], dict[str, str]]:
+    """Check the header of a whole file's bytes; the tensors' (dtype, shape) and the metadata."""
+    if len(content) < 8:
+        raise ModelFileError(
+            f"{where}: not a safetensors file: {len(content)} bytes, shorter than the 8-byte "
+            "header length"
+        )
+    header_length = int.from_bytes(content[:8], "little")
+    available = len(content) - 8
+    if header_length > min(available, MAX_HEADER_BYTES):
+        raise ModelFileError(
+            f"{where}: not a safetensors file (or a truncated one): the header length field "
+            f"says {header_length} bytes, but "
+            + (
+                f"only {available} follow it"
+                if header_length > available
+                else f"headers are limited to {MAX_HEADER_BYTES} bytes"
+            )
+        )
+    try:
+        header = json.loads(content[8 : 8 + header_length].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise ModelFileError(
+            f"{where}: the safetensors header is not valid JSON ({error})"
+        ) from None
+    if not isinstance(header, dict):
+        raise ModelFileError(
+            f"{where}: the safetensors header must be a JSON object, got {type(header).__name__}"
+        )
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise ModelFileError(f"{where}: __metadata__ must map strings to strings")
+    data_length = available - header_length
+    entries: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
+    spans: list[tuple[int, int, str]] = []
+    for name, entry in header.items():
+        dtype, shape, begin, end = _parse_entry(name, entry, where)
+        if end > data_length:
+            raise ModelFileError(
+                f"{where}: tensor {name!r} ends at byte {end} of the data, which has only "
+                f"{data_length} bytes (a truncated file?)"
+            )
+        entries[name] = (dtype, shape)
+        spans.append((begin, end, name))
+    position = 0
+    for begin, end, name in sorted(spans):
+        if begin != position:
+            problem = "overlaps the tensor before it" if begin < position else "leaves a gap"
+            raise ModelFileError(
+                f"{where}: tensor {name!r} starts at data byte {begin}, which {problem} "
+                f"(expected {position})"
+            )
+        position = end
+    if position != data_length:
+        raise ModelFileError(
+            f"{where}: the tensors cover {position} bytes of data, but {data_length} follow "
+            "the header"
+        )
+    return entries, metadata
+
+
+def _parse_entry(name: str, entry: Any, where: str) -> tuple[np.dtype, tuple[int, ...], int, int]:
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+        raise ModelFileError(
+            f"{where}: tensor {name!r} must be described by dtype, shape and data_offsets"
+        )
+    code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if code not in DTYPES:
+        raise ModelFileError(
+            f"{where}: tensor {name!r} has dtype {code!r}; minigrad reads {sorted(DTYPES)}"
+        )
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_NDIM
+        or not all(type(n) is int and n >= 0 for n in shape)
+    ):
+        raise ModelFileError(
+            f"{where}: tensor {name!r} has shape {shape!r}; expected a list of at most "
+            f"{MAX_NDIM} non-negative integers"
+        )
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(type(n) is int for n in offsets)
+        or not 0 <= offsets[0] <= offsets[1]
+    ):
+        raise ModelFileError(
+            f"{where}: tensor {name!r} has data_offsets {offsets!r}; expected [begin, end] "
+            "with 0 <= begin <= end"
+        )
+    dtype = DTYPES[code]
+    begin, end = offsets
+    expected = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
+    if end - begin != expected:
+        raise ModelFileError(
+            f"{where}: tensor {name!r} of shape {tuple(shape)} and dtype {code} needs "
+            f"{expected} bytes, but its offsets span {end - begin}"
+        )
+    return dtype, tuple(shape), begin, end
