@@ -53,7 +53,9 @@ class Parameter:
                 "convert with .astype(np.float32) or np.float64"
             )
         self.value: NDArray[np.floating] = value
-        self.grad: NDArray[np.floating] = np.zeros_like(value)
+        # np.zeros, not zeros_like: the system hands out zeroed pages lazily, so a gradient
+        # costs no memory until backward first writes it
+        self.grad: NDArray[np.floating] = np.zeros(value.shape, value.dtype)
         self.name = name
 
     @property

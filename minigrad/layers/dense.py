@@ -147,6 +147,17 @@ class Dense(Layer):
         so even a file that claims an absurd width costs nothing before the load finds that
         its tensors do not match.
         """
+        expected = {"in_features", "out_features", "bias", "dtype"}
+        if set(config) != expected:
+            raise ValueError(
+                f"a Dense config has the keys {sorted(expected)}, got {sorted(config)}"
+            )
+        if not isinstance(config["bias"], bool):
+            raise TypeError(f"Dense bias must be true or false, got {config['bias']!r}")
+        if config["dtype"] not in ("float16", "float32", "float64"):
+            raise ValueError(
+                f"Dense dtype must be 'float16', 'float32' or 'float64', got {config['dtype']!r}"
+            )
         return cls(**config, init=_zeros)
 
     def _input_error(self, x: NDArray) -> ShapeError:

@@ -128,12 +128,14 @@ def build_layer(description: Any, where: str = "architecture", depth: int = 0) -
             raise ModelFileError(
                 f"{where}: a Sequential is described by 'class' and a 'layers' list"
             )
-        return Sequential(
-            [
-                build_layer(item, f"{where}.layers[{index}]", depth + 1)
-                for index, item in enumerate(layers)
-            ]
-        )
+        built = [
+            build_layer(item, f"{where}.layers[{index}]", depth + 1)
+            for index, item in enumerate(layers)
+        ]
+        try:
+            return Sequential(built)
+        except ValueError as error:  # layers whose widths do not chain
+            raise ModelFileError(f"{where}: {error}") from None
     cls = _LAYERS.get(name)
     if cls is None:
         raise ModelFileError(

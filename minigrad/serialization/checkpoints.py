@@ -19,6 +19,7 @@ parameters, bit for bit, as training without the interruption::
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,7 @@ __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
 
 #: Random generators a checkpoint may restore, by the name NumPy gives their state.
 BIT_GENERATORS: dict[str, type[np.random.BitGenerator]] = {
-    cls.__name__: cls
-    for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.SFC64)
+    cls.__name__: cls for cls in (np.random.PCG64, np.random.PCG64DXSM)
 }
 
 
@@ -149,7 +149,7 @@ def save_checkpoint(
                 }
             ),
             "minigrad.progress": _dumps({"epoch": int(epoch), "step": int(step)}),
-            "minigrad.rng": _dumps(None if rng is None else rng.bit_generator.state),
+            "minigrad.rng": _dumps(None if rng is None else _generator_state(rng)),
             "minigrad.history": _dumps(dict(history or {})),
         }
     )
@@ -184,22 +184,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     if rng_state is not None:
         _generator(rng_state, f"{where}: minigrad.rng")  # checked now, not at resume time
     history = parse_json(metadata, "minigrad.history", where)
-    if not (
-        isinstance(history, dict)
-        and all(
-            isinstance(values, list)
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-            for values in history.values()
-        )
-    ):
-        raise ModelFileError(f"{where}: minigrad.history must map names to lists of numbers")
+    try:
+        history = {name: [_number(v) for v in values] for name, values in history.items()}
+    except (AttributeError, TypeError, OverflowError):
+        raise ModelFileError(
+            f"{where}: minigrad.history must map names to lists of numbers"
+        ) from None
     return Checkpoint(
         model=model,
         optimizer=optimizer,
         epoch=progress["epoch"],
         step=progress["step"],
         rng_state=rng_state,
-        history={name: [float(v) for v in values] for name, values in history.items()},
+        history=history,
     )
 
 
@@ -225,13 +222,13 @@ def _optimizer_from(model: Layer, saved: Any, buffers: dict[str, NDArray], where
         raise ModelFileError(f"{what}: counts must hold one object per parameter")
     try:
         optimizer = cls(model.parameters(), **hyperparameters)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise ModelFileError(f"{what}: cannot build {cls.__name__}: {error}") from None
     states = [dict(c) for c in counts]
     for name, array in buffers.items():
         parts = name.split(".", 2)  # "optimizer", parameter index, buffer name
         index, buffer = (parts[1], parts[2]) if len(parts) == 3 else ("", "")
-        if not (index.isdigit() and int(index) < len(states) and buffer):
+        if not (re.fullmatch("0|[1-9][0-9]*", index) and int(index) < len(states) and buffer):
             raise ModelFileError(f"{where}: unexpected optimizer tensor {name!r}")
         states[int(index)][buffer] = array
     try:
@@ -243,8 +240,29 @@ def _optimizer_from(model: Layer, saved: Any, buffers: dict[str, NDArray], where
     return optimizer
 
 
+def _number(value: Any) -> float:
+    """``value`` as a float if it is a JSON number (not a bool, not beyond float range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(value)
+    return float(value)
+
+
+def _generator_state(rng: np.random.Generator) -> dict[str, Any]:
+    state = rng.bit_generator.state
+    if state.get("bit_generator") not in BIT_GENERATORS:
+        raise ValueError(
+            f"checkpoints save the state of {sorted(BIT_GENERATORS)} generators (NumPy's "
+            f"default_rng is PCG64); got {state.get('bit_generator')}"
+        )
+    return state
+
+
 def _generator(state: Any, where: str) -> np.random.Generator:
-    """A Generator restored to ``state``, for a bit generator named in BIT_GENERATORS."""
+    """A Generator restored to ``state``, after checking every field of it.
+
+    Only PCG64 and PCG64DXSM are accepted: their whole state is four integers, each checked
+    against its range here, so nothing out of range ever reaches NumPy's C code.
+    """
     name = state.get("bit_generator") if isinstance(state, dict) else None
     cls = BIT_GENERATORS.get(name) if isinstance(name, str) else None
     if cls is None:
@@ -252,10 +270,27 @@ def _generator(state: Any, where: str) -> np.random.Generator:
             f"{where}: a generator state names its bit generator, one of "
             f"{sorted(BIT_GENERATORS)}; got {name!r}"
         )
+    fields = {"bit_generator", "state", "has_uint32", "uinteger"}
+    if set(state) != fields:
+        raise ModelFileError(f"{where}: a generator state has the keys {sorted(fields)}")
+    inner = state["state"]
+    ranges = [
+        (inner.get("state") if isinstance(inner, dict) else None, 2**128),
+        (inner.get("inc") if isinstance(inner, dict) else None, 2**128),
+        (state["has_uint32"], 2),
+        (state["uinteger"], 2**32),
+    ]
+    if not (isinstance(inner, dict) and set(inner) == {"state", "inc"}) or not all(
+        type(value) is int and 0 <= value < limit for value, limit in ranges
+    ):
+        raise ModelFileError(
+            f"{where}: a {name} state is {{'state': {{'state', 'inc'}} (integers below 2**128), "
+            "'has_uint32' (0 or 1), 'uinteger' (below 2**32)}"
+        )
     bit_generator = cls()
     try:
         bit_generator.state = state
-    except (TypeError, ValueError, KeyError, OverflowError) as error:
+    except (TypeError, ValueError, KeyError, OverflowError) as error:  # pragma: no cover
         raise ModelFileError(f"{where}: not a valid {name} state ({error!r})") from None
     return np.random.Generator(bit_generator)
 

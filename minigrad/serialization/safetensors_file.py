@@ -177,7 +177,7 @@ def _parse_entry(name: str, entry: Any, where: str) -> tuple[np.dtype, tuple[int
             f"{where}: tensor {name!r} must be described by dtype, shape and data_offsets"
         )
     code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if code not in DTYPES:
+    if not isinstance(code, str) or code not in DTYPES:
         raise ModelFileError(
             f"{where}: tensor {name!r} has dtype {code!r}; minigrad reads {sorted(DTYPES)}"
         )
