@@ -1,0 +1,64 @@
+"""The notebooks run top to bottom, within their time limit, and are kept with their outputs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+pytest.importorskip("matplotlib")
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+#: wall-clock seconds each notebook may take, kernel start included (they take 2-10 s here)
+TIME_LIMIT = 120
+#: the notebooks that draw: the committed files must show their plots
+WITH_PLOTS = ("01-quickstart", "02-optimizers", "03-real-data", "04-your-own-layer")
+NAMES = sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
+
+
+def test_the_series_is_complete():
+    assert NAMES == [
+        "01-quickstart",
+        "02-optimizers",
+        "03-real-data",
+        "04-your-own-layer",
+        "05-under-the-hood",
+    ]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_notebook_runs_without_errors_within_its_time_limit(name):
+    notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=TIME_LIMIT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
+    start = time.monotonic()
+    client.execute()  # raises CellExecutionError, naming the cell, on any exception
+    seconds = time.monotonic() - start
+    assert seconds < TIME_LIMIT, f"{name} took {seconds:.0f} s, over its {TIME_LIMIT} s limit"
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert not [o for o in cell.outputs if o.output_type == "error"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_committed_notebook_keeps_its_outputs(name):
+    notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    counts = [cell.execution_count for cell in code]
+    assert counts == list(range(1, len(code) + 1)), "run top to bottom once, then save"
+    outputs = [output for cell in code for output in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    if name in WITH_PLOTS:
+        assert images, f"{name} should be saved with its plots"
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "/work/" not in text and "/tmp/" not in text, "no machine paths in saved outputs"
