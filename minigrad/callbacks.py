@@ -38,7 +38,26 @@ __all__ = [
 
 
 class Callback:
-    """Base class of callbacks; every hook does nothing unless overridden."""
+    """Base class of callbacks; every hook does nothing unless overridden.
+
+    ``fit`` calls, in order: ``on_train_begin``; per epoch ``on_epoch_begin``, per batch
+    ``on_batch_begin`` and ``on_batch_end``, then ``on_epoch_end``; finally ``on_train_end``.
+
+    Examples
+    --------
+    >>> import minigrad as mg
+    >>> class CountBatches(Callback):
+    ...     def on_train_begin(self, state):
+    ...         self.batches = 0
+    ...     def on_batch_end(self, state, loss):
+    ...         self.batches += 1
+    >>> x, y = mg.data.make_xor()
+    >>> model, counter = mg.Dense(2, 1, rng=0), CountBatches()
+    >>> _ = mg.fit(model, mg.MSE(), mg.SGD(model.parameters()), x, y[:, None], epochs=3,
+    ...            batch_size=2, callbacks=[counter], progress=False)
+    >>> counter.batches  # 3 epochs of 2 batches
+    6
+    """
 
     def on_train_begin(self, state: TrainingState) -> None:
         """Before the first epoch."""
@@ -69,9 +88,22 @@ class DivergenceGuard(Callback):
     A loss that blows up usually means the learning rate is too large: gradient descent
     overshoots, each step lands further away, and the values overflow. ``fit`` adds one of
     these unless its callbacks already hold one.
+
+    Examples
+    --------
+    >>> import minigrad as mg
+    >>> from minigrad.training import TrainingState
+    >>> model = mg.Dense(1, 1, rng=0)
+    >>> state = TrainingState(model, mg.MSE(), mg.SGD(model.parameters(), lr=0.5), epochs=1)
+    >>> DivergenceGuard().on_batch_end(state, 0.25)  # a finite loss: nothing happens
+    >>> DivergenceGuard().on_batch_end(state, float("nan"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    minigrad.errors.DivergenceError: the loss became nan at epoch 1, batch 1 (step 0): ...; try 0.05
     """
 
     def on_batch_end(self, state: TrainingState, loss: float) -> None:
+        """Raise DivergenceError if ``loss`` is NaN or infinite."""
         if not math.isfinite(loss):
             lr = getattr(state.optimizer, "lr", None)
             advice = (
@@ -105,6 +137,25 @@ class EarlyStopping(Callback):
     Attributes
     ----------
     best : float, best_epoch : int (counted from 0), stopped_epoch : int or None
+
+    Notes
+    -----
+    An epoch improves when value < best - min_delta ("min") or value > best + min_delta
+    ("max"); training stops after ``patience`` epochs in a row without improvement.
+
+    Examples
+    --------
+    >>> import minigrad as mg
+    >>> from minigrad.training import TrainingState
+    >>> model = mg.Dense(1, 1, rng=0)
+    >>> state = TrainingState(model, mg.MSE(), mg.SGD(model.parameters()), epochs=10)
+    >>> stopper = EarlyStopping(patience=2)
+    >>> stopper.on_train_begin(state)
+    >>> for epoch, val_loss in enumerate([0.5, 0.4, 0.45, 0.41]):
+    ...     state.epoch = epoch
+    ...     stopper.on_epoch_end(state, {"val_loss": val_loss})
+    >>> state.stop_training, stopper.best, stopper.best_epoch, stopper.stopped_epoch
+    (True, 0.4, 1, 3)
     """
 
     def __init__(
@@ -132,6 +183,7 @@ class EarlyStopping(Callback):
         self._best_weights: dict[str, np.ndarray] | None = None
 
     def on_train_begin(self, state: TrainingState) -> None:
+        """Forget the best value and the waiting count of any earlier run."""
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch, self.stopped_epoch, self._wait, self._best_weights = -1, None, 0, None
 
@@ -141,6 +193,7 @@ class EarlyStopping(Callback):
         return value > self.best + self.min_delta
 
     def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        """Record an improvement (and the weights), or count one more epoch without one."""
         if self.monitor not in logs:
             raise KeyError(
                 f"EarlyStopping monitors {self.monitor!r}, but the epoch logs hold "
@@ -158,6 +211,7 @@ class EarlyStopping(Callback):
                 self.stopped_epoch = state.epoch
 
     def on_train_end(self, state: TrainingState) -> None:
+        """Load the best epoch's weights back, with ``restore_best_weights``."""
         if self.restore_best_weights and self._best_weights is not None:
             state.model.load_state_dict(self._best_weights)
 
@@ -193,6 +247,18 @@ class ModelCheckpoint(Callback):
     Attributes
     ----------
     best : float, last_path : Path or None (the file written last)
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import minigrad as mg
+    >>> x, y = mg.data.make_xor()
+    >>> model, folder = mg.Dense(2, 1, rng=0), tempfile.mkdtemp()
+    >>> checkpoint = ModelCheckpoint(os.path.join(folder, "epoch{epoch}.safetensors"))
+    >>> _ = mg.fit(model, mg.MSE(), mg.SGD(model.parameters()), x, y[:, None], epochs=3,
+    ...            callbacks=[checkpoint], progress=False)
+    >>> sorted(os.listdir(folder)), mg.load_checkpoint(checkpoint.last_path).epoch
+    (['epoch1.safetensors', 'epoch2.safetensors', 'epoch3.safetensors'], 3)
     """
 
     def __init__(
@@ -213,9 +279,11 @@ class ModelCheckpoint(Callback):
         self.last_path: Path | None = None
 
     def on_train_begin(self, state: TrainingState) -> None:
+        """Forget the best value of any earlier run."""
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        """Write the checkpoint (or model file), unless ``save_best_only`` and no improvement."""
         if self.save_best_only:
             if self.monitor not in logs:
                 raise KeyError(
@@ -270,10 +338,12 @@ class LearningRateScheduler(Callback):
         self.schedule, self.per = schedule, per
 
     def on_epoch_begin(self, state: TrainingState) -> None:
+        """With ``per="epoch"``: ``optimizer.lr = schedule(state.epoch)``."""
         if self.per == "epoch":
             state.optimizer.lr = self.schedule(state.epoch)
 
     def on_batch_begin(self, state: TrainingState) -> None:
+        """With ``per="step"``: ``optimizer.lr = schedule(state.step)``."""
         if self.per == "step":
             state.optimizer.lr = self.schedule(state.step)
 
@@ -287,12 +357,24 @@ class HistoryLogger(Callback):
 
     The file is replaced atomically (written beside it, then renamed), so a crash or an
     interrupt never leaves half a file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import minigrad as mg
+    >>> x, y = mg.data.make_xor()
+    >>> model, path = mg.Dense(2, 1, rng=0), os.path.join(tempfile.mkdtemp(), "history.csv")
+    >>> _ = mg.fit(model, mg.MSE(), mg.SGD(model.parameters()), x, y[:, None], epochs=2,
+    ...            callbacks=[HistoryLogger(path)], progress=False)
+    >>> Path(path).read_text().splitlines()[0], len(Path(path).read_text().splitlines())
+    ('epoch,loss,accuracy,lr', 3)
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
     def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        """Rewrite the whole file from ``state.history``."""
         history = dict(state.history)
         if self.path.suffix.lower() == ".csv":
             text = io.StringIO()

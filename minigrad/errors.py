@@ -10,6 +10,16 @@ class ShapeError(ValueError):
 
     A subclass of ValueError, so ``except ValueError`` catches it too. The message names the
     expected and the given shape; a ``Sequential`` adds the index and class of the layer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minigrad import Dense
+    >>> Dense(3, 2)(np.ones((4, 5)))  # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+        ...
+    minigrad.errors.ShapeError: Dense(in_features=3, out_features=2, bias=True) expected input
+    of shape (batch, 3), got (4, 5): 5 features instead of 3
     """
 
 
@@ -17,7 +27,22 @@ class DivergenceError(FloatingPointError):
     """Training produced a NaN or infinite loss.
 
     Raised by :class:`~minigrad.callbacks.DivergenceGuard` (which ``fit`` uses by default),
-    with the epoch, the step and the learning rate in the message.
+    with the epoch, the step and the learning rate in the message. A subclass of
+    FloatingPointError.
+
+    Examples
+    --------
+    Gradient descent on (w x - 3 x)^2 with a learning rate far too large overshoots further
+    at every step until the loss overflows:
+
+    >>> import numpy as np
+    >>> import minigrad as mg
+    >>> model, x = mg.Dense(1, 1, rng=0), np.array([[1.0], [2.0]])
+    >>> mg.fit(model, mg.MSE(), mg.SGD(model.parameters(), lr=100.0), x, 3 * x, epochs=50,
+    ...        metrics=(), progress=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    minigrad.errors.DivergenceError: the loss became inf at epoch 15, ... try 10
     """
 
 
@@ -28,4 +53,17 @@ class ModelFileError(ValueError):
     unpickled), tensors whose layout does not add up, metadata that names a layer or
     optimizer minigrad does not know, and tensors that do not fit the architecture. A
     subclass of ValueError; the message names the file and what is wrong with it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import minigrad as mg
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+    >>> with open(path, "wb") as file:
+    ...     _ = file.write(b"abc")
+    >>> mg.load(path)  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+        ...
+    minigrad.errors.ModelFileError: /.../model.safetensors: not a safetensors file: 3 bytes,
+    shorter than the 8-byte header length
     """

@@ -39,6 +39,22 @@ class Loss:
         dL/dpred for the last call, same shape and dtype as that ``pred``.
 
     A new loss subclasses this and writes ``forward(pred, target)`` and ``backward()``.
+
+    Shape: pred (batch, ...) and target -> float; backward -> an array of pred's shape.
+
+    Examples
+    --------
+    A mean absolute error, L = (1/N) sum |pred - target|, dL/dpred = sign(pred - target) / N:
+
+    >>> class L1(Loss):
+    ...     def forward(self, pred, target):
+    ...         self.diff = np.asarray(pred) - np.asarray(target)
+    ...         return float(np.abs(self.diff).mean())
+    ...     def backward(self):
+    ...         return np.sign(self.diff) / self.diff.size
+    >>> loss = L1()
+    >>> loss(np.array([[1.0, -1.0]]), np.array([[0.0, 1.0]])), loss.backward()
+    (1.5, array([[ 0.5, -0.5]]))
     """
 
     def __call__(self, pred: ArrayLike, target: ArrayLike) -> float:
@@ -59,6 +75,7 @@ class Loss:
         )
 
     def extra_repr(self) -> str:
+        """The settings shown inside the parentheses of ``repr`` (default: none)."""
         return ""
 
     def __repr__(self) -> str:
@@ -86,6 +103,7 @@ class MSE(Loss):
         self._diff: NDArray[np.floating] | None = None
 
     def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
+        """L = (1/N) sum (pred - target)^2, caching pred - target."""
         pred = _as_prediction(pred, "MSE")
         target = as_float_array(target, pred.dtype, "MSE target")
         check_same_shape(pred, target, "MSE")
@@ -96,6 +114,7 @@ class MSE(Loss):
         return float(np.vdot(diff, diff)) / diff.size
 
     def backward(self) -> NDArray[np.floating]:
+        """dL/dpred = 2 (pred - target) / N."""
         if self._diff is None:
             raise self._not_called()
         with np.errstate(over="ignore"):
@@ -139,6 +158,7 @@ class BinaryCrossEntropy(Loss):
         self._target: NDArray[np.floating] | None = None
 
     def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
+        """L = -(1/N) sum [t log p + (1 - t) log(1 - p)], with p = sigmoid(pred) for logits."""
         pred = _as_prediction(pred, "BinaryCrossEntropy")
         target = as_float_array(target, pred.dtype, "BinaryCrossEntropy target")
         check_same_shape(pred, target, "BinaryCrossEntropy")
@@ -164,6 +184,7 @@ class BinaryCrossEntropy(Loss):
         return float(losses.sum(dtype=np.float64)) / losses.size
 
     def backward(self) -> NDArray[np.floating]:
+        """dL/dpred = (p - t) / (p (1 - p) N), or (sigmoid(z) - t) / N for logits z."""
         if self._pred is None or self._target is None:
             raise self._not_called()
         p, t = self._pred, self._target
@@ -177,6 +198,7 @@ class BinaryCrossEntropy(Loss):
         return grad
 
     def extra_repr(self) -> str:
+        """``from_logits=...``, shown in the repr."""
         return f"from_logits={self.from_logits}"
 
 
@@ -210,6 +232,7 @@ class CrossEntropy(Loss):
         self._rows: NDArray[np.intp] | None = None
 
     def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
+        """L = -(1/m) sum_ij t_ij log softmax(z)_ij, caching the softmax."""
         logits = _as_prediction(pred, "CrossEntropy")
         check_ndim(logits, 2, "CrossEntropy pred", hint=" (batch, classes) of logits")
         target = self._check_target(logits, target)
@@ -234,6 +257,7 @@ class CrossEntropy(Loss):
         return float(np.add.reduce(per_row)) / m
 
     def backward(self) -> NDArray[np.floating]:
+        """dL/dz = (softmax(z) - t) / m."""
         if self._probs is None or self._target is None:
             raise self._not_called()
         grad = self._probs.copy()

@@ -20,6 +20,15 @@ def predicted_classes(pred: ArrayLike, threshold: float = 0.5) -> NDArray[np.int
     - (n, C) with C >= 2: the argmax of each row (logits or probabilities alike).
     - (n,) or (n, 1): one binary output per sample, class 1 where it exceeds ``threshold``:
       0.5 for probabilities (after a Sigmoid), 0.0 for logits.
+
+    Shape: pred (n, C), (n, 1) or (n,) -> (n,) integer classes.
+
+    Examples
+    --------
+    >>> predicted_classes(np.array([[0.1, 2.0, -1.0], [3.0, 0.0, 0.5]]))
+    array([1, 0])
+    >>> predicted_classes(np.array([[0.7], [0.2]])), predicted_classes([-0.3, 1.2], threshold=0.0)
+    (array([1, 0]), array([0, 1]))
     """
     pred = np.asarray(pred)
     if pred.ndim == 2 and pred.shape[1] >= 2:
@@ -54,6 +63,10 @@ def accuracy(pred: ArrayLike, target: ArrayLike, threshold: float = 0.5) -> floa
     binary outputs (n, 1) or (n,) against 0/1 targets: probabilities are cut at
     ``threshold`` = 0.5, logits need ``threshold=0.0`` (``fit`` chooses it from the loss).
 
+        accuracy = (1/n) sum_i [yhat_i == t_i],   yhat = predicted_classes(pred, threshold)
+
+    Shape: pred (n, C), (n, 1) or (n,); target (n,), (n, 1) or one-hot (n, C) -> float.
+
     >>> accuracy(np.array([[2.0, 1.0], [0.0, 3.0]]), np.array([0, 0]))
     0.5
     >>> accuracy(np.array([[0.9], [0.2]]), np.array([[1], [0]]))
@@ -67,6 +80,13 @@ def confusion_matrix(
     pred: ArrayLike, target: ArrayLike, classes: int | None = None, threshold: float = 0.5
 ) -> NDArray[np.int64]:
     """Counts (C, C): entry [i, j] is the number of samples of true class i predicted as j.
+
+        M_ij = #{k : t_k = i and yhat_k = j};   trace(M) / n is the accuracy.
+
+    ``classes`` defaults to the width of ``pred`` (2 for binary outputs), widened to fit the
+    largest target label.
+
+    Shape: pred (n, C), (n, 1) or (n,); target as for :func:`accuracy` -> (C, C) int64.
 
     >>> confusion_matrix(np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), np.array([0, 0, 1]))
     array([[1, 1],

@@ -31,6 +31,19 @@ def plot_history(history: History | dict[str, list[float]], axes: Any = None) ->
 
     Training numbers are solid lines, validation numbers (``val_`` keys) dashed, both
     against the epoch (from 1). Returns the matplotlib Figure.
+
+    Shape: each history entry is a list with one number per epoch; "lr" is not drawn.
+
+    Examples
+    --------
+    The lines that need matplotlib (an optional package) are skipped:
+
+    >>> history = {"loss": [0.9, 0.5], "val_loss": [1.0, 0.6], "accuracy": [0.6, 0.8]}
+    >>> figure = plot_history(history)
+    >>> [axes.get_ylabel() for axes in figure.axes]
+    ['loss', 'metric']
+    >>> [line.get_label() for line in figure.axes[0].lines]
+    ['loss', 'val_loss']
     """
     plt = _pyplot()
     names = [k for k in history if not k.startswith("val_") and k != "lr"]
@@ -75,6 +88,24 @@ def plot_decision_boundary(
     covers the points with a margin; each region is coloured by its predicted class (see
     :func:`~minigrad.metrics.predicted_classes`; binary outputs are cut at ``threshold``),
     and the points are drawn on top, coloured by their label. Returns the Figure.
+
+    Each grid point u gets the class predicted_classes(model(u)): the argmax of the outputs,
+    or output > ``threshold`` for one binary output.
+
+    Shape: x (n, 2) points, y (n,) or (n, 1) labels; the model maps (m, 2) to (m, C) or
+    (m, 1).
+
+    Examples
+    --------
+    One axes holding two collections, the coloured regions and the points; the lines that
+    need matplotlib (an optional package) are skipped:
+
+    >>> import minigrad as mg
+    >>> x, y = mg.data.make_xor()
+    >>> model = mg.Sequential(mg.Dense(2, 8, rng=0), mg.Tanh(), mg.Dense(8, 1, rng=1))
+    >>> figure = plot_decision_boundary(model, x, y, resolution=50)
+    >>> len(figure.axes), len(figure.axes[0].collections)
+    (1, 2)
     """
     plt = _pyplot()
     x, y = np.asarray(x), np.asarray(y).reshape(-1)

@@ -36,7 +36,24 @@ def _count(name: str, value: int, minimum: int = 1) -> int:
 
 
 class Schedule:
-    """Base class: ``__call__(t)`` returns the learning rate for count t >= 0."""
+    """Base class: ``__call__(t)`` returns the learning rate lr(t) for count t >= 0.
+
+    A subclass stores its settings as attributes (they make the repr) and writes
+    ``__call__``.
+
+    Shape: t (an int >= 0) -> lr (a float >= 0).
+
+    Examples
+    --------
+    >>> class Halving(Schedule):
+    ...     def __init__(self, lr):
+    ...         self.lr = lr
+    ...     def __call__(self, t):
+    ...         return self.lr / 2**t
+    >>> schedule = Halving(0.4)
+    >>> schedule, [schedule(t) for t in range(3)]
+    (Halving(lr=0.4), [0.4, 0.2, 0.1])
+    """
 
     def __call__(self, t: int) -> float:
         raise NotImplementedError(f"{type(self).__name__} must implement __call__(t)")
@@ -47,7 +64,14 @@ class Schedule:
 
 
 class Constant(Schedule):
-    """lr(t) = lr."""
+    """lr(t) = lr, for every t (what ``LinearWarmup`` follows when ``then`` is a number).
+
+    Examples
+    --------
+    >>> schedule = Constant(0.05)
+    >>> schedule, schedule(0), schedule(1000)
+    (Constant(lr=0.05), 0.05, 0.05)
+    """
 
     def __init__(self, lr: float) -> None:
         self.lr = check_non_negative("lr", lr)

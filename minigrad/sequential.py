@@ -120,6 +120,7 @@ class Sequential(Layer):
         return self._output_width()[0]
 
     def children(self) -> Iterator[tuple[str, Layer]]:
+        """Yield ``(str(index), layer)`` for each layer in order ("0", "1", ...)."""
         for index, layer in enumerate(self.layers):
             yield str(index), layer
 
@@ -158,6 +159,7 @@ class Sequential(Layer):
             raise _in_layer(error, index, layers[index], "backward") from error
 
     def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
+        """``backward(grad_output, input_grad=False)``: fill every ``.grad``, skip dL/dx."""
         self.backward(grad_output, input_grad=False)
 
     def __len__(self) -> int:

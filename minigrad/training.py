@@ -40,13 +40,25 @@ class History(dict[str, list[float]]):
     Keys: "loss", one per metric ("accuracy"), the same with a ``val_`` prefix when
     validation data is given, and "lr", the learning rate the epoch ended with.
     ``history.epochs`` counts the epochs from 1.
+
+    Shape: each value is a list with one float per epoch done.
+
+    Examples
+    --------
+    >>> history = History()
+    >>> history.append({"loss": 0.9, "lr": 0.1})
+    >>> history.append({"loss": 0.4, "lr": 0.1})
+    >>> history, history.epochs, history["loss"]
+    (History(epochs=2, last: loss=0.4, lr=0.1), [1, 2], [0.9, 0.4])
     """
 
     @property
     def epochs(self) -> list[int]:
+        """The epoch numbers, counted from 1: ``[1, 2, ..., len(history["loss"])]``."""
         return list(range(1, len(self.get("loss", [])) + 1))
 
     def append(self, logs: dict[str, float]) -> None:
+        """Add one epoch's numbers, ``logs[name]`` at the end of ``history[name]``."""
         for name, value in logs.items():
             self.setdefault(name, []).append(value)
 
@@ -61,6 +73,14 @@ class TrainingState:
 
     ``epoch`` counts from 0 and ``batch`` within the epoch from 0; ``step`` is the number of
     optimizer steps done so far. Setting ``stop_training`` ends training after this epoch.
+
+    Examples
+    --------
+    >>> from minigrad import MSE, SGD, Dense
+    >>> model = Dense(1, 1, rng=0)
+    >>> state = TrainingState(model, MSE(), SGD(model.parameters()), epochs=3)
+    >>> state.epoch, state.batch, state.step, state.stop_training, state.history
+    (0, 0, 0, False, History(epochs=0))
     """
 
     model: Layer
@@ -164,6 +184,9 @@ def fit(
 ) -> History:
     """Train ``model`` on ``(x, y)`` with mini-batch gradient descent; return the History.
 
+    For each mini-batch B: theta <- optimizer.step(theta, dL_B/dtheta), L_B the loss's mean
+    over B. An epoch's loss is the mean over its samples, (1/n) sum_B |B| L_B.
+
     Each epoch shuffles the samples (from ``seed``: the same seed and the same initial
     weights give the same History, bit for bit), then for each batch runs forward, the loss,
     backward, optional gradient clipping and ``optimizer.step()``. The epoch's loss and
@@ -216,6 +239,21 @@ def fit(
         epochs < 0.
     DivergenceError
         When the loss becomes NaN or infinite (from the DivergenceGuard).
+
+    Shape
+    -----
+    x (n, ...) and y (n, ...), split into batches (batch_size, ...) along the first axis.
+
+    Examples
+    --------
+    >>> import minigrad as mg
+    >>> x, y = mg.data.make_xor()
+    >>> model = mg.Sequential(mg.Dense(2, 8, rng=0), mg.Tanh(), mg.Dense(8, 1, rng=1))
+    >>> loss = mg.BinaryCrossEntropy(from_logits=True)
+    >>> optimizer = mg.Adam(model.parameters(), lr=0.05)
+    >>> history = fit(model, loss, optimizer, x, y[:, None], epochs=200, progress=False)
+    >>> len(history["loss"]), history["loss"][-1] < 0.01, history["accuracy"][-1]
+    (200, True, 1.0)
     """
     epochs = _count("epochs", epochs, 0)
     batch_size = _count("batch_size", batch_size, 1)
@@ -386,8 +424,19 @@ def evaluate(
 ) -> dict[str, float]:
     """The mean loss and the metrics of ``model`` on ``(x, y)``, in eval mode.
 
-    Returns ``{"loss": ..., "accuracy": ...}``. The loss is the mean over all samples; each
-    metric is computed on all outputs at once. The model is left in the mode it was in.
+    Returns ``{"loss": ..., "accuracy": ...}``. The loss is the mean over all samples,
+    (1/n) sum_B |B| L_B over batches B of ``batch_size``; each metric is computed on all
+    outputs at once. The model is left in the mode it was in.
+
+    Shape: x (n, ...) and y (n, ...) -> a dict of floats.
+
+    Examples
+    --------
+    >>> from minigrad import MSE, Dense
+    >>> model = Dense(1, 1, rng=0)
+    >>> model.weight.value[:] = 2.0  # y = 2 x
+    >>> evaluate(model, MSE(), [[1.0], [2.0]], [[2.0], [5.0]], metrics=())  # (4 - 5)^2 / 2
+    {'loss': 0.5}
     """
     batch_size = _count("batch_size", batch_size, 1)
     x, y = _checked_data(model, loss, x, y, "evaluate")
@@ -399,6 +448,14 @@ def predict(model: Layer, x: ArrayLike, *, batch_size: int = 256) -> NDArray:
 
     Shape: x (n, ...) -> (n, ...) as the model maps a batch. The model is left in the mode
     it was in.
+
+    Examples
+    --------
+    >>> from minigrad import Dense
+    >>> model = Dense(1, 1, rng=0)
+    >>> model.weight.value[:] = 2.0  # y = 2 x
+    >>> predict(model, np.arange(5.0)[:, None], batch_size=2).ravel()  # in three batches
+    array([0., 2., 4., 6., 8.], dtype=float32)
     """
     batch_size = _count("batch_size", batch_size, 1)
     x = np.asarray(x)

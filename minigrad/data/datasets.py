@@ -42,6 +42,10 @@ def make_xor(n_samples: int = 4, noise: float = 0.0, *, seed=None) -> Dataset:
     Sample i sits at corner ``i % 4`` of (0, 0), (0, 1), (1, 0), (1, 1), plus Gaussian noise
     of standard deviation ``noise``. The defaults give the slides' truth table exactly.
 
+    Shape: x (n_samples, 2) float32, y (n_samples,) int64.
+
+    Examples
+    --------
     >>> x, y = make_xor()
     >>> x.tolist(), y.tolist()
     ([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], [0, 1, 1, 0])
@@ -60,7 +64,18 @@ def make_spirals(
     """``classes`` interleaved spiral arms in the plane, each turning ``turns`` times.
 
     Arm k is r (cos(t + 2 pi k / classes), sin(...)) with r = t / t_max in (0, 1], t drawn
-    so that points are spread evenly along the arm; the classes interleave.
+    so that points are spread evenly along the arm; the classes interleave. Gaussian noise
+    of standard deviation ``noise`` is added to every coordinate.
+
+    Shape: x (n_samples, 2) float32, y (n_samples,) int64 in [0, classes).
+
+    Examples
+    --------
+    >>> x, y = make_spirals(300, noise=0.0, classes=3, seed=0)
+    >>> x.shape, np.bincount(y).tolist()
+    ((300, 2), [100, 100, 100])
+    >>> bool(np.hypot(x[:, 0], x[:, 1]).max() <= 1.0)  # r = t / t_max <= 1
+    True
     """
     _check(n_samples, noise, at_least=classes)
     if classes < 2:
@@ -75,7 +90,22 @@ def make_spirals(
 
 
 def make_moons(n_samples: int = 200, noise: float = 0.1, *, seed=None) -> Dataset:
-    """Two interleaving half circles (scikit-learn's moons): class 0 above, class 1 below."""
+    """Two interleaving half circles (scikit-learn's moons): class 0 above, class 1 below.
+
+    With a ~ U(0, pi): class 0 at (cos a, sin a), class 1 at (1 - cos a, 1/2 - sin a), plus
+    Gaussian noise of standard deviation ``noise``.
+
+    Shape: x (n_samples, 2) float32, y (n_samples,) int64 in {0, 1}.
+
+    Examples
+    --------
+    >>> x, y = make_moons(200, noise=0.0, seed=0)
+    >>> x.shape, np.bincount(y).tolist()
+    ((200, 2), [100, 100])
+    >>> upper, lower = x[y == 0], x[y == 1] - [1.0, 0.5]  # both on unit circles
+    >>> np.allclose(np.hypot(*upper.T), 1, atol=1e-6), np.allclose(np.hypot(*lower.T), 1, atol=1e-6)
+    (True, True)
+    """
     _check(n_samples, noise, at_least=2)
     rng = np.random.default_rng(seed)
     y = _split(n_samples, 2)
@@ -89,7 +119,19 @@ def make_moons(n_samples: int = 200, noise: float = 0.1, *, seed=None) -> Datase
 def make_circles(
     n_samples: int = 200, noise: float = 0.05, *, factor: float = 0.5, seed=None
 ) -> Dataset:
-    """Two concentric circles: class 0 of radius 1, class 1 of radius ``factor`` < 1."""
+    """Two concentric circles: class 0 of radius 1, class 1 of radius ``factor`` < 1.
+
+    x = r (cos a, sin a) with a ~ U(0, 2 pi) and r = 1 or ``factor``, plus Gaussian noise of
+    standard deviation ``noise``.
+
+    Shape: x (n_samples, 2) float32, y (n_samples,) int64 in {0, 1}.
+
+    Examples
+    --------
+    >>> x, y = make_circles(6, noise=0.0, seed=0)
+    >>> np.hypot(x[:, 0], x[:, 1]).round(6).tolist(), y.tolist()
+    ([1.0, 1.0, 1.0, 0.5, 0.5, 0.5], [0, 0, 0, 1, 1, 1])
+    """
     _check(n_samples, noise, at_least=2)
     if not 0 < factor < 1:
         raise ValueError(f"make_circles factor must lie in (0, 1), got {factor}")
@@ -111,7 +153,20 @@ def make_blobs(
     seed=None,
 ) -> Dataset:
     """Gaussian blobs: ``centers`` centres drawn uniformly in [-box, box]^features, each
-    class a Gaussian of standard deviation ``spread`` around its centre."""
+    class a Gaussian of standard deviation ``spread`` around its centre.
+
+    x_i = c_(y_i) + N(0, spread^2 I), with c_k ~ U(-box, box)^features.
+
+    Shape: x (n_samples, features) float32, y (n_samples,) int64 in [0, centers).
+
+    Examples
+    --------
+    >>> x, y = make_blobs(300, centers=3, spread=0.5, seed=0)
+    >>> x.shape, np.bincount(y).tolist()
+    ((300, 2), [100, 100, 100])
+    >>> round(float(x[y == 0].std(axis=0).mean()), 1)  # the spread around a centre
+    0.5
+    """
     _check(n_samples, spread, at_least=centers)
     if centers < 1 or features < 1:
         raise ValueError(
@@ -127,6 +182,15 @@ def load_digits() -> Dataset:
     """scikit-learn's 1,797 handwritten digits, 8x8 pixels: x (1797, 64) in [0, 1], y (1797,).
 
     Needs scikit-learn (``pip install 'minigrad[digits]'``), which ships the data with it.
+    The pixels, 0 to 16 in scikit-learn, are scaled to x = pixel / 16.
+
+    Shape: x (1797, 64) float32, y (1797,) int64 digits 0-9.
+
+    Examples
+    --------
+    >>> x, y = load_digits()
+    >>> x.shape, x.dtype, float(x.max()), y[:5].tolist()
+    ((1797, 64), dtype('float32'), 1.0, [0, 1, 2, 3, 4])
     """
     try:
         from sklearn.datasets import load_digits as sklearn_digits

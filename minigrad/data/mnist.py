@@ -38,6 +38,20 @@ def read_idx(path: str | Path) -> NDArray:
 
     Raises ValueError when the magic number, the type code or the size does not match the
     header, naming the file and what was found.
+
+    Shape: the d sizes in the header, e.g. (n, 28, 28) for MNIST images, (n,) for labels;
+    the dtype is the header's, in native byte order.
+
+    Examples
+    --------
+    A 1-D file of three uint8 values (type 0x08, one dimension of size 3):
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte")
+    >>> with open(path, "wb") as file:
+    ...     _ = file.write(bytes([0, 0, 0x08, 1]) + (3).to_bytes(4, "big") + bytes([7, 2, 1]))
+    >>> read_idx(path)
+    array([7, 2, 1], dtype=uint8)
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -88,6 +102,20 @@ def load_mnist(
     x : float32 array (n, 784) in [0, 1]; (n, 28, 28) when ``flatten=False``; the raw
         uint8 pixels when ``scale=False``
     y : int64 array (n,) of digits 0-9
+
+    Examples
+    --------
+    Two blank 28x28 test images labelled 3 and 7, written as IDX files and read back:
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> images = bytes([0, 0, 8, 3]) + np.array([2, 28, 28], ">u4").tobytes() + bytes(2 * 784)
+    >>> labels = bytes([0, 0, 8, 1]) + np.array([2], ">u4").tobytes() + bytes([3, 7])
+    >>> _ = (folder / "t10k-images-idx3-ubyte").write_bytes(images)
+    >>> _ = (folder / "t10k-labels-idx1-ubyte").write_bytes(labels)
+    >>> x, y = load_mnist(folder, "test")
+    >>> x.shape, x.dtype, float(x.max()), y.tolist()
+    ((2, 784), dtype('float32'), 0.0, [3, 7])
     """
     if split not in _SPLITS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")

@@ -21,6 +21,9 @@ def train_test_split(
     ``test_size`` is a fraction in (0, 1) of the samples (rounded up, as scikit-learn does)
     or a number of samples. With ``shuffle=False`` the test set is the last rows.
 
+    Shape: x (n, ...), y (n, ...) -> x_train (n - k, ...), x_test (k, ...), y_train, y_test
+    likewise, with k = ceil(test_size * n) for a fraction.
+
     >>> x, y = np.arange(10), np.arange(10)
     >>> x_train, x_test, y_train, y_test = train_test_split(x, y, 0.3, shuffle=False)
     >>> x_test.tolist()
@@ -57,6 +60,8 @@ class Standardizer:
     >>> scaler = Standardizer().fit(np.array([[0.0, 5.0], [2.0, 5.0]]))
     >>> scaler.transform(np.array([[1.0, 6.0]]))
     array([[0., 1.]])
+    >>> scaler.inverse_transform(np.array([[0.0, 1.0]]))
+    array([[1., 6.]])
     """
 
     def __init__(self) -> None:
@@ -64,6 +69,7 @@ class Standardizer:
         self.std: NDArray | None = None
 
     def fit(self, x: ArrayLike) -> Standardizer:
+        """Learn mean and std per feature from x of shape (n, features); return self."""
         x = np.asarray(x)
         if x.ndim != 2 or len(x) == 0:
             raise ValueError(
@@ -76,6 +82,7 @@ class Standardizer:
         return self
 
     def transform(self, x: ArrayLike) -> NDArray[np.floating]:
+        """z = (x - mean) / std, in x's float dtype (float32 for integer input)."""
         if self.mean is None or self.std is None:
             raise RuntimeError("Standardizer.transform() before fit(): fit it on the training data")
         x = np.asarray(x)
@@ -87,9 +94,11 @@ class Standardizer:
         return ((x - self.mean) / self.std).astype(dtype)
 
     def fit_transform(self, x: ArrayLike) -> NDArray[np.floating]:
+        """``fit(x)``, then ``transform(x)``."""
         return self.fit(x).transform(x)
 
     def inverse_transform(self, z: ArrayLike) -> NDArray[np.floating]:
+        """x = z * std + mean, the inverse of :meth:`transform`, in z's dtype."""
         if self.mean is None or self.std is None:
             raise RuntimeError("Standardizer.inverse_transform() before fit()")
         z = np.asarray(z)

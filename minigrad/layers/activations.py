@@ -22,6 +22,16 @@ class Activation(Layer):
 
     ``Sequential`` relies on that shape-preserving property to check at construction that
     the Dense layers around an activation fit together.
+
+    Shape: any -> same. Element-wise ones compute y = f(x) and dL/dx = g * f'(x).
+
+    Examples
+    --------
+    >>> from minigrad import Dense, Sequential
+    >>> [isinstance(layer, Activation) for layer in (Tanh(), ReLU(), Dense(2, 2))]
+    [True, True, False]
+    >>> Sequential(Dense(2, 3), ReLU(), Dense(3, 1)).out_features  # widths seen through ReLU
+    1
     """
 
     _cache: NDArray | None = None
@@ -44,6 +54,8 @@ def sigmoid(z: ArrayLike) -> NDArray[np.floating]:
     e^-|z| lies in (0, 1], so no exponential overflows: sigma(z) = 1 / (1 + e^-|z|) for z >= 0
     and e^-|z| / (1 + e^-|z|) for z < 0, which keeps full relative precision in both tails.
 
+    Shape: any -> same, a float array.
+
     >>> sigmoid(np.array([-1000.0, 0.0, 1000.0]))
     array([0. , 0.5, 1. ])
     """
@@ -65,11 +77,13 @@ class Tanh(Activation):
     """
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+        """y = tanh(x), caching y."""
         y = np.tanh(x)
         self._cache = y
         return y
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+        """dL/dx = g (1 - y^2)."""
         y = self._cached(grad_output)
         grad = np.multiply(y, y)
         np.subtract(1.0, grad, out=grad)
@@ -87,11 +101,13 @@ class Sigmoid(Activation):
     """
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+        """y = 1 / (1 + e^-x), caching y."""
         y = sigmoid(x)
         self._cache = y
         return y
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+        """dL/dx = g y (1 - y)."""
         y = self._cached(grad_output)
         grad = np.subtract(1.0, y)
         grad *= y
@@ -110,11 +126,13 @@ class ReLU(Activation):
     """
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+        """y = max(x, 0), caching the mask x > 0."""
         x = np.asarray(x)
         self._cache = x > 0
         return np.maximum(x, 0)
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+        """dL/dx = g where x > 0, else 0."""
         return np.multiply(grad_output, self._cached(grad_output))
 
 
@@ -135,20 +153,24 @@ class LeakyReLU(Activation):
             raise ValueError(f"LeakyReLU negative_slope must be finite, got {negative_slope}")
 
     def get_config(self) -> dict[str, Any]:
+        """``{"negative_slope": ...}``, the argument that rebuilds this layer."""
         return {"negative_slope": self.negative_slope}
 
     def _scale(self, x: NDArray, mask: NDArray[np.bool_]) -> NDArray:
         return np.where(mask, x, x * self.negative_slope)
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+        """y = x where x > 0, else negative_slope * x, caching the mask x > 0."""
         x = np.asarray(x)
         self._cache = x > 0
         return self._scale(x, self._cache)
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+        """dL/dx = g where x > 0, else negative_slope * g."""
         return self._scale(grad_output, self._cached(grad_output))
 
     def extra_repr(self) -> str:
+        """``negative_slope=...``, shown in the repr."""
         return f"negative_slope={self.negative_slope}"
 
 
@@ -174,9 +196,11 @@ class Softmax(Activation):
         self.axis = int(axis)
 
     def get_config(self) -> dict[str, Any]:
+        """``{"axis": ...}``, the argument that rebuilds this layer."""
         return {"axis": self.axis}
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+        """y = exp(x - max) / sum exp(x - max) along ``axis``, caching y."""
         x = np.asarray(x)
         if not np.issubdtype(x.dtype, np.floating):
             x = x.astype(np.float64)
@@ -187,10 +211,12 @@ class Softmax(Activation):
         return y
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+        """dL/dx = y (g - sum_k g_k y_k) along ``axis``."""
         y = self._cached(grad_output)
         grad = grad_output - (grad_output * y).sum(axis=self.axis, keepdims=True)
         grad *= y
         return grad
 
     def extra_repr(self) -> str:
+        """``axis=...``, shown in the repr."""
         return f"axis={self.axis}"

@@ -17,16 +17,11 @@ class Layer:
     """Base class of every layer.
 
     A layer maps a batch to a batch in ``forward`` and maps the gradient of the loss with
-    respect to its output back to the gradient with respect to its input in ``backward``.
-    Writing a new layer means subclassing and writing those two methods::
+    respect to its output back to the gradient with respect to its input in ``backward``:
 
-        class Square(Layer):
-            def forward(self, x):
-                self.x = x                  # cache what backward needs
-                return x * x
+        y = f(x);   dL/dx = (dy/dx)^T g,   dL/dtheta = (dy/dtheta)^T g,   with g = dL/dy
 
-            def backward(self, grad_output):
-                return 2 * self.x * grad_output
+    Writing a new layer means subclassing and writing those two methods (see Examples).
 
     Parameters are found by structure: any attribute holding a :class:`Parameter` is one of
     the layer's parameters (named after the attribute), and any attribute holding a Layer
@@ -47,6 +42,25 @@ class Layer:
     ``train()`` / ``eval()``
         Set the ``training`` flag, here and in every sub-layer, for layers whose forward
         differs between the two (dropout, batch norm).
+
+    Shape
+    -----
+    x: (batch, ...) -> y: (batch, ...), as the subclass defines; ``backward`` maps a
+    gradient of y's shape to one of x's shape.
+
+    Examples
+    --------
+    >>> class Square(Layer):
+    ...     def forward(self, x):
+    ...         self.x = x  # cache what backward needs
+    ...         return x * x
+    ...     def backward(self, grad_output):
+    ...         return 2 * self.x * grad_output
+    >>> layer = Square()
+    >>> layer(np.array([[1.0, -3.0]])), layer.backward(np.ones((1, 2)))
+    (array([[1., 9.]]), array([[ 2., -6.]]))
+    >>> layer.parameters(), layer.eval().training
+    ([], False)
     """
 
     training: bool

@@ -132,6 +132,7 @@ class Dense(Layer):
             np.add.reduce(grad_output, axis=0, out=self.bias.grad)
 
     def get_config(self) -> dict[str, Any]:
+        """The widths, the bias flag and the dtype name: what :meth:`from_config` rebuilds."""
         return {
             "in_features": self.in_features,
             "out_features": self.out_features,
@@ -173,6 +174,7 @@ class Dense(Layer):
         )
 
     def extra_repr(self) -> str:
+        """``in_features=..., out_features=..., bias=...``, shown in the repr."""
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"

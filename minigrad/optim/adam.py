@@ -49,6 +49,18 @@ def adam_update(
     coupled (Adam):    g <- g + wd p, then the Adam step on g.
     Adam step: m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
                p <- p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+
+    Shape: value, grad, m, v and scratch all of one shape (any); value, m and v are updated
+    in place, grad is left unchanged.
+
+    Examples
+    --------
+    >>> value, grad = np.array([1.0, -2.0]), np.array([0.5, 0.5])
+    >>> m, v = np.zeros(2), np.zeros(2)
+    >>> adam_update(value, grad, m, v, step=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
+    ...             weight_decay=0.0, decoupled=False, scratch=np.empty(2))
+    >>> value, m, v  # the first step moves each entry by lr against its gradient's sign
+    (array([ 0.9, -2.1]), array([0.05, 0.05]), array([0.00025, 0.00025]))
     """
     if decoupled:
         if weight_decay:
@@ -129,6 +141,7 @@ class Adam(Optimizer):
         return {"step": 0, "m": np.zeros_like(param.value), "v": np.zeros_like(param.value)}
 
     def step(self) -> None:
+        """Count the step (t <- t + 1 for every parameter), then update every parameter."""
         for state in self.state.values():
             state["step"] += 1
         super().step()

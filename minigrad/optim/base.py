@@ -39,6 +39,28 @@ class Optimizer:
         Usually ``model.parameters()``. Must be non-empty, without duplicates.
     **hyperparameters
         One value for each name in ``hyperparameter_checks``.
+
+    Shape: every state buffer has its parameter's shape; ``step()`` keeps shapes and dtypes.
+
+    Examples
+    --------
+    sign-SGD, p <- p - lr sign(g): a subclass writes only the update (the base class holds
+    the parameters and checks ``lr`` on every assignment):
+
+    >>> from minigrad import Parameter
+    >>> class SignSGD(Optimizer):
+    ...     def _update(self, value, grad, state, work):
+    ...         value -= self.lr * np.sign(grad)
+    >>> p = Parameter(np.array([1.0, 2.0]))
+    >>> p.grad[:] = [0.3, -4.0]
+    >>> optimizer = SignSGD([p], lr=0.1)
+    >>> optimizer.step()
+    >>> p.value, optimizer
+    (array([0.9, 2.1]), SignSGD(lr=0.1))
+    >>> optimizer.lr = -1.0
+    Traceback (most recent call last):
+        ...
+    ValueError: learning rate must be a finite number >= 0, got -1.0
     """
 
     hyperparameter_checks: ClassVar[HyperparameterChecks] = {
@@ -126,6 +148,7 @@ class Optimizer:
 
     @property
     def hyperparameter_names(self) -> tuple[str, ...]:
+        """The names of the hyperparameters, in ``hyperparameter_checks`` order."""
         return tuple(self.hyperparameter_checks)
 
     def hyperparameters(self) -> dict[str, Any]:

@@ -34,6 +34,18 @@ def momentum_update(
     """One momentum step in place (torch.optim.SGD's form, dampening 0).
 
     g <- g + wd p;  b <- mu b + g;  p <- p - lr (g + mu b) if nesterov else p - lr b.
+
+    Shape: value, grad, buffer (the velocity b) and scratch all of one shape (any); value
+    and buffer are updated in place, grad is left unchanged.
+
+    Examples
+    --------
+    >>> value, grad, velocity = np.array([1.0]), np.array([1.0]), np.zeros(1)
+    >>> for _ in range(2):  # b = 1, then 1.5; p moves by 0.1 (1 + 0.5 b) each time
+    ...     momentum_update(value, grad, velocity, lr=0.1, momentum=0.5, nesterov=True,
+    ...                     weight_decay=0.0, scratch=np.empty(1))
+    >>> value, velocity
+    (array([0.675]), array([1.5]))
     """
     direction = decayed_gradient(value, grad, weight_decay, scratch)
     buffer *= momentum

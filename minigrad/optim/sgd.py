@@ -22,7 +22,19 @@ __all__ = ["SGD", "sgd_update"]
 def sgd_update(
     value: NDArray, grad: NDArray, *, lr: float, weight_decay: float, scratch: NDArray
 ) -> None:
-    """One SGD step in place: value -= lr * (grad + weight_decay * value)."""
+    """One SGD step in place: value -= lr * (grad + weight_decay * value).
+
+    ``scratch`` is a work array of ``value``'s shape and dtype; ``grad`` is left unchanged.
+
+    Shape: value, grad and scratch all of one shape (any); value is updated in place.
+
+    Examples
+    --------
+    >>> value, grad = np.array([1.0, 2.0]), np.array([0.5, -1.0])
+    >>> sgd_update(value, grad, lr=0.1, weight_decay=0.1, scratch=np.empty(2))
+    >>> value  # 1 - 0.1 (0.5 + 0.1), 2 - 0.1 (-1 + 0.2)
+    array([0.94, 2.08])
+    """
     direction = decayed_gradient(value, grad, weight_decay, scratch)
     np.multiply(direction, lr, out=scratch)
     value -= scratch

@@ -68,6 +68,21 @@ def register_optimizer(cls: OptimizerClass) -> OptimizerClass:
     """Allow checkpoints to name the Optimizer subclass ``cls`` (as :func:`register_layer`).
 
     It is rebuilt as ``cls(params, **hyperparameters)``, then its state is loaded.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import minigrad as mg
+    >>> @mg.register_optimizer
+    ... class SignSGD(mg.SGD):  # p <- p - lr sign(g), with SGD's hyperparameters
+    ...     def _update(self, value, grad, state, work):
+    ...         value -= self.lr * np.sign(grad)
+    >>> model = mg.Dense(2, 1, rng=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.safetensors")
+    >>> mg.save_checkpoint(path, model, SignSGD(model.parameters(), lr=0.1))
+    >>> mg.load_checkpoint(path).optimizer
+    SignSGD(lr=0.1, weight_decay=0.0)
     """
     return _register(_OPTIMIZERS, cls, Optimizer, "optimizer")
 
@@ -93,6 +108,13 @@ def describe_layer(layer: Layer) -> dict[str, Any]:
     ValueError
         A layer's class is not registered, or it holds sub-layers without being a
         Sequential (its structure could not be rebuilt from a config).
+
+    Examples
+    --------
+    >>> from minigrad import Dense, Tanh
+    >>> describe_layer(Sequential(Dense(2, 3), Tanh()))  # doctest: +NORMALIZE_WHITESPACE
+    {'class': 'Sequential', 'layers': [{'class': 'Dense', 'config': {'in_features': 2,
+     'out_features': 3, 'bias': True, 'dtype': 'float32'}}, {'class': 'Tanh', 'config': {}}]}
     """
     if type(layer) is Sequential:
         return {"class": "Sequential", "layers": [describe_layer(child) for child in layer]}
@@ -115,7 +137,18 @@ def build_layer(description: Any, where: str = "architecture", depth: int = 0) -
     """Rebuild a layer from :func:`describe_layer` output taken from a file.
 
     Every part of ``description`` is checked; a problem is a ModelFileError naming the
-    position (``architecture.layers[2]``) and what was expected there.
+    position (``architecture.layers[2]``) and what was expected there. Only the structure
+    is rebuilt (a Dense starts with zero weights); the parameters are loaded afterwards.
+
+    Examples
+    --------
+    >>> layer = build_layer({"class": "LeakyReLU", "config": {"negative_slope": 0.1}})
+    >>> layer, build_layer({"class": "Sequential", "layers": [describe_layer(layer)]})[0]
+    (LeakyReLU(negative_slope=0.1), LeakyReLU(negative_slope=0.1))
+    >>> build_layer({"class": "os.system", "config": {}})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    minigrad.errors.ModelFileError: architecture names the layer class 'os.system', which is ...
     """
     if depth > MAX_DEPTH:
         raise ModelFileError(f"{where}: Sequential containers nested more than {MAX_DEPTH} deep")
@@ -153,7 +186,17 @@ def build_layer(description: Any, where: str = "architecture", depth: int = 0) -
 
 
 def optimizer_class(name: Any, where: str = "optimizer") -> type[Optimizer]:
-    """The registered optimizer class called ``name``, or ModelFileError."""
+    """The registered optimizer class called ``name``, or ModelFileError.
+
+    Examples
+    --------
+    >>> optimizer_class("Adam")
+    <class 'minigrad.optim.adam.Adam'>
+    >>> optimizer_class("Lion")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    minigrad.errors.ModelFileError: optimizer names the optimizer class 'Lion', which is not ...
+    """
     cls = _OPTIMIZERS.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ModelFileError(

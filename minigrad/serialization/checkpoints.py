@@ -60,6 +60,19 @@ class Checkpoint:
         The data loader's generator state (``Generator.bit_generator.state``).
     history : dict of lists
         The per-epoch numbers so far, as ``fit``'s History holds them.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import minigrad as mg
+    >>> model = mg.Sequential(mg.Dense(2, 1, rng=0))
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.safetensors")
+    >>> mg.save_checkpoint(path, model, mg.Adam(model.parameters(), lr=0.01), epoch=3, step=12)
+    >>> checkpoint = load_checkpoint(path)
+    >>> fresh = mg.Sequential(mg.Dense(2, 1, rng=5))
+    >>> checkpoint.restore(fresh, mg.Adam(fresh.parameters()))  # weights, moments and lr
+    >>> bool((fresh[0].weight.value == model[0].weight.value).all()), checkpoint.epoch
+    (True, 3)
     """
 
     model: Layer
@@ -121,6 +134,21 @@ def save_checkpoint(
         The data loader's generator (``loader.rng``); its state is saved so that a resumed
         run shuffles exactly as the uninterrupted one would have.
     history : History or None
+
+    Examples
+    --------
+    The file holds the parameters under ``model.<key>`` and each parameter's optimizer
+    buffers under ``optimizer.<index>.<name>``, each with the parameter's shape:
+
+    >>> import os, tempfile
+    >>> import minigrad as mg
+    >>> model = mg.Sequential(mg.Dense(2, 1, rng=0))
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.safetensors")
+    >>> save_checkpoint(path, model, mg.Adam(model.parameters()), epoch=1, step=4)
+    >>> {key: value.shape for key, value in sorted(mg.load_tensors(path).items())}
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'model.0.bias': (1,), 'model.0.weight': (1, 2), 'optimizer.0.m': (1, 2),
+     'optimizer.0.v': (1, 2), 'optimizer.1.m': (1,), 'optimizer.1.v': (1,)}
     """
     keys = [key for key, _ in model.named_parameters()]
     if [id(p) for _, p in model.named_parameters()] != [id(p) for p in optimizer.params]:
@@ -161,6 +189,18 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
 
     As safe as :func:`minigrad.load`; every part is checked, and a problem is a
     ModelFileError naming it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import minigrad as mg
+    >>> model = mg.Sequential(mg.Dense(2, 1, rng=0))
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.safetensors")
+    >>> mg.save_checkpoint(path, model, mg.SGD(model.parameters(), lr=0.1), epoch=2, step=8,
+    ...                    history={"loss": [0.7, 0.5]})
+    >>> checkpoint = load_checkpoint(path)
+    >>> checkpoint.optimizer, checkpoint.epoch, checkpoint.step, checkpoint.history
+    (SGD(lr=0.1, weight_decay=0.0), 2, 8, {'loss': [0.7, 0.5]})
     """
     where = str(path)
     tensors, metadata = read_safetensors(path)

@@ -74,6 +74,17 @@ def load(path: str | os.PathLike[str]) -> Layer:
         has no architecture: load its tensors with :func:`load_tensors` into a model you
         build), names an unregistered layer, or holds tensors that do not fit the
         architecture.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import minigrad as mg
+    >>> model = mg.Sequential(mg.Dense(2, 1, rng=0), mg.Sigmoid())
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+    >>> mg.save(model, path)
+    >>> copy = load(path)
+    >>> copy[1], copy is model, bool((copy[0].weight.value == model[0].weight.value).all())
+    (Sigmoid(), False, True)
     """
     tensors, metadata = read_safetensors(path)
     return model_from(tensors, metadata, "model", str(path))
@@ -85,6 +96,19 @@ def load_tensors(path: str | os.PathLike[str]) -> dict[str, NDArray[np.floating]
     This is how weights from PyTorch (``safetensors.torch.save_file(torch_model.state_dict(),
     path)``) get into a minigrad model with the same structure:
     ``model.load_state_dict(minigrad.load_tensors(path))``.
+
+    Shape: each tensor keeps the shape it was saved with (a Dense weight: (out, in)).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import minigrad as mg
+    >>> path = os.path.join(tempfile.mkdtemp(), "dense.safetensors")
+    >>> mg.save(mg.Dense(2, 3, rng=0), path)
+    >>> tensors = load_tensors(path)
+    >>> {key: value.shape for key, value in sorted(tensors.items())}
+    {'bias': (3,), 'weight': (3, 2)}
+    >>> mg.Dense(2, 3).load_state_dict(tensors)  # into a layer of the same structure
     """
     return read_safetensors(path)[0]
 

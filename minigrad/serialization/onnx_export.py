@@ -31,6 +31,12 @@ IR_VERSION = 8
 def export_onnx(model: Layer, path: str | os.PathLike[str]) -> None:
     """Write ``model`` to ``path`` as an ONNX graph, atomically.
 
+    Each Dense becomes Gemm(x, W, b, transB=1), y = x W^T + b; each activation the ONNX
+    operator of the same name (see the module docstring).
+
+    Shape: the graph maps "input" (batch, in_features) -> "output" (batch, out_features),
+    with a symbolic batch size, in the dtype of the first Dense layer.
+
     Raises
     ------
     ImportError
@@ -41,12 +47,17 @@ def export_onnx(model: Layer, path: str | os.PathLike[str]) -> None:
 
     Examples
     --------
+    The lines that need ``onnx`` and ``onnxruntime`` (optional packages) are skipped:
+
+    >>> import os, tempfile
     >>> import minigrad as mg
-    >>> model = mg.Sequential(mg.Dense(4, 8), mg.ReLU(), mg.Dense(8, 3), mg.Softmax())
-    >>> mg.export_onnx(model, "model.onnx")  # doctest: +SKIP
-    >>> import onnxruntime                     # doctest: +SKIP
-    >>> session = onnxruntime.InferenceSession("model.onnx")  # doctest: +SKIP
-    >>> session.run(None, {"input": x})[0]     # doctest: +SKIP
+    >>> model = mg.Sequential(mg.Dense(4, 8, rng=0), mg.ReLU(), mg.Dense(8, 3, rng=1), mg.Softmax())
+    >>> path, x = os.path.join(tempfile.mkdtemp(), "model.onnx"), np.ones((2, 4), np.float32)
+    >>> mg.export_onnx(model, path)
+    >>> import onnxruntime
+    >>> output = onnxruntime.InferenceSession(path).run(None, {"input": x})[0]
+    >>> output.shape, np.allclose(output, model(x), atol=1e-6)
+    ((2, 3), True)
     """
     try:
         import onnx

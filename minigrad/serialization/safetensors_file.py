@@ -62,6 +62,21 @@ def write_safetensors(
     The bytes are built in memory by ``safetensors.numpy.save`` and written through a
     temporary file in the same folder, flushed, fsynced and renamed over ``path``: a crash
     or an exception mid-write leaves any previous file at ``path`` intact.
+
+    Shape: any tensor shapes (float16, float32 or float64), kept as they are.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "tensors.safetensors")
+    >>> write_safetensors(path, {"w": np.eye(2, dtype=np.float32)}, {"note": "identity"})
+    >>> read_safetensors(path)
+    ({'w': array([[1., 0.],
+           [0., 1.]], dtype=float32)}, {'note': 'identity'})
+    >>> write_safetensors(path, {"labels": np.arange(3)}, {})
+    Traceback (most recent call last):
+        ...
+    TypeError: tensor 'labels' has dtype int64; model files hold float16, float32 or float64
     """
     for name, array in tensors.items():
         if array.dtype not in DTYPES.values():
@@ -85,6 +100,17 @@ def read_safetensors(
     ModelFileError
         The file is not a well-formed safetensors file of float tensors (every check is
         listed in the module docstring).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "tensors.safetensors")
+    >>> write_safetensors(path, {"b": np.zeros(3), "w": np.ones((3, 2))}, {"kind": "demo"})
+    >>> tensors, metadata = read_safetensors(path)
+    >>> {name: (array.shape, array.dtype.name) for name, array in sorted(tensors.items())}
+    {'b': ((3,), 'float64'), 'w': ((3, 2), 'float64')}
+    >>> metadata, tensors["w"].flags.writeable
+    ({'kind': 'demo'}, True)
     """
     path = Path(path)
     with open(path, "rb") as file:

@@ -15,7 +15,28 @@ __all__ = ["GradientCheckError", "GradientReport", "check_gradients", "numerical
 
 
 class GradientCheckError(AssertionError):
-    """An analytic gradient disagrees with its finite-difference estimate."""
+    """An analytic gradient disagrees with its finite-difference estimate.
+
+    Raised by :func:`check_gradients` for the first entry where |analytic - numeric| >
+    atol + rtol |numeric|, naming the array, the entry and both values. A subclass of
+    AssertionError, so a failed check reads as a failed test.
+
+    Examples
+    --------
+    A layer y = x^3 whose backward forgets the 3 of dy/dx = 3 x^2:
+
+    >>> from minigrad import Layer
+    >>> class Cube(Layer):
+    ...     def forward(self, x):
+    ...         self.x = x
+    ...         return x**3
+    ...     def backward(self, grad_output):
+    ...         return 2 * self.x**2 * grad_output
+    >>> check_gradients(Cube(), np.array([[1.0, 2.0]]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    minigrad.testing.gradcheck.GradientCheckError: gradient of 'input' at ...: analytic ...
+    """
 
 
 @dataclass
@@ -25,12 +46,22 @@ class GradientReport:
     ``errors[name]`` is max |analytic - numeric| / (atol + rtol |numeric|) over the array's
     entries: a value <= 1 passes. Names are ``"input"``, ``"pred"`` or parameter keys
     such as ``"0.weight"``.
+
+    Examples
+    --------
+    >>> from minigrad import Tanh
+    >>> report = check_gradients(Tanh(), np.array([[0.5, -1.0]]))
+    >>> list(report.errors), report.worst <= 1
+    (['input'], True)
+    >>> GradientReport({"input": 0.01, "0.weight": 0.2}).worst
+    0.2
     """
 
     errors: dict[str, float] = field(default_factory=dict)
 
     @property
     def worst(self) -> float:
+        """The largest error over all checked arrays (0.0 when none was checked)."""
         return max(self.errors.values(), default=0.0)
 
 
@@ -42,6 +73,8 @@ def numerical_gradient(
     (f(x + eps e_i) - f(x - eps e_i)) / (2 eps) for every entry i; ``x`` is restored after
     each entry. ``f`` takes no argument and must read ``x`` (for example through a layer
     that owns it), so the same estimate works for inputs and for parameters.
+
+    Shape: x (any shape, contiguous) -> float64 array of x's shape.
 
     Examples
     --------
@@ -86,6 +119,9 @@ def check_gradients(
 
     Work in float64 (``dtype=np.float64`` for Dense): float32 rounding swamps finite
     differences. Keep inputs away from kinks (ReLU at 0), where no derivative exists.
+
+    Shape: x (batch, ...) as ``module`` takes it; for a Loss, x and ``target`` as the loss
+    takes them. Each checked gradient has the shape of its array.
 
     Parameters
     ----------

@@ -34,7 +34,19 @@ def floats_away_from_zero(
     min_magnitude: float = 0.05, max_magnitude: float = 3.0
 ) -> st.SearchStrategy[float]:
     """Floats with min_magnitude <= |v| <= max_magnitude: inputs that stay clear of the kink
-    of ReLU-like functions at 0 by more than a finite-difference step."""
+    of ReLU-like functions at 0 by more than a finite-difference step.
+
+    v = s m with the sign s drawn from {-1, 1} and m from [min_magnitude, max_magnitude].
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=20, database=None)
+    ... @given(floats_away_from_zero(0.1, 2.0))
+    ... def check_magnitude(v):
+    ...     assert 0.1 <= abs(v) <= 2.0
+    >>> check_magnitude()
+    """
     magnitude = st.floats(min_magnitude, max_magnitude, allow_nan=False, allow_infinity=False)
     return st.tuples(st.sampled_from((-1.0, 1.0)), magnitude).map(lambda pair: pair[0] * pair[1])
 
@@ -50,6 +62,18 @@ def batches(
 
     ``features`` is a width or a strategy for one; ``elements`` defaults to
     :func:`floats_away_from_zero`, which suits every built-in activation.
+
+    Shape: (batch, features), min_batch <= batch <= max_batch.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=20, database=None)
+    ... @given(batches(3, max_batch=4))
+    ... def check_batch(x):
+    ...     assert x.dtype == np.float64 and x.shape[1] == 3 and 1 <= len(x) <= 4
+    ...     assert (np.abs(x) >= 0.05).all()
+    >>> check_batch()
     """
     widths = features if isinstance(features, st.SearchStrategy) else st.just(features)
     values = elements if elements is not None else floats_away_from_zero()
@@ -62,6 +86,20 @@ def batches_for(layer: Layer, **kwargs: object) -> st.SearchStrategy[np.ndarray]
     """Batches shaped for ``layer``'s input: it must have ``in_features`` (Dense, Sequential).
 
     Keyword arguments go to :func:`batches`.
+
+    Shape: (batch, layer.in_features).
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from minigrad.testing import check_gradients
+    >>> layer = Dense(5, 2, rng=0, dtype=np.float64)
+    >>> @settings(max_examples=10, database=None, deadline=None)
+    ... @given(batches_for(layer))
+    ... def check_dense(x):
+    ...     assert x.shape[1] == 5
+    ...     check_gradients(layer, x)
+    >>> check_dense()
     """
     width = getattr(layer, "in_features", None)
     if width is None:
@@ -87,6 +125,20 @@ def sequential_stacks(
 
     Biases are drawn at random rather than left at zero, so no pre-activation sits exactly
     on a ReLU kink for simple inputs.
+
+    Shape: the stack maps (batch, widths[0]) -> (batch, widths[-1]), each width drawn from
+    [min_width, max_width]; draw its inputs with :func:`batches_for`.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from minigrad.testing import check_gradients
+    >>> @settings(max_examples=10, database=None, deadline=None)
+    ... @given(sequential_stacks(max_layers=2), st.data())
+    ... def check_stack(model, data):
+    ...     assert 1 <= sum(isinstance(layer, Dense) for layer in model) <= 2
+    ...     check_gradients(model, data.draw(batches_for(model)))
+    >>> check_stack()
     """
     depth = draw(st.integers(min_layers, max_layers))
     widths = draw(
