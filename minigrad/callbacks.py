@@ -170,13 +170,10 @@ class EarlyStopping(Callback):
             raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
         if not (math.isfinite(min_delta) and min_delta >= 0):
             raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta}")
-        if mode not in ("min", "max", "auto"):
-            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
-        if mode == "auto":
-            mode = "max" if "acc" in monitor else "min"
+        mode = _direction(mode, monitor)
         self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
         self.mode, self.restore_best_weights = mode, restore_best_weights
-        self.best = math.inf if mode == "min" else -math.inf
+        self.best = _worst(mode)
         self.best_epoch = -1
         self.stopped_epoch: int | None = None
         self._wait = 0
@@ -184,7 +181,7 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, state: TrainingState) -> None:
         """Forget the best value and the waiting count of any earlier run."""
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best = _worst(self.mode)
         self.best_epoch, self.stopped_epoch, self._wait, self._best_weights = -1, None, 0, None
 
     def _improved(self, value: float) -> bool:
@@ -194,12 +191,7 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
         """Record an improvement (and the weights), or count one more epoch without one."""
-        if self.monitor not in logs:
-            raise KeyError(
-                f"EarlyStopping monitors {self.monitor!r}, but the epoch logs hold "
-                f"{sorted(logs)}; validation numbers need validation_data"
-            )
-        value = logs[self.monitor]
+        value = _monitored(self, logs)
         if self._improved(value):
             self.best, self.best_epoch, self._wait = value, state.epoch, 0
             if self.restore_best_weights:
@@ -220,6 +212,31 @@ class EarlyStopping(Callback):
             f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
             f"mode={self.mode!r}, restore_best_weights={self.restore_best_weights})"
         )
+
+
+def _direction(mode: str, monitor: str) -> str:
+    """ "min" or "max": whether smaller or larger ``monitor`` is better ("auto": accuracies
+    are better larger, everything else smaller)."""
+    if mode not in ("min", "max", "auto"):
+        raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+    if mode == "auto":
+        return "max" if "acc" in monitor else "min"
+    return mode
+
+
+def _worst(mode: str) -> float:
+    """The starting "best" value, which any real number improves on."""
+    return math.inf if mode == "min" else -math.inf
+
+
+def _monitored(callback: EarlyStopping | ModelCheckpoint, logs: dict[str, float]) -> float:
+    """The monitored number from an epoch's logs, or a KeyError that lists what is there."""
+    if callback.monitor not in logs:
+        raise KeyError(
+            f"{type(callback).__name__} monitors {callback.monitor!r}, but the epoch logs hold "
+            f"{sorted(logs)}; validation numbers need validation_data"
+        )
+    return logs[callback.monitor]
 
 
 class ModelCheckpoint(Callback):
@@ -269,28 +286,20 @@ class ModelCheckpoint(Callback):
         save_best_only: bool = False,
         weights_only: bool = False,
     ) -> None:
-        if mode not in ("min", "max", "auto"):
-            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
-        if mode == "auto":
-            mode = "max" if "acc" in monitor else "min"
+        mode = _direction(mode, monitor)
         self.path, self.monitor, self.mode = os.fspath(path), monitor, mode
         self.save_best_only, self.weights_only = bool(save_best_only), bool(weights_only)
-        self.best = math.inf if mode == "min" else -math.inf
+        self.best = _worst(mode)
         self.last_path: Path | None = None
 
     def on_train_begin(self, state: TrainingState) -> None:
         """Forget the best value of any earlier run."""
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best = _worst(self.mode)
 
     def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
         """Write the checkpoint (or model file), unless ``save_best_only`` and no improvement."""
         if self.save_best_only:
-            if self.monitor not in logs:
-                raise KeyError(
-                    f"ModelCheckpoint monitors {self.monitor!r}, but the epoch logs hold "
-                    f"{sorted(logs)}; validation numbers need validation_data"
-                )
-            value = logs[self.monitor]
+            value = _monitored(self, logs)
             better = value < self.best if self.mode == "min" else value > self.best
             if not better:
                 return

@@ -18,6 +18,7 @@ parameters, bit for bit, as training without the interruption::
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -168,7 +169,7 @@ def save_checkpoint(
     metadata = model_metadata(model, "checkpoint")
     metadata.update(
         {
-            "minigrad.optimizer": _dumps(
+            "minigrad.optimizer": json.dumps(
                 {
                     "class": type(optimizer).__name__,
                     "hyperparameters": optimizer.hyperparameters(),
@@ -176,9 +177,9 @@ def save_checkpoint(
                     "parameters": keys,
                 }
             ),
-            "minigrad.progress": _dumps({"epoch": int(epoch), "step": int(step)}),
-            "minigrad.rng": _dumps(None if rng is None else _generator_state(rng)),
-            "minigrad.history": _dumps(dict(history or {})),
+            "minigrad.progress": json.dumps({"epoch": int(epoch), "step": int(step)}),
+            "minigrad.rng": json.dumps(None if rng is None else _generator_state(rng)),
+            "minigrad.history": json.dumps(dict(history or {})),
         }
     )
     write_safetensors(path, tensors, metadata)
@@ -333,9 +334,3 @@ def _generator(state: Any, where: str) -> np.random.Generator:
     except (TypeError, ValueError, KeyError, OverflowError) as error:  # pragma: no cover
         raise ModelFileError(f"{where}: not a valid {name} state ({error!r})") from None
     return np.random.Generator(bit_generator)
-
-
-def _dumps(value: Any) -> str:
-    import json
-
-    return json.dumps(value, allow_nan=True)
