@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -50,3 +52,82 @@ def forward_not_called(owner: object) -> RuntimeError:
         f"{type(owner).__name__}.backward() was called before forward(): "
         "run a forward pass on a batch first"
     )
+
+
+# -- hyperparameters and flags ------------------------------------------------------------------
+# Python and NumPy coerce freely: bool("False") is True, float(True) is 1.0 and float("3") is
+# 3.0. Arguments are checked for their type instead, so such a mistake fails where it is made.
+
+
+def check_bool(name: str, value: object) -> bool:
+    """``value`` as a bool if it is one (Python or NumPy), else TypeError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {_given(value)}")
+
+
+def check_integer(
+    name: str, value: object, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """``value`` as an int if it is a Python or NumPy integer (not a bool) in range.
+
+    TypeError for another type, ValueError for a value outside [minimum, maximum].
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {_given(value)}")
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {_range(minimum, maximum)}, got {value}")
+    return value
+
+
+def check_real(
+    name: str,
+    value: object,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    finite: bool = True,
+) -> float:
+    """``value`` as a float if it is a real number (Python or NumPy, not a bool or a string).
+
+    ``minimum``/``maximum`` are inclusive bounds, ``above``/``below`` exclusive ones; NaN is
+    always refused and infinities unless ``finite=False``. TypeError for another type,
+    ValueError for a value out of range.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_given(value)}")
+    number = float(value)
+    bounds = [
+        (minimum, lambda v, b: v >= b, ">="),
+        (maximum, lambda v, b: v <= b, "<="),
+        (above, lambda v, b: v > b, ">"),
+        (below, lambda v, b: v < b, "<"),
+    ]
+    ok = number == number and (not finite or abs(number) != float("inf"))
+    ok = ok and all(bound is None or test(number, bound) for bound, test, _ in bounds)
+    if not ok:
+        parts = [f"{sign} {bound:g}" for bound, _, sign in bounds if bound is not None]
+        what = ("a finite number" if finite else "a number") + (
+            " " + " and ".join(parts) if parts else ""
+        )
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return number
+
+
+def _given(value: object) -> str:
+    """``value`` and its type, for a message: ``'False' (str)``."""
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _range(minimum: int | None, maximum: int | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"in [{minimum}, {maximum}]"
+    if minimum is not None:
+        return f">= {minimum}"
+    return f"<= {maximum}"
