@@ -16,6 +16,7 @@ from minigrad.optim.base import (
     check_non_negative,
     decayed_gradient,
 )
+from minigrad.optim.safe_step import norm
 from minigrad.parameter import Parameter
 
 __all__ = ["Adam", "AdamW", "adam_update"]
@@ -161,6 +162,54 @@ class Adam(Optimizer):
             decoupled=self.decoupled_weight_decay,
             scratch=work,
         )
+
+    def state_norms(self) -> dict[str, list[float]]:
+        """||m|| of each first-moment buffer, for :class:`~minigrad.optim.SafeStep`."""
+        return {"m": [norm(self.state[p]["m"]) for p in self.params]}
+
+    def step_bound(
+        self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
+    ) -> tuple[list[float], list[float], dict[str, list[float]]]:
+        """Bounds for :class:`~minigrad.optim.SafeStep`, from ||g||, ||p|| and ||m||.
+
+        Each entry moves by lr |m_hat| / (sqrt(v_hat) + eps) <= lr |m| / ((1 - b1^t) eps). And
+        since m and v average the same gradients, |m| <= C sqrt(v) with
+        C = (1 - b1) / (sqrt(1 - b2) (1 - b1 / sqrt(b2))) when b1 < sqrt(b2), so an entry
+        also moves by at most lr C sqrt(1 - b2^t) / (1 - b1^t) (plus what rounding in v's
+        smallest values can add, about C sqrt(tiny / (1 - b2)) / eps). The change is the
+        smaller of sqrt(size) times that and lr ||m'|| / ((1 - b1^t) eps), plus lr wd ||p||
+        for AdamW's decay; ||m'|| <= b1 ||m|| + (1 - b1) ||g'||. v may overflow to inf
+        harmlessly (that entry's step is then 0).
+        """
+        lr, (b1, b2), eps, wd = self.lr, self.betas, self.eps, self.weight_decay
+        decoupled = self.decoupled_weight_decay
+        direction = (
+            list(grad_norms)
+            if decoupled
+            else [g + wd * v for g, v in zip(grad_norms, value_norms, strict=True)]
+        )
+        moment = [b1 * m + (1 - b1) * d for m, d in zip(state_norms["m"], direction, strict=True)]
+        ratio = math.inf
+        if b1 < math.sqrt(b2) and b2 < 1:
+            ratio = (1 - b1) / (math.sqrt(1 - b2) * (1 - b1 / math.sqrt(b2)))
+        change, peak = [], []
+        for p, d, m_old, m, v in zip(
+            self.params, direction, state_norms["m"], moment, value_norms, strict=True
+        ):
+            t = self.state[p]["step"] + 1
+            correction = lr / (1 - b1**t)
+            bounds = [correction * m / eps if eps > 0 else math.inf]
+            if ratio < math.inf:
+                work = self._work[p.dtype].dtype
+                rounding = ratio * math.sqrt(np.finfo(work).smallest_subnormal / (1 - b2))
+                per_entry = ratio * math.sqrt(1 - b2**t) * 1.001 + (
+                    rounding / eps if eps > 0 else 0.0 if rounding == 0 else math.inf
+                )
+                bounds.append(math.sqrt(p.size) * correction * per_entry)
+            step = min(bounds) + (lr * wd * v if decoupled else 0.0)
+            change.append(step)
+            peak.append(max(d + m_old, m, step))
+        return change, peak, {"m": moment}
 
 
 class AdamW(Adam):
