@@ -1255,6 +1255,15 @@ def test_blobs_negative_spread_says_spread_not_noise():
         (make_moons, {"noise": "0.1"}, TypeError, r"noise must be a real number, got '0\.1'"),
         (make_moons, {"noise": True}, TypeError, r"noise must be a real number, got True"),
         (make_xor, {"noise": np.bool_(True)}, TypeError, r"noise must be a real number"),
+        (make_xor, {"noise": 10**400}, ValueError, r"^noise must be a finite number, got 1000"),
+        (make_circles, {"factor": 10**400}, ValueError, r"^factor must be a finite number"),
+        (make_blobs, {"centers": 10**18}, ValueError, r"a sample for each of the 10+ centers"),
+        (
+            make_spirals,
+            {"n_samples": 5, "classes": 7},
+            ValueError,
+            r"n_samples must be >= 7.* the 7 classes",
+        ),
         (make_xor, {"seed": "a"}, TypeError, r"seed must be an integer >= 0"),
         (make_moons, {"seed": 1.5}, TypeError, r"seed must be an integer >= 0"),
     ],
@@ -1366,9 +1375,15 @@ def test_one_hot_infers_up_to_the_number_of_labels_or_1024():
     assert one_hot([0, 1024], classes=1025).shape == (2, 1025)
 
 
-def test_one_hot_too_large_for_memory_is_a_memory_error_naming_the_size():
-    with pytest.raises(MemoryError, match=r"2 labels x 1000000000000000 classes of float32 need"):
-        one_hot([0, 1], classes=10**15)
+@pytest.mark.parametrize("classes", [10**15, 10**400])
+def test_one_hot_too_large_for_memory_is_a_memory_error_naming_the_size(classes):
+    with pytest.raises(MemoryError, match=rf"2 labels x {classes} classes of float32 need .*GiB"):
+        one_hot([0, 1], classes=classes)
+
+
+def test_a_data_set_of_absurd_size_is_a_memory_error_too():
+    with pytest.raises(MemoryError, match=r"needs about 2\^\d+ GiB of memory"):
+        make_xor(10**400)
 
 
 @pytest.mark.parametrize(

@@ -32,13 +32,29 @@ Dataset = tuple[NDArray[np.float32], NDArray[np.int64]]
 _BYTES_PER_VALUE = 40
 
 
-def _samples(n_samples: object, at_least: int = 1) -> int:
-    return check_integer("n_samples", n_samples, minimum=at_least)
+def _samples(n_samples: object, classes: int = 1, what: str = "classes") -> int:
+    """``n_samples`` as an int, at least one per class."""
+    n_samples = check_integer("n_samples", n_samples, minimum=1)
+    if n_samples < classes:
+        raise ValueError(
+            f"n_samples must be >= {classes}, got {n_samples}: a sample for each of the "
+            f"{classes} {what}"
+        )
+    return n_samples
+
+
+def _real(name: str, value: object, **bounds: float) -> float:
+    """check_real, with a Python int beyond float range a ValueError naming ``name`` (float()
+    raises a bare OverflowError for it)."""
+    try:
+        return check_real(name, value, **bounds)
+    except OverflowError:
+        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
 
 
 def _scale(name: str, value: object) -> float:
     """A noise level or spread: a finite real number >= 0 (not a bool, not a string)."""
-    return check_real(name, value, minimum=0.0)
+    return _real(name, value, minimum=0.0)
 
 
 @contextlib.contextmanager
@@ -47,16 +63,23 @@ def _memory(what: str, n_samples: int, features: int) -> Iterator[None]:
     MemoryError raised while making one a message that names ``n_samples``."""
     need = n_samples * (features + 1) * _BYTES_PER_VALUE
     message = (
-        f"{what}(n_samples={n_samples}) needs about {need / 2**30:.3g} GiB of memory; "
-        "ask for fewer samples"
+        f"{what}(n_samples={n_samples}) needs about {_gib(need)} of memory; ask for fewer samples"
     )
     total = _physical_memory()
     if total is not None and need > total:
-        raise MemoryError(f"{message} (this machine has {total / 2**30:.3g} GiB)")
+        raise MemoryError(f"{message} (this machine has {_gib(total)})")
     try:
         yield
     except MemoryError as error:
         raise MemoryError(message) from error
+
+
+def _gib(size: int) -> str:
+    """``size`` bytes in GiB, for a message (beyond float range too)."""
+    try:
+        return f"{size / 2**30:.3g} GiB"
+    except OverflowError:
+        return f"2^{size.bit_length() - 31} GiB"
 
 
 def _physical_memory() -> int | None:
@@ -128,9 +151,9 @@ def make_spirals(
     True
     """
     classes = check_integer("classes", classes, minimum=2)
-    n_samples, noise = _samples(n_samples, at_least=classes), _scale("noise", noise)
+    n_samples, noise = _samples(n_samples, classes), _scale("noise", noise)
     # beyond a million turns the angles lose all precision (and 2 pi turns can overflow)
-    turns = check_real("turns", turns, above=0.0, maximum=1e6)
+    turns = _real("turns", turns, above=0.0, maximum=1e6)
     rng = _generator(seed)
     with _memory("make_spirals", n_samples, 2):
         y = _split(n_samples, classes)
@@ -158,7 +181,7 @@ def make_moons(n_samples: int = 200, noise: float = 0.1, *, seed=None) -> Datase
     >>> np.allclose(np.hypot(*upper.T), 1, atol=1e-6), np.allclose(np.hypot(*lower.T), 1, atol=1e-6)
     (True, True)
     """
-    n_samples, noise = _samples(n_samples, at_least=2), _scale("noise", noise)
+    n_samples, noise = _samples(n_samples, 2), _scale("noise", noise)
     rng = _generator(seed)
     with _memory("make_moons", n_samples, 4):
         y = _split(n_samples, 2)
@@ -185,8 +208,8 @@ def make_circles(
     >>> np.hypot(x[:, 0], x[:, 1]).round(6).tolist(), y.tolist()
     ([1.0, 1.0, 1.0, 0.5, 0.5, 0.5], [0, 0, 0, 1, 1, 1])
     """
-    n_samples, noise = _samples(n_samples, at_least=2), _scale("noise", noise)
-    factor = check_real("factor", factor, above=0.0, below=1.0)
+    n_samples, noise = _samples(n_samples, 2), _scale("noise", noise)
+    factor = _real("factor", factor, above=0.0, below=1.0)
     rng = _generator(seed)
     with _memory("make_circles", n_samples, 2):
         y = _split(n_samples, 2)
@@ -222,10 +245,10 @@ def make_blobs(
     """
     centers = check_integer("centers", centers, minimum=1)
     features = check_integer("features", features, minimum=1)
-    n_samples = _samples(n_samples, at_least=centers)
+    n_samples = _samples(n_samples, centers, "centers")
     spread = _scale("spread", spread)
     # uniform(-box, box) needs 2 box to be a finite float
-    box = check_real("box", box, above=0.0, maximum=float(np.finfo(np.float64).max) / 2)
+    box = _real("box", box, above=0.0, maximum=float(np.finfo(np.float64).max) / 2)
     rng = _generator(seed)
     with _memory("make_blobs", n_samples, features):
         y = _split(n_samples, centers)

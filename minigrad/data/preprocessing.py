@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from minigrad._validation import _given, check_bool, check_integer
-from minigrad.data.datasets import _physical_memory
+from minigrad.data.datasets import _gib, _physical_memory
 from minigrad.data.loader import _generator, _samples
 from minigrad.errors import ShapeError
 
@@ -225,12 +225,10 @@ def one_hot(
     if labels.size and (low < 0 or high >= classes):
         raise ValueError(f"one_hot labels must lie in [0, {classes}), got {low} to {high}")
     size = len(labels) * classes * dtype.itemsize
-    message = (
-        f"one_hot: {len(labels)} labels x {classes} classes of {dtype} need {size / 2**30:.3g} GiB"
-    )
+    message = f"one_hot: {len(labels)} labels x {classes} classes of {dtype} need {_gib(size)}"
     memory = _physical_memory()
     if memory is not None and size > memory:
-        raise MemoryError(f"{message}, more than this machine's {memory / 2**30:.3g} GiB")
+        raise MemoryError(f"{message}, more than this machine's {_gib(memory)}")
     try:
         out = np.zeros((len(labels), classes), dtype=dtype)
     except (MemoryError, ValueError) as error:  # ValueError: beyond NumPy's largest array
