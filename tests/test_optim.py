@@ -1579,3 +1579,25 @@ def test_a_value_replaced_by_an_array_of_the_same_layout_is_the_one_updated(cls)
     p.value = new
     opt.step()
     assert p.value is new and np.all(new < 5.0)
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "shown"),
+    [
+        (lambda ps: SGD(ps), "learning_rate", r"lr, weight_decay \(the learning rate is lr\)"),
+        (lambda ps: SGD(ps), "momentum", r"lr, weight_decay$"),
+        (lambda ps: Adam(ps), "learning_rate", r"lr, betas, eps, weight_decay"),
+        (lambda ps: Adam(ps), "momentum", r"lr, betas, eps, weight_decay$"),
+        (lambda ps: Momentum(ps), "betas", r"lr, momentum, nesterov, weight_decay$"),
+        (lambda ps: AdamW(ps), "beta_1", r"lr, betas, eps, weight_decay$"),
+    ],
+)
+def test_setting_a_hyperparameter_the_optimizer_does_not_have_is_refused(make, name, shown):
+    opt = make(one_param())
+    with pytest.raises(
+        AttributeError,
+        match=rf"has no hyperparameter '{name}', so setting it would change nothing; "
+        rf"its hyperparameters are {shown}",
+    ):
+        setattr(opt, name, 0.5)
+    assert not hasattr(opt, name)

@@ -20,6 +20,13 @@ BLOCK_SIZE = 1 << 18
 #: hyperparameter name -> check(name, value) returning the normalised value
 HyperparameterChecks = dict[str, Callable[[str, Any], Any]]
 
+#: hyperparameters of other optimizers (here, in PyTorch, Keras): assigning one that an
+#: optimizer does not have is refused, as no update would read it
+_OTHER_HYPERPARAMETERS = frozenset(
+    {"learning_rate", "momentum", "nesterov", "dampening", "betas", "beta_1", "beta_2"}
+    | {"beta1", "beta2", "eps", "epsilon", "weight_decay", "amsgrad", "rho", "decay"}
+)
+
 
 class Optimizer:
     """Base class of optimizers.
@@ -35,7 +42,9 @@ class Optimizer:
     hyperparameters in ``hyperparameter_checks``, each with the function that checks and
     normalises its value (numbers must be real numbers, not bools nor strings; flags must
     be bools), writes its update rule as a small function of (value, grad, state,
-    hyperparameters) beside the class, and calls it from ``_update``.
+    hyperparameters) beside the class, and calls it from ``_update``. Assigning a
+    hyperparameter that this optimizer does not have but others do (``sgd.momentum = 0.9``,
+    Keras' ``optimizer.learning_rate = 0.01``) is an AttributeError, as no update reads it.
 
     float16 parameters are updated in float32: their state buffers are float32, and each
     step widens the value and the gradient into float32 work arrays, computes the update
@@ -117,6 +126,14 @@ class Optimizer:
 
     def __setattr__(self, name: str, value: Any) -> None:
         check = self.hyperparameter_checks.get(name)
+        if check is None and name in _OTHER_HYPERPARAMETERS:
+            # optimizer.learning_rate = 0.01 (Keras' name) or sgd.momentum = 0.9 would set an
+            # attribute that no update reads: refuse it instead of changing nothing
+            raise AttributeError(
+                f"{type(self).__name__} has no hyperparameter {name!r}, so setting it would "
+                f"change nothing; its hyperparameters are {', '.join(self.hyperparameter_checks)}"
+                + (" (the learning rate is lr)" if name == "learning_rate" else "")
+            )
         super().__setattr__(name, value if check is None else check(name, value))
 
     # -- what a subclass writes ------------------------------------------------------------
