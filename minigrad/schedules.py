@@ -8,8 +8,11 @@ steps completed). :class:`~minigrad.callbacks.LearningRateScheduler` applies one
 from __future__ import annotations
 
 import math
+import numbers
+from typing import Any
 
-from minigrad.optim.base import check_non_negative
+from minigrad._validation import _given, check_integer
+from minigrad.optim.base import check_non_negative, real
 
 __all__ = [
     "Constant",
@@ -22,24 +25,22 @@ __all__ = [
 ]
 
 
-def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    return value
+def _positive(name: str, value: Any) -> float:
+    return real(name, value, above=0.0)
 
 
-def _count(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+def _count(name: str, value: Any, minimum: int = 1) -> int:
+    return check_integer(name, value, minimum=minimum)
 
 
 class Schedule:
-    """Base class: ``__call__(t)`` returns the learning rate lr(t) for count t >= 0.
+    """Base class: ``schedule(t)`` returns the learning rate lr(t) for a count t >= 0.
 
     A subclass stores its settings as attributes (they make the repr) and writes
-    ``__call__``.
+    ``rate(t)``. Calling the schedule checks t (an integer >= 0: Python or NumPy, not a
+    bool, a float or a string) and the rate, which must be a finite number >= 0: a
+    learning rate that overflows (``ExponentialDecay(1.0, gamma=1.01)(100_000)``) is an
+    error naming the schedule and t, while one that underflows to 0.0 is returned.
 
     Shape: t (an int >= 0) -> lr (a float >= 0).
 
@@ -48,15 +49,40 @@ class Schedule:
     >>> class Halving(Schedule):
     ...     def __init__(self, lr):
     ...         self.lr = lr
-    ...     def __call__(self, t):
+    ...     def rate(self, t):
     ...         return self.lr / 2**t
     >>> schedule = Halving(0.4)
     >>> schedule, [schedule(t) for t in range(3)]
     (Halving(lr=0.4), [0.4, 0.2, 0.1])
+    >>> schedule(-1)
+    Traceback (most recent call last):
+        ...
+    ValueError: Halving(lr=0.4): t must be >= 0, got -1
     """
 
     def __call__(self, t: int) -> float:
-        raise NotImplementedError(f"{type(self).__name__} must implement __call__(t)")
+        try:
+            t = check_integer("t", t, minimum=0)
+        except (TypeError, ValueError) as error:  # the count's own error, naming the schedule
+            raise type(error)(f"{self!r}: {error}") from None
+        try:
+            lr = self.rate(t)
+        except OverflowError:  # float ** int beyond float range raises instead of giving inf
+            lr = math.inf
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+            raise TypeError(f"{self!r}.rate({t}) must return a real number, got {_given(lr)}")
+        lr = float(lr)
+        if not (math.isfinite(lr) and lr >= 0.0):
+            problem = "overflows float range" if lr == math.inf else f"is {lr}"
+            raise ValueError(
+                f"{self!r} at t={t}: the learning rate {problem}; a learning rate must be a "
+                "finite number >= 0"
+            )
+        return lr
+
+    def rate(self, t: int) -> float:
+        """The learning rate at count ``t`` (already checked: an int >= 0)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement rate(t)")
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -76,7 +102,8 @@ class Constant(Schedule):
     def __init__(self, lr: float) -> None:
         self.lr = check_non_negative("lr", lr)
 
-    def __call__(self, t: int) -> float:
+    def rate(self, t: int) -> float:
+        """lr."""
         return self.lr
 
 
@@ -97,7 +124,8 @@ class StepDecay(Schedule):
         self.factor = _positive("factor", factor)
         self.every = _count("every", every)
 
-    def __call__(self, t: int) -> float:
+    def rate(self, t: int) -> float:
+        """lr * factor ** floor(t / every)."""
         return self.lr * self.factor ** (t // self.every)
 
 
@@ -112,7 +140,8 @@ class ExponentialDecay(Schedule):
         self.lr = check_non_negative("lr", lr)
         self.gamma = _positive("gamma", gamma)
 
-    def __call__(self, t: int) -> float:
+    def rate(self, t: int) -> float:
+        """lr * gamma ** t."""
         return self.lr * self.gamma**t
 
 
@@ -127,7 +156,8 @@ class InverseTimeDecay(Schedule):
         self.lr = check_non_negative("lr", lr)
         self.decay_rate = check_non_negative("decay_rate", decay_rate)
 
-    def __call__(self, t: int) -> float:
+    def rate(self, t: int) -> float:
+        """lr / (1 + decay_rate * t)."""
         return self.lr / (1.0 + self.decay_rate * t)
 
 
@@ -148,7 +178,8 @@ class CosineDecay(Schedule):
         self.total = _count("total", total)
         self.final_lr = check_non_negative("final_lr", final_lr)
 
-    def __call__(self, t: int) -> float:
+    def rate(self, t: int) -> float:
+        """final_lr + (lr - final_lr) (1 + cos(pi min(t, total) / total)) / 2."""
         progress = min(t, self.total) / self.total
         return self.final_lr + (self.lr - self.final_lr) * (1.0 + math.cos(math.pi * progress)) / 2
 
@@ -167,13 +198,25 @@ class LinearWarmup(Schedule):
     """
 
     def __init__(self, then: Schedule | float, warmup: int, start_factor: float = 0.0) -> None:
-        self.then = then if isinstance(then, Schedule) else Constant(then)
+        if isinstance(then, type):
+            raise TypeError(
+                f"then must be a schedule instance or a number, got the class {then.__name__}; "
+                f"create one, e.g. {then.__name__}(...)"
+            )
+        if not isinstance(then, Schedule):
+            try:
+                then = Constant(then)
+            except TypeError:
+                raise TypeError(
+                    f"then must be a Schedule (such as CosineDecay(0.1, total=90)) or a "
+                    f"number, got {_given(then)}"
+                ) from None
+        self.then = then
         self.warmup = _count("warmup", warmup)
-        self.start_factor = check_non_negative("start_factor", start_factor)
-        if self.start_factor > 1:
-            raise ValueError(f"start_factor must lie in [0, 1], got {start_factor}")
+        self.start_factor = real("start_factor", start_factor, minimum=0.0, maximum=1.0)
 
-    def __call__(self, t: int) -> float:
+    def rate(self, t: int) -> float:
+        """The warm-up ramp to then(0), then then(t - warmup)."""
         if t < self.warmup:
             fraction = self.start_factor + (1.0 - self.start_factor) * t / self.warmup
             return self.then(0) * fraction

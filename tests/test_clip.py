@@ -6,6 +6,7 @@ PyTorch's clip_grad_norm_ as an oracle, non-finite gradients and argument errors
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -256,6 +257,51 @@ def test_bad_max_norm_raises_and_leaves_gradients(max_norm):
     np.testing.assert_array_equal(params[0].grad, before)
 
 
-def test_max_norm_that_is_not_a_number_raises():
-    with pytest.raises((TypeError, ValueError)):
-        clip_grad_norm(make_params([(3,)], seed=3), "big")
+@pytest.mark.parametrize("max_norm", ["big", "1.0", True, None, [1.0]])
+def test_max_norm_that_is_not_a_number_is_a_type_error_naming_it(max_norm):
+    params = make_params([(3,)], seed=3, scale=10.0)
+    before = params[0].grad.copy()
+    with pytest.raises(
+        TypeError, match=rf"max_norm must be a real number, got {re.escape(repr(max_norm))}"
+    ):
+        clip_grad_norm(params, max_norm)
+    np.testing.assert_array_equal(params[0].grad, before)
+
+
+def test_max_norm_may_be_a_numpy_number_or_an_int():
+    params = make_params([(2,)], seed=3)
+    params[0].grad[:] = [3.0, 4.0]
+    assert clip_grad_norm(params, np.float32(1.0)) == 5.0
+    params[0].grad[:] = [3.0, 4.0]
+    clip_grad_norm(params, 1)
+    np.testing.assert_allclose(params[0].grad, [0.6, 0.8], rtol=1e-6)
+
+
+def test_max_norm_too_large_for_a_float_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match=r"max_norm must be a finite number"):
+        clip_grad_norm(make_params([(3,)], seed=3), 10**400)
+
+
+@pytest.mark.parametrize("function", [clip_grad_norm, global_grad_norm])
+def test_a_parameter_listed_twice_is_refused_not_counted_twice(function):
+    p, q = make_params([(2,), (3,)], seed=4)
+    before = p.grad.copy()
+    args = (1e-3,) if function is clip_grad_norm else ()
+    with pytest.raises(ValueError, match=r"same Parameter .* twice: at positions 0 and 2"):
+        function([p, q, p], *args)
+    np.testing.assert_array_equal(p.grad, before)
+
+
+@pytest.mark.parametrize("function", [clip_grad_norm, global_grad_norm])
+def test_a_bare_parameter_or_a_non_parameter_is_a_type_error(function):
+    (p,) = make_params([(2,)], seed=5)
+    args = (1.0,) if function is clip_grad_norm else ()
+    with pytest.raises(TypeError, match=r"iterable of Parameters, got Parameter"):
+        function(p, *args)
+    with pytest.raises(TypeError, match=r"parameter 1 is a ndarray, not a minigrad Parameter"):
+        function([p, np.ones(2)], *args)
+
+
+def test_an_empty_list_has_norm_zero():
+    assert global_grad_norm([]) == 0.0
+    assert clip_grad_norm([], 1.0) == 0.0

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minigrad import ShapeError
 from minigrad.data import (
     DataLoader,
     Standardizer,
@@ -215,7 +216,9 @@ def test_loader_repr():
 def test_loader_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="same number of samples: x has 5 rows, y has 4 rows"):
         DataLoader(np.zeros((5, 2)), np.zeros(4))
-    with pytest.raises(ValueError, match="x has 3 rows, y has a scalar"):
+    with pytest.raises(
+        ShapeError, match=r"DataLoader: y must be an array of samples, got a scalar"
+    ):
         DataLoader(np.zeros((3, 2)), 1)
 
 
@@ -461,19 +464,19 @@ def test_blobs_rejects_bad_spread(spread):
 
 @pytest.mark.parametrize("factor", [0.0, 1.0, 1.5, -0.5, float("nan")])
 def test_circles_rejects_bad_factor(factor):
-    with pytest.raises(ValueError, match=r"factor must lie in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"factor must be a finite number > 0 and < 1"):
         make_circles(20, factor=factor)
 
 
 @pytest.mark.parametrize("classes", [1, 0, -2])
 def test_spirals_rejects_fewer_than_two_classes(classes):
-    with pytest.raises(ValueError, match=f"classes >= 2, got {classes}"):
+    with pytest.raises(ValueError, match=f"classes must be >= 2, got {classes}"):
         make_spirals(20, classes=classes)
 
 
 @pytest.mark.parametrize(("centers", "features"), [(0, 2), (-1, 2), (3, 0)])
 def test_blobs_rejects_bad_centres_or_features(centers, features):
-    with pytest.raises(ValueError, match="centers >= 1 and features >= 1"):
+    with pytest.raises(ValueError, match=r"(centers|features) must be >= 1, got (0|-1)"):
         make_blobs(20, centers=centers, features=features)
 
 
@@ -1125,15 +1128,284 @@ def test_one_hot_rejects_labels_out_of_range(labels, classes, message):
 
 @pytest.mark.parametrize(
     "labels",
+    [np.array([0.0, 1.0]), np.array([0.5, 1.0]), np.array([True, False]), np.array(["0", "1"])],
+)
+def test_one_hot_rejects_non_integer_labels_as_a_type_error(labels):
+    with pytest.raises(TypeError, match=rf"1-D array of integer labels, got {labels.dtype}"):
+        one_hot(labels, classes=2)
+
+
+@pytest.mark.parametrize("labels", [np.array([[0, 1], [1, 0]]), np.array(1)])
+def test_one_hot_rejects_non_vector_labels_as_a_shape_error(labels):
+    with pytest.raises(ShapeError, match=r"1-D array of integer labels, got int64 of shape"):
+        one_hot(labels, classes=2)
+
+
+# --------------------------------------------------------------------------------------------
+# arguments: flags are bools, numbers are numbers, every error names its argument
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["shuffle", "drop_last"])
+@pytest.mark.parametrize("flag", ["False", "True", 0, 1, None, 1.0])
+def test_loader_flags_must_be_bools(name, flag):
+    with pytest.raises(
+        TypeError, match=rf"{name} must be True or False, got {re.escape(repr(flag))}"
+    ):
+        DataLoader(np.zeros((4, 2)), **{name: flag})
+
+
+def test_loader_accepts_numpy_bools_as_flags():
+    loader = DataLoader(np.arange(5), shuffle=np.False_, drop_last=np.True_, batch_size=2)
+    assert (loader.shuffle, loader.drop_last) == (False, True)
+    assert type(loader.shuffle) is bool
+    assert [batch.tolist() for batch in loader] == [[0, 1], [2, 3]]
+
+
+@pytest.mark.parametrize("seed", ["x", "1", 1.5, True, [1, 2], -1])
+def test_loader_seed_must_be_an_integer_a_generator_or_none(seed):
+    error = ValueError if seed == -1 and not isinstance(seed, bool) else TypeError
+    with pytest.raises(error, match=r"seed must be"):
+        DataLoader(np.zeros((4, 2)), seed=seed)
+
+
+def test_loader_accepts_numpy_integer_seeds():
+    orders = [
+        [batch.tolist() for batch in DataLoader(np.arange(8), batch_size=8, seed=seed)]
+        for seed in (7, np.int64(7), np.uint8(7))
+    ]
+    assert orders[0] == orders[1] == orders[2]
+
+
+@pytest.mark.parametrize("test_size", [True, False, np.True_])
+def test_split_test_size_true_is_not_one_sample(test_size):
+    with pytest.raises(
+        TypeError, match=r"test_size must be a fraction .* got (np\.)?(True|False)_? \(bool\)"
+    ):
+        train_test_split(np.arange(10), np.arange(10), test_size)
+
+
+@pytest.mark.parametrize("test_size", ["0.2", "2", None, [0.2]])
+def test_split_test_size_of_the_wrong_type_is_named(test_size):
+    with pytest.raises(TypeError, match=rf"test_size must be .* got {re.escape(repr(test_size))}"):
+        train_test_split(np.arange(10), np.arange(10), test_size)
+
+
+def test_split_accepts_numpy_integer_counts():
+    _, x_test, _, _ = train_test_split(np.arange(10), np.arange(10), np.int64(3), seed=0)
+    assert len(x_test) == 3
+
+
+@pytest.mark.parametrize(("x", "y", "name"), [(3, np.arange(3), "x"), (np.arange(3), 3, "y")])
+def test_split_of_a_scalar_names_it(x, y, name):
+    with pytest.raises(ShapeError, match=rf"train_test_split: {name} must be an array of samples"):
+        train_test_split(x, y)
+
+
+@pytest.mark.parametrize(
+    "call",
     [
-        np.array([0.0, 1.0]),
-        np.array([0.5, 1.0]),
-        np.array([True, False]),
-        np.array(["0", "1"]),
-        np.array([[0, 1], [1, 0]]),
-        np.array(1),
+        lambda: train_test_split([[1, 2], [3]], [0, 1]),
+        lambda: DataLoader([[1, 2], [3]]),
+        lambda: DataLoader(np.ones((3, 2)), [[1], [2, 3], [4]]),
     ],
 )
-def test_one_hot_rejects_non_integer_or_non_vector_labels(labels):
-    with pytest.raises(ValueError, match="1-D array of integer labels"):
-        one_hot(labels, classes=2)
+def test_ragged_samples_are_a_shape_error_naming_the_argument(call):
+    with pytest.raises(ShapeError, match=r"(x|y) is not a rectangular array: .*inhomogeneous"):
+        call()
+
+
+@pytest.mark.parametrize("shuffle", ["False", 0, None])
+def test_split_shuffle_must_be_a_bool(shuffle):
+    with pytest.raises(TypeError, match=r"shuffle must be True or False"):
+        train_test_split(np.arange(10), np.arange(10), shuffle=shuffle)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_split_seed_must_be_a_seed(shuffle):
+    with pytest.raises(TypeError, match=r"seed must be an integer >= 0, a numpy.random.Generator"):
+        train_test_split(np.arange(10), np.arange(10), seed="0", shuffle=shuffle)
+
+
+def test_blobs_negative_spread_says_spread_not_noise():
+    with pytest.raises(ValueError, match=r"^spread must be a finite number >= 0, got -1$"):
+        make_blobs(spread=-1)
+
+
+@pytest.mark.parametrize(
+    ("make", "kwargs", "error", "pattern"),
+    [
+        (make_blobs, {"centers": 2.5}, TypeError, r"centers must be an integer, got 2\.5"),
+        (make_blobs, {"features": 2.0}, TypeError, r"features must be an integer, got 2\.0"),
+        (make_blobs, {"centers": True}, TypeError, r"centers must be an integer, got True"),
+        (make_blobs, {"box": float("nan")}, ValueError, r"box must be a finite number <= .* > 0"),
+        (make_blobs, {"box": 1e308}, ValueError, r"box must be .*<= 8\.98847e\+307"),
+        (make_blobs, {"box": -1.0}, ValueError, r"box must be .* > 0, got -1\.0"),
+        (make_blobs, {"spread": "1"}, TypeError, r"spread must be a real number, got '1'"),
+        (make_circles, {"factor": "0.5"}, TypeError, r"factor must be a real number, got '0\.5'"),
+        (make_spirals, {"classes": 2.0}, TypeError, r"classes must be an integer, got 2\.0"),
+        (
+            make_spirals,
+            {"turns": 0},
+            ValueError,
+            r"turns must be a finite number <= 1e\+06 and > 0, got 0",
+        ),
+        (make_spirals, {"turns": 1e308}, ValueError, r"turns must be a finite number <= 1e\+06"),
+        (make_spirals, {"turns": "1"}, TypeError, r"turns must be a real number"),
+        (make_moons, {"noise": "0.1"}, TypeError, r"noise must be a real number, got '0\.1'"),
+        (make_moons, {"noise": True}, TypeError, r"noise must be a real number, got True"),
+        (make_xor, {"noise": np.bool_(True)}, TypeError, r"noise must be a real number"),
+        (make_xor, {"noise": 10**400}, ValueError, r"^noise must be a finite number, got 1000"),
+        (make_circles, {"factor": 10**400}, ValueError, r"^factor must be a finite number"),
+        (make_blobs, {"centers": 10**18}, ValueError, r"a sample for each of the 10+ centers"),
+        (
+            make_spirals,
+            {"n_samples": 5, "classes": 7},
+            ValueError,
+            r"n_samples must be >= 7.* the 7 classes",
+        ),
+        (make_xor, {"seed": "a"}, TypeError, r"seed must be an integer >= 0"),
+        (make_moons, {"seed": 1.5}, TypeError, r"seed must be an integer >= 0"),
+    ],
+)
+def test_dataset_arguments_of_the_wrong_type_or_value_are_named(make, kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make(**kwargs)
+
+
+def test_datasets_accept_numpy_numbers():
+    x, y = make_blobs(
+        np.int64(30),
+        centers=np.int32(3),
+        features=np.int16(4),
+        spread=np.float32(0.5),
+        seed=np.int64(1),
+    )
+    assert x.shape == (30, 4) and np.bincount(y).tolist() == [10, 10, 10]
+    x, y = make_spirals(np.int64(30), noise=np.float64(0.0), classes=np.uint8(3), seed=0)
+    assert np.bincount(y).tolist() == [10, 10, 10]
+
+
+@pytest.mark.parametrize("make", [make_xor, make_spirals, make_moons, make_circles, make_blobs])
+def test_a_data_set_larger_than_memory_is_refused_before_allocating(make):
+    with pytest.raises(
+        MemoryError, match=rf"{make.__name__}\(n_samples=1000000000000\) needs about"
+    ):
+        make(10**12)
+
+
+@pytest.mark.parametrize(
+    ("make", "kwargs"), [(make_xor, {"noise": 1e300}), (make_blobs, {"spread": 1e300})]
+)
+def test_noise_that_overflows_float32_is_an_error(make, kwargs):
+    with pytest.raises(ValueError, match=r"too large: the data overflow float32"):
+        make(10, seed=0, **kwargs)
+
+
+# -- Standardizer: NaN, integers, widths -------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_standardizer_fit_refuses_non_finite_values_naming_the_first(bad):
+    x = np.arange(12, dtype=np.float64).reshape(4, 3)
+    x[2, 1] = bad
+    x[3, 0] = bad
+    with pytest.raises(ValueError, match=rf"holds {bad} at row 2, column 1 \(2 non-finite"):
+        Standardizer().fit(x)
+
+
+def test_standardizer_fit_with_a_nan_leaves_an_unfitted_scaler_unfitted():
+    scaler = Standardizer()
+    with pytest.raises(ValueError, match="row 1, column 0"):
+        scaler.fit([[1.0], [np.nan]])
+    assert scaler.mean is None and repr(scaler) == "Standardizer(unfitted)"
+
+
+def test_standardizer_fit_refuses_a_spread_beyond_float64():
+    with pytest.raises(ValueError, match=r"column 1's mean or spread overflows float64"):
+        Standardizer().fit([[0.0, 1e308], [1.0, -1e308]])
+
+
+def test_standardizer_inverse_transform_of_integers_gives_float32_not_truncated_values():
+    scaler = Standardizer().fit(np.array([[0.0], [3.0]]))  # mean 1.5, std 1.5
+    x = scaler.inverse_transform(np.array([[0], [1], [-1]]))
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(x, [[1.5], [3.0], [0.0]])
+    assert scaler.inverse_transform(np.array([[1.0]], dtype=np.float64)).dtype == np.float64
+
+
+@pytest.mark.parametrize("method", ["transform", "inverse_transform"])
+def test_standardizer_wrong_width_is_a_shape_error_naming_both_widths(method):
+    scaler = Standardizer().fit(np.zeros((4, 2)))
+    with pytest.raises(
+        ShapeError,
+        match=rf"{method}: it was fitted on 2 features, got shape \(3, 3\) \(3 features\)",
+    ):
+        getattr(scaler, method)(np.ones((3, 3)))
+    with pytest.raises(ShapeError, match=r"one sample is x\.reshape\(1, -1\)"):
+        getattr(scaler, method)(np.ones(2))
+
+
+@pytest.mark.parametrize(
+    "x",
+    [np.array([["a"], ["b"]]), np.array([[1 + 1j], [2]]), np.array([[None], [1]], dtype=object)],
+)
+@pytest.mark.parametrize("method", ["fit", "transform", "inverse_transform"])
+def test_standardizer_refuses_data_that_is_not_real_numbers(x, method):
+    scaler = Standardizer().fit(np.zeros((2, 1)))
+    with pytest.raises(
+        TypeError, match=rf"Standardizer\.{method} expects real numbers.*got dtype {x.dtype}"
+    ):
+        getattr(scaler, method)(x)
+
+
+# -- one_hot: classes checked, sizes bounded ---------------------------------------------------
+
+
+def test_one_hot_refuses_to_infer_a_class_count_from_one_stray_label():
+    with pytest.raises(ValueError, match=r"largest label is 1000000000.*pass classes= explicitly"):
+        one_hot([0, 1, 10**9])
+
+
+def test_one_hot_infers_up_to_the_number_of_labels_or_1024():
+    assert one_hot([0, 1023]).shape == (2, 1024)
+    assert one_hot(np.arange(3000)[::-1]).shape == (3000, 3000)
+    with pytest.raises(ValueError, match="largest label is 1024"):
+        one_hot([0, 1024])
+    assert one_hot([0, 1024], classes=1025).shape == (2, 1025)
+
+
+@pytest.mark.parametrize("classes", [10**15, 10**400])
+def test_one_hot_too_large_for_memory_is_a_memory_error_naming_the_size(classes):
+    with pytest.raises(MemoryError, match=rf"2 labels x {classes} classes of float32 need .*GiB"):
+        one_hot([0, 1], classes=classes)
+
+
+def test_a_data_set_of_absurd_size_is_a_memory_error_too():
+    with pytest.raises(MemoryError, match=r"needs about 2\^\d+ GiB of memory"):
+        make_xor(10**400)
+
+
+@pytest.mark.parametrize(
+    ("classes", "error", "pattern"),
+    [
+        ("3", TypeError, r"classes must be an integer, got '3' \(str\)"),
+        (3.0, TypeError, r"classes must be an integer, got 3\.0"),
+        (True, TypeError, r"classes must be an integer, got True"),
+        (-1, ValueError, r"classes must be >= 0, got -1"),
+    ],
+)
+def test_one_hot_classes_must_be_an_integer(classes, error, pattern):
+    with pytest.raises(error, match=pattern):
+        one_hot([0, 1], classes=classes)
+
+
+def test_one_hot_accepts_numpy_integer_classes_and_empty_lists():
+    np.testing.assert_array_equal(one_hot([1], classes=np.int64(3)), [[0, 1, 0]])
+    assert one_hot([], classes=3).shape == (0, 3)
+
+
+@pytest.mark.parametrize("dtype", [None, "U3", object, "complex128", "no such type"])
+def test_one_hot_dtype_must_be_numeric(dtype):
+    with pytest.raises(TypeError, match=r"one_hot dtype must be a NumPy bool, integer or float"):
+        one_hot([0, 1], dtype=dtype)

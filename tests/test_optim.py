@@ -8,6 +8,7 @@ minigrad's own update functions.
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -16,7 +17,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minigrad import MSE, SGD, Adam, AdamW, Dense, Momentum, Parameter, Sequential, Tanh
+from minigrad import (
+    MSE,
+    SGD,
+    Adam,
+    AdamW,
+    Dense,
+    Momentum,
+    Parameter,
+    Sequential,
+    ShapeError,
+    Tanh,
+)
 
 RTOL = 1e-10
 ATOL = 1e-12
@@ -656,7 +668,7 @@ def test_constructor_rejects_bad_learning_rates(cls, lr, shown):
 @each_class
 @pytest.mark.parametrize(
     ("lr", "shown"),
-    [(-1, r"-1\.0"), (float("nan"), "nan"), (float("-inf"), "-inf"), (float("inf"), "inf")],
+    [(-1, r"-1$"), (float("nan"), "nan"), (float("-inf"), "-inf"), (float("inf"), "inf")],
 )
 def test_lr_setter_rejects_bad_learning_rates_and_keeps_the_old_one(cls, lr, shown):
     opt = cls(one_param(), lr=0.05)
@@ -676,11 +688,16 @@ def test_lr_setter_accepts_zero_and_numpy_scalars(cls):
 
 
 @pytest.mark.parametrize(
-    ("momentum", "shown"), [(1.0, r"1\.0"), (-0.1, r"-0\.1"), (1.5, r"1\.5"), (np.nan, "nan")]
+    ("momentum", "shown"), [(1.0, r"1\.0"), (-0.1, r"-0\.1"), (1.5, r"1\.5"), (np.inf, "inf")]
 )
 def test_momentum_must_be_in_zero_one(momentum, shown):
-    with pytest.raises(ValueError, match=rf"momentum.*\[0, 1\).*{shown}"):
+    with pytest.raises(ValueError, match=rf"momentum must be in \[0, 1\), got {shown}"):
         Momentum(one_param(), momentum=momentum)
+
+
+def test_momentum_nan_is_refused():
+    with pytest.raises(ValueError, match=r"momentum must be a number, got nan"):
+        Momentum(one_param(), momentum=np.nan)
 
 
 def test_momentum_zero_is_allowed_and_is_plain_sgd():
@@ -1037,7 +1054,7 @@ def test_a_parameter_larger_than_a_block_is_updated_as_a_whole(make, monkeypatch
         monkeypatch.setattr(base, "BLOCK_SIZE", block_size)
         p, small = Parameter(start.copy()), Parameter(np.ones(3))
         opt = make([p, small], lr=0.1)
-        assert (p in opt._whole) == (block_size > p.size)
+        assert (opt._plan[0][3] is not None) == (block_size > p.size)  # a whole work array
         for g in grads:
             p.grad[...] = g
             small.grad[...] = 1.0
@@ -1051,3 +1068,536 @@ def test_parameters_are_made_contiguous():
     p = Parameter(transposed)
     assert p.value.flags.c_contiguous and p.shape == (2, 3)
     assert Parameter(np.array(2.0)).shape == ()
+
+
+# -- 9. float16 parameters: computed in float32 -----------------------------------------------
+
+HALF_SHAPES = [(3, 4), (5,), ()]
+
+
+def half_problem(seed, steps, zero_fraction=0.3):
+    """float16 starting values and gradients, some gradient entries exactly zero."""
+    rng = np.random.default_rng(seed)
+    starts = [rng.normal(size=shape).astype(np.float16) for shape in HALF_SHAPES]
+    grads = []
+    for _ in range(steps):
+        step = []
+        for shape in HALF_SHAPES:
+            g = rng.normal(size=shape) * (rng.uniform(size=shape) > zero_fraction)
+            step.append(np.asarray(g, dtype=np.float16))
+        grads.append(step)
+    return starts, grads
+
+
+def reference_adam_half(starts, grads, lrs, beta1, beta2, eps, weight_decay, *, decoupled):
+    """Adam on float16 values computed in float32, the value rounded to float16 after each
+    step and the moments kept in float32 (plain NumPy on float32 arrays)."""
+    f32 = np.float32
+    values = [p.copy() for p in starts]
+    m = [np.zeros(p.shape, f32) for p in starts]
+    v = [np.zeros(p.shape, f32) for p in starts]
+    trajectory = []
+    for t, (step_grads, lr) in enumerate(zip(grads, lrs, strict=True), start=1):
+        for i, grad in enumerate(step_grads):
+            p, g = values[i].astype(f32), grad.astype(f32)
+            if decoupled:
+                p = p * f32(1 - lr * weight_decay)
+            else:
+                g = g + f32(weight_decay) * p
+            m[i] = f32(beta1) * m[i] + f32(1 - beta1) * g
+            v[i] = f32(beta2) * v[i] + f32(1 - beta2) * g * g
+            denom = np.sqrt(v[i]) / f32(math.sqrt(1 - beta2**t)) + f32(eps)
+            p = p - f32(lr / (1 - beta1**t)) * m[i] / denom
+            values[i] = p.astype(np.float16)
+        trajectory.append([p.copy() for p in values])
+    return trajectory
+
+
+@pytest.mark.parametrize("decoupled", [False, True], ids=["adam", "adamw"])
+def test_adam_on_float16_gives_no_nan_and_follows_float32_arithmetic(decoupled):
+    starts, grads = half_problem(seed=50, steps=8)
+    lrs = [0.01, 0.01, 0.005, 0.02, 0.01, 0.001, 0.01, 0.01]
+    cls = AdamW if decoupled else Adam
+    params = [Parameter(p.copy()) for p in starts]
+    opt = cls(params, lr=lrs[0], weight_decay=0.1)
+    expected = reference_adam_half(starts, grads, lrs, 0.9, 0.999, 1e-8, 0.1, decoupled=decoupled)
+    for step, (step_grads, lr) in enumerate(zip(grads, lrs, strict=True)):
+        opt.lr = lr
+        for p, g in zip(params, step_grads, strict=True):
+            p.grad[...] = g
+        opt.step()
+        for index, (p, e) in enumerate(zip(params, expected[step], strict=True)):
+            assert p.value.dtype == np.float16
+            assert np.isfinite(p.value).all(), f"step {step + 1}, parameter {index}"
+            # as close as float16 allows: one float16 step (2^-10 relative) apart at most
+            np.testing.assert_allclose(
+                p.value.astype(np.float32),
+                e.astype(np.float32),
+                rtol=2**-10,
+                atol=2**-24,
+                err_msg=f"step {step + 1}, parameter {index}",
+            )
+    assert (
+        max(np.abs(p.value.astype(float) - s).max() for p, s in zip(params, starts, strict=True))
+        > 0.01
+    )
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_on_float16_matches_torch_in_float32_rounded_to_float16(torch, name):
+    """torch.optim.Adam on float16 parameters turns a zero gradient into NaN (its eps rounds
+    to 0 in float16); run it in float32 on the same float16 values instead, rounding the
+    parameter to float16 after each step as minigrad does."""
+    starts, grads = half_problem(seed=51, steps=10)
+    params = [Parameter(p.copy()) for p in starts]
+    tparams = [torch.tensor(p.astype(np.float32), requires_grad=True) for p in starts]
+    if name == "adam":
+        opt, topt = Adam(params, lr=0.01), torch.optim.Adam(tparams, lr=0.01)
+    else:
+        opt = AdamW(params, lr=0.01, weight_decay=0.1)
+        topt = torch.optim.AdamW(tparams, lr=0.01, weight_decay=0.1)
+    for step, step_grads in enumerate(grads, start=1):
+        for p, tp, g in zip(params, tparams, step_grads, strict=True):
+            p.grad[...] = g
+            tp.grad = torch.tensor(g.astype(np.float32))
+        opt.step()
+        topt.step()
+        with torch.no_grad():
+            for tp in tparams:
+                tp.copy_(tp.half().float())
+        for p, tp in zip(params, tparams, strict=True):
+            np.testing.assert_allclose(
+                p.value.astype(np.float32),
+                tp.detach().numpy(),
+                rtol=2**-10,
+                atol=2**-24,
+                err_msg=f"step {step}",
+            )
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+def test_adam_on_float16_with_a_zero_gradient_is_not_nan(cls):
+    p = Parameter(np.array([1.0, -2.0, 0.5], dtype=np.float16))
+    p.grad[:] = [0.1, 0.0, -3.0]
+    cls([p], lr=0.01, weight_decay=0.0).step()
+    np.testing.assert_array_equal(p.value, np.array([0.99, -2.0, 0.51], dtype=np.float16))
+
+
+@all_optimizers
+def test_float16_state_is_float32_in_the_state_dict_and_round_trips(make):
+    rng = np.random.default_rng(52)
+    params = [Parameter(v.astype(np.float16)) for v in random_arrays(SHAPES, rng)]
+    opt = make(params)
+    for _ in range(3):
+        for p, g in zip(params, random_arrays(SHAPES, rng), strict=True):
+            p.grad[...] = g
+        opt.step()
+    saved = opt.state_dict()
+    for state in saved["state"]:
+        for key, value in state.items():
+            if isinstance(value, np.ndarray):
+                assert value.dtype == np.float32, key
+    assert all(p.value.dtype == np.float16 and np.isfinite(p.value).all() for p in params)
+    other = make([Parameter(p.value.copy()) for p in params])
+    other.load_state_dict(saved)
+    assert_state_dicts_equal(other.state_dict(), saved)
+    stale = {
+        **saved,
+        "state": [
+            {k: (v.astype(np.float16) if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+            for s in saved["state"]
+        ],
+    }
+    if any(isinstance(v, np.ndarray) for s in saved["state"] for v in s.values()):
+        with pytest.raises(ValueError, match=r"dtype float16, expected .* float32"):
+            other.load_state_dict(stale)
+
+
+def test_float16_checkpoint_keeps_float32_moments(tmp_path):
+    pytest.importorskip("safetensors")
+    import minigrad as mg
+
+    model = mg.Sequential(
+        mg.Dense(2, 3, rng=0, dtype=np.float16), mg.Tanh(), mg.Dense(3, 1, rng=1, dtype=np.float16)
+    )
+    opt = Adam(model.parameters(), lr=0.01)
+    x, y = np.ones((4, 2), np.float16), np.zeros((4, 1), np.float16)
+    mg.fit(model, MSE(), opt, x, y, epochs=2, metrics=(), progress=False)
+    path = tmp_path / "run.safetensors"
+    mg.save_checkpoint(path, model, opt, epoch=2, step=2)
+    tensors = mg.load_tensors(path)
+    assert tensors["model.0.weight"].dtype == np.float16
+    assert tensors["optimizer.0.m"].dtype == tensors["optimizer.0.v"].dtype == np.float32
+    restored = mg.load_checkpoint(path).optimizer
+    assert_state_dicts_equal(restored.state_dict(), opt.state_dict())
+
+
+def test_momentum_on_float16_does_not_overflow_its_velocity():
+    # the velocity sums g / (1 - mu) = 1000 / 0.01 = 1e5 > 65504, float16's largest value
+    p = Parameter(np.array([0.0], dtype=np.float16))
+    opt = Momentum([p], lr=1e-4, momentum=0.99)
+    p.grad[:] = 1000.0
+    for _ in range(300):
+        opt.step()
+    velocity = opt.state[p]["velocity"]
+    assert velocity.dtype == np.float32
+    np.testing.assert_allclose(velocity, 1000.0 * (1 - 0.99**300) / 0.01, rtol=1e-4)
+    assert np.isfinite(p.value).all() and p.value[0] < -1000
+
+
+@pytest.mark.parametrize("make", [SGD, Momentum, lambda ps: Momentum(ps, nesterov=True)])
+def test_sgd_and_momentum_on_float16_round_float32_arithmetic_once(make):
+    starts, grads = half_problem(seed=53, steps=6, zero_fraction=0.0)
+    half = [Parameter(p.copy()) for p in starts]
+    wide = [Parameter(p.astype(np.float32)) for p in starts]
+    opt_half, opt_wide = make(half), make(wide)
+    for step_grads in grads:
+        for h, w, g in zip(half, wide, step_grads, strict=True):
+            h.grad[...] = g
+            w.grad[...] = g
+        opt_half.step()
+        opt_wide.step()
+        for h, w in zip(half, wide, strict=True):
+            assert h.value.dtype == np.float16
+            w.value[...] = w.value.astype(np.float16)  # the same rounding, after every step
+            np.testing.assert_array_equal(h.value, w.value.astype(np.float16))
+
+
+@pytest.mark.parametrize("make", [SGD, Momentum, Adam, AdamW])
+def test_float16_parameters_larger_than_a_block_are_updated_in_float32_blocks(make, monkeypatch):
+    import minigrad.optim.base as base
+
+    rng = np.random.default_rng(54)
+    start = rng.normal(size=(7, 9)).astype(np.float16)
+    grads = [rng.normal(size=(7, 9)).astype(np.float16) for _ in range(3)]
+    results = []
+    for block_size in (10**6, 10):
+        monkeypatch.setattr(base, "BLOCK_SIZE", block_size)
+        p = Parameter(start.copy())
+        opt = make([p, Parameter(np.ones(3, np.float16))], lr=0.1)
+        for g in grads:
+            p.grad[...] = g
+            opt.step()
+        results.append(p.value)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert np.isfinite(results[0]).all() and results[0].dtype == np.float16
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@all_optimizers
+def test_step_allocates_no_parameter_sized_array(make, dtype):
+    import tracemalloc
+
+    rng = np.random.default_rng(55)
+    params = [Parameter(rng.normal(size=(200, 100)).astype(dtype)), Parameter(np.zeros(100, dtype))]
+    opt = make(params)
+    for p in params:
+        p.grad[...] = rng.normal(size=p.shape)
+    opt.step()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        opt.step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak - before < 2_000, "a step allocated an array"  # the smallest is 200 x 100 x 2 B
+
+
+# -- 10. flags and numbers are checked, not coerced -------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["False", "True", 0, 1, None, 1.0])
+def test_nesterov_must_be_a_bool(flag):
+    with pytest.raises(
+        TypeError, match=rf"^nesterov must be True or False, got {re.escape(repr(flag))} "
+    ):
+        Momentum(one_param(), nesterov=flag)
+    opt = Momentum(one_param(), nesterov=True)
+    with pytest.raises(TypeError, match=r"nesterov must be True or False"):
+        opt.nesterov = flag
+    assert opt.nesterov is True
+
+
+def test_nesterov_accepts_numpy_bools():
+    opt = Momentum(one_param(), nesterov=np.True_)
+    assert opt.nesterov is True
+    opt.nesterov = np.bool_(False)
+    assert opt.nesterov is False
+
+
+@each_class
+@pytest.mark.parametrize("lr", [True, False, "0.1", "fast", None, [0.1], np.array([0.1]), 1 + 0j])
+def test_lr_that_is_not_a_real_number_is_a_type_error_naming_the_learning_rate(cls, lr):
+    pattern = rf"^learning rate must be a real number, got {re.escape(repr(lr)[:20])}"
+    with pytest.raises(TypeError, match=pattern):
+        cls(one_param(), lr=lr)
+    opt = cls(one_param(), lr=0.05)
+    with pytest.raises(TypeError, match=pattern):
+        opt.lr = lr
+    assert opt.lr == 0.05
+
+
+@each_class
+def test_lr_accepts_numpy_floats_and_integers(cls):
+    opt = cls(one_param(), lr=np.float32(0.5))
+    assert opt.lr == 0.5 and type(opt.lr) is float
+    opt.lr = np.int64(1)
+    assert opt.lr == 1.0 and type(opt.lr) is float
+
+
+@each_class
+def test_an_lr_too_large_for_a_float_is_a_value_error(cls):
+    with pytest.raises(ValueError, match=r"^learning rate must be a finite number"):
+        cls(one_param(), lr=10**400)
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "value", "pattern"),
+    [
+        (lambda ps, v: Momentum(ps, momentum=v), "momentum", "0.9", r"momentum must be a real"),
+        (lambda ps, v: Momentum(ps, momentum=v), "momentum", True, r"momentum must be a real"),
+        (
+            lambda ps, v: SGD(ps, weight_decay=v),
+            "weight_decay",
+            "0",
+            r"weight_decay must be a real",
+        ),
+        (
+            lambda ps, v: SGD(ps, weight_decay=v),
+            "weight_decay",
+            True,
+            r"weight_decay must be a real",
+        ),
+        (lambda ps, v: Adam(ps, eps=v), "eps", "1e-8", r"eps must be a real number, got '1e-8'"),
+        (lambda ps, v: Adam(ps, eps=v), "eps", None, r"eps must be a real number, got None"),
+        (lambda ps, v: Adam(ps, betas=v), "betas", ("0.9", 0.999), r"betas\[0\] must be a real"),
+        (lambda ps, v: Adam(ps, betas=v), "betas", (0.9, True), r"betas\[1\] must be a real"),
+        (lambda ps, v: Adam(ps, betas=v), "betas", "0.9,0.999", r"betas must be a pair .*str"),
+        (lambda ps, v: AdamW(ps, betas=v), "betas", 0.9, r"betas must be a pair .*float"),
+        (lambda ps, v: AdamW(ps, betas=v), "betas", {0.9, 0.99}, r"betas must be a pair .*set"),
+    ],
+)
+def test_hyperparameters_of_the_wrong_type_are_type_errors_naming_them(make, name, value, pattern):
+    with pytest.raises(TypeError, match=pattern):
+        make(one_param(), value)
+    opt = make(one_param(), _default(name))
+    before = getattr(opt, name)
+    with pytest.raises(TypeError, match=pattern):
+        setattr(opt, name, value)
+    assert getattr(opt, name) == before
+
+
+def _default(name):
+    return {"momentum": 0.9, "weight_decay": 0.0, "eps": 1e-8, "betas": (0.9, 0.999)}[name]
+
+
+def test_betas_accept_numpy_floats():
+    opt = Adam(one_param(), betas=(np.float32(0.5), np.float64(0.25)))
+    assert opt.betas == (0.5, 0.25)
+    assert all(type(beta) is float for beta in opt.betas)
+
+
+# -- 11. load_state_dict refuses malformed state before writing anything ----------------------
+
+
+def state_none(saved):
+    saved["state"] = None
+    return TypeError, r"state_dict\['state'\] must be a list with one dict per parameter, got None"
+
+
+def state_dict_instead_of_list(saved):
+    saved["state"] = dict(enumerate(saved["state"]))
+    return TypeError, r"state_dict\['state'\] must be a list .* got \{0: "
+
+
+def hyperparameters_none(saved):
+    saved["hyperparameters"] = None
+    return TypeError, r"Adam hyperparameters must be a dict, got None"
+
+
+def entry_not_a_dict(saved):
+    saved["state"][2] = [("step", 1)]
+    return TypeError, r"optimizer state of parameter 2 must be a dict, got \[\('step', 1\)\]"
+
+
+def buffer_a_list(saved):
+    saved["state"][1]["m"] = saved["state"][1]["m"].tolist()
+    return TypeError, r"'m' of parameter 1 must be a NumPy array, got \["
+
+
+def buffer_a_string(saved):
+    saved["state"][0]["v"] = "zeros"
+    return TypeError, r"'v' of parameter 0 must be a NumPy array, got 'zeros'"
+
+
+def count_a_float(saved):
+    saved["state"][1]["step"] = 3.0
+    return TypeError, r"'step' of parameter 1 must be an integer count >= 0, got 3\.0"
+
+
+def count_negative(saved):
+    saved["state"][1]["step"] = -1
+    return ValueError, r"'step' of parameter 1 must be an integer count >= 0, got -1"
+
+
+def count_a_bool(saved):
+    saved["state"][0]["step"] = True
+    return TypeError, r"'step' of parameter 0 must be an integer count >= 0, got True"
+
+
+def lr_nan(saved):
+    saved["hyperparameters"]["lr"] = float("nan")
+    return ValueError, r"learning rate must be a finite number >= 0, got nan"
+
+
+def lr_string(saved):
+    saved["hyperparameters"]["lr"] = "0.1"
+    return TypeError, r"learning rate must be a real number, got '0\.1'"
+
+
+def beta_nan(saved):
+    saved["hyperparameters"]["betas"] = (0.9, float("nan"))
+    return ValueError, r"betas\[1\] must be a number, got nan"
+
+
+def eps_inf(saved):
+    saved["hyperparameters"]["eps"] = float("inf")
+    return ValueError, r"eps must be a finite number >= 0, got inf"
+
+
+def not_a_mapping(saved):
+    return TypeError, r"a dict with the keys 'hyperparameters' and 'state', got list$"
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        state_none,
+        state_dict_instead_of_list,
+        hyperparameters_none,
+        entry_not_a_dict,
+        buffer_a_list,
+        buffer_a_string,
+        count_a_float,
+        count_negative,
+        count_a_bool,
+        lr_nan,
+        lr_string,
+        beta_nan,
+        eps_inf,
+        not_a_mapping,
+    ],
+)
+def test_a_malformed_state_dict_is_refused_naming_the_part_and_changes_nothing(corrupt):
+    opt, _ = trained(FACTORIES["adam"], seed=36, steps=2)
+    before = opt.state_dict()
+    source, _ = trained(FACTORIES["adam"], seed=37, steps=4, lr=0.02)
+    saved = source.state_dict()
+    error, pattern = corrupt(saved)
+    given = [saved] if corrupt is not_a_mapping else saved
+    with pytest.raises(error, match=pattern):
+        opt.load_state_dict(given)
+    assert_state_dicts_equal(opt.state_dict(), before)
+
+
+def test_load_state_dict_accepts_numpy_integer_counts():
+    opt, _ = trained(FACTORIES["adam"], seed=38, steps=2)
+    saved = opt.state_dict()
+    for state in saved["state"]:
+        state["step"] = np.int64(7)
+    opt.load_state_dict(saved)
+    assert all(type(s["step"]) is int and s["step"] == 7 for s in opt.state.values())
+
+
+# -- 12. a parameter whose arrays were replaced ------------------------------------------------
+
+
+def two_params(dtype=np.float64):
+    p, q = Parameter(np.ones(3, dtype), name="weight"), Parameter(np.ones(2, dtype), name="bias")
+    p.grad[:] = 1.0
+    q.grad[:] = 1.0
+    return p, q
+
+
+@each_class
+def test_a_value_replaced_by_another_shape_is_refused_before_any_update(cls):
+    p, q = two_params()
+    opt = cls([q, p], lr=0.1)
+    with pytest.raises(ValueError, match=r"\(3, 3\)"):  # at assignment, or at the step
+        p.value = np.ones((3, 3))
+        p.grad = np.ones((3, 3))
+        opt.step()
+    np.testing.assert_array_equal(q.value, [1.0, 1.0])  # nothing was stepped
+
+
+@each_class
+def test_a_value_replaced_by_another_dtype_is_refused_before_any_update(cls):
+    p, q = two_params()
+    opt = cls([q, p], lr=0.1)
+    with pytest.raises(TypeError, match=r"float32"):
+        p.value = np.ones(3, np.float32)
+        opt.step()
+    np.testing.assert_array_equal(q.value, [1.0, 1.0])
+
+
+@each_class
+def test_a_read_only_value_is_refused(cls):
+    p, q = two_params()
+    read_only = np.ones(3)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        p.value = read_only
+        cls([q, p], lr=0.1)
+    p, q = two_params()
+    opt = cls([q, p], lr=0.1)
+    with pytest.raises(ValueError, match="read-only"):
+        p.value = read_only
+        opt.step()
+    np.testing.assert_array_equal(q.value, [1.0, 1.0])
+
+
+def test_the_optimizer_step_names_the_replaced_parameter():
+    p, q = two_params()
+    opt = SGD([q, p], lr=0.1)
+    object.__setattr__(p, "grad", np.ones(4))  # past any check a Parameter makes itself
+    with pytest.raises(
+        ShapeError,
+        match=r"optimizer parameter 1 \(weight\): its grad has shape \(4,\), but SGD was built "
+        r"for shape \(3,\); change it in place \(param\.grad\[\.\.\.\] = new\)",
+    ):
+        opt.step()
+
+
+@each_class
+def test_a_value_replaced_by_an_array_of_the_same_layout_is_the_one_updated(cls):
+    p, q = two_params()
+    opt = cls([q, p], lr=0.1)
+    opt.step()
+    new = np.full(3, 5.0)
+    p.value = new
+    opt.step()
+    assert p.value is new and np.all(new < 5.0)
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "shown"),
+    [
+        (lambda ps: SGD(ps), "learning_rate", r"lr, weight_decay \(the learning rate is lr\)"),
+        (lambda ps: SGD(ps), "momentum", r"lr, weight_decay$"),
+        (lambda ps: Adam(ps), "learning_rate", r"lr, betas, eps, weight_decay"),
+        (lambda ps: Adam(ps), "momentum", r"lr, betas, eps, weight_decay$"),
+        (lambda ps: Momentum(ps), "betas", r"lr, momentum, nesterov, weight_decay$"),
+        (lambda ps: AdamW(ps), "beta_1", r"lr, betas, eps, weight_decay$"),
+    ],
+)
+def test_setting_a_hyperparameter_the_optimizer_does_not_have_is_refused(make, name, shown):
+    opt = make(one_param())
+    with pytest.raises(
+        AttributeError,
+        match=rf"has no hyperparameter '{name}', so setting it would change nothing; "
+        rf"its hyperparameters are {shown}",
+    ):
+        setattr(opt, name, 0.5)
+    assert not hasattr(opt, name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -299,8 +300,6 @@ BAD_ARGUMENTS = {
     "step nan factor": lambda: StepDecay(0.1, NAN, 100),
     "step every 0": lambda: StepDecay(0.1, 0.9, 0),
     "step negative every": lambda: StepDecay(0.1, 0.9, -5),
-    "step float every": lambda: StepDecay(0.1, 0.9, 2.5),
-    "step bool every": lambda: StepDecay(0.1, 0.9, True),
     "exponential negative lr": lambda: ExponentialDecay(-1.0, 0.9),
     "exponential gamma 0": lambda: ExponentialDecay(0.1, 0.0),
     "exponential nan gamma": lambda: ExponentialDecay(0.1, NAN),
@@ -309,14 +308,11 @@ BAD_ARGUMENTS = {
     "inverse nan rate": lambda: InverseTimeDecay(0.1, NAN),
     "cosine negative lr": lambda: CosineDecay(-0.1, 10),
     "cosine nan lr": lambda: CosineDecay(NAN, 10),
-    "cosine float total": lambda: CosineDecay(0.1, 10.0),
-    "cosine str total": lambda: CosineDecay(0.1, "10"),
     "cosine total 0": lambda: CosineDecay(0.1, 0),
     "cosine negative final": lambda: CosineDecay(0.1, 10, final_lr=-0.01),
     "cosine nan final": lambda: CosineDecay(0.1, 10, final_lr=NAN),
     "warmup negative lr": lambda: LinearWarmup(-0.1, 5),
     "warmup 0": lambda: LinearWarmup(0.1, 0),
-    "warmup float": lambda: LinearWarmup(0.1, 1.5),
     "warmup start_factor > 1": lambda: LinearWarmup(0.1, 5, start_factor=1.5),
     "warmup negative start_factor": lambda: LinearWarmup(0.1, 5, start_factor=-0.1),
     "warmup nan start_factor": lambda: LinearWarmup(0.1, 5, start_factor=NAN),
@@ -329,6 +325,144 @@ def test_bad_arguments_raise_value_error(name):
         BAD_ARGUMENTS[name]()
 
 
+# Python coerces: float("0.1") is 0.1 and float(True) is 1.0; the schedules check types instead
+WRONG_TYPES = {
+    "step str lr": (lambda: StepDecay("0.1"), r"^lr must be a real number, got '0\.1' \(str\)$"),
+    "step bool lr": (lambda: StepDecay(True), r"^lr must be a real number, got True \(bool\)$"),
+    "step str factor": (lambda: StepDecay(0.1, "0.9"), r"^factor must be a real number"),
+    "step float every": (lambda: StepDecay(0.1, 0.9, 2.5), r"^every must be an integer, got 2\.5"),
+    "step bool every": (lambda: StepDecay(0.1, 0.9, True), r"^every must be an integer, got True"),
+    "constant str lr": (lambda: Constant("0.1"), r"^lr must be a real number"),
+    "constant none lr": (lambda: Constant(None), r"^lr must be a real number, got None"),
+    "exponential str gamma": (lambda: ExponentialDecay(0.1, "0.9"), r"^gamma must be a real"),
+    "inverse str rate": (lambda: InverseTimeDecay(0.1, "1"), r"^decay_rate must be a real"),
+    "cosine float total": (lambda: CosineDecay(0.1, 10.0), r"^total must be an integer, got 10\.0"),
+    "cosine str total": (lambda: CosineDecay(0.1, "10"), r"^total must be an integer, got '10'"),
+    "cosine str final": (lambda: CosineDecay(0.1, 10, "0"), r"^final_lr must be a real number"),
+    "warmup float": (lambda: LinearWarmup(0.1, 1.5), r"^warmup must be an integer, got 1\.5"),
+    "warmup str start": (lambda: LinearWarmup(0.1, 2, "0"), r"^start_factor must be a real"),
+    "warmup str then": (
+        lambda: LinearWarmup("0.1", 2),
+        r"^then must be a Schedule \(such as CosineDecay\(0\.1, total=90\)\) or a number, "
+        r"got '0\.1' \(str\)$",
+    ),
+    "warmup class then": (
+        lambda: LinearWarmup(CosineDecay, 2),
+        r"^then must be a schedule instance or a number, got the class CosineDecay",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_TYPES))
+def test_arguments_of_the_wrong_type_raise_type_error_naming_them(name):
+    make, pattern = WRONG_TYPES[name]
+    with pytest.raises(TypeError, match=pattern):
+        make()
+
+
+def test_numpy_integers_and_floats_are_accepted_wherever_python_ones_are():
+    assert StepDecay(np.float32(0.5), np.float64(0.5), np.int64(10))(np.int64(25)) == 0.125
+    assert CosineDecay(1.0, total=np.int32(10))(np.uint8(5)) == pytest.approx(0.5)
+    assert LinearWarmup(np.float64(1.0), warmup=np.int16(4))(2) == 0.5
+    assert ExponentialDecay(1, gamma=1)(3) == 1.0  # Python ints are real numbers too
+    assert type(StepDecay(np.float32(0.5)).lr) is float
+
+
+def test_an_lr_too_large_for_a_float_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match=r"^lr must be a finite number"):
+        Constant(10**400)
+
+
+ALL_SCHEDULES = {
+    "constant": Constant(0.1),
+    "step": StepDecay(0.1, 0.9, 10),
+    "exponential": ExponentialDecay(0.1, 0.9),
+    "inverse": InverseTimeDecay(0.1, 0.5),
+    "cosine": CosineDecay(0.1, 10),
+    "warmup": LinearWarmup(CosineDecay(0.1, 10), 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_SCHEDULES))
+@pytest.mark.parametrize(
+    ("t", "error", "pattern"),
+    [
+        (-1, ValueError, r"t must be >= 0, got -1"),
+        (1.5, TypeError, r"t must be an integer, got 1\.5 \(float\)"),
+        (2.0, TypeError, r"t must be an integer, got 2\.0 \(float\)"),
+        (True, TypeError, r"t must be an integer, got True \(bool\)"),
+        ("3", TypeError, r"t must be an integer, got '3' \(str\)"),
+        (None, TypeError, r"t must be an integer, got None"),
+    ],
+)
+def test_a_bad_t_is_an_error_naming_the_schedule_and_t(name, t, error, pattern):
+    schedule = ALL_SCHEDULES[name]
+    with pytest.raises(error, match=re.escape(repr(schedule)) + ": " + pattern):
+        schedule(t)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_SCHEDULES))
+def test_every_schedule_returns_a_python_float(name):
+    assert all(type(ALL_SCHEDULES[name](t)) is float for t in (0, np.int64(3), 10**6))
+
+
+@pytest.mark.parametrize(
+    ("schedule", "t", "named"),
+    [
+        # 1.01 ** 100000 is an OverflowError in Python
+        (
+            ExponentialDecay(0.1, gamma=1.01),
+            100_000,
+            "ExponentialDecay(lr=0.1, gamma=1.01) at t=100000",
+        ),
+        (
+            StepDecay(0.1, factor=2.0, every=1),
+            2_000,
+            "StepDecay(lr=0.1, factor=2.0, every=1) at t=2000",
+        ),
+        # a finite power, an infinite product
+        (
+            ExponentialDecay(1e300, gamma=10.0),
+            10,
+            "ExponentialDecay(lr=1e+300, gamma=10.0) at t=10",
+        ),
+        # the schedule that overflows is named, at its own t
+        (
+            LinearWarmup(ExponentialDecay(0.1, gamma=2.0), 2),
+            5_000,
+            "ExponentialDecay(lr=0.1, gamma=2.0) at t=4998",
+        ),
+    ],
+)
+def test_a_learning_rate_that_overflows_is_a_value_error_naming_schedule_and_t(schedule, t, named):
+    with pytest.raises(ValueError, match=re.escape(f"{named}: the learning rate overflows")):
+        schedule(t)
+
+
+def test_a_learning_rate_that_underflows_is_zero():
+    assert ExponentialDecay(0.1, gamma=0.5)(100_000) == 0.0
+    assert ExponentialDecay(0.1, gamma=0.99)(10**9) == 0.0
+    assert StepDecay(0.1, factor=0.5, every=1)(100_000) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "pattern"),
+    [
+        (float("nan"), ValueError, r"the learning rate is nan"),
+        (-0.5, ValueError, r"the learning rate is -0\.5"),
+        ("0.1", TypeError, r"must return a real number, got '0\.1'"),
+        (None, TypeError, r"must return a real number, got None"),
+    ],
+)
+def test_a_user_schedule_returning_a_bad_rate_is_an_error(value, error, pattern):
+    class Fixed(Schedule):
+        def rate(self, t):
+            return value
+
+    with pytest.raises(error, match=r"Fixed\(\).*" + pattern):
+        Fixed()(0)
+
+
 def test_boundary_arguments_are_accepted():
     assert Constant(0.0)(5) == 0.0
     assert StepDecay(0.1, 1.0, 1)(50) == 0.1
@@ -338,7 +472,7 @@ def test_boundary_arguments_are_accepted():
 
 
 def test_base_schedule_is_abstract():
-    with pytest.raises(NotImplementedError, match="Schedule must implement"):
+    with pytest.raises(NotImplementedError, match=r"Schedule must implement rate\(t\)"):
         Schedule()(0)
 
 

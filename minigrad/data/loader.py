@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from minigrad._validation import _given, check_bool, check_integer
+from minigrad.errors import ShapeError
+
 __all__ = ["DataLoader"]
+
+
+def _samples(name: str, data: ArrayLike, what: str) -> NDArray:
+    """``data`` as an array with a first (sample) axis; ShapeError naming it for a scalar or
+    ragged nested lists."""
+    try:
+        array = np.asarray(data)
+    except ValueError as error:  # ragged: rows of different lengths
+        raise ShapeError(f"{what}: {name} is not a rectangular array: {error}") from None
+    if array.ndim == 0:
+        raise ShapeError(
+            f"{what}: {name} must be an array of samples, got a scalar: {_given(data)}"
+        )
+    return array
+
+
+def _generator(seed: object, name: str = "seed") -> np.random.Generator:
+    """A Generator from ``seed``: an integer >= 0 (Python or NumPy), a Generator (used as it
+    is), a SeedSequence or BitGenerator, or None (fresh entropy). Anything else, a bool or a
+    float included, is a TypeError naming ``name``."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator)):
+        return np.random.default_rng(seed)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        hint = " (use np.random.default_rng)" if isinstance(seed, np.random.RandomState) else ""
+        raise TypeError(
+            f"{name} must be an integer >= 0, a numpy.random.Generator or None, got "
+            f"{_given(seed)}{hint}"
+        )
+    return np.random.default_rng(check_integer(name, seed, minimum=0))
 
 
 class DataLoader:
@@ -25,12 +60,15 @@ class DataLoader:
     y : array, shape (n, ...), or None
         Targets with the same number of rows; None for unlabelled data (then the loader
         yields ``x_batch`` alone).
-    batch_size : int, default 32
+    batch_size : int >= 1 (Python or NumPy), default 32
     shuffle : bool, default True
     drop_last : bool, default False
         Drop the last batch when it is smaller than ``batch_size``.
-    seed : int, numpy.random.Generator or None
+    seed : int >= 0, numpy.random.Generator or None
         Seed or generator for the shuffling (None: fresh entropy).
+
+    Flags must be True or False (the string "False" is refused, not read as True) and
+    counts integers (not floats, not bools): a TypeError names the argument.
 
     Examples
     --------
@@ -50,26 +88,19 @@ class DataLoader:
         drop_last: bool = False,
         seed: int | np.random.Generator | None = None,
     ) -> None:
-        self.x = np.asarray(x)
-        self.y = None if y is None else np.asarray(y)
-        if self.x.ndim == 0:
-            raise ValueError("DataLoader x must be an array of samples, got a scalar")
+        self.x = _samples("x", x, "DataLoader")
+        self.y = None if y is None else _samples("y", y, "DataLoader")
         if len(self.x) == 0:
             raise ValueError("DataLoader got an empty data set (x has 0 samples)")
-        if self.y is not None and (self.y.ndim == 0 or len(self.y) != len(self.x)):
-            given = "a scalar" if self.y.ndim == 0 else f"{len(self.y)} rows"
+        if self.y is not None and len(self.y) != len(self.x):
             raise ValueError(
                 f"DataLoader x and y must have the same number of samples: x has "
-                f"{len(self.x)} rows, y has {given}"
+                f"{len(self.x)} rows, y has {len(self.y)} rows"
             )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise TypeError(f"batch_size must be an integer, got {batch_size!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
-        self.rng = np.random.default_rng(seed)
+        self.batch_size = check_integer("batch_size", batch_size, minimum=1)
+        self.shuffle = check_bool("shuffle", shuffle)
+        self.drop_last = check_bool("drop_last", drop_last)
+        self.rng = _generator(seed)
 
     def __len__(self) -> int:
         """Batches per epoch."""

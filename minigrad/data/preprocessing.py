@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from minigrad._validation import _given, check_bool, check_integer
+from minigrad.data.datasets import _gib, _physical_memory
+from minigrad.data.loader import _generator, _samples
+from minigrad.errors import ShapeError
+
 __all__ = ["Standardizer", "one_hot", "train_test_split"]
+
+#: one_hot infers the number of classes from the labels only up to this many (or as many
+#: as there are labels, if more); beyond it one stray label would make an enormous array
+MAX_INFERRED_CLASSES = 1024
 
 
 def train_test_split(
@@ -18,8 +29,9 @@ def train_test_split(
 ) -> tuple[NDArray, NDArray, NDArray, NDArray]:
     """Split ``(x, y)`` into ``x_train, x_test, y_train, y_test``.
 
-    ``test_size`` is a fraction in (0, 1) of the samples (rounded up, as scikit-learn does)
-    or a number of samples. With ``shuffle=False`` the test set is the last rows.
+    ``test_size`` is a fraction in (0, 1) of the samples (a float: the count is rounded up,
+    as scikit-learn does) or a number of samples (an integer, Python or NumPy); a bool or a
+    string is refused. With ``shuffle=False`` the test set is the last rows.
 
     Shape: x (n, ...), y (n, ...) -> x_train (n - k, ...), x_test (k, ...), y_train, y_test
     likewise, with k = ceil(test_size * n) for a fraction.
@@ -29,22 +41,30 @@ def train_test_split(
     >>> x_test.tolist()
     [7, 8, 9]
     """
-    x, y = np.asarray(x), np.asarray(y)
+    x, y = _samples("x", x, "train_test_split"), _samples("y", y, "train_test_split")
     n = len(x)
     if len(y) != n:
         raise ValueError(f"x and y must have the same number of samples, got {n} and {len(y)}")
-    if isinstance(test_size, (float, np.floating)):
-        if not 0.0 < test_size < 1.0:
-            raise ValueError(f"a fractional test_size must lie in (0, 1), got {test_size}")
-        n_test = int(np.ceil(test_size * n))
-    else:
+    shuffle = check_bool("shuffle", shuffle)
+    rng = _generator(seed)  # checked even when unused, so that a wrong seed is never silent
+    if isinstance(test_size, (bool, np.bool_)) or not isinstance(test_size, numbers.Real):
+        raise TypeError(
+            "test_size must be a fraction in (0, 1) (a float) or a number of samples (an "
+            f"integer), got {_given(test_size)}"
+        )
+    if isinstance(test_size, numbers.Integral):
         n_test = int(test_size)
+    else:
+        fraction = float(test_size)
+        if not 0.0 < fraction < 1.0:  # NaN too
+            raise ValueError(f"a fractional test_size must lie in (0, 1), got {test_size!r}")
+        n_test = int(np.ceil(fraction * n))
     if not 0 < n_test < n:
         raise ValueError(
             f"test_size={test_size!r} leaves {n_test} of {n} samples for testing; "
             "both sets need at least one"
         )
-    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    order = rng.permutation(n) if shuffle else np.arange(n)
     train, test = order[: n - n_test], order[n - n_test :]
     return x[train], x[test], y[train], y[test]
 
@@ -54,14 +74,17 @@ class Standardizer:
 
     Fit on the training set only, then transform every set with the same statistics.
     Features with zero spread are left centred but unscaled (their std counts as 1).
+    ``fit`` refuses NaN and infinite values (one would make its whole column NaN), naming
+    the first one's row and column; ``transform`` passes them through.
 
-    Shape: x (n, features) -> same shape and dtype.
+    Shape: x (n, features) -> the same shape, in x's float dtype (float32 for integer or
+    bool input); ``inverse_transform`` likewise.
 
     >>> scaler = Standardizer().fit(np.array([[0.0, 5.0], [2.0, 5.0]]))
     >>> scaler.transform(np.array([[1.0, 6.0]]))
     array([[0., 1.]])
-    >>> scaler.inverse_transform(np.array([[0.0, 1.0]]))
-    array([[1., 6.]])
+    >>> scaler.inverse_transform(np.array([[0, 1]]))  # integers give float32
+    array([[1., 6.]], dtype=float32)
     """
 
     def __init__(self) -> None:
@@ -69,44 +92,89 @@ class Standardizer:
         self.std: NDArray | None = None
 
     def fit(self, x: ArrayLike) -> Standardizer:
-        """Learn mean and std per feature from x of shape (n, features); return self."""
-        x = np.asarray(x)
+        """Learn mean and std per feature from x of shape (n, features); return self.
+
+        Raises TypeError for data that is not real numbers (strings, complex, objects),
+        ShapeError unless x is a non-empty matrix, ValueError for NaN or infinite values
+        (naming the first one's row and column) or a spread beyond float64's range.
+        """
+        x = _real_array(x, "Standardizer.fit")
         if x.ndim != 2 or len(x) == 0:
-            raise ValueError(
+            raise ShapeError(
                 f"Standardizer.fit expects a non-empty (n, features) array, got shape {x.shape}"
             )
         data = x.astype(np.float64)
-        self.mean = data.mean(axis=0)
-        std = data.std(axis=0)
+        bad = ~np.isfinite(data)
+        if bad.any():
+            row, column = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"Standardizer.fit: x holds {data[row, column]} at row {row}, column {column} "
+                f"({int(bad.sum())} non-finite values in all); fill or drop them first"
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = data.mean(axis=0)
+            std = data.std(axis=0)
+        spread = ~(np.isfinite(mean) & np.isfinite(std))
+        if spread.any():
+            column = int(np.flatnonzero(spread)[0])
+            raise ValueError(
+                f"Standardizer.fit: column {column}'s mean or spread overflows float64 (values "
+                f"up to {np.abs(data[:, column]).max():g}); rescale it first"
+            )
+        self.mean = mean
         self.std = np.where(std > 0, std, 1.0)
         return self
 
     def transform(self, x: ArrayLike) -> NDArray[np.floating]:
         """z = (x - mean) / std, in x's float dtype (float32 for integer input)."""
-        if self.mean is None or self.std is None:
-            raise RuntimeError("Standardizer.transform() before fit(): fit it on the training data")
-        x = np.asarray(x)
-        if x.ndim != 2 or x.shape[1] != self.mean.shape[0]:
-            raise ValueError(
-                f"Standardizer was fitted on {self.mean.shape[0]} features, got shape {x.shape}"
-            )
-        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
-        return ((x - self.mean) / self.std).astype(dtype)
+        x = self._checked(x, "transform")
+        return ((x - self.mean) / self.std).astype(_float_dtype(x))
 
     def fit_transform(self, x: ArrayLike) -> NDArray[np.floating]:
         """``fit(x)``, then ``transform(x)``."""
         return self.fit(x).transform(x)
 
     def inverse_transform(self, z: ArrayLike) -> NDArray[np.floating]:
-        """x = z * std + mean, the inverse of :meth:`transform`, in z's dtype."""
+        """x = z * std + mean, the inverse of :meth:`transform`, in z's float dtype (float32
+        for integer input: truncating to integers would lose the fractions)."""
+        z = self._checked(z, "inverse_transform")
+        return (z * self.std + self.mean).astype(_float_dtype(z))
+
+    def _checked(self, x: ArrayLike, method: str) -> NDArray:
+        """``x`` as an array of real numbers of shape (n, fitted features), or raised."""
         if self.mean is None or self.std is None:
-            raise RuntimeError("Standardizer.inverse_transform() before fit()")
-        z = np.asarray(z)
-        return (z * self.std + self.mean).astype(z.dtype)
+            raise RuntimeError(f"Standardizer.{method}() before fit(): fit it on the training data")
+        x = _real_array(x, f"Standardizer.{method}")
+        features = self.mean.shape[0]
+        if x.ndim != 2 or x.shape[1] != features:
+            given = f"{x.shape[1]} features" if x.ndim == 2 else f"a {x.ndim}-D array"
+            hint = "; one sample is x.reshape(1, -1)" if x.shape == (features,) else ""
+            raise ShapeError(
+                f"Standardizer.{method}: it was fitted on {features} features, got shape "
+                f"{x.shape} ({given}){hint}"
+            )
+        return x
 
     def __repr__(self) -> str:
         fitted = "unfitted" if self.mean is None else f"features={self.mean.shape[0]}"
         return f"Standardizer({fitted})"
+
+
+def _real_array(x: ArrayLike, what: str) -> NDArray:
+    """``x`` as an array of booleans, integers or floats; TypeError naming the dtype else."""
+    try:
+        array = np.asarray(x)
+    except (TypeError, ValueError) as error:  # ragged nested lists
+        raise TypeError(f"{what} expects an array of numbers: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{what} expects real numbers (bool, integer or float), got dtype {array.dtype}"
+        )
+    return array
+
+
+def _float_dtype(x: NDArray) -> np.dtype:
+    return x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
 
 
 def one_hot(
@@ -114,22 +182,70 @@ def one_hot(
 ) -> NDArray:
     """Rows of zeros with a one at each label: (n,) integers in [0, classes) -> (n, classes).
 
+    ``classes`` (an integer >= 0, Python or NumPy) is the number of columns. When it is
+    None it is inferred as max(labels) + 1, but only up to max(n, 1024): a larger maximum is
+    far more likely a stray label than a class, and would allocate n x (max + 1) entries, so
+    it is refused and ``classes`` must be given. ``dtype`` is any NumPy numeric dtype.
+
+    Raises TypeError for labels that are not integers and for a ``classes`` or ``dtype`` of
+    the wrong type, ShapeError for labels that are not 1-D, ValueError for a label outside
+    [0, classes), and MemoryError (naming the size, before allocating) when the result would
+    not fit in this machine's memory.
+
     >>> one_hot([0, 2], classes=3)
     array([[1., 0., 0.],
            [0., 0., 1.]], dtype=float32)
     """
     labels = np.asarray(labels)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
+    if labels.ndim != 1:
+        raise ShapeError(
             "one_hot expects a 1-D array of integer labels, got "
             f"{labels.dtype} of shape {labels.shape}"
         )
-    if classes is None:
-        classes = int(labels.max()) + 1 if labels.size else 0
-    if labels.size and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(
-            f"one_hot labels must lie in [0, {classes}), got {labels.min()} to {labels.max()}"
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(
+            "one_hot expects a 1-D array of integer labels, got "
+            f"{labels.dtype} of shape {labels.shape}"
         )
-    out = np.zeros((len(labels), classes), dtype=dtype)
+    if not labels.size:
+        labels = labels.astype(np.intp)  # [] is float64: no label, nothing to check
+    dtype = _numeric_dtype(dtype)
+    low, high = (int(labels.min()), int(labels.max())) if labels.size else (0, -1)
+    if classes is None:
+        limit = max(len(labels), MAX_INFERRED_CLASSES)
+        if high + 1 > limit:
+            raise ValueError(
+                f"one_hot: the largest label is {high}, so inferring the classes would make "
+                f"{high + 1} columns for {len(labels)} labels; pass classes= explicitly (or "
+                "check the labels for a stray value)"
+            )
+        classes = high + 1
+    else:
+        classes = check_integer("classes", classes, minimum=0)
+    if labels.size and (low < 0 or high >= classes):
+        raise ValueError(f"one_hot labels must lie in [0, {classes}), got {low} to {high}")
+    size = len(labels) * classes * dtype.itemsize
+    message = f"one_hot: {len(labels)} labels x {classes} classes of {dtype} need {_gib(size)}"
+    memory = _physical_memory()
+    if memory is not None and size > memory:
+        raise MemoryError(f"{message}, more than this machine's {_gib(memory)}")
+    try:
+        out = np.zeros((len(labels), classes), dtype=dtype)
+    except (MemoryError, ValueError) as error:  # ValueError: beyond NumPy's largest array
+        raise MemoryError(f"{message}, which cannot be allocated") from error
     out[np.arange(len(labels)), labels] = 1
     return out
+
+
+def _numeric_dtype(dtype: DTypeLike) -> np.dtype:
+    """``dtype`` as a NumPy bool, integer or float dtype; TypeError naming it otherwise (None
+    included, which NumPy would read as float64)."""
+    try:
+        result = None if dtype is None else np.dtype(dtype)
+    except TypeError:
+        result = None
+    if result is None or result.kind not in "biuf":
+        raise TypeError(
+            f"one_hot dtype must be a NumPy bool, integer or float dtype, got {dtype!r}"
+        )
+    return result

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from minigrad._validation import _given
 from minigrad.optim.base import (
     HyperparameterChecks,
     Optimizer,
@@ -23,8 +24,11 @@ __all__ = ["Adam", "AdamW", "adam_update"]
 
 
 def check_betas(name: str, betas: Any) -> tuple[float, float]:
-    """``betas`` as a pair of floats, each in [0, 1), or ValueError."""
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+    """``betas`` as a pair of floats, each in [0, 1): TypeError unless it is a tuple or a list
+    of two real numbers, ValueError for another length or a value outside [0, 1)."""
+    if not isinstance(betas, (tuple, list)):
+        raise TypeError(f"{name} must be a pair (beta1, beta2), got {_given(betas)}")
+    if len(betas) != 2:
         raise ValueError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
     return (check_fraction(f"{name}[0]", betas[0]), check_fraction(f"{name}[1]", betas[1]))
 
@@ -99,7 +103,9 @@ class Adam(Optimizer):
 
     eps is added to sqrt(v_hat), outside the square root, as in PyTorch and the paper (optax
     also offers eps inside; TensorFlow adds it to sqrt(v) before bias correction). Each
-    parameter keeps its own step count.
+    parameter keeps its own step count. For float16 parameters m and v are float32 and the
+    update is computed in float32 (in float16, eps = 1e-8 rounds to 0 and a zero gradient
+    gives 0/0 = NaN, as torch.optim.Adam on float16 tensors does).
 
     Parameters
     ----------
@@ -139,13 +145,11 @@ class Adam(Optimizer):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def _initial_state(self, param: Parameter) -> dict[str, Any]:
-        return {"step": 0, "m": np.zeros_like(param.value), "v": np.zeros_like(param.value)}
+        return {"step": 0, "m": self._zeros(param), "v": self._zeros(param)}
 
-    def step(self) -> None:
-        """Count the step (t <- t + 1 for every parameter), then update every parameter."""
+    def _begin_step(self) -> None:
         for state in self.state.values():
             state["step"] += 1
-        super().step()
 
     def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
         adam_update(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from minigrad._validation import _given, check_real
+from minigrad.errors import ShapeError
 from minigrad.parameter import Parameter
 
 __all__ = ["BLOCK_SIZE", "HyperparameterChecks", "Optimizer"]
@@ -17,6 +19,13 @@ BLOCK_SIZE = 1 << 18
 
 #: hyperparameter name -> check(name, value) returning the normalised value
 HyperparameterChecks = dict[str, Callable[[str, Any], Any]]
+
+#: hyperparameters of other optimizers (here, in PyTorch, Keras): assigning one that an
+#: optimizer does not have is refused, as no update would read it
+_OTHER_HYPERPARAMETERS = frozenset(
+    {"learning_rate", "momentum", "nesterov", "dampening", "betas", "beta_1", "beta_2"}
+    | {"beta1", "beta2", "eps", "epsilon", "weight_decay", "amsgrad", "rho", "decay"}
+)
 
 
 class Optimizer:
@@ -28,10 +37,26 @@ class Optimizer:
     place** from ``parameter.grad``, so layers and optimizers share the same arrays.
 
     Hyperparameters are attributes that may change between steps (``optimizer.lr = 0.01``
-    is how a schedule changes the learning rate). Every assignment is validated: a
-    subclass lists its hyperparameters in ``hyperparameter_checks``, each with the function
-    that checks and normalises its value, writes its update rule as a small function of
-    (value, grad, state, hyperparameters) beside the class, and calls it from ``_update``.
+    is how a schedule changes the learning rate). Every assignment is validated, so that
+    a mistake fails where it is made and ``step()`` checks nothing: a subclass lists its
+    hyperparameters in ``hyperparameter_checks``, each with the function that checks and
+    normalises its value (numbers must be real numbers, not bools nor strings; flags must
+    be bools), writes its update rule as a small function of (value, grad, state,
+    hyperparameters) beside the class, and calls it from ``_update``. Assigning a
+    hyperparameter that this optimizer does not have but others do (``sgd.momentum = 0.9``,
+    Keras' ``optimizer.learning_rate = 0.01``) is an AttributeError, as no update reads it.
+
+    float16 parameters are updated in float32: their state buffers are float32, and each
+    step widens the value and the gradient into float32 work arrays, computes the update
+    there and rounds the result into the float16 value once. In float16 itself Adam's eps
+    (1e-8) rounds to 0 and a zero gradient gives 0/0 = NaN, and a momentum buffer
+    overflows past 65504. (Unlike mixed-precision training, no float32 copy of the
+    parameter is kept: a change smaller than half a float16 step is rounded away.)
+
+    ``step()`` updates the arrays a parameter holds; if ``value`` or ``grad`` was replaced
+    by another array since the last step, that array is checked first (same shape and
+    dtype as when the optimizer was built, value writeable) and nothing is updated if one
+    does not fit.
 
     Parameters
     ----------
@@ -61,6 +86,10 @@ class Optimizer:
     Traceback (most recent call last):
         ...
     ValueError: learning rate must be a finite number >= 0, got -1.0
+    >>> optimizer.lr = "0.1"
+    Traceback (most recent call last):
+        ...
+    TypeError: learning rate must be a real number, got '0.1' (str)
     """
 
     hyperparameter_checks: ClassVar[HyperparameterChecks] = {
@@ -68,74 +97,167 @@ class Optimizer:
     }
 
     def __init__(self, params: Iterable[Parameter], **hyperparameters: Any) -> None:
-        self.params = _parameter_list(params)
+        self.params = _parameter_list(params, "optimizer")
         self._set_hyperparameters(hyperparameters)
+        # the shape and dtype every step relies on: the state buffers are made for them
+        self._layouts = [(p.shape, p.dtype) for p in self.params]
+        arrays = [self._checked_arrays(index) for index in range(len(self.params))]
         self.state: dict[Parameter, dict[str, Any]] = {
             p: self._initial_state(p) for p in self.params
         }
-        # One work array per dtype, shared by all parameters and reused by every step, so that
-        # updates allocate nothing. A parameter larger than BLOCK_SIZE entries is updated block
-        # by block through it, which also keeps each block's arrays in cache between the
-        # several passes of an update rule.
+        # One work array per computing dtype, shared by all parameters and reused by every
+        # step, so that updates allocate nothing. A parameter larger than BLOCK_SIZE entries
+        # is updated block by block through it, which also keeps each block's arrays in cache
+        # between the several passes of an update rule. float16 parameters are computed in
+        # float32 (see the class docstring): two more float32 arrays receive their value and
+        # gradient, block by block when they are large.
         sizes: dict[np.dtype, int] = {}
+        half = 0
         for p in self.params:
-            sizes[p.dtype] = max(sizes.get(p.dtype, 0), min(p.size, BLOCK_SIZE))
+            dtype = state_dtype(p.dtype)
+            sizes[dtype] = max(sizes.get(dtype, 0), min(p.size, BLOCK_SIZE))
+            if dtype != p.dtype:
+                half = max(half, min(p.size, BLOCK_SIZE))
         self._work = {dtype: np.empty(size, dtype) for dtype, size in sizes.items()}
-        self._whole: dict[Parameter, NDArray[np.floating]] = {
-            p: self._work[p.dtype][: p.size].reshape(p.shape)
-            for p in self.params
-            if p.size <= BLOCK_SIZE
-        }
+        self._widened = (np.empty(half, np.float32), np.empty(half, np.float32))
+        self._bound: list[tuple[Parameter, NDArray, NDArray]] = []
+        self._plan: list[tuple[Any, ...]] = []
+        self._bind(arrays)
 
     def __setattr__(self, name: str, value: Any) -> None:
         check = self.hyperparameter_checks.get(name)
+        if check is None and name in _OTHER_HYPERPARAMETERS:
+            # optimizer.learning_rate = 0.01 (Keras' name) or sgd.momentum = 0.9 would set an
+            # attribute that no update reads: refuse it instead of changing nothing
+            raise AttributeError(
+                f"{type(self).__name__} has no hyperparameter {name!r}, so setting it would "
+                f"change nothing; its hyperparameters are {', '.join(self.hyperparameter_checks)}"
+                + (" (the learning rate is lr)" if name == "learning_rate" else "")
+            )
         super().__setattr__(name, value if check is None else check(name, value))
 
     # -- what a subclass writes ------------------------------------------------------------
 
     def _initial_state(self, param: Parameter) -> dict[str, Any]:
-        """The state of one parameter before the first step (buffers allocated here)."""
+        """The state of one parameter before the first step (buffers allocated here, with
+        :meth:`_zeros` so that they have the dtype the update computes in)."""
         return {}
 
     def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
         """Update ``value`` in place from ``grad`` and ``state``, using ``work`` as scratch.
 
         The arrays are a whole parameter, or one block of it (then ``state``'s arrays are the
-        matching blocks of the parameter's state); all four have the same shape.
+        matching blocks of the parameter's state); all four have the same shape and the same
+        dtype (float32 copies of the value and the gradient for a float16 parameter).
         """
         raise NotImplementedError(f"{type(self).__name__} must implement _update")
+
+    def _begin_step(self) -> None:
+        """Called by :meth:`step` once the parameters are checked, before any update (Adam
+        counts its steps here)."""
+
+    def _zeros(self, param: Parameter) -> NDArray[np.floating]:
+        """A state buffer of zeros for ``param``: its shape, the dtype its update computes in."""
+        return np.zeros(param.shape, state_dtype(param.dtype))
 
     # -- the public interface ---------------------------------------------------------------
 
     def step(self) -> None:
-        """Apply one update to every parameter, in place."""
-        for param, state in self.state.items():
-            work = self._whole.get(param)
-            if work is not None:
-                self._update(param.value, param.grad, state, work)
-            else:
-                for value, grad, block_state, block_work in self._blocks(param, state):
-                    self._update(value, grad, block_state, block_work)
+        """Apply one update to every parameter, in place.
 
-    def _blocks(
-        self, param: Parameter, state: dict[str, Any]
-    ) -> Iterator[tuple[NDArray, NDArray, dict[str, Any], NDArray]]:
-        """Consecutive blocks of at most BLOCK_SIZE entries of a large parameter, its gradient
-        and its state arrays (views of the flattened arrays), with the work array."""
-        work = self._work[param.dtype]
+        Raises
+        ------
+        ShapeError, TypeError, ValueError
+            A parameter's value or gradient was replaced by an array the optimizer cannot
+            update (another shape or dtype, read-only); nothing is updated then.
+        """
+        for param, value, grad in self._bound:
+            if param.value is not value or param.grad is not grad:
+                self._bind([self._checked_arrays(i) for i in range(len(self.params))])
+                break
+        self._begin_step()
+        update = self._update
+        for value, grad, state, work, wide_value, wide_grad in self._plan:
+            if wide_value is None and work is not None:
+                update(value, grad, state, work)
+            elif work is not None:  # a float16 parameter, whole
+                np.copyto(wide_value, value)
+                np.copyto(wide_grad, grad)
+                update(wide_value, wide_grad, state, work)
+                np.copyto(value, wide_value)
+            else:
+                self._update_in_blocks(value, grad, state)
+
+    def _update_in_blocks(self, value: NDArray, grad: NDArray, state: dict[str, Any]) -> None:
+        """Update a parameter of more than BLOCK_SIZE entries, block by block: consecutive
+        blocks of its flattened value, gradient and state arrays (views), through the work
+        array (and, for float16, the widened copies)."""
+        work = self._work[state_dtype(value.dtype)]
+        widen = work.dtype != value.dtype
+        flat_value, flat_grad = value.reshape(-1), grad.reshape(-1)
+        buffers = {k: v.reshape(-1) for k, v in state.items() if isinstance(v, np.ndarray)}
+        for start in range(0, value.size, work.size):
+            stop = min(start + work.size, value.size)
+            block_state = {**state, **{k: v[start:stop] for k, v in buffers.items()}}
+            block_value, block_grad = flat_value[start:stop], flat_grad[start:stop]
+            block_work = work[: stop - start]
+            if widen:
+                wide_value = self._widened[0][: stop - start]
+                wide_grad = self._widened[1][: stop - start]
+                np.copyto(wide_value, block_value)
+                np.copyto(wide_grad, block_grad)
+                self._update(wide_value, wide_grad, block_state, block_work)
+                np.copyto(block_value, wide_value)
+            else:
+                self._update(block_value, block_grad, block_state, block_work)
+
+    def _checked_arrays(self, index: int) -> tuple[NDArray, NDArray]:
+        """Parameter ``index``'s value and gradient, if this optimizer can update them: arrays
+        of the shape and dtype it was built for, the value writeable and, for a parameter
+        updated in blocks, both contiguous. Raised otherwise, naming the parameter."""
+        param = self.params[index]
+        shape, dtype = self._layouts[index]
+        what = f"optimizer parameter {index} ({param.name or 'unnamed'})"
         arrays = {"value": param.value, "grad": param.grad}
-        arrays.update((k, v) for k, v in state.items() if isinstance(v, np.ndarray))
         for name, array in arrays.items():
-            if not array.flags.c_contiguous:
-                raise ValueError(
-                    f"the optimizer needs contiguous arrays; {name} of {param!r} is not"
+            if not isinstance(array, np.ndarray):
+                raise TypeError(
+                    f"{what}: its {name} must be a NumPy array, got {type(array).__name__}"
                 )
-        flat = {name: array.reshape(-1) for name, array in arrays.items()}
-        for start in range(0, param.size, work.size):
-            stop = min(start + work.size, param.size)
-            block = {name: array[start:stop] for name, array in flat.items()}
-            value, grad = block.pop("value"), block.pop("grad")
-            yield value, grad, {**state, **block}, work[: stop - start]
+            replaced = (
+                f"{what}: its {name} has {{}}, but {type(self).__name__} was built for "
+                f"{{}}; change it in place (param.{name}[...] = new) or build a new optimizer"
+            )
+            if array.shape != shape:
+                raise ShapeError(replaced.format(f"shape {array.shape}", f"shape {shape}"))
+            if array.dtype != dtype:
+                raise TypeError(replaced.format(f"dtype {array.dtype}", f"dtype {dtype}"))
+        if not arrays["value"].flags.writeable:
+            raise ValueError(
+                f"{what}: its value is a read-only array, and the optimizer updates values in "
+                "place; give the parameter a writeable array (a copy: np.array(value))"
+            )
+        if param.size > BLOCK_SIZE:
+            for name, array in arrays.items():
+                if not array.flags.c_contiguous:
+                    raise ValueError(
+                        f"{what}: its {name} is not C-contiguous, which an update in blocks "
+                        "needs; use np.ascontiguousarray"
+                    )
+        return arrays["value"], arrays["grad"]
+
+    def _bind(self, arrays: list[tuple[NDArray, NDArray]]) -> None:
+        """Remember each parameter's (checked) arrays and prepare how step() updates them."""
+        self._bound = [(p, v, g) for p, (v, g) in zip(self.params, arrays, strict=True)]
+        self._plan = []
+        for p, (value, grad) in zip(self.params, arrays, strict=True):
+            work = wide_value = wide_grad = None
+            if p.size <= BLOCK_SIZE:
+                work = self._work[state_dtype(p.dtype)][: p.size].reshape(p.shape)
+                if work.dtype != p.dtype:
+                    wide_value = self._widened[0][: p.size].reshape(p.shape)
+                    wide_grad = self._widened[1][: p.size].reshape(p.shape)
+            self._plan.append((value, grad, self.state[p], work, wide_value, wide_grad))
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero.
@@ -155,14 +277,18 @@ class Optimizer:
         """The current hyperparameters, by name."""
         return {name: getattr(self, name) for name in self.hyperparameter_checks}
 
-    def _validated_hyperparameters(self, values: Mapping[str, Any]) -> dict[str, Any]:
+    def _validated_hyperparameters(self, values: Any) -> dict[str, Any]:
         """Every hyperparameter checked and normalised; nothing is set."""
+        if not isinstance(values, Mapping):
+            raise TypeError(
+                f"{type(self).__name__} hyperparameters must be a dict, got {_given(values)}"
+            )
         unknown = set(values) - set(self.hyperparameter_checks)
         missing = set(self.hyperparameter_checks) - set(values)
         if unknown or missing:
             raise ValueError(
                 f"{type(self).__name__} hyperparameters are {list(self.hyperparameter_checks)}; "
-                f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
+                f"missing {sorted(missing)}, unexpected {sorted(map(str, unknown))}"
             )
         return {
             name: check(name, values[name]) for name, check in self.hyperparameter_checks.items()
@@ -181,19 +307,39 @@ class Optimizer:
             ],
         }
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore hyperparameters and per-parameter state from :meth:`state_dict` output.
 
-        Everything is checked (count, keys, shapes, dtypes) before anything is written.
-        Buffers are copied into the existing arrays.
+        Everything is checked before anything is written: the structure (a dict with
+        ``"hyperparameters"``, a dict, and ``"state"``, a list with one dict per parameter),
+        each state's keys, each buffer's shape and dtype, each count (an integer >= 0) and
+        each hyperparameter (as on assignment). Buffers are copied into the existing arrays.
+
+        Raises
+        ------
+        TypeError
+            A part of the wrong type (``state=None``, a buffer that is not an array, a
+            count that is not an integer, a hyperparameter that is not a number).
+        ValueError
+            The wrong number of parameters or keys, a buffer of another shape or dtype, a
+            negative count or an invalid hyperparameter.
         """
         if not isinstance(state_dict, Mapping) or set(state_dict) != {"hyperparameters", "state"}:
-            raise ValueError(
+            raise (ValueError if isinstance(state_dict, Mapping) else TypeError)(
                 "an optimizer state_dict is a dict with the keys 'hyperparameters' and 'state', "
                 f"got {type(state_dict).__name__}"
-                + (f" with keys {sorted(state_dict)}" if isinstance(state_dict, Mapping) else "")
+                + (
+                    f" with keys {sorted(map(str, state_dict))}"
+                    if isinstance(state_dict, Mapping)
+                    else ""
+                )
             )
         states = state_dict["state"]
+        if not isinstance(states, (list, tuple)):
+            raise TypeError(
+                "optimizer state_dict['state'] must be a list with one dict per parameter, "
+                f"got {_given(states)}"
+            )
         if len(states) != len(self.params):
             raise ValueError(
                 f"optimizer state has {len(states)} parameters, this optimizer has "
@@ -201,18 +347,23 @@ class Optimizer:
             )
         for index, (param, saved) in enumerate(zip(self.params, states, strict=True)):
             own = self.state[param]
+            if not isinstance(saved, Mapping):
+                raise TypeError(
+                    f"optimizer state of parameter {index} must be a dict, got {_given(saved)}"
+                )
             if set(saved) != set(own):
                 raise ValueError(
-                    f"optimizer state of parameter {index} has keys {sorted(saved)}, "
+                    f"optimizer state of parameter {index} has keys {sorted(map(str, saved))}, "
                     f"expected {sorted(own)}"
                 )
             for key, value in own.items():
                 _check_state_entry(
                     f"optimizer state {key!r} of parameter {index}", value, saved[key]
                 )
-        self._validated_hyperparameters(state_dict["hyperparameters"])
+        hyperparameters = self._validated_hyperparameters(state_dict["hyperparameters"])
         # everything is valid: write
-        self._set_hyperparameters(state_dict["hyperparameters"])
+        for name, value in hyperparameters.items():
+            setattr(self, name, value)
         for param, saved in zip(self.params, states, strict=True):
             own = self.state[param]
             for key, value in own.items():
@@ -226,17 +377,31 @@ class Optimizer:
         return f"{type(self).__name__}({settings})"
 
 
+def state_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype an update computes in, and its state is kept in, for parameters of ``dtype``:
+    float32 for float16 (whose 5-bit exponent loses eps, g^2 and momentum sums), else
+    ``dtype`` itself.
+
+    >>> state_dtype(np.dtype(np.float16)), state_dtype(np.dtype(np.float64))
+    (dtype('float32'), dtype('float64'))
+    """
+    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
+
+
 def _check_state_entry(what: str, own: Any, saved: Any) -> None:
     """Raise unless ``saved`` can replace ``own``: an array of the same shape and dtype, or a
-    count (int >= 0)."""
+    count (an integer >= 0)."""
     if isinstance(own, np.ndarray):
-        given = np.asarray(saved)
-        if given.shape != own.shape or given.dtype != own.dtype:
+        if not isinstance(saved, np.ndarray):
+            raise TypeError(f"{what} must be a NumPy array, got {_given(saved)}")
+        if saved.shape != own.shape or saved.dtype != own.dtype:
             raise ValueError(
-                f"{what} has shape {given.shape} and dtype {given.dtype}, "
+                f"{what} has shape {saved.shape} and dtype {saved.dtype}, "
                 f"expected {own.shape} and {own.dtype}"
             )
-    elif isinstance(saved, bool) or not isinstance(saved, (int, np.integer)) or saved < 0:
+    elif isinstance(saved, (bool, np.bool_)) or not isinstance(saved, (int, np.integer)):
+        raise TypeError(f"{what} must be an integer count >= 0, got {saved!r}")
+    elif saved < 0:
         raise ValueError(f"{what} must be an integer count >= 0, got {saved!r}")
 
 
@@ -244,46 +409,53 @@ def _copy(value: Any) -> Any:
     return value.copy() if isinstance(value, np.ndarray) else value
 
 
-def _parameter_list(params: Iterable[Parameter]) -> list[Parameter]:
-    if not isinstance(params, Iterable):
+def _parameter_list(params: Iterable[Parameter], what: str) -> list[Parameter]:
+    """``params`` as a list of distinct Parameters, or an error saying what ``what`` takes."""
+    if isinstance(params, Parameter) or not isinstance(params, Iterable):
         raise TypeError(
-            f"an optimizer takes an iterable of Parameters, got {type(params).__name__}; "
+            f"{what} takes an iterable of Parameters, got {type(params).__name__}; "
             "pass model.parameters()"
         )
     params = list(params)
-    if not params:
+    if not params and what == "optimizer":
         raise ValueError("optimizer got an empty parameter list")
     for index, p in enumerate(params):
         if not isinstance(p, Parameter):
             raise TypeError(
-                f"optimizer parameter {index} is a {type(p).__name__}, not a minigrad "
+                f"{what} parameter {index} is a {type(p).__name__}, not a minigrad "
                 "Parameter; pass model.parameters()"
             )
     seen: dict[int, int] = {}
     for index, p in enumerate(params):
         if id(p) in seen:
             raise ValueError(
-                f"optimizer got the same Parameter ({p.name or 'unnamed'}) twice: "
+                f"{what} got the same Parameter ({p.name or 'unnamed'}) twice: "
                 f"at positions {seen[id(p)]} and {index}"
             )
         seen[id(p)] = index
     return params
 
 
-def check_fraction(name: str, value: float) -> float:
-    """``value`` as a float in [0, 1), or ValueError."""
-    value = float(value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return value
+def real(name: str, value: Any, **bounds: Any) -> float:
+    """:func:`~minigrad._validation.check_real`, with an integer too large for a float
+    reported as a ValueError naming ``name`` (float() raises a bare OverflowError)."""
+    try:
+        return check_real(name, value, **bounds)
+    except OverflowError:
+        raise ValueError(f"{name} must be a finite number, got {_given(value)}") from None
 
 
-def check_non_negative(name: str, value: float) -> float:
-    """``value`` as a finite float >= 0, or ValueError."""
-    value = float(value)
-    if not (np.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
+def check_fraction(name: str, value: Any) -> float:
+    """``value`` as a float in [0, 1): TypeError for a non-number, ValueError outside."""
+    number = real(name, value, finite=False)
+    if not 0.0 <= number < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return number
+
+
+def check_non_negative(name: str, value: Any) -> float:
+    """``value`` as a finite float >= 0: TypeError for a non-number, ValueError otherwise."""
+    return real(name, value, minimum=0.0)
 
 
 def decayed_gradient(

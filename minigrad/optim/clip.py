@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from minigrad.optim.base import _parameter_list, real
 from minigrad.parameter import Parameter
 
 __all__ = ["clip_grad_norm", "global_grad_norm"]
@@ -20,7 +21,7 @@ def global_grad_norm(params: Iterable[Parameter]) -> float:
     5.0
     """
     total = 0.0
-    for p in params:
+    for p in _parameter_list(params, "global_grad_norm"):
         # in float64: float32 squares overflow past 1.8e19 and vanish below 1e-23
         flat = p.grad.reshape(-1).astype(np.float64, copy=False)
         total += float(np.dot(flat, flat))
@@ -36,16 +37,17 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
     (a :class:`~minigrad.callbacks.DivergenceGuard` reports the loss). Returns n, the norm
     before clipping. Call it between ``backward`` and ``optimizer.step()``.
 
+    ``params`` is an iterable of distinct Parameters (a Parameter listed twice would count,
+    and be scaled, twice); ``max_norm`` a real number > 0 (not a string, not a bool).
+
     >>> p = Parameter(np.zeros(2)); p.grad[:] = [3.0, 4.0]
     >>> clip_grad_norm([p], max_norm=1.0)
     5.0
     >>> p.grad.round(6)
     array([0.6, 0.8])
     """
-    max_norm = float(max_norm)
-    if not (math.isfinite(max_norm) and max_norm > 0):
-        raise ValueError(f"max_norm must be a finite number > 0, got {max_norm}")
-    params = list(params)
+    max_norm = real("max_norm", max_norm, above=0.0)
+    params = _parameter_list(params, "clip_grad_norm")
     norm = global_grad_norm(params)
     scale = max_norm / (norm + 1e-6)
     if math.isfinite(norm) and scale < 1.0:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from minigrad._validation import check_bool
 from minigrad.optim.base import (
     HyperparameterChecks,
     Optimizer,
@@ -101,7 +102,7 @@ class Momentum(Optimizer):
     hyperparameter_checks: ClassVar[HyperparameterChecks] = {
         **Optimizer.hyperparameter_checks,
         "momentum": check_fraction,
-        "nesterov": lambda name, value: bool(value),
+        "nesterov": check_bool,
         "weight_decay": check_non_negative,
     }
 
@@ -118,7 +119,7 @@ class Momentum(Optimizer):
         )
 
     def _initial_state(self, param: Parameter) -> dict[str, Any]:
-        return {"velocity": np.zeros_like(param.value)}
+        return {"velocity": self._zeros(param)}
 
     def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
         momentum_update(
