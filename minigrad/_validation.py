@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -99,7 +100,10 @@ def check_real(
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_given(value)}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        number = math.inf if value > 0 else -math.inf  # type: ignore[operator]
     bounds = [
         (minimum, lambda v, b: v >= b, ">="),
         (maximum, lambda v, b: v <= b, "<="),

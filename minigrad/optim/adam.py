@@ -16,6 +16,7 @@ from minigrad.optim.base import (
     check_fraction,
     check_non_negative,
     decayed_gradient,
+    state_dtype,
 )
 from minigrad.optim.safe_step import norm
 from minigrad.parameter import Parameter
@@ -204,7 +205,7 @@ class Adam(Optimizer):
             correction = lr / (1 - b1**t)
             bounds = [correction * m / eps if eps > 0 else math.inf]
             if ratio < math.inf:
-                work = self._work[p.dtype].dtype
+                work = state_dtype(p.dtype)
                 rounding = ratio * math.sqrt(np.finfo(work).smallest_subnormal / (1 - b2))
                 per_entry = ratio * math.sqrt(1 - b2**t) * 1.001 + (
                     rounding / eps if eps > 0 else 0.0 if rounding == 0 else math.inf
