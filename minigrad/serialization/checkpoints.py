@@ -223,19 +223,16 @@ def save_checkpoint(
 
 def _check_checkpoint_arguments(path: Any, model: Any, optimizer: Any) -> None:
     """TypeError for arguments of the wrong types, saying the order when they are mixed up."""
-    given = (path, model, optimizer)
-    expected = (
-        isinstance(path, (str, os.PathLike)),
-        isinstance(model, Layer),
-        isinstance(optimizer, Optimizer),
-    )
-    if not all(expected):
-        kinds = ", ".join(type(value).__name__ for value in given)
-        if any(isinstance(value, (Layer, Optimizer)) for value in given):
-            raise TypeError(
-                "save_checkpoint takes (path, model, optimizer) in that order: a file path, "
-                f"a minigrad Layer and its Optimizer; got ({kinds})"
-            )
+    if (
+        isinstance(path, (Layer, Optimizer))
+        or isinstance(model, (Optimizer, str, os.PathLike))
+        or isinstance(optimizer, (Layer, str, os.PathLike))
+    ):
+        kinds = ", ".join(type(value).__name__ for value in (path, model, optimizer))
+        raise TypeError(
+            "save_checkpoint takes (path, model, optimizer) in that order: a file path, "
+            f"a minigrad Layer and its Optimizer; got ({kinds})"
+        )
     check_model_and_path("save_checkpoint", model, path)
     if not isinstance(optimizer, Optimizer):
         raise TypeError(
