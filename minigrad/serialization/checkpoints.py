@@ -19,6 +19,7 @@ parameters, bit for bit, as training without the interruption::
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import re
 from dataclasses import dataclass, field
@@ -223,10 +224,15 @@ def save_checkpoint(
 
 def _check_checkpoint_arguments(path: Any, model: Any, optimizer: Any) -> None:
     """TypeError for arguments of the wrong types, saying the order when they are mixed up."""
+    path_like = (str, os.PathLike)
     if (
         isinstance(path, (Layer, Optimizer))
-        or isinstance(model, (Optimizer, str, os.PathLike))
-        or isinstance(optimizer, (Layer, str, os.PathLike))
+        or isinstance(model, Optimizer)
+        or isinstance(optimizer, Layer)
+        or (
+            (isinstance(model, path_like) or isinstance(optimizer, path_like))
+            and not isinstance(path, path_like)
+        )
     ):
         kinds = ", ".join(type(value).__name__ for value in (path, model, optimizer))
         raise TypeError(
@@ -257,11 +263,16 @@ def _checked_history(history: Any) -> dict[str, list[float]]:
                 f"history maps names to lists of numbers, got {quoted(name)}: "
                 f"{type(values).__name__}"
             )
+        if not all(
+            isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            for value in values
+        ):
+            raise TypeError(f"history[{quoted(name)}] must hold numbers, got {listing(values)}")
         try:
-            checked[name] = [_number(value) for value in values]
-        except (TypeError, OverflowError):
-            raise TypeError(
-                f"history[{quoted(name)}] must hold numbers, got {listing(values)}"
+            checked[name] = [float(value) for value in values]  # NumPy floats too
+        except OverflowError:
+            raise ValueError(
+                f"history[{quoted(name)}] holds a number beyond the float range"
             ) from None
     return checked
 
