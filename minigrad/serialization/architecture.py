@@ -90,7 +90,7 @@ def register_optimizer(cls: OptimizerClass) -> OptimizerClass:
 
 def _register(table: dict[str, Any], cls: Any, base: type, kind: str) -> Any:
     if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise TypeError(f"register_{kind} takes a subclass of {base.__name__}, got {cls!r}")
+        raise TypeError(f"register_{kind} takes a subclass of {base.__name__}, got {quoted(cls)}")
     taken = table.get(cls.__name__)
     if taken is not None and taken is not cls:
         raise ValueError(
@@ -117,6 +117,8 @@ def describe_layer(layer: Layer) -> dict[str, Any]:
     {'class': 'Sequential', 'layers': [{'class': 'Dense', 'config': {'in_features': 2,
      'out_features': 3, 'bias': True, 'dtype': 'float32'}}, {'class': 'Tanh', 'config': {}}]}
     """
+    if not isinstance(layer, Layer):
+        raise TypeError(f"describe_layer takes a minigrad Layer, got {type(layer).__name__}")
     if type(layer) is Sequential:
         return {"class": "Sequential", "layers": [describe_layer(child) for child in layer]}
     name = type(layer).__name__
