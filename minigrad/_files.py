@@ -2,13 +2,14 @@
 and messages that quote what a file holds without growing with it.
 
 Writing (:func:`write_atomically`) goes through a temporary file beside the target, named
-``.<name>.<8 random characters>.tmp``, which is flushed, fsynced and renamed over the target;
-then the folder is fsynced so that the rename itself survives a crash. While it is written the
-temporary file is locked (``flock``); a process killed mid-write loses its lock with its life,
-so the next successful save of the same target removes any unlocked temporary file of it,
-while one that another process is still writing stays locked and is left alone. Two processes
-saving one path at once each rename a complete file: the last rename wins, and nothing is
-ever mixed.
+``.<name>.<8 random characters>.tmp`` (where that would pass the file system's limit on a
+name, 255 bytes nearly everywhere, the name is shortened and a digest of it added), which is
+flushed, fsynced and renamed over the target; then the folder is fsynced so that the rename
+itself survives a crash. While it is written the temporary file is locked (``flock``); a
+process killed mid-write loses its lock with its life, so the next successful save of the
+same target removes any unlocked temporary file of it, while one that another process is
+still writing stays locked and is left alone. Two processes saving one path at once each
+rename a complete file: the last rename wins, and nothing is ever mixed.
 
 Reading (:func:`open_regular`) refuses anything that is not a regular file before reading a
 byte: a named pipe would block forever and a link to ``/dev/zero`` never ends. Readers then
@@ -202,13 +203,18 @@ def write_atomically(path: str | os.PathLike[str], content: str | bytes) -> None
     try:
         descriptor, temporary = _create_temporary(folder, prefix)
         try:
-            new_mode = stat.S_IMODE(os.fstat(descriptor).st_mode)  # 0o666 less the umask
-            _chmod(descriptor, 0o600)  # while written: readable by a later cleanup of ours
-            with os.fdopen(descriptor, "wb") as file:
+            try:
+                new_mode = stat.S_IMODE(os.fstat(descriptor).st_mode)  # 0o666 less the umask
+                _chmod(descriptor, 0o600)  # while written: readable by a later cleanup of ours
+                file = os.fdopen(descriptor, "wb")
+            except BaseException:
+                os.close(descriptor)
+                raise
+            with file:
                 file.write(data)
                 file.flush()
-                os.fsync(file.fileno())
-                _chmod(file.fileno(), new_mode if existing is None else existing)
+                os.fsync(descriptor)
+                _chmod(descriptor, new_mode if existing is None else existing)
                 # the rename happens while the lock is held, so no cleanup takes it for a leftover
                 os.replace(temporary, target)
         except BaseException:
