@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 import minigrad as mg
 from minigrad.data import make_spirals
 from minigrad.errors import ModelFileError
-from minigrad.serialization.safetensors_file import read_safetensors
+from minigrad.serialization.safetensors_file import read_safetensors, require_safetensors
 
 pytest.importorskip("safetensors")
 
@@ -243,6 +244,206 @@ def test_a_file_naming_a_layer_that_is_not_registered_here_says_so(tmp_path):
         mg.load(tmp_path / "d.safetensors")
 
 
+class Picky(mg.Layer):
+    """A user layer whose from_config trusts its config: a hostile one makes it raise anything."""
+
+    def __init__(self, units: int = 3) -> None:
+        super().__init__()
+        self.units = units
+
+    def forward(self, x):
+        return x
+
+    def backward(self, grad_output):
+        return grad_output
+
+    def get_config(self):
+        return {"units": self.units}
+
+    @classmethod
+    def from_config(cls, config):
+        units = config["units"]  # KeyError
+        return cls(units=100 // units.bit_length())  # AttributeError, ZeroDivisionError
+
+
+def with_architecture(path: Path, change) -> None:
+    """Rewrite the architecture JSON in the file at ``path`` with ``change(architecture)``."""
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    tensors, metadata = read_safetensors(path)
+    architecture = json.loads(metadata["minigrad.architecture"])
+    change(architecture)
+    metadata["minigrad.architecture"] = json.dumps(architecture)
+    path.write_bytes(safetensors_numpy.save(tensors, metadata=metadata))
+
+
+@pytest.mark.parametrize(
+    ("config", "cause", "match"),
+    [
+        ({}, KeyError, r"from \{\}: KeyError: 'units'"),
+        ({"units": "3"}, AttributeError, r"from \{'units': '3'\}: AttributeError: 'str'"),
+        ({"units": 0}, ZeroDivisionError, r"from \{'units': 0\}: ZeroDivisionError"),
+        ({"units": None}, AttributeError, r"from \{'units': None\}: AttributeError: 'NoneType'"),
+    ],
+)
+def test_a_user_layer_whose_from_config_raises_anything_is_a_chained_model_file_error(
+    tmp_path, config, cause, match
+):
+    mg.register_layer(Picky)
+    path = tmp_path / "p.safetensors"
+    mg.save(mg.Sequential(mg.Dense(2, 2, rng=0), Picky(5)), path)
+    assert mg.load(path)[1].units == 33  # 100 // (5).bit_length()
+    with_architecture(path, lambda a: a["layers"][1].update(config=config))
+    with pytest.raises(
+        ModelFileError, match=r"architecture\.layers\[1\]: cannot build Picky " + match
+    ) as info:
+        mg.load(path)
+    assert type(info.value.__cause__) is cause
+
+
+class TableSGD(mg.SGD):
+    """A user optimizer that looks its learning rate up in a table: another value is a KeyError."""
+
+    def __init__(self, params, lr=0.1, weight_decay=0.0):
+        self.speed = {0.1: "slow", 0.5: "fast"}[lr]
+        super().__init__(params, lr=lr, weight_decay=weight_decay)
+
+
+def test_a_user_optimizer_that_raises_anything_on_a_hostile_checkpoint_is_a_model_file_error(
+    tmp_path,
+):
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    mg.register_optimizer(TableSGD)
+    model = mg.Sequential(mg.Dense(2, 1, rng=0))
+    path = tmp_path / "c.safetensors"
+    mg.save_checkpoint(path, model, TableSGD(model.parameters(), lr=0.5))
+    assert mg.load_checkpoint(path).optimizer.speed == "fast"
+    tensors, metadata = read_safetensors(path)
+    saved = json.loads(metadata["minigrad.optimizer"])
+    saved["hyperparameters"]["lr"] = 0.25
+    metadata["minigrad.optimizer"] = json.dumps(saved)
+    path.write_bytes(safetensors_numpy.save(tensors, metadata=metadata))
+    with pytest.raises(
+        ModelFileError, match=r"minigrad\.optimizer: cannot build TableSGD: KeyError: 0\.25"
+    ) as info:
+        mg.load_checkpoint(path)
+    assert type(info.value.__cause__) is KeyError
+
+
+# -- without the safetensors package ------------------------------------------------------------
+
+
+def hide_safetensors(monkeypatch) -> None:
+    """Make ``import safetensors`` (and its submodules) fail, as where it is not installed."""
+    for name in [n for n in sys.modules if n == "safetensors" or n.startswith("safetensors.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
+
+
+def test_without_safetensors_a_valid_file_is_an_import_error_not_a_broken_file(
+    tmp_path, monkeypatch
+):
+    model, optimizer = spirals_model()
+    mg.save(model, tmp_path / "m.safetensors")
+    mg.save_checkpoint(tmp_path / "c.safetensors", model, optimizer)
+    hide_safetensors(monkeypatch)
+    install = r"needs? the safetensors package: pip install 'minigrad-nn\[files\]'"
+    for load, name in [
+        (mg.load, "m"),
+        (mg.load_tensors, "m"),
+        (mg.load_checkpoint, "c"),
+        (mg.load, "missing"),  # the package is checked before the file
+    ]:
+        with pytest.raises(ImportError, match=install) as info:
+            load(tmp_path / f"{name}.safetensors")
+        assert not isinstance(info.value, ModelFileError)
+    with pytest.raises(ImportError, match=install):
+        require_safetensors()
+    with pytest.raises(ImportError, match=install):
+        mg.save(model, tmp_path / "new.safetensors")
+    with pytest.raises(ImportError, match=install):
+        mg.save_checkpoint(tmp_path / "new.safetensors", model, optimizer)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors", "m.safetensors"]
+    monkeypatch.undo()
+    require_safetensors()
+    assert same_parameters(mg.load(tmp_path / "m.safetensors"), model)
+
+
+# -- arguments ----------------------------------------------------------------------------------
+
+
+def test_save_with_the_arguments_swapped_or_of_the_wrong_type_is_a_type_error(tmp_path):
+    model = spirals_model()[0]
+    path = tmp_path / "m.safetensors"
+    for call, match in [
+        (lambda: mg.save(str(path), model), r"save takes the model first and then the path"),
+        (lambda: mg.save(path, model), r"save takes the model first and then the path"),
+        (lambda: mg.save(None, path), r"save: model must be a minigrad Layer .*got None"),
+        (lambda: mg.save(model.parameters(), path), r"model must be a minigrad Layer .*list"),
+        (lambda: mg.save(model, model), r"path must be a file path .*Sequential"),
+        (lambda: mg.export_onnx(path, model), r"export_onnx takes the model first"),
+        (lambda: mg.export_onnx(model, 3), r"path must be a file path .*got 3 \(int\)"),
+    ]:
+        with pytest.raises(TypeError, match=match):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_checkpoint_arguments_out_of_order_or_of_the_wrong_type_are_named(tmp_path):
+    model, optimizer = spirals_model()
+    path = tmp_path / "c.safetensors"
+    order = r"save_checkpoint takes \(path, model, optimizer\) in that order"
+    for args, error, match in [
+        ((model, path, optimizer), TypeError, order + r".*got \(Sequential, PosixPath, Adam\)"),
+        ((path, optimizer, model), TypeError, order),
+        ((optimizer, model, path), TypeError, order),
+        ((model, optimizer, str(path)), TypeError, order),
+        ((path, model, "adam"), TypeError, r"optimizer must be a minigrad Optimizer, got 'adam'"),
+        ((path, None, optimizer), TypeError, r"model must be a minigrad Layer"),
+        ((None, model, optimizer), TypeError, r"path must be a file path"),
+        (("", model, optimizer), ValueError, r"path is empty"),
+    ]:
+        with pytest.raises(error, match=match):
+            mg.save_checkpoint(*args)
+    for keywords, error, match in [
+        ({"epoch": "3"}, TypeError, r"epoch must be an integer, got '3' \(str\)"),
+        ({"epoch": True}, TypeError, r"epoch must be an integer, got True \(bool\)"),
+        ({"epoch": 2.0}, TypeError, r"epoch must be an integer, got 2\.0 \(float\)"),
+        ({"epoch": -1}, ValueError, r"epoch must be >= 0, got -1"),
+        ({"step": float("nan")}, TypeError, r"step must be an integer"),
+        ({"rng": 0}, TypeError, r"rng must be a numpy Generator .* got int"),
+        ({"rng": np.random.RandomState(0)}, TypeError, r"rng must be a numpy Generator"),
+        ({"history": "loss"}, TypeError, r"history must be a dict of lists .* got str"),
+        ({"history": {"loss": 0.5}}, TypeError, r"history maps names to lists of numbers"),
+        ({"history": {"loss": [0.5, "0.4"]}}, TypeError, r"history\['loss'\] must hold numbers"),
+        ({"history": {"loss": [True]}}, TypeError, r"history\['loss'\] must hold numbers"),
+        ({"history": {"loss": [10**400]}}, ValueError, r"holds a number beyond the float range"),
+    ]:
+        with pytest.raises(error, match=match):
+            mg.save_checkpoint(path, model, optimizer, **keywords)
+    assert list(tmp_path.iterdir()) == []
+    # NumPy integers and floats are what a loop often holds: they are taken as numbers
+    mg.save_checkpoint(
+        path,
+        model,
+        optimizer,
+        epoch=np.int64(3),
+        step=np.int32(12),
+        history={"loss": [np.float32(0.5), 1]},
+    )
+    checkpoint = mg.load_checkpoint(path)
+    assert (checkpoint.epoch, checkpoint.step, checkpoint.history) == (3, 12, {"loss": [0.5, 1.0]})
+    assert type(checkpoint.epoch) is int
+
+
+def test_restore_names_arguments_of_the_wrong_type(tmp_path):
+    model, optimizer = spirals_model()
+    mg.save_checkpoint(tmp_path / "c.safetensors", model, optimizer)
+    checkpoint = mg.load_checkpoint(tmp_path / "c.safetensors")
+    with pytest.raises(TypeError, match=r"restore\(model, optimizer\) takes a minigrad Layer"):
+        checkpoint.restore(optimizer, model)
+
+
 # -- PyTorch ------------------------------------------------------------------------------------
 
 
@@ -456,6 +657,39 @@ def test_onnx_export_names_a_layer_it_cannot_convert(tmp_path):
     with pytest.raises(ValueError, match="needs a Dense layer"):
         mg.export_onnx(mg.Sequential(mg.Tanh()), tmp_path / "t.onnx")
     assert not list(tmp_path.iterdir())
+
+
+def test_onnx_export_refuses_a_model_mixing_dtypes_and_names_the_layers(tmp_path):
+    pytest.importorskip("onnx")
+    mixed = mg.Sequential(
+        mg.Dense(2, 3, rng=0, dtype=np.float32),
+        mg.Tanh(),
+        mg.Dense(3, 3, rng=1, dtype=np.float64),
+        mg.Sequential(mg.Dense(3, 2, rng=2, dtype=np.float32), mg.Sigmoid()),
+    )
+    with pytest.raises(
+        TypeError,
+        match=r"export_onnx: the model mixes parameter dtypes \(float32 in layers \['0', '3\.0'\]; "
+        r"float64 in layers \['2'\]\); an ONNX graph has one float type",
+    ):
+        mg.export_onnx(mixed, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="long double is double here")
+def test_onnx_export_refuses_float128_with_a_type_error(tmp_path):
+    pytest.importorskip("onnx")
+    model = mg.Sequential(mg.Dense(2, 3, rng=0, dtype=np.float64), mg.ReLU(), mg.Dense(3, 1))
+    for parameter in model[0].parameters():
+        parameter.value = parameter.value.astype(np.longdouble)
+    name = np.dtype(np.longdouble).name
+    with pytest.raises(
+        TypeError,
+        match=rf"export_onnx: layer 0 \(Dense\) has {name} parameters; ONNX export writes "
+        r"float16, float32 or float64",
+    ):
+        mg.export_onnx(model, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- the command line ---------------------------------------------------------------------------

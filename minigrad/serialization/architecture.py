@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from minigrad._files import error_text, listing, quoted
 from minigrad.errors import ModelFileError
 from minigrad.layers import Dense, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer
@@ -89,7 +90,7 @@ def register_optimizer(cls: OptimizerClass) -> OptimizerClass:
 
 def _register(table: dict[str, Any], cls: Any, base: type, kind: str) -> Any:
     if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise TypeError(f"register_{kind} takes a subclass of {base.__name__}, got {cls!r}")
+        raise TypeError(f"register_{kind} takes a subclass of {base.__name__}, got {quoted(cls)}")
     taken = table.get(cls.__name__)
     if taken is not None and taken is not cls:
         raise ValueError(
@@ -116,6 +117,8 @@ def describe_layer(layer: Layer) -> dict[str, Any]:
     {'class': 'Sequential', 'layers': [{'class': 'Dense', 'config': {'in_features': 2,
      'out_features': 3, 'bias': True, 'dtype': 'float32'}}, {'class': 'Tanh', 'config': {}}]}
     """
+    if not isinstance(layer, Layer):
+        raise TypeError(f"describe_layer takes a minigrad Layer, got {type(layer).__name__}")
     if type(layer) is Sequential:
         return {"class": "Sequential", "layers": [describe_layer(child) for child in layer]}
     name = type(layer).__name__
@@ -167,22 +170,29 @@ def build_layer(description: Any, where: str = "architecture", depth: int = 0) -
         ]
         try:
             return Sequential(built)
-        except ValueError as error:  # layers whose widths do not chain
-            raise ModelFileError(f"{where}: {error}") from None
+        except Exception as error:  # layers whose widths do not chain, or a user layer's error
+            raise ModelFileError(f"{where}: {error_text(error)}") from error
     cls = _LAYERS.get(name)
     if cls is None:
         raise ModelFileError(
-            f"{where} names the layer class {name!r}, which is not registered; known: "
-            f"{sorted(_LAYERS)} (a user-defined layer must be registered with "
-            "minigrad.register_layer before loading)"
+            f"{where} names the layer class {quoted(name)}, which is not registered; known: "
+            f"{listing(sorted(_LAYERS), limit=20)} (a user-defined layer must be registered "
+            "with minigrad.register_layer before loading)"
         )
     config = description.get("config")
     if set(description) != {"class", "config"} or not isinstance(config, dict):
         raise ModelFileError(f"{where}: a {name} is described by 'class' and a 'config' object")
     try:
-        return cls.from_config(config)
-    except (TypeError, ValueError, OverflowError, MemoryError) as error:
-        raise ModelFileError(f"{where}: cannot build {name} from {config!r}: {error}") from None
+        layer = cls.from_config(config)
+    except Exception as error:  # a user layer's from_config may raise anything on a hostile config
+        raise ModelFileError(
+            f"{where}: cannot build {name} from {quoted(config)}: {error_text(error)}"
+        ) from error
+    if not isinstance(layer, Layer):
+        raise ModelFileError(
+            f"{where}: {name}.from_config returned {type(layer).__name__}, not a Layer"
+        )
+    return layer
 
 
 def optimizer_class(name: Any, where: str = "optimizer") -> type[Optimizer]:
@@ -200,7 +210,8 @@ def optimizer_class(name: Any, where: str = "optimizer") -> type[Optimizer]:
     cls = _OPTIMIZERS.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ModelFileError(
-            f"{where} names the optimizer class {name!r}, which is not registered; known: "
-            f"{sorted(_OPTIMIZERS)}"
+            f"{where} names the optimizer class {quoted(name)}, which is not registered; "
+            f"known: {listing(sorted(_OPTIMIZERS), limit=20)} (a user-defined optimizer must "
+            "be registered with minigrad.register_optimizer before loading)"
         )
     return cls

@@ -19,6 +19,7 @@ parameters, bit for bit, as training without the interruption::
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import re
 from dataclasses import dataclass, field
@@ -27,11 +28,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from minigrad._files import error_text, listing, quoted
+from minigrad._validation import check_integer
 from minigrad.errors import ModelFileError
 from minigrad.layers.base import Layer
 from minigrad.optim.base import Optimizer
 from minigrad.serialization.architecture import optimizer_class
-from minigrad.serialization.models import model_from, model_metadata, parse_json
+from minigrad.serialization.models import (
+    check_model_and_path,
+    model_from,
+    model_metadata,
+    parse_json,
+)
 from minigrad.serialization.safetensors_file import read_safetensors, write_safetensors
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
@@ -89,6 +97,11 @@ class Checkpoint:
         They must have the saved structure: the same parameter names and shapes, and an
         optimizer of the saved class. Nothing is written unless everything fits.
         """
+        if not isinstance(model, Layer) or not isinstance(optimizer, Optimizer):
+            raise TypeError(
+                "restore(model, optimizer) takes a minigrad Layer and an Optimizer, got "
+                f"{type(model).__name__} and {type(optimizer).__name__}"
+            )
         if type(optimizer) is not type(self.optimizer):
             raise ValueError(
                 f"the checkpoint holds {type(self.optimizer).__name__} state; cannot restore "
@@ -97,8 +110,8 @@ class Checkpoint:
         parameters = model.state_dict()
         if list(parameters) != list(self.model.state_dict()):
             raise ValueError(
-                f"the checkpoint's model has parameters {list(self.model.state_dict())}; "
-                f"this model has {list(parameters)}"
+                f"the checkpoint's model has parameters {listing(self.model.state_dict())}; "
+                f"this model has {listing(parameters)}"
             )
         saved = self.optimizer.state_dict()
         model.load_state_dict(self.model.state_dict())
@@ -127,14 +140,29 @@ def save_checkpoint(
 
     Parameters
     ----------
+    path : str or os.PathLike
+        The file to write (``.safetensors``); missing parent folders are created.
     model, optimizer
         The optimizer must be built on ``model.parameters()``, in that order.
     epoch, step : int
-        Epochs and optimizer steps completed.
+        Epochs and optimizer steps completed (integers >= 0, NumPy integers too).
     rng : Generator or None
         The data loader's generator (``loader.rng``); its state is saved so that a resumed
         run shuffles exactly as the uninterrupted one would have.
     history : History or None
+        A dict of lists of numbers (``fit``'s History).
+
+    Raises
+    ------
+    TypeError
+        An argument of the wrong type (the arguments out of order, say), named.
+    ValueError
+        The optimizer is not on the model's parameters, a count is negative, the path is
+        empty or names a device, or the generator is not PCG64/PCG64DXSM.
+    IsADirectoryError, NotADirectoryError
+        ``path`` is a folder, or a parent of it is a file.
+
+    Nothing is written when any of these is raised.
 
     Examples
     --------
@@ -151,6 +179,15 @@ def save_checkpoint(
     {'model.0.bias': (1,), 'model.0.weight': (1, 2), 'optimizer.0.m': (1, 2),
      'optimizer.0.v': (1, 2), 'optimizer.1.m': (1,), 'optimizer.1.v': (1,)}
     """
+    _check_checkpoint_arguments(path, model, optimizer)
+    epoch = check_integer("epoch", epoch, minimum=0)
+    step = check_integer("step", step, minimum=0)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"rng must be a numpy Generator (the data loader's loader.rng) or None, got "
+            f"{type(rng).__name__}"
+        )
+    history = _checked_history(history)
     keys = [key for key, _ in model.named_parameters()]
     if [id(p) for _, p in model.named_parameters()] != [id(p) for p in optimizer.params]:
         raise ValueError(
@@ -177,19 +214,75 @@ def save_checkpoint(
                     "parameters": keys,
                 }
             ),
-            "minigrad.progress": json.dumps({"epoch": int(epoch), "step": int(step)}),
+            "minigrad.progress": json.dumps({"epoch": epoch, "step": step}),
             "minigrad.rng": json.dumps(None if rng is None else _generator_state(rng)),
-            "minigrad.history": json.dumps(dict(history or {})),
+            "minigrad.history": json.dumps(history),
         }
     )
     write_safetensors(path, tensors, metadata)
+
+
+def _check_checkpoint_arguments(path: Any, model: Any, optimizer: Any) -> None:
+    """TypeError for arguments of the wrong types, saying the order when they are mixed up."""
+    path_like = (str, os.PathLike)
+    if (
+        isinstance(path, (Layer, Optimizer))
+        or isinstance(model, Optimizer)
+        or isinstance(optimizer, Layer)
+        or (
+            (isinstance(model, path_like) or isinstance(optimizer, path_like))
+            and not isinstance(path, path_like)
+        )
+    ):
+        kinds = ", ".join(type(value).__name__ for value in (path, model, optimizer))
+        raise TypeError(
+            "save_checkpoint takes (path, model, optimizer) in that order: a file path, "
+            f"a minigrad Layer and its Optimizer; got ({kinds})"
+        )
+    check_model_and_path("save_checkpoint", model, path)
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            f"save_checkpoint: optimizer must be a minigrad Optimizer, got "
+            f"{quoted(optimizer)} ({type(optimizer).__name__})"
+        )
+
+
+def _checked_history(history: Any) -> dict[str, list[float]]:
+    """``history`` as a dict of lists of floats (JSON-ready), or TypeError."""
+    if history is None:
+        return {}
+    if not isinstance(history, dict):
+        raise TypeError(
+            f"history must be a dict of lists of numbers (fit's History) or None, got "
+            f"{type(history).__name__}"
+        )
+    checked = {}
+    for name, values in history.items():
+        if not isinstance(name, str) or not isinstance(values, (list, tuple)):
+            raise TypeError(
+                f"history maps names to lists of numbers, got {quoted(name)}: "
+                f"{type(values).__name__}"
+            )
+        if not all(
+            isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            for value in values
+        ):
+            raise TypeError(f"history[{quoted(name)}] must hold numbers, got {listing(values)}")
+        try:
+            checked[name] = [float(value) for value in values]  # NumPy floats too
+        except OverflowError:
+            raise ValueError(
+                f"history[{quoted(name)}] holds a number beyond the float range"
+            ) from None
+    return checked
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint` (or ``ModelCheckpoint``).
 
     As safe as :func:`minigrad.load`; every part is checked, and a problem is a
-    ModelFileError naming it.
+    ModelFileError naming it (a model file is refused with a pointer to ``minigrad.load``).
+    Without the safetensors package: ImportError, before the file is opened.
 
     Examples
     --------
@@ -210,7 +303,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     model = model_from(model_tensors, metadata, "checkpoint", where)
     stray = sorted(set(tensors) - {f"model.{k}" for k in model_tensors} - set(buffers))
     if stray:
-        raise ModelFileError(f"{where}: unexpected tensors {stray[:5]} in a checkpoint")
+        raise ModelFileError(f"{where}: unexpected tensors {listing(stray)} in a checkpoint")
     optimizer = _optimizer_from(
         model, parse_json(metadata, "minigrad.optimizer", where), buffers, where
     )
@@ -226,8 +319,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         _generator(rng_state, f"{where}: minigrad.rng")  # checked now, not at resume time
     history = parse_json(metadata, "minigrad.history", where)
     try:
+        if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+            raise TypeError(history)
         history = {name: [_number(v) for v in values] for name, values in history.items()}
-    except (AttributeError, TypeError, OverflowError):
+    except (TypeError, OverflowError):
         raise ModelFileError(
             f"{where}: minigrad.history must map names to lists of numbers"
         ) from None
@@ -253,8 +348,11 @@ def _optimizer_from(model: Layer, saved: Any, buffers: dict[str, NDArray], where
     cls = optimizer_class(saved["class"], what)
     keys = [key for key, _ in model.named_parameters()]
     if saved["parameters"] != keys:
+        names = saved["parameters"]
         raise ModelFileError(
-            f"{what}: its parameters {saved['parameters']!r} are not the model's {keys}"
+            f"{what}: its parameters "
+            f"{listing(names) if isinstance(names, list) else quoted(names)} are not the "
+            f"model's {listing(keys)}"
         )
     hyperparameters, counts = saved["hyperparameters"], saved["counts"]
     if not isinstance(hyperparameters, dict) or not isinstance(counts, list):
@@ -263,21 +361,23 @@ def _optimizer_from(model: Layer, saved: Any, buffers: dict[str, NDArray], where
         raise ModelFileError(f"{what}: counts must hold one object per parameter")
     try:
         optimizer = cls(model.parameters(), **hyperparameters)
-    except (TypeError, ValueError, OverflowError) as error:
-        raise ModelFileError(f"{what}: cannot build {cls.__name__}: {error}") from None
+    except Exception as error:  # a user optimizer may raise anything on hostile values
+        raise ModelFileError(f"{what}: cannot build {cls.__name__}: {error_text(error)}") from error
+    if not isinstance(optimizer, Optimizer):  # pragma: no cover - a class whose __new__ lies
+        raise ModelFileError(f"{what}: {cls.__name__}(...) did not build an Optimizer")
     states = [dict(c) for c in counts]
     for name, array in buffers.items():
         parts = name.split(".", 2)  # "optimizer", parameter index, buffer name
         index, buffer = (parts[1], parts[2]) if len(parts) == 3 else ("", "")
         if not (re.fullmatch("0|[1-9][0-9]*", index) and int(index) < len(states) and buffer):
-            raise ModelFileError(f"{where}: unexpected optimizer tensor {name!r}")
+            raise ModelFileError(f"{where}: unexpected optimizer tensor {quoted(name)}")
         states[int(index)][buffer] = array
     try:
         optimizer.load_state_dict({"hyperparameters": hyperparameters, "state": states})
-    except (TypeError, ValueError) as error:
+    except Exception as error:  # a user optimizer may raise anything on a hostile state
         raise ModelFileError(
-            f"{what}: the saved state does not fit {cls.__name__}: {error}"
-        ) from None
+            f"{what}: the saved state does not fit {cls.__name__}: {error_text(error)}"
+        ) from error
     return optimizer
 
 
@@ -309,7 +409,7 @@ def _generator(state: Any, where: str) -> np.random.Generator:
     if cls is None:
         raise ModelFileError(
             f"{where}: a generator state names its bit generator, one of "
-            f"{sorted(BIT_GENERATORS)}; got {name!r}"
+            f"{sorted(BIT_GENERATORS)}; got {quoted(name)}"
         )
     fields = {"bit_generator", "state", "has_uint32", "uinteger"}
     if set(state) != fields:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from minigrad._files import check_path, error_text, listing, quoted, shortened
 from minigrad.errors import ModelFileError
 from minigrad.layers.base import Layer
 from minigrad.serialization.architecture import build_layer, describe_layer
@@ -36,8 +37,17 @@ def save(model: Layer, path: str | os.PathLike[str]) -> None:
 
     Raises
     ------
+    TypeError
+        ``model`` is not a Layer or ``path`` is not a path (the arguments swapped, say).
     ValueError
-        A layer's class is not registered (see :func:`minigrad.register_layer`).
+        A layer's class is not registered (see :func:`minigrad.register_layer`), or ``path``
+        is empty or names a device.
+    IsADirectoryError, NotADirectoryError
+        ``path`` is a folder (``"."``), or a parent of it is a file.
+    ImportError
+        The safetensors package is not installed.
+
+    Nothing is written when any of these is raised.
 
     Examples
     --------
@@ -56,6 +66,7 @@ def save(model: Layer, path: str | os.PathLike[str]) -> None:
     >>> bool((copy(np.ones((1, 2))) == model(np.ones((1, 2)))).all())
     True
     """
+    check_model_and_path("save", model, path)
     write_safetensors(path, model.state_dict(), model_metadata(model, "model"))
 
 
@@ -67,13 +78,17 @@ def load(path: str | os.PathLike[str]) -> Layer:
 
     Raises
     ------
-    FileNotFoundError
-        Nothing at ``path``.
+    FileNotFoundError, IsADirectoryError
+        Nothing at ``path``, or a folder.
     ModelFileError
-        The file is malformed, is not a minigrad model file (a PyTorch safetensors file
-        has no architecture: load its tensors with :func:`load_tensors` into a model you
-        build), names an unregistered layer, or holds tensors that do not fit the
-        architecture.
+        ``path`` is not a regular file (a named pipe, a device), the file is malformed, is
+        not a minigrad model file (a checkpoint: use ``minigrad.load_checkpoint(path).model``;
+        a PyTorch safetensors file has no architecture: load its tensors with
+        :func:`load_tensors` into a model you build), names an unregistered layer, or holds
+        tensors that do not fit the architecture.
+    ImportError
+        The safetensors package is not installed (a valid file is never reported as
+        broken for that).
 
     Examples
     --------
@@ -116,6 +131,21 @@ def load_tensors(path: str | os.PathLike[str]) -> dict[str, NDArray[np.floating]
 # -- shared with checkpoints -------------------------------------------------------------------
 
 
+def check_model_and_path(function: str, model: Any, path: Any) -> None:
+    """TypeError unless ``model`` is a Layer and ``path`` a path, naming a swap if it is one."""
+    if isinstance(path, Layer) and isinstance(model, (str, os.PathLike)):
+        raise TypeError(
+            f"{function} takes the model first and then the path: {function}(model, path); "
+            f"got a {type(path).__name__} as path and {quoted(model)} as model"
+        )
+    if not isinstance(model, Layer):
+        raise TypeError(
+            f"{function}: model must be a minigrad Layer (a Sequential, say), got "
+            f"{quoted(model)} ({type(model).__name__})"
+        )
+    check_path(path)
+
+
 def model_metadata(model: Layer, kind: str) -> dict[str, str]:
     """The metadata strings that identify a minigrad file and describe ``model``."""
     from minigrad import __version__
@@ -134,20 +164,11 @@ def model_from(
     """Rebuild the model described by ``metadata`` and load ``tensors`` (state_dict keys)."""
     found = metadata.get("minigrad.format")
     if found != kind:
-        raise ModelFileError(
-            f"{where}: not a minigrad {kind} file"
-            + (
-                f" (it is a minigrad {found} file)"
-                if found in ("model", "checkpoint")
-                else " (no minigrad architecture in its metadata; for weights saved by "
-                "PyTorch, build the model and call model.load_state_dict(minigrad."
-                "load_tensors(path)))"
-            )
-        )
+        raise ModelFileError(f"{where}: not a minigrad {kind} file ({_format_hint(found)})")
     version = metadata.get("minigrad.format_version")
     if version != str(FORMAT_VERSION):
         raise ModelFileError(
-            f"{where}: file format version {version!r}; this minigrad reads version "
+            f"{where}: file format version {quoted(version)}; this minigrad reads version "
             f"{FORMAT_VERSION}"
         )
     description = parse_json(metadata, "minigrad.architecture", where)
@@ -156,12 +177,41 @@ def model_from(
     return model
 
 
+def _format_hint(found: str | None) -> str:
+    """What a file of another kind is, and the call that loads it."""
+    if found == "checkpoint":
+        return "it is a minigrad checkpoint file; its model is minigrad.load_checkpoint(path).model"
+    if found == "model":
+        return "it is a minigrad model file; load it with minigrad.load(path)"
+    return (
+        "no minigrad architecture in its metadata; for weights saved by PyTorch, build the "
+        "model and call model.load_state_dict(minigrad.load_tensors(path))"
+    )
+
+
 def load_parameters(model: Layer, tensors: dict[str, Any], where: str) -> None:
     """``model.load_state_dict(tensors)``, with a mismatch reported as a ModelFileError."""
     try:
         model.load_state_dict(tensors)
-    except ValueError as error:
-        raise ModelFileError(f"{where}: the tensors do not fit the architecture: {error}") from None
+    except Exception as error:  # a user layer may raise anything on tensors from a file
+        raise ModelFileError(
+            f"{where}: the tensors do not fit the architecture: {_misfit(model, tensors, error)}"
+        ) from error
+
+
+def _misfit(model: Layer, tensors: dict[str, Any], error: Exception) -> str:
+    """Why the tensors do not fit: the keys that differ (a few of each) or the layer's own
+    error, either way short (a file can hold any number of tensors)."""
+    expected = [key for key, _ in model.named_parameters()]
+    named_buffers = getattr(model, "named_buffers", None)
+    if callable(named_buffers):
+        expected += [key for key, _ in named_buffers()]
+    known = set(expected)
+    missing = [key for key in expected if key not in tensors]
+    unexpected = [key for key in tensors if key not in known]
+    if missing or unexpected:
+        return f"missing keys {listing(missing)}, unexpected keys {listing(unexpected)}"
+    return error_text(error)
 
 
 def parse_json(metadata: dict[str, str], key: str, where: str) -> Any:
@@ -171,4 +221,6 @@ def parse_json(metadata: dict[str, str], key: str, where: str) -> Any:
     try:
         return json.loads(metadata[key])
     except (ValueError, RecursionError) as error:
-        raise ModelFileError(f"{where}: {key} is not valid JSON ({error})") from None
+        raise ModelFileError(
+            f"{where}: {key} is not valid JSON ({shortened(str(error))})"
+        ) from None

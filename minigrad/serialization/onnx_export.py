@@ -1,11 +1,15 @@
 """ONNX export: a trained model as a graph that ONNX runtimes (onnxruntime, browsers, phones)
 run without minigrad.
 
-Needs the ``onnx`` package (``pip install 'minigrad[onnx]'``). Each layer becomes one
+Needs the ``onnx`` package (``pip install 'minigrad-nn[onnx]'``). Each layer becomes one
 standard operator: Dense -> Gemm (y = x W^T + b, ``transB=1``, the weight stored as minigrad
 holds it), Tanh -> Tanh, Sigmoid -> Sigmoid, ReLU -> Relu, LeakyReLU -> LeakyRelu,
 Softmax -> Softmax; nested Sequentials are flattened. The graph's input ``"input"`` has shape
 (batch, in_features) with a symbolic batch size, and its output is ``"output"``.
+
+The whole graph has one float type, float16, float32 or float64, that of the model's
+parameters. A model that mixes them is refused rather than exported with Cast nodes: a cast
+inside the graph would compute something other than the model does in minigrad.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from minigrad._files import write_atomically
+from minigrad._files import listing, write_atomically
 from minigrad.layers import Dense, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from minigrad.sequential import Sequential
+from minigrad.serialization.models import check_model_and_path
 
 __all__ = ["OPSET", "export_onnx"]
 
@@ -35,15 +40,21 @@ def export_onnx(model: Layer, path: str | os.PathLike[str]) -> None:
     operator of the same name (see the module docstring).
 
     Shape: the graph maps "input" (batch, in_features) -> "output" (batch, out_features),
-    with a symbolic batch size, in the dtype of the first Dense layer.
+    with a symbolic batch size, in the dtype of the model's parameters.
 
     Raises
     ------
     ImportError
         The ``onnx`` package is not installed.
+    TypeError
+        ``model`` is not a Layer or ``path`` not a path (the arguments swapped, say), or the
+        parameters are of a dtype ONNX runtimes do not run here (float128) or of more than
+        one dtype (the message names the layers of each).
     ValueError
         The model holds a layer with no ONNX equivalent here (the message names it), or
         has no Dense layer to fix its input width.
+
+    Nothing is written when any of these is raised.
 
     Examples
     --------
@@ -59,35 +70,36 @@ def export_onnx(model: Layer, path: str | os.PathLike[str]) -> None:
     >>> output.shape, np.allclose(output, model(x), atol=1e-6)
     ((2, 3), True)
     """
+    check_model_and_path("export_onnx", model, path)
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "export_onnx needs the onnx package: pip install 'minigrad[onnx]'"
+            "export_onnx needs the onnx package: pip install 'minigrad-nn[onnx]'"
         ) from error
 
-    layers = list(_flatten(model))
+    named = list(_flatten(model))
+    layers = [layer for _, layer in named]
+    for name, layer in named:
+        if type(layer) not in _CONVERTERS:
+            raise ValueError(
+                f"export_onnx: layer {name} ({layer!r}) has no ONNX conversion; supported: "
+                f"{sorted(cls.__name__ for cls in _CONVERTERS)}"
+            )
     dense = [layer for layer in layers if isinstance(layer, Dense)]
     if not dense:
         raise ValueError("export_onnx needs a Dense layer to know the input width")
-    dtype = dense[0].weight.dtype
     elem_type = {
         np.dtype(np.float16): TensorProto.FLOAT16,
         np.dtype(np.float32): TensorProto.FLOAT,
         np.dtype(np.float64): TensorProto.DOUBLE,
-    }[dtype]
+    }[_graph_dtype(named)]
     nodes, initializers = [], []
     current = "input"
     for index, layer in enumerate(layers):
         output = "output" if index == len(layers) - 1 else f"x{index + 1}"
-        convert = _CONVERTERS.get(type(layer))
-        if convert is None:
-            raise ValueError(
-                f"export_onnx: layer {index} ({layer!r}) has no ONNX conversion; supported: "
-                f"{sorted(cls.__name__ for cls in _CONVERTERS)}"
-            )
-        node, tensors = convert(layer, current, output, f"layer{index}", helper)
+        node, tensors = _CONVERTERS[type(layer)](layer, current, output, f"layer{index}", helper)
         nodes.append(node)
         initializers.extend(numpy_helper.from_array(array, name) for name, array in tensors)
         current = output
@@ -109,12 +121,43 @@ def export_onnx(model: Layer, path: str | os.PathLike[str]) -> None:
     write_atomically(path, onnx_model.SerializeToString())
 
 
-def _flatten(layer: Layer) -> Iterator[Layer]:
+def _flatten(layer: Layer, name: str = "") -> Iterator[tuple[str, Layer]]:
+    """The leaf layers in order, each with its position ("2", or "4.0" inside a nested
+    Sequential; "0" for a model that is a single layer)."""
     if isinstance(layer, Sequential):
-        for child in layer:
-            yield from _flatten(child)
+        for index, child in enumerate(layer):
+            yield from _flatten(child, f"{name}.{index}" if name else str(index))
     else:
-        yield layer
+        yield name or "0", layer
+
+
+#: What ONNX runtimes run for Gemm and the activations, by NumPy dtype.
+_ONNX_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _graph_dtype(named: list[tuple[str, Layer]]) -> np.dtype:
+    """The one float dtype of every parameter, or TypeError naming the layers of each."""
+    positions: dict[np.dtype, list[str]] = {}
+    for name, layer in named:
+        for parameter in layer.parameters():
+            if parameter.dtype not in _ONNX_FLOATS:
+                raise TypeError(
+                    f"export_onnx: layer {name} ({type(layer).__name__}) has {parameter.dtype} "
+                    "parameters; ONNX export writes float16, float32 or float64 (convert the "
+                    "model, e.g. build its layers with dtype=np.float64)"
+                )
+            found = positions.setdefault(parameter.dtype, [])
+            if name not in found:
+                found.append(name)
+    if len(positions) > 1:
+        mixed = "; ".join(
+            f"{dtype} in layers {listing(names)}" for dtype, names in positions.items()
+        )
+        raise TypeError(
+            f"export_onnx: the model mixes parameter dtypes ({mixed}); an ONNX graph has one "
+            "float type (build every layer with the same dtype)"
+        )
+    return next(iter(positions))
 
 
 def _last_width_is_dense(layers: list[Layer]) -> bool:

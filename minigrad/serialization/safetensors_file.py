@@ -6,12 +6,14 @@ into the data section) and may hold ``"__metadata__"``, a flat dict of strings. 
 the format can run code: there is no pickle, and names in the file are only ever looked up in
 tables, never imported.
 
-:func:`read_safetensors` checks the whole header itself, before any tensor is read: the
-length fits in the file, the JSON is an object of well-formed entries, every dtype is a
-floating type minigrad uses, each byte count matches its shape, and the tensors tile the
-data section exactly (no gaps, no overlaps, nothing past the end). Only then does it hand
-the bytes to the ``safetensors`` package, which checks them again. Any failure is a
-:class:`~minigrad.errors.ModelFileError` naming the file and what is wrong.
+:func:`read_safetensors` reads the 8-byte length and the header first (only from a regular
+file: a named pipe or a device is refused before a byte is read) and checks the whole header
+itself, before any tensor is read: the length fits in the file, the JSON is an object of
+well-formed entries, every dtype is a floating type minigrad uses, each byte count matches its
+shape, and the tensors tile the data section exactly (no gaps, no overlaps, nothing past the
+end). Only then does it read the rest and hand the bytes to the ``safetensors`` package, which
+checks them again. Any failure is a :class:`~minigrad.errors.ModelFileError` naming the file
+and what is wrong; messages quote at most the first characters of a value from the file.
 """
 
 from __future__ import annotations
@@ -19,16 +21,22 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from minigrad._files import write_atomically
+from minigrad._files import (
+    check_path,
+    open_regular,
+    quoted,
+    read_exactly,
+    shortened,
+    write_atomically,
+)
 from minigrad.errors import ModelFileError
 
-__all__ = ["read_safetensors", "write_safetensors"]
+__all__ = ["read_safetensors", "require_safetensors", "write_safetensors"]
 
 #: safetensors dtype codes minigrad reads and writes, with their NumPy types
 DTYPES: dict[str, np.dtype] = {
@@ -42,12 +50,28 @@ MAX_HEADER_BYTES = 100_000_000
 MAX_NDIM = 8
 
 
+INSTALL_HINT = "pip install 'minigrad-nn[files]'"
+
+
+def require_safetensors() -> None:
+    """Raise ImportError, with the install command, unless the safetensors package is there.
+
+    Model files, checkpoints and ``ModelCheckpoint`` need it; checking first means that a
+    valid file is never reported as a broken one because the reader is missing.
+
+    Examples
+    --------
+    >>> require_safetensors()  # installed: nothing happens
+    """
+    _safetensors_numpy()
+
+
 def _safetensors_numpy() -> Any:
     try:
         import safetensors.numpy
-    except ImportError as error:  # pragma: no cover - depends on the environment
+    except ImportError as error:
         raise ImportError(
-            "model files need the safetensors package: pip install 'minigrad[files]'"
+            f"model files and checkpoints need the safetensors package: {INSTALL_HINT}"
         ) from error
     return safetensors.numpy
 
@@ -61,9 +85,19 @@ def write_safetensors(
 
     The bytes are built in memory by ``safetensors.numpy.save`` and written through a
     temporary file in the same folder, flushed, fsynced and renamed over ``path``: a crash
-    or an exception mid-write leaves any previous file at ``path`` intact.
+    or an exception mid-write leaves any previous file at ``path`` intact (see
+    :func:`minigrad._files.write_atomically` for the file's mode and the leftovers of a
+    killed save).
 
     Shape: any tensor shapes (float16, float32 or float64), kept as they are.
+
+    Raises
+    ------
+    ImportError
+        The safetensors package is not installed.
+    TypeError
+        A tensor is not a NumPy array of a float type minigrad writes, a name or a metadata
+        entry is not a string, or ``path`` is not a path.
 
     Examples
     --------
@@ -78,14 +112,30 @@ def write_safetensors(
         ...
     TypeError: tensor 'labels' has dtype int64; model files hold float16, float32 or float64
     """
+    safetensors_numpy = _safetensors_numpy()
+    check_path(path)
+    if not isinstance(tensors, dict) or not isinstance(metadata, dict):
+        raise TypeError(
+            f"write_safetensors takes a dict of tensors and a dict of metadata strings, got "
+            f"{type(tensors).__name__} and {type(metadata).__name__}"
+        )
     for name, array in tensors.items():
+        if not isinstance(name, str):
+            raise TypeError(f"tensor names must be strings, got {quoted(name)}")
+        if not isinstance(array, np.ndarray):
+            raise TypeError(
+                f"tensor {quoted(name)} must be a NumPy array, got {type(array).__name__}"
+            )
         if array.dtype not in DTYPES.values():
             raise TypeError(
-                f"tensor {name!r} has dtype {array.dtype}; model files hold float16, float32 "
-                "or float64"
+                f"tensor {quoted(name)} has dtype {array.dtype}; model files hold float16, "
+                "float32 or float64"
             )
+    for key, value in metadata.items():
+        if not (isinstance(key, str) and isinstance(value, str)):
+            raise TypeError(f"metadata maps strings to strings, got {quoted(key)}: {quoted(value)}")
     contiguous = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
-    write_atomically(path, _safetensors_numpy().save(contiguous, metadata=metadata))
+    write_atomically(path, safetensors_numpy.save(contiguous, metadata=metadata))
 
 
 def read_safetensors(
@@ -93,13 +143,22 @@ def read_safetensors(
 ) -> tuple[dict[str, NDArray[np.floating]], dict[str, str]]:
     """The tensors (writable arrays) and the metadata of the safetensors file at ``path``.
 
+    The 8-byte length and the header are read and checked first; the rest of the file is
+    read only when the header accounts for every byte of it, so a file that is not a model
+    (or a link to a device) is refused after reading at most the header.
+
     Raises
     ------
+    ImportError
+        The safetensors package is not installed (checked before the file is opened).
     FileNotFoundError
         No file at ``path``.
+    IsADirectoryError
+        ``path`` is a folder.
     ModelFileError
-        The file is not a well-formed safetensors file of float tensors (every check is
-        listed in the module docstring).
+        ``path`` is not a regular file (a named pipe, a device), or the file is not a
+        well-formed safetensors file of float tensors (every check is listed in the module
+        docstring).
 
     Examples
     --------
@@ -112,37 +171,45 @@ def read_safetensors(
     >>> metadata, tensors["w"].flags.writeable
     ({'kind': 'demo'}, True)
     """
-    path = Path(path)
-    with open(path, "rb") as file:
-        content = file.read()
+    safetensors_numpy = _safetensors_numpy()
+    file, size = open_regular(path, "path", ModelFileError)
     where = f"{path}"
-    entries, metadata = _parse_header(content, where)
+    with file:
+        header_length = _header_length(
+            read_exactly(file, min(size, 8), where, ModelFileError), size, where
+        )
+        header = read_exactly(file, header_length, where, ModelFileError)
+        entries, metadata = _parse_header(header, size - 8 - header_length, where)
+        # the header accounts for every byte: the whole file is read once, as the package needs
+        file.seek(0)
+        content = file.read(size + 1)
+    if len(content) != size or content[8 : 8 + header_length] != header:
+        raise ModelFileError(f"{where}: the file changed while it was being read")
     try:
-        loaded = _safetensors_numpy().load(content)
+        loaded = safetensors_numpy.load(content)
     except Exception as error:  # the package's own checks; ours should have caught it first
-        raise ModelFileError(f"{where}: not a valid safetensors file ({error})") from error
+        raise ModelFileError(
+            f"{where}: not a valid safetensors file ({shortened(str(error))})"
+        ) from error
     if set(loaded) != set(entries):  # pragma: no cover - guards against a package change
         raise ModelFileError(f"{where}: the tensors read differ from the header's")
     tensors = {}
     for name, array in loaded.items():
         dtype, shape = entries[name]
         if array.dtype != dtype or array.shape != shape:  # pragma: no cover - as above
-            raise ModelFileError(f"{where}: tensor {name!r} was read with a different layout")
+            raise ModelFileError(f"{where}: tensor {quoted(name)} was read with a different layout")
         tensors[name] = np.array(array, dtype=dtype, order="C")  # a writable copy
     return tensors, metadata
 
 
-def _parse_header(
-    content: bytes, where: str
-) -> tuple[dict[str, tuple[np.dtype, tuple[int, ...]]], dict[str, str]]:
-    """Check the header of a whole file's bytes; the tensors' (dtype, shape) and the metadata."""
-    if len(content) < 8:
+def _header_length(start: bytes, size: int, where: str) -> int:
+    """The header length the first 8 bytes give, checked against the file's ``size``."""
+    if size < 8:
         raise ModelFileError(
-            f"{where}: not a safetensors file: {len(content)} bytes, shorter than the 8-byte "
-            "header length"
+            f"{where}: not a safetensors file: {size} bytes, shorter than the 8-byte header length"
         )
-    header_length = int.from_bytes(content[:8], "little")
-    available = len(content) - 8
+    header_length = int.from_bytes(start, "little")
+    available = size - 8
     if header_length > min(available, MAX_HEADER_BYTES):
         raise ModelFileError(
             f"{where}: not a safetensors file (or a truncated one): the header length field "
@@ -153,11 +220,19 @@ def _parse_header(
                 else f"headers are limited to {MAX_HEADER_BYTES} bytes"
             )
         )
+    return header_length
+
+
+def _parse_header(
+    header_bytes: bytes, data_length: int, where: str
+) -> tuple[dict[str, tuple[np.dtype, tuple[int, ...]]], dict[str, str]]:
+    """Check a header against the ``data_length`` bytes after it; the tensors' (dtype, shape)
+    and the metadata."""
     try:
-        header = json.loads(content[8 : 8 + header_length].decode("utf-8"))
+        header = json.loads(header_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise ModelFileError(
-            f"{where}: the safetensors header is not valid JSON ({error})"
+            f"{where}: the safetensors header is not valid JSON ({shortened(str(error))})"
         ) from None
     if not isinstance(header, dict):
         raise ModelFileError(
@@ -168,14 +243,13 @@ def _parse_header(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
         raise ModelFileError(f"{where}: __metadata__ must map strings to strings")
-    data_length = available - header_length
     entries: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
     spans: list[tuple[int, int, str]] = []
     for name, entry in header.items():
         dtype, shape, begin, end = _parse_entry(name, entry, where)
         if end > data_length:
             raise ModelFileError(
-                f"{where}: tensor {name!r} ends at byte {end} of the data, which has only "
+                f"{where}: tensor {quoted(name)} ends at byte {end} of the data, which has only "
                 f"{data_length} bytes (a truncated file?)"
             )
         entries[name] = (dtype, shape)
@@ -185,7 +259,7 @@ def _parse_header(
         if begin != position:
             problem = "overlaps the tensor before it" if begin < position else "leaves a gap"
             raise ModelFileError(
-                f"{where}: tensor {name!r} starts at data byte {begin}, which {problem} "
+                f"{where}: tensor {quoted(name)} starts at data byte {begin}, which {problem} "
                 f"(expected {position})"
             )
         position = end
@@ -200,12 +274,13 @@ def _parse_header(
 def _parse_entry(name: str, entry: Any, where: str) -> tuple[np.dtype, tuple[int, ...], int, int]:
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise ModelFileError(
-            f"{where}: tensor {name!r} must be described by dtype, shape and data_offsets"
+            f"{where}: tensor {quoted(name)} must be described by dtype, shape and data_offsets"
         )
     code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if not isinstance(code, str) or code not in DTYPES:
         raise ModelFileError(
-            f"{where}: tensor {name!r} has dtype {code!r}; minigrad reads {sorted(DTYPES)}"
+            f"{where}: tensor {quoted(name)} has dtype {quoted(code)}; minigrad reads "
+            f"{sorted(DTYPES)}"
         )
     if (
         not isinstance(shape, list)
@@ -213,7 +288,7 @@ def _parse_entry(name: str, entry: Any, where: str) -> tuple[np.dtype, tuple[int
         or not all(type(n) is int and n >= 0 for n in shape)
     ):
         raise ModelFileError(
-            f"{where}: tensor {name!r} has shape {shape!r}; expected a list of at most "
+            f"{where}: tensor {quoted(name)} has shape {quoted(shape)}; expected a list of at most "
             f"{MAX_NDIM} non-negative integers"
         )
     if (
@@ -223,15 +298,15 @@ def _parse_entry(name: str, entry: Any, where: str) -> tuple[np.dtype, tuple[int
         or not 0 <= offsets[0] <= offsets[1]
     ):
         raise ModelFileError(
-            f"{where}: tensor {name!r} has data_offsets {offsets!r}; expected [begin, end] "
-            "with 0 <= begin <= end"
+            f"{where}: tensor {quoted(name)} has data_offsets {quoted(offsets)}; expected "
+            "[begin, end] with 0 <= begin <= end"
         )
     dtype = DTYPES[code]
     begin, end = offsets
     expected = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
     if end - begin != expected:
         raise ModelFileError(
-            f"{where}: tensor {name!r} of shape {tuple(shape)} and dtype {code} needs "
+            f"{where}: tensor {quoted(name)} of shape {tuple(shape)} and dtype {code} needs "
             f"{expected} bytes, but its offsets span {end - begin}"
         )
     return dtype, tuple(shape), begin, end
