@@ -10,7 +10,6 @@ current epoch.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import math
@@ -20,11 +19,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from minigrad._files import write_atomically
+from minigrad._files import check_path, write_atomically
 from minigrad._validation import check_bool, check_integer, check_real
 from minigrad.errors import DivergenceError
 from minigrad.schedules import Schedule
 from minigrad.serialization import save, save_checkpoint
+from minigrad.serialization.safetensors_file import require_safetensors
 
 if TYPE_CHECKING:
     from minigrad.training import TrainingState
@@ -314,15 +314,12 @@ class ModelCheckpoint(Callback):
         save_best_only: bool = False,
         weights_only: bool = False,
     ) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(
-                f"ModelCheckpoint path must be a str or a path, got {type(path).__name__}"
-            )
+        _checked_target(path, "ModelCheckpoint path")
         mode = _direction(mode, _monitor_name("ModelCheckpoint", monitor))
         self.path, self.monitor, self.mode = os.fspath(path), monitor, mode
         self.save_best_only = check_bool("ModelCheckpoint save_best_only", save_best_only)
         self.weights_only = check_bool("ModelCheckpoint weights_only", weights_only)
-        _require_safetensors()  # fail now, not at the end of the first epoch
+        require_safetensors()  # fail now, not at the end of the first epoch
         self.best = _worst(mode)
         self.last_path: Path | None = None
 
@@ -370,12 +367,13 @@ class ModelCheckpoint(Callback):
         return f"ModelCheckpoint({self.path!r}{best})"
 
 
-def _require_safetensors() -> None:
-    if importlib.util.find_spec("safetensors") is None:
-        raise ImportError(
-            "ModelCheckpoint writes safetensors files and needs the safetensors package: "
-            "pip install 'minigrad-nn[files]'"
-        )
+def _checked_target(path: object, what: str) -> Path:
+    """``path`` as a Path, refused now if it cannot be a file to write (the wrong type, empty,
+    an existing folder) rather than at the end of the first epoch."""
+    checked = check_path(path, what)
+    if checked.is_dir():
+        raise IsADirectoryError(f"{what} {str(checked)!r} is a folder; give a file name")
+    return checked
 
 
 class LearningRateScheduler(Callback):
@@ -428,11 +426,7 @@ class HistoryLogger(Callback):
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(
-                f"HistoryLogger path must be a str or a path, got {type(path).__name__}"
-            )
-        self.path = Path(path)
+        self.path = _checked_target(path, "HistoryLogger path")
 
     def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
         """Rewrite the whole file from ``state.history``."""

@@ -290,10 +290,13 @@ def test_history_append_and_repr():
             TypeError,
             "weights_only must be True or False, got 1",
         ),
-        (lambda: mg.ModelCheckpoint(None), TypeError, "path must be a str or a path"),
+        (lambda: mg.ModelCheckpoint(None), TypeError, "path must be a file path"),
+        (lambda: mg.ModelCheckpoint(""), ValueError, "ModelCheckpoint path is empty"),
+        (lambda: mg.HistoryLogger(""), ValueError, "HistoryLogger path is empty"),
+        (lambda: mg.HistoryLogger("."), IsADirectoryError, "is a folder"),
         (lambda: mg.ModelCheckpoint("a", monitor=None), TypeError, "monitor must be the name"),
         (lambda: mg.ModelCheckpoint("a", mode=1), ValueError, "mode must be 'min', 'max'"),
-        (lambda: mg.HistoryLogger(3), TypeError, "HistoryLogger path must be a str or a path"),
+        (lambda: mg.HistoryLogger(3), TypeError, "HistoryLogger path must be a file path"),
         (
             lambda: mg.LearningRateScheduler(StepDecay(0.1), per=0),
             ValueError,
@@ -314,12 +317,11 @@ def test_numpy_integers_and_bools_are_accepted():
 
 
 def test_model_checkpoint_without_safetensors_fails_at_construction(monkeypatch):
-    import importlib.util
+    import sys
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "safetensors" else real(name)
-    )
+    for name in [name for name in sys.modules if name.startswith("safetensors")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # import safetensors now fails
     with pytest.raises(ImportError, match=r"pip install 'minigrad-nn\[files\]'"):
         mg.ModelCheckpoint("run.safetensors")
 
