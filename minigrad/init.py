@@ -2,7 +2,7 @@
 
 Every initialiser has the signature ``init(shape, rng, dtype) -> ndarray`` with
 ``shape = (fan_out, fan_in)`` for a Dense weight, and draws from the NumPy Generator it is
-given, so results are reproducible from a seed.
+given (or one made from a seed, see :func:`generator`), so results are reproducible.
 
 =================  ======================================  ==================================
 name               distribution                            suits
@@ -41,7 +41,7 @@ Initializer = Callable[[tuple[int, ...], np.random.Generator, np.dtype], NDArray
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of shape (fan_out, fan_in)."""
-    if len(shape) != 2 or min(shape) < 1:
+    if not isinstance(shape, tuple) or len(shape) != 2 or min(shape) < 1:
         raise ValueError(
             f"initialisers expect a 2-D weight shape (fan_out, fan_in) of positive widths, "
             f"got {shape}"
@@ -62,6 +62,7 @@ def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype)
     ((256, 512), dtype('float32'), 1.0)
     """
     fan_in, _ = _fans(shape)
+    rng = generator(rng)
     return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
 
 
@@ -78,7 +79,7 @@ def he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype
     """
     fan_in, _ = _fans(shape)
     bound = np.sqrt(6.0 / fan_in)
-    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+    return generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
 
 
 def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype) -> NDArray:
@@ -93,6 +94,7 @@ def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dt
     (dtype('float64'), 1.0)
     """
     fan_in, fan_out = _fans(shape)
+    rng = generator(rng)
     return (rng.standard_normal(shape) * np.sqrt(2.0 / (fan_in + fan_out))).astype(dtype)
 
 
@@ -109,7 +111,7 @@ def xavier_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.d
     """
     fan_in, fan_out = _fans(shape)
     bound = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+    return generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
 
 
 _BY_NAME: dict[str, Initializer] = {

@@ -129,8 +129,8 @@ class Sequential(Layer):
         in_features = getattr(layer, "in_features", None)
         if width is not None and in_features is not None and in_features != width:
             raise ShapeError(
-                f"Sequential layer {index} ({layer!r}) expects {in_features} input features, "
-                f"but layer {source} ({self.layers[source]!r}) outputs {width}"
+                f"Sequential layer {index} ({_short(layer)}) expects {in_features} input "
+                f"features, but layer {source} ({_short(self.layers[source])}) outputs {width}"
             )
         self.layers.append(layer)
         self._places.update((id(item), path) for path, item in places)
@@ -267,6 +267,14 @@ class Sequential(Layer):
             lines.append(f"  ({index}): {text}{suffix}")
         lines.append(f")  # {_parameters(self.num_parameters())}")
         return "\n".join(lines)
+
+
+def _short(layer: Layer) -> str:
+    """A layer's repr for a message: one line, a container summarised, at most 120 characters."""
+    if isinstance(layer, Sequential):
+        return f"Sequential of {len(layer)} layers"
+    text = repr(layer).replace("\n", " ")
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _parameters(count: int) -> str:

@@ -608,3 +608,26 @@ class TiedProperly(Layer):
 def test_tied_weights_written_as_one_layer_pass_the_gradient_check():
     report = check_gradients(TiedProperly(), np.random.default_rng(1).normal(size=(4, 3)))
     assert set(report.errors) == {"input", "w"}
+
+
+# -- initialisers and configs --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("init", ["he_normal", "he_uniform", "xavier_normal", "xavier_uniform"])
+def test_initialisers_take_a_seed_as_well_as_a_generator(init):
+    from minigrad.init import get_initializer
+
+    draw = get_initializer(init)
+    np.testing.assert_array_equal(
+        draw((3, 2), 7, np.float32), draw((3, 2), np.random.default_rng(7), np.float32)
+    )
+    with pytest.raises(TypeError, match=r"rng must be None, an integer seed .*'7' \(str\)"):
+        draw((3, 2), "7", np.float32)
+    with pytest.raises(ValueError, match=r"positive widths, got \(3, 0\)"):
+        draw((3, 0), 7, np.float32)
+
+
+def test_a_config_with_many_unknown_keys_gives_a_short_message():
+    with pytest.raises(ValueError, match=r"and 9990 more$") as caught:
+        Dense.from_config({f"key{i}" * 20: 1 for i in range(10_000)})
+    assert len(str(caught.value)) < 700

@@ -554,3 +554,13 @@ def test_indexing_errors_say_what_is_wrong():
     with pytest.raises(TypeError, match="Sequential indices are integers or slices, got str"):
         mlp()["0"]
     assert mlp()[np.int64(-1)].out_features == 3
+
+
+def test_a_width_mismatch_with_a_big_container_gives_a_one_line_message():
+    inner = Sequential(*(Dense(4, 4) for _ in range(1000)))
+    with pytest.raises(ShapeError) as caught:
+        Sequential(Dense(2, 3), inner)
+    assert str(caught.value) == (
+        "Sequential layer 1 (Sequential of 1000 layers) expects 4 input features, but layer 0 "
+        "(Dense(in_features=2, out_features=3, bias=True)) outputs 3"
+    )

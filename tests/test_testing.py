@@ -215,3 +215,21 @@ def test_numerical_gradient_refuses_an_integer_array_it_could_not_perturb():
 def test_float32_buffers_are_refused_like_float32_parameters():
     with pytest.raises(TypeError, match="float64 parameters and buffers, but 'mean' is float32"):
         check_gradients(Normalization(2), np.ones((1, 2)))
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: batches(True), TypeError, r"features must be an integer, got True \(bool\)"),
+        (lambda: batches(3, min_batch=4, max_batch=2), ValueError, "max_batch must be >= 4"),
+        (lambda: floats_away_from_zero(-1.0), ValueError, "min_magnitude must be"),
+        (
+            lambda: given(sequential_stacks(max_width="6"))(lambda model: None)(),
+            TypeError,
+            "max_width must be an integer",
+        ),
+    ],
+)
+def test_strategies_check_their_arguments(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

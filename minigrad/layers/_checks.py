@@ -104,3 +104,16 @@ def shown(value: object) -> str:
     except ValueError:  # an int with more digits than Python converts to text
         text = f"<{type(value).__name__} too large to show>"
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def listed(keys: object, limit: int = 10) -> str:
+    """The sorted names of ``keys`` for a message: the first ``limit`` and how many more."""
+    names = sorted(_name(key) for key in keys)
+    if len(names) <= limit:
+        return repr(names)
+    return f"{names[:limit]!r} and {len(names) - limit} more"
+
+
+def _name(key: object) -> str:
+    text = key if isinstance(key, str) else shown(key)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -13,6 +13,7 @@ from minigrad.init import Initializer, generator, get_initializer
 from minigrad.layers._checks import (
     bad_gradient,
     layer_width,
+    listed,
     parameter_dtype,
     real_array,
     shown,
@@ -176,7 +177,7 @@ class Dense(Layer):
             raise TypeError(f"a Dense config is a dict, got {type(config).__name__}")
         if set(config) != expected:
             raise ValueError(
-                f"a Dense config has the keys {sorted(expected)}, got {sorted(config)}"
+                f"a Dense config has the keys {sorted(expected)}, got {listed(config)}"
             )
         if not isinstance(config["bias"], bool):
             raise TypeError(f"Dense bias must be true or false, got {shown(config['bias'])}")

@@ -12,6 +12,7 @@ from minigrad.errors import ShapeError
 from minigrad.layers._checks import (
     bad_gradient,
     layer_width,
+    listed,
     parameter_dtype,
     real_array,
     shown,
@@ -243,8 +244,7 @@ class Normalization(Layer):
             raise TypeError(f"a Normalization config is a dict, got {type(config).__name__}")
         if set(config) != expected:
             raise ValueError(
-                f"a Normalization config has the keys {sorted(expected)}, "
-                f"got {shown(sorted(map(str, config)))}"
+                f"a Normalization config has the keys {sorted(expected)}, got {listed(config)}"
             )
         if config["dtype"] not in ("float16", "float32", "float64"):
             raise ValueError(
