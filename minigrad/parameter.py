@@ -42,8 +42,9 @@ class _Owned:
 
     def __setattr__(self, name: str, new: object) -> None:
         if name in _ARRAYS:
-            old = getattr(self, name)
-            if new is not old:  # ``p.value -= step`` assigns the same array back
+            # An unset slot is being filled (by __init__, copy or pickle): nothing to keep
+            old = getattr(self, name, None)
+            if old is not None and new is not old:  # ``p.value -= step`` assigns it back
                 new = _fitting(self, name, new, old)
         elif name == "name" and not isinstance(new, str):
             raise TypeError(f"{type(self).__name__} name must be a str, got {type(new).__name__}")

@@ -154,3 +154,17 @@ def test_load_state_dict_restores_buffers_in_place():
     np.testing.assert_array_equal(offset, [5.0, 6.0, 7.0])
     with pytest.raises(ValueError, match=r"'offset'.* shape \(2,\), but the buffer has shape"):
         target.load_state_dict({"offset": np.zeros(2), "scale": np.ones(3)})
+
+
+def test_models_with_parameters_and_buffers_copy_and_pickle():
+    import copy
+    import pickle
+
+    model = mg.Sequential(mg.Normalization(2, mean=[1.0, 2.0]), Dense(2, 3, rng=0))
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert clone[1].weight is not model[1].weight
+        for key, value in model.state_dict().items():
+            np.testing.assert_array_equal(clone.state_dict()[key], value)
+        with pytest.raises(ValueError, match="must keep its shape"):
+            clone[1].weight.value = np.zeros(3, np.float32)
+        clone.append(Dense(3, 1))  # the copy's own bookkeeping holds

@@ -54,11 +54,13 @@ class Layer:
         What backward uses is what the last forward cached. Run the forward, the loss and
         backward in that order, with no other forward pass in between: a forward on other
         data (``model(x2)``) replaces the cache, and backward then returns that batch's
-        gradients. The built-in layers and Sequential catch the common case: a forward
-        in evaluation mode between a training-mode forward and backward (``mg.predict`` or
-        ``mg.evaluate`` called after the loss) makes backward raise a RuntimeError. A
-        forward and backward both in evaluation mode (saliency maps of a model in eval
-        mode) is fine.
+        gradients (a batch of another size makes backward raise a ShapeError; one of the
+        same size cannot be told apart). The built-in layers and Sequential catch the
+        common case: a forward in evaluation mode between a training-mode forward and
+        backward (``mg.predict`` or ``mg.evaluate`` called after the loss) makes backward
+        raise a RuntimeError. A forward and backward both in evaluation mode (saliency maps
+        of a model in eval mode) is fine. Layers of your own inside a Sequential are
+        covered by the Sequential's check.
     Each object in one place
         A Layer object may appear only once in a model, and so may a Parameter or Buffer.
         A layer caches its input, so the same layer at two positions would compute one
@@ -327,9 +329,10 @@ class Layer:
 
 def _first_place(seen: dict[int, str], item: Layer | Parameter | Buffer, path: str) -> None:
     """Record where ``item`` is; ValueError if it was already met at another path."""
-    first = seen.setdefault(id(item), path)
-    if first != path:
+    first = seen.get(id(item))
+    if first is not None:
         raise ValueError(repeated(item, first, path))
+    seen[id(item)] = path
 
 
 def repeated(item: Layer | Parameter | Buffer, first: str, second: str) -> str:
