@@ -29,11 +29,21 @@ from minigrad.callbacks import (
 )
 from minigrad.data import DataLoader
 from minigrad.errors import DivergenceError, ModelFileError, ShapeError
-from minigrad.layers import Activation, Dense, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from minigrad.layers import (
+    Activation,
+    Dense,
+    Layer,
+    LeakyReLU,
+    Normalization,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from minigrad.losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss
 from minigrad.metrics import accuracy, confusion_matrix
 from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer, clip_grad_norm
-from minigrad.parameter import Parameter
+from minigrad.parameter import Buffer, Parameter
 from minigrad.sequential import Sequential
 from minigrad.serialization import (
     Checkpoint,
@@ -57,6 +67,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "BinaryCrossEntropy",
+    "Buffer",
     "Callback",
     "Checkpoint",
     "CrossEntropy",
@@ -74,6 +85,7 @@ __all__ = [
     "ModelCheckpoint",
     "ModelFileError",
     "Momentum",
+    "Normalization",
     "Optimizer",
     "Parameter",
     "ReLU",

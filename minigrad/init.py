@@ -2,7 +2,7 @@
 
 Every initialiser has the signature ``init(shape, rng, dtype) -> ndarray`` with
 ``shape = (fan_out, fan_in)`` for a Dense weight, and draws from the NumPy Generator it is
-given, so results are reproducible from a seed.
+given (or one made from a seed, see :func:`generator`), so results are reproducible.
 
 =================  ======================================  ==================================
 name               distribution                            suits
@@ -20,6 +20,7 @@ name               distribution                            suits
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -27,6 +28,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "Initializer",
+    "generator",
     "get_initializer",
     "he_normal",
     "he_uniform",
@@ -39,8 +41,11 @@ Initializer = Callable[[tuple[int, ...], np.random.Generator, np.dtype], NDArray
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of shape (fan_out, fan_in)."""
-    if len(shape) != 2:
-        raise ValueError(f"initialisers expect a 2-D weight shape (fan_out, fan_in), got {shape}")
+    if not isinstance(shape, tuple) or len(shape) != 2 or min(shape) < 1:
+        raise ValueError(
+            f"initialisers expect a 2-D weight shape (fan_out, fan_in) of positive widths, "
+            f"got {shape}"
+        )
     fan_out, fan_in = shape
     return fan_in, fan_out
 
@@ -57,6 +62,7 @@ def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype)
     ((256, 512), dtype('float32'), 1.0)
     """
     fan_in, _ = _fans(shape)
+    rng = generator(rng)
     return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
 
 
@@ -73,7 +79,7 @@ def he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype
     """
     fan_in, _ = _fans(shape)
     bound = np.sqrt(6.0 / fan_in)
-    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+    return generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
 
 
 def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype) -> NDArray:
@@ -88,6 +94,7 @@ def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dt
     (dtype('float64'), 1.0)
     """
     fan_in, fan_out = _fans(shape)
+    rng = generator(rng)
     return (rng.standard_normal(shape) * np.sqrt(2.0 / (fan_in + fan_out))).astype(dtype)
 
 
@@ -104,7 +111,7 @@ def xavier_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.d
     """
     fan_in, fan_out = _fans(shape)
     bound = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+    return generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
 
 
 _BY_NAME: dict[str, Initializer] = {
@@ -137,12 +144,54 @@ def get_initializer(init: str | Initializer) -> Initializer:
         ...
     ValueError: unknown init 'zeros'; expected one of [...] or a callable init(shape, rng, dtype)
     """
+    if isinstance(init, type):
+        raise TypeError(
+            f"init must be a name or a function init(shape, rng, dtype), got the class "
+            f"{init.__name__}"
+        )
     if callable(init):
         return init
+    if not isinstance(init, str):
+        raise TypeError(
+            f"init must be a name or a function init(shape, rng, dtype), got {type(init).__name__}"
+        )
     try:
         return _BY_NAME[init.lower()]
-    except (KeyError, AttributeError):
+    except KeyError:
+        shown = init if len(init) <= 40 else init[:37] + "..."
         raise ValueError(
-            f"unknown init {init!r}; expected one of {sorted(_BY_NAME)} "
+            f"unknown init {shown!r}; expected one of {sorted(_BY_NAME)} "
             "or a callable init(shape, rng, dtype)"
         ) from None
+
+
+def generator(
+    rng: int | np.random.Generator | np.random.SeedSequence | None, what: str = "rng"
+) -> np.random.Generator:
+    """A NumPy Generator from a seed, a Generator or None, as ``np.random.default_rng`` makes
+    it, with the argument checked first.
+
+    ``rng`` may be None (fresh entropy), an integer >= 0 (Python or NumPy), a Generator
+    (used as it is), a SeedSequence or a BitGenerator. A bool, a float or a string is a
+    TypeError naming ``what``, rather than a seed NumPy would take or reject in its own words.
+
+    Examples
+    --------
+    >>> generator(0).integers(10, size=3), generator(np.int64(0)).integers(10, size=3)
+    (array([8, 6, 5]), array([8, 6, 5]))
+    >>> generator(True, "Dense rng")
+    Traceback (most recent call last):
+        ...
+    TypeError: Dense rng must be None, an integer seed >= 0 or a numpy Generator, got True (bool)
+    """
+    if rng is None or isinstance(
+        rng, (np.random.Generator, np.random.SeedSequence, np.random.BitGenerator)
+    ):
+        return np.random.default_rng(rng)
+    expected = "None, an integer seed >= 0 or a numpy Generator"
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, numbers.Integral):
+        text = repr(rng) if len(repr(rng)) <= 80 else repr(rng)[:77] + "..."
+        raise TypeError(f"{what} must be {expected}, got {text} ({type(rng).__name__})")
+    if rng < 0:
+        raise ValueError(f"{what} must be {expected}, got {rng}")
+    return np.random.default_rng(int(rng))

@@ -11,18 +11,19 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from minigrad._validation import as_float_array, check_ndim, check_same_shape
+from minigrad._validation import check_bool, check_ndim, check_same_shape
 from minigrad.errors import ShapeError
+from minigrad.layers._checks import as_array, real_array, refused
 from minigrad.layers.activations import sigmoid
 
 __all__ = ["MSE", "BinaryCrossEntropy", "CrossEntropy", "Loss"]
 
 
 def _as_prediction(pred: ArrayLike, what: str) -> NDArray[np.floating]:
-    """``pred`` as a float array (its own dtype kept), non-empty."""
-    pred = np.asarray(pred)
-    if pred.dtype.kind != "f":
-        pred = pred.astype(np.float64)
+    """``pred`` as a float array (its own float dtype kept; integers and booleans become
+    float64; complex, string and object arrays refused), non-empty."""
+    if type(pred) is not np.ndarray or pred.dtype.kind != "f":
+        pred = real_array(pred, None, f"{what} pred")
     if pred.size == 0:
         raise ValueError(f"{what} got an empty batch (pred has shape {pred.shape})")
     return pred
@@ -105,7 +106,7 @@ class MSE(Loss):
     def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
         """L = (1/N) sum (pred - target)^2, caching pred - target."""
         pred = _as_prediction(pred, "MSE")
-        target = as_float_array(target, pred.dtype, "MSE target")
+        target = real_array(target, pred.dtype, "MSE target")
         check_same_shape(pred, target, "MSE")
         with np.errstate(over="ignore"):  # beyond the dtype's range the gradient is inf
             self._diff = pred - target
@@ -153,14 +154,14 @@ class BinaryCrossEntropy(Loss):
     """
 
     def __init__(self, from_logits: bool = False) -> None:
-        self.from_logits = bool(from_logits)
+        self.from_logits = check_bool("BinaryCrossEntropy from_logits", from_logits)
         self._pred: NDArray[np.floating] | None = None
         self._target: NDArray[np.floating] | None = None
 
     def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
         """L = -(1/N) sum [t log p + (1 - t) log(1 - p)], with p = sigmoid(pred) for logits."""
         pred = _as_prediction(pred, "BinaryCrossEntropy")
-        target = as_float_array(target, pred.dtype, "BinaryCrossEntropy target")
+        target = real_array(target, pred.dtype, "BinaryCrossEntropy target")
         check_same_shape(pred, target, "BinaryCrossEntropy")
         if not (target.min() >= 0 and target.max() <= 1):
             raise ValueError(
@@ -172,11 +173,7 @@ class BinaryCrossEntropy(Loss):
             losses = np.maximum(pred, 0) - pred * target + np.log1p(np.exp(-np.abs(pred)))
         else:
             if not (pred.min() >= 0 and pred.max() <= 1):
-                raise ValueError(
-                    "BinaryCrossEntropy expects probabilities in [0, 1], got values from "
-                    f"{pred.min()} to {pred.max()}; for raw scores use "
-                    "BinaryCrossEntropy(from_logits=True)"
-                )
+                _check_probabilities(pred)
             eps = np.finfo(pred.dtype).eps
             pred = np.clip(pred, eps, 1 - eps)
             losses = -(target * np.log(pred) + (1 - target) * np.log1p(-pred))
@@ -271,7 +268,8 @@ class CrossEntropy(Loss):
     @staticmethod
     def _check_target(logits: NDArray[np.floating], target: ArrayLike) -> NDArray:
         m, classes = logits.shape
-        target = np.asarray(target)
+        if not isinstance(target, np.ndarray):
+            target = as_array(target, "CrossEntropy target")
         if target.ndim == 1:
             if target.shape[0] != m:
                 raise ShapeError(
@@ -279,7 +277,7 @@ class CrossEntropy(Loss):
                 )
             return _class_indices(target, classes)
         if target.shape == logits.shape:
-            rows = as_float_array(target, logits.dtype, "CrossEntropy target")
+            rows = real_array(target, logits.dtype, "CrossEntropy target")
             if not (rows.min() >= 0 and rows.max() <= 1):
                 raise ValueError(
                     "CrossEntropy probability targets must lie in [0, 1], got values from "
@@ -302,6 +300,25 @@ class CrossEntropy(Loss):
         )
 
 
+def _check_probabilities(pred: NDArray[np.floating]) -> None:
+    """Raise unless every entry of ``pred`` that is not NaN lies in [0, 1].
+
+    NaN passes and gives a NaN loss, as it does in MSE and CrossEntropy, so that a diverging
+    model is reported as diverging rather than as a wrong input.
+    """
+    values = pred[~np.isnan(pred)]
+    if values.size and not (values.min() >= 0 and values.max() <= 1):
+        raise ValueError(
+            "BinaryCrossEntropy expects probabilities in [0, 1], got values from "
+            f"{values.min()} to {values.max()}; for raw scores use "
+            "BinaryCrossEntropy(from_logits=True)"
+        )
+
+
+#: itemsize -> 2^(bits-1) = the number of non-negative values of the signed integer dtype
+_SIGNED_LIMIT = {size: 1 << (8 * size - 1) for size in (1, 2, 4, 8)}
+
+
 def _class_indices(labels: NDArray, classes: int) -> NDArray[np.intp]:
     """Validate class labels (integers, or floats with integer values) in [0, classes)."""
     kind = labels.dtype.kind
@@ -312,11 +329,19 @@ def _class_indices(labels: NDArray, classes: int) -> NDArray[np.intp]:
                 f"CrossEntropy class labels must be integers, got {labels[bad[0]]} "
                 f"at index {bad[0]}"
             )
-    elif kind not in "iu":
-        raise TypeError(f"CrossEntropy class labels must be integers, got dtype {labels.dtype}")
-    # Viewed as unsigned, a negative label becomes a huge number: one max() checks both ends.
-    unsigned = labels.view(labels.dtype.str.replace("i", "u")) if kind == "i" else labels
-    if (kind == "f" and labels.min() < 0) or np.maximum.reduce(unsigned) >= classes:
+        out_of_range = labels.min() < 0 or labels.max() >= classes
+    elif kind == "i" and classes <= _SIGNED_LIMIT[labels.dtype.itemsize]:
+        # Viewed as unsigned, a negative label becomes at least 2^(bits-1) >= classes: one
+        # max() checks both ends
+        unsigned = labels.view(labels.dtype.str.replace("i", "u"))
+        out_of_range = np.maximum.reduce(unsigned) >= classes
+    elif kind == "i":  # more classes than the dtype has positive values: only negatives fail
+        out_of_range = np.minimum.reduce(labels) < 0
+    elif kind == "u":
+        out_of_range = np.maximum.reduce(labels) >= classes
+    else:
+        raise TypeError(f"CrossEntropy class labels must be integers, {refused(labels)}")
+    if out_of_range:
         i = np.flatnonzero((labels < 0) | (labels >= classes))[0]
         raise ValueError(
             f"CrossEntropy class labels must lie in [0, {classes}) for {classes} classes, "

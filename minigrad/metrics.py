@@ -11,6 +11,9 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from minigrad._validation import check_integer, check_real
+from minigrad.layers._checks import REAL_KINDS, as_array, refused
+
 __all__ = ["METRICS", "accuracy", "confusion_matrix", "predicted_classes"]
 
 
@@ -21,6 +24,9 @@ def predicted_classes(pred: ArrayLike, threshold: float = 0.5) -> NDArray[np.int
     - (n,) or (n, 1): one binary output per sample, class 1 where it exceeds ``threshold``:
       0.5 for probabilities (after a Sigmoid), 0.0 for logits.
 
+    A NaN prediction picks no class: it raises a ValueError naming the first such row (a
+    diverged model, or NaN in its input), where NumPy's argmax would say class 0.
+
     Shape: pred (n, C), (n, 1) or (n,) -> (n,) integer classes.
 
     Examples
@@ -29,31 +35,73 @@ def predicted_classes(pred: ArrayLike, threshold: float = 0.5) -> NDArray[np.int
     array([1, 0])
     >>> predicted_classes(np.array([[0.7], [0.2]])), predicted_classes([-0.3, 1.2], threshold=0.0)
     (array([1, 0]), array([0, 1]))
+    >>> predicted_classes(np.array([[0.7], [np.nan]]))
+    Traceback (most recent call last):
+        ...
+    ValueError: predictions hold NaN in row 1: the model diverged or its input holds NaN
     """
-    pred = np.asarray(pred)
+    threshold = check_real("threshold", threshold, finite=False)
+    pred = as_array(pred, "predictions")
+    if pred.dtype.kind not in REAL_KINDS:
+        raise TypeError(f"predictions must be real numbers, {refused(pred)}")
     if pred.ndim == 2 and pred.shape[1] >= 2:
+        multiclass = True
+    elif pred.ndim == 1 or (pred.ndim == 2 and pred.shape[1] == 1):
+        multiclass, pred = False, pred.reshape(-1)
+    else:
+        raise ValueError(
+            f"predictions must be (n, classes), (n, 1) or (n,), got shape {pred.shape}"
+        )
+    if pred.dtype.kind == "f":
+        nan = np.isnan(pred)
+        if nan.any():
+            row = int(np.argmax(nan.any(axis=1) if multiclass else nan))
+            raise ValueError(
+                f"predictions hold NaN in row {row}: the model diverged or its input holds NaN"
+            )
+    if multiclass:
         return pred.argmax(axis=1)
-    if pred.ndim == 1 or (pred.ndim == 2 and pred.shape[1] == 1):
-        return (pred.reshape(-1) > threshold).astype(np.int64)
-    raise ValueError(f"predictions must be (n, classes), (n, 1) or (n,), got shape {pred.shape}")
+    return (pred > threshold).astype(np.int64)
 
 
-def _labels(target: ArrayLike, n: int) -> NDArray[np.integer]:
-    """Class labels from integer labels (n,) / (n, 1) or one-hot / probability rows (n, C)."""
-    target = np.asarray(target)
+def _width(pred: NDArray) -> int:
+    """The number of classes ``pred`` chooses between: its width, or 2 for binary outputs."""
+    return pred.shape[1] if pred.ndim == 2 and pred.shape[1] >= 2 else 2
+
+
+def _labels(target: ArrayLike, n: int, classes: int, width: int) -> NDArray[np.integer]:
+    """Class labels in [0, classes) from integer labels (n,) / (n, 1) or one-hot /
+    probability rows (n, width), for predictions that choose between ``width`` classes."""
+    target = as_array(target, "targets")
+    if target.dtype.kind not in REAL_KINDS:
+        raise TypeError(
+            f"targets must be class labels (integers) or one-hot rows, {refused(target)}"
+        )
     if target.ndim == 2 and target.shape[1] >= 2:
+        if target.shape[1] != width:
+            raise ValueError(
+                f"one-hot targets have {target.shape[1]} columns, but the predictions choose "
+                f"between {width} classes"
+            )
         labels = target.argmax(axis=1)
     else:
         labels = target.reshape(-1)
     if labels.shape != (n,):
         raise ValueError(f"targets of shape {target.shape} do not fit {n} predictions")
-    if labels.dtype.kind in "iu":
-        return labels
-    if labels.dtype.kind not in "fb" or not np.all(
-        np.isfinite(labels) & (labels == np.round(labels))
-    ):
-        raise ValueError("targets must be class labels (integers) or one-hot rows")
-    return labels.astype(np.int64)
+    if labels.dtype.kind in "fb":
+        bad = np.flatnonzero(~(np.isfinite(labels) & (labels == np.round(labels))))
+        if bad.size:
+            raise ValueError(
+                f"targets must be class labels (integers) or one-hot rows, got "
+                f"{labels[bad[0]]} at index {bad[0]}"
+            )
+    if n and (labels.min() < 0 or labels.max() >= classes):
+        i = int(np.flatnonzero((labels < 0) | (labels >= classes))[0])
+        raise ValueError(
+            f"target classes must lie in [0, {classes}) for {classes} classes, got "
+            f"{labels[i]} at index {i}"
+        )
+    return labels.astype(np.int64, copy=False)
 
 
 def accuracy(pred: ArrayLike, target: ArrayLike, threshold: float = 0.5) -> float:
@@ -65,6 +113,11 @@ def accuracy(pred: ArrayLike, target: ArrayLike, threshold: float = 0.5) -> floa
 
         accuracy = (1/n) sum_i [yhat_i == t_i],   yhat = predicted_classes(pred, threshold)
 
+    Raises ValueError for no samples (the accuracy of nothing is undefined), for a NaN
+    prediction (naming its row) and for a target outside the C classes the predictions
+    choose between (naming its index); TypeError for targets or predictions that are not
+    real numbers.
+
     Shape: pred (n, C), (n, 1) or (n,); target (n,), (n, 1) or one-hot (n, C) -> float.
 
     >>> accuracy(np.array([[2.0, 1.0], [0.0, 3.0]]), np.array([0, 0]))
@@ -73,7 +126,12 @@ def accuracy(pred: ArrayLike, target: ArrayLike, threshold: float = 0.5) -> floa
     1.0
     """
     classes = predicted_classes(pred, threshold)
-    return int(np.count_nonzero(classes == _labels(target, len(classes)))) / len(classes)
+    n = len(classes)
+    if n == 0:
+        raise ValueError("accuracy needs at least one prediction, got none")
+    width = _width(np.asarray(pred))
+    labels = _labels(target, n, width, width)
+    return int(np.count_nonzero(classes == labels)) / n
 
 
 def confusion_matrix(
@@ -83,8 +141,10 @@ def confusion_matrix(
 
         M_ij = #{k : t_k = i and yhat_k = j};   trace(M) / n is the accuracy.
 
-    ``classes`` defaults to the width of ``pred`` (2 for binary outputs), widened to fit the
-    largest target label.
+    ``classes`` defaults to the width of ``pred`` (2 for binary outputs); every target must
+    lie in [0, classes), which is checked before the matrix is allocated (so a stray label
+    of 10^6 is an error naming it, not a request for terabytes). Pass a larger ``classes``
+    to count classes the predictions never pick.
 
     Shape: pred (n, C), (n, 1) or (n,); target as for :func:`accuracy` -> (C, C) int64.
 
@@ -93,15 +153,11 @@ def confusion_matrix(
            [0, 1]])
     """
     predicted = predicted_classes(pred, threshold)
-    true = _labels(target, len(predicted))
+    width = _width(np.asarray(pred))
     if classes is None:
-        pred_array = np.asarray(pred)
-        width = pred_array.shape[1] if pred_array.ndim == 2 and pred_array.shape[1] >= 2 else 2
-        classes = max(width, int(true.max(initial=-1)) + 1)
-    if true.size and (true.min() < 0 or true.max() >= classes):
-        raise ValueError(
-            f"target classes must lie in [0, {classes}), got {true.min()} to {true.max()}"
-        )
+        classes = width
+    classes = check_integer("confusion_matrix classes", classes, minimum=1)
+    true = _labels(target, len(predicted), classes, width)
     if predicted.size and predicted.max() >= classes:
         raise ValueError(
             f"predictions pick class {predicted.max()}, outside the {classes} classes asked for"

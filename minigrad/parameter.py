@@ -1,14 +1,105 @@
-"""Trainable parameters: a value and its gradient, kept together."""
+"""Arrays a layer owns: trainable parameters (a value and its gradient) and buffers (a value)."""
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Parameter"]
+__all__ = ["Buffer", "Parameter"]
 
 
-class Parameter:
+class _Owned:
+    """A named floating-point array that keeps its shape and dtype for life.
+
+    The value may be updated in place (``value[...] = new``, ``value -= step``) and replaced
+    only by an array that fits: same shape and dtype, writeable and C-contiguous, since
+    optimizers write into it in place and reshape it into views.
+    """
+
+    # Plain slots, so that reading value (and grad), which optimizers and layers do at every
+    # step, costs a C-level attribute read; only assignments go through __setattr__
+    __slots__ = ("name", "value")
+
+    def __init__(self, value: ArrayLike, name: str) -> None:
+        self.name = name
+        kind = type(self).__name__
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"{kind} {name!r}: the value must be a floating-point array, got "
+                f"{type(value).__name__} ({error})"
+            ) from None
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(
+                f"{kind} values must be floating point, got dtype {array.dtype}; "
+                "convert with .astype(np.float32) or np.float64"
+            )
+        # A read-only or strided array is copied: optimizers update values in place
+        if not (array.flags.c_contiguous and array.flags.writeable):
+            array = np.array(array, order="C")
+        object.__setattr__(self, "value", array)
+
+    def __setattr__(self, name: str, new: object) -> None:
+        if name in _ARRAYS:
+            # An unset slot is being filled (by __init__, copy or pickle): nothing to keep
+            old = getattr(self, name, None)
+            if old is not None and new is not old:  # ``p.value -= step`` assigns it back
+                new = _fitting(self, name, new, old)
+        elif name == "name" and not isinstance(new, str):
+            raise TypeError(f"{type(self).__name__} name must be a str, got {type(new).__name__}")
+        object.__setattr__(self, name, new)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of ``value``."""
+        return self.value.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of ``value``."""
+        return self.value.dtype
+
+    @property
+    def size(self) -> int:
+        """The number of scalar entries in ``value``."""
+        return self.value.size
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+#: the array attributes whose replacement is checked
+_ARRAYS = frozenset({"value", "grad"})
+
+
+def _fitting(owner: _Owned, what: str, new: object, old: NDArray) -> NDArray:
+    """``new`` if it can take the place of ``old`` in ``owner``, else a TypeError/ValueError."""
+    where = f"{type(owner).__name__} {owner.name!r}" if owner.name else type(owner).__name__
+    hint = f"; to change the values write into the array: {what}[...] = new"
+    if not isinstance(new, np.ndarray):
+        raise TypeError(f"{where}.{what} must be a NumPy array, got {type(new).__name__}{hint}")
+    if new.shape != old.shape:
+        raise ValueError(
+            f"{where}.{what} must keep its shape {old.shape}, got an array of shape "
+            f"{new.shape}{hint}"
+        )
+    if new.dtype != old.dtype:
+        raise TypeError(
+            f"{where}.{what} must keep its dtype {old.dtype}, got {new.dtype}; write into "
+            f"the array instead ({what}[...] = new casts) or cast with .astype({old.dtype})"
+        )
+    if not new.flags.writeable:
+        raise ValueError(f"{where}.{what} must be writeable, got a read-only array{hint}")
+    if not new.flags.c_contiguous:
+        raise ValueError(
+            f"{where}.{what} must be C-contiguous, got a strided view{hint}, "
+            "or pass np.ascontiguousarray(new)"
+        )
+    return new
+
+
+class Parameter(_Owned):
     """A trainable array and the gradient of the loss with respect to it.
 
     Layers own their parameters as attributes (``self.weight = Parameter(...)``); the
@@ -19,17 +110,27 @@ class Parameter:
     ----------
     value : ndarray
         The initial value, a floating-point array. It is used as it is (no copy) when it is
-        C-contiguous, else copied into a contiguous array.
+        C-contiguous and writeable, else copied into such an array.
     name : str, optional
         A label for messages and reprs; layers set it to the attribute name.
 
     Attributes
     ----------
     value : ndarray
-        The parameter's current value.
+        The parameter's current value. Its shape and dtype are fixed: change the numbers in
+        place (``p.value[...] = new``); assigning another array is allowed only for one of
+        the same shape and dtype, writeable and C-contiguous (anything else raises at once,
+        naming the parameter, rather than at the optimizer's next step).
     grad : ndarray
         dL/dvalue, same shape and dtype as ``value``, allocated once. A layer's ``backward``
-        overwrites it (gradients do not accumulate across backward calls).
+        overwrites it (gradients do not accumulate across backward calls). The same rules
+        as for ``value`` apply to assigning it.
+
+    Notes
+    -----
+    A Parameter belongs to exactly one place in a model: layers refuse to share one (tied
+    weights), because each backward overwrites ``grad`` and a shared parameter would keep
+    only its last use's gradient (see :class:`~minigrad.layers.base.Layer`).
 
     Examples
     --------
@@ -39,43 +140,68 @@ class Parameter:
     Parameter(name='weight', shape=(2, 3), dtype=float32)
     >>> p.grad.shape, p.grad.dtype
     ((2, 3), dtype('float32'))
+    >>> p.value[...] = 0.5  # change the values in place
+    >>> p.value = np.zeros((3, 2), dtype=np.float32)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: Parameter 'weight'.value must keep its shape (2, 3), got an array of shape (3, 2)...
     """
 
-    __slots__ = ("grad", "name", "value")
+    __slots__ = ("grad",)
+
+    value: NDArray[np.floating]
+    grad: NDArray[np.floating]
 
     def __init__(self, value: NDArray[np.floating], name: str = "") -> None:
-        value = np.asarray(value)
-        if not value.flags.c_contiguous:
-            value = np.ascontiguousarray(value)
-        if not np.issubdtype(value.dtype, np.floating):
-            raise TypeError(
-                f"Parameter values must be floating point, got dtype {value.dtype}; "
-                "convert with .astype(np.float32) or np.float64"
-            )
-        self.value: NDArray[np.floating] = value
+        super().__init__(value, name)
         # np.zeros, not zeros_like: the system hands out zeroed pages lazily, so a gradient
         # costs no memory until backward first writes it
-        self.grad: NDArray[np.floating] = np.zeros(value.shape, value.dtype)
-        self.name = name
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The shape of ``value`` (and of ``grad``)."""
-        return self.value.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        """The dtype of ``value`` (and of ``grad``)."""
-        return self.value.dtype
-
-    @property
-    def size(self) -> int:
-        """The number of scalar entries in ``value``."""
-        return self.value.size
+        object.__setattr__(self, "grad", np.zeros(self.value.shape, self.value.dtype))
 
     def zero_grad(self) -> None:
         """Set the gradient to zero in place."""
         self.grad.fill(0)
 
-    def __repr__(self) -> str:
-        return f"Parameter(name={self.name!r}, shape={self.shape}, dtype={self.dtype})"
+
+class Buffer(_Owned):
+    """A non-trainable array a layer keeps and saves: statistics, running averages.
+
+    A buffer is found by structure like a :class:`Parameter` (any attribute holding one) and
+    goes into ``state_dict()`` and model files under its attribute name, but it has no
+    gradient and optimizers never see it: ``parameters()`` lists only Parameters. This is
+    PyTorch's buffer (``register_buffer``), for values such as batch norm's running mean.
+
+    Parameters
+    ----------
+    value : ndarray
+        The initial value, a floating-point array (copied when it is not C-contiguous and
+        writeable).
+    name : str, optional
+        A label for messages and reprs; layers set it to the attribute name.
+
+    Attributes
+    ----------
+    value : ndarray
+        The current value, with the same fixed shape and dtype rules as ``Parameter.value``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minigrad import Layer
+    >>> class Shift(Layer):  # y = x - offset, with the offset saved but never trained
+    ...     def __init__(self, offset):
+    ...         super().__init__()
+    ...         self.offset = Buffer(np.asarray(offset, dtype=np.float64), name="offset")
+    ...     def forward(self, x):
+    ...         return x - self.offset.value
+    ...     def backward(self, grad_output):
+    ...         return grad_output
+    >>> layer = Shift([1.0, 2.0])
+    >>> layer.parameters(), layer.state_dict()
+    ([], {'offset': array([1., 2.])})
+    """
+
+    __slots__ = ()
+
+    def __init__(self, value: NDArray[np.floating], name: str = "") -> None:
+        super().__init__(value, name)

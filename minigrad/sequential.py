@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from minigrad._validation import check_bool
 from minigrad.errors import ShapeError
 from minigrad.layers.activations import Activation
-from minigrad.layers.base import Layer
+from minigrad.layers.base import REPEATED_LAYER, TIED_PARAMETERS, Layer, stale_backward
+from minigrad.parameter import Buffer, Parameter
 
 __all__ = ["Sequential"]
 
@@ -32,10 +35,21 @@ class Sequential(Layer):
     Notes
     -----
     ``forward`` runs the layers in order; ``backward`` runs their ``backward`` in reverse,
-    feeding each the gradient the next one returned (the chain rule). Adjacent Dense layers
-    (possibly separated by activations) are checked for matching widths at construction.
-    An error raised by a layer during forward or backward is re-raised with that layer's
-    index and class, so a mismatch deep in a stack points at the right place.
+    feeding each the gradient the next one returned (the chain rule). Adjacent layers with
+    known widths (Dense, Normalization, possibly separated by activations) are checked for
+    matching widths at construction.
+
+    Each layer object may appear once in the whole tree, nested Sequentials included, and
+    so may each Parameter (no tied weights): ``append`` refuses a layer that breaks this,
+    naming both positions, and the tree walk behind ``parameters()`` and ``state_dict()``
+    refuses what was changed afterwards (see :class:`~minigrad.layers.base.Layer`).
+    Building a model of n layers takes O(n) time.
+
+    An error raised by a layer during forward or backward propagates as the same exception
+    object (same class, arguments and attributes; KeyboardInterrupt untouched) with the
+    layer's index and class added: in front of the message for the plain built-in classes
+    and ShapeError ("Sequential layer 2 (Dense) forward: ..."), as a note for any other
+    class. A mismatch deep in a stack so points at the right place.
 
     ``state_dict()`` keys are ``"<index>.<parameter>"`` ("0.weight", "0.bias", "2.weight",
     ...), exactly as torch.nn.Sequential keys the same stack.
@@ -66,11 +80,29 @@ class Sequential(Layer):
         ):
             layers = tuple(layers[0])
         self.layers: list[Layer] = []
+        # Where each Layer, Parameter and Buffer of the tree is (id -> path), so that append
+        # checks a new layer against the whole tree in time proportional to the new layer's
+        # size: building a model stays linear in its number of layers. It is a cache: a hit
+        # is confirmed against the actual tree before anything is refused, and what append
+        # cannot see (an inner Sequential changed later) the tree walk of parameters() and
+        # state_dict() still refuses.
+        self._places: dict[int, str] = {id(self): ""}
+        # The last layer that sets a width (not an Activation) and its index, valid while
+        # the list has the recorded length and last layer (that is, changed only by append)
+        self._width_source: dict[str, Any] = {"length": 0, "last": None, "index": -1}
         for layer in layers:
             self.append(layer)  # type: ignore[arg-type]
 
     def append(self, layer: Layer) -> Sequential:
-        """Add ``layer`` at the end, checking that it fits the layers before it."""
+        """Add ``layer`` at the end, checking that it fits the layers before it.
+
+        Refused: anything but a Layer instance (TypeError); a layer that is already in the
+        model, holds a layer or parameter that is, or holds this Sequential (ValueError,
+        naming both positions: see "Each object in one place" in
+        :class:`~minigrad.layers.base.Layer`); a layer whose ``in_features`` differs from
+        the width the stack ends with (ShapeError). The check costs time proportional to
+        the new layer's size, so building a model of n layers takes O(n).
+        """
         index = len(self.layers)
         if not isinstance(layer, Layer):
             hint = ""
@@ -80,31 +112,58 @@ class Sequential(Layer):
                 f"Sequential layer {index} must be a minigrad Layer, "
                 f"got {type(layer).__name__}{hint}"
             )
-        for earlier, other in enumerate(self.layers):
-            if other is layer:
-                raise ValueError(
-                    f"Sequential layer {index} is the same {type(layer).__name__} object as "
-                    f"layer {earlier}; a layer caches its input for backward, so each position "
-                    "needs its own instance"
-                )
+        try:
+            places = list(layer._tree(str(index)))
+        except ValueError as error:  # the new layer repeats something inside itself
+            raise ValueError(
+                f"Sequential layer {index} ({type(layer).__name__}): {error}"
+            ) from None
+        if self._clash(places) is not None:
+            # Confirm against the actual tree: the cache may hold a layer since removed from
+            # .layers by hand, or the id of an object that no longer exists
+            self._places = {id(item): path for path, item in self._tree()}
+            clash = self._clash(places)
+            if clash is not None:
+                raise ValueError(_clash_message(index, layer, *clash))
         width, source = self._output_width()
         in_features = getattr(layer, "in_features", None)
         if width is not None and in_features is not None and in_features != width:
             raise ShapeError(
-                f"Sequential layer {index} ({layer!r}) expects {in_features} input features, "
-                f"but layer {source} ({self.layers[source]!r}) outputs {width}"
+                f"Sequential layer {index} ({_short(layer)}) expects {in_features} input "
+                f"features, but layer {source} ({_short(self.layers[source])}) outputs {width}"
             )
         self.layers.append(layer)
+        self._places.update((id(item), path) for path, item in places)
+        if not isinstance(layer, Activation):
+            source = index
+        self._width_source = {"length": index + 1, "last": layer, "index": source}
         return self
+
+    def _clash(self, places: list[tuple[str, object]]) -> tuple[object, str, str] | None:
+        """The first of ``places`` already in the tree: (object, new path, existing path)."""
+        for path, item in places:
+            existing = self._places.get(id(item))
+            if existing is not None:
+                return item, path, existing
+        return None
 
     def _output_width(self) -> tuple[int | None, int]:
         """The known feature width at the end of the stack and the layer that sets it."""
-        for index in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[index]
-            if isinstance(layer, Activation):
-                continue  # shape-preserving: look further back
-            return getattr(layer, "out_features", None), index
-        return None, -1
+        layers, cache = self.layers, self._width_source
+        if cache["length"] == len(layers) and (not layers or layers[-1] is cache["last"]):
+            index = cache["index"]
+        else:  # .layers was changed by hand: look back past the shape-preserving layers
+            index = next(
+                (
+                    i
+                    for i in range(len(layers) - 1, -1, -1)
+                    if not isinstance(layers[i], Activation)
+                ),
+                -1,
+            )
+        if index < 0:
+            return None, -1
+        return getattr(layers[index], "out_features", None), index
 
     @property
     def in_features(self) -> int | None:
@@ -126,12 +185,14 @@ class Sequential(Layer):
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         """Run every layer's forward in order."""
+        self._forward_training = self.training
         index = 0
         try:
             for index, layer in enumerate(self.layers):  # noqa: B007 (the handler reads index)
                 x = layer.forward(x)
         except Exception as error:
-            raise _in_layer(error, index, self.layers[index], "forward") from error
+            _in_layer(error, index, self.layers[index], "forward")
+            raise
         return x  # type: ignore[return-value]
 
     def backward(
@@ -142,7 +203,20 @@ class Sequential(Layer):
         Returns dL/dx for the model's input, or None with ``input_grad=False``: training
         never needs the gradient with respect to the data, and skipping it saves the first
         layer's largest product (as PyTorch does for inputs without ``requires_grad``).
+
+        Raises RuntimeError when the model is in training mode but its last forward ran in
+        evaluation mode (``mg.predict`` or ``mg.evaluate`` between the loss and backward):
+        the layers' caches then hold that pass's values, not the loss's batch's.
         """
+        if self.training and not self._forward_training:
+            raise stale_backward(self)
+        if not isinstance(grad_output, np.ndarray):
+            raise TypeError(
+                "Sequential.backward takes the gradient as a NumPy array (what "
+                f"loss.backward() returns), got {type(grad_output).__name__}"
+            )
+        if input_grad is not True and input_grad is not False:
+            input_grad = check_bool("input_grad", input_grad)
         layers = self.layers
         if not layers:
             return grad_output
@@ -156,7 +230,8 @@ class Sequential(Layer):
             layers[0].backward_parameters(grad_output)
             return None
         except Exception as error:
-            raise _in_layer(error, index, layers[index], "backward") from error
+            _in_layer(error, index, layers[index], "backward")
+            raise
 
     def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
         """``backward(grad_output, input_grad=False)``: fill every ``.grad``, skip dL/dx."""
@@ -171,6 +246,14 @@ class Sequential(Layer):
     def __getitem__(self, index: int | slice) -> Layer:
         if isinstance(index, slice):
             return Sequential(*self.layers[index])
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(
+                f"Sequential indices are integers or slices, got {type(index).__name__}"
+            )
+        if not -len(self.layers) <= index < len(self.layers):
+            raise IndexError(
+                f"Sequential index {index} is out of range for {len(self.layers)} layers"
+            )
         return self.layers[index]
 
     def __repr__(self) -> str:
@@ -179,18 +262,97 @@ class Sequential(Layer):
             text = repr(layer).replace("\n", "\n  ")
             count = layer.num_parameters()
             suffix = (
-                f"  # {count:,} parameters" if count and not isinstance(layer, Sequential) else ""
+                f"  # {_parameters(count)}" if count and not isinstance(layer, Sequential) else ""
             )
             lines.append(f"  ({index}): {text}{suffix}")
-        lines.append(f")  # {self.num_parameters():,} parameters")
+        lines.append(f")  # {_parameters(self.num_parameters())}")
         return "\n".join(lines)
 
 
-def _in_layer(error: Exception, index: int, layer: Layer, method: str) -> Exception:
-    """``error`` again, of the same class, with the failing layer's index and class in front
-    of its message (the original stays attached as the cause)."""
-    message = f"Sequential layer {index} ({type(layer).__name__}) {method}: {error}"
+def _short(layer: Layer) -> str:
+    """A layer's repr for a message: one line, a container summarised, at most 120 characters."""
+    if isinstance(layer, Sequential):
+        return f"Sequential of {len(layer)} layers"
+    text = repr(layer).replace("\n", " ")
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _parameters(count: int) -> str:
+    """``"1 parameter"``, ``"1,024 parameters"``."""
+    return f"{count:,} parameter" + ("" if count == 1 else "s")
+
+
+def _clash_message(index: int, layer: Layer, item: object, path: str, existing: str) -> str:
+    """Why layer ``index`` cannot join: ``item``, at ``path`` in it, is already at ``existing``."""
+    name = type(layer).__name__
+    kind = type(item).__name__
+    if existing == "":
+        return (
+            f"Sequential layer {index} ({name}) contains this Sequential itself"
+            + ("" if path == str(index) else f" at '{path}'")
+            + ": a layer cannot contain itself"
+        )
+    if isinstance(item, Parameter):
+        return (
+            f"Sequential layer {index} ({name}) would share the Parameter at '{path}' "
+            f"with '{existing}': {TIED_PARAMETERS}"
+        )
+    if isinstance(item, Buffer):
+        return (
+            f"Sequential layer {index} ({name}) would share the Buffer at '{path}' with "
+            f"'{existing}': each layer needs its own buffers (give the new one a copy)"
+        )
+    if path == str(index) and "." not in existing:
+        return (
+            f"Sequential layer {index} is the same {kind} object as layer {existing}; "
+            f"{REPEATED_LAYER}"
+        )
+    return (
+        f"Sequential layer {index} ({name}) holds at '{path}' the same {kind} object as "
+        f"at '{existing}'; {REPEATED_LAYER}"
+    )
+
+
+#: Exception classes whose message may be rewritten to start with the layer's position: the
+#: constructor takes one message and the class carries nothing else. Any other exception
+#: (a user's own class, OSError with errno and filename, KeyError, ...) is left exactly as
+#: it is and gets the position as a note.
+_PLAIN = frozenset(
+    {
+        Exception,
+        ArithmeticError,
+        FloatingPointError,
+        IndexError,
+        NotImplementedError,
+        OverflowError,
+        RuntimeError,
+        ShapeError,
+        TypeError,
+        ValueError,
+        ZeroDivisionError,
+    }
+)
+
+
+def _in_layer(error: Exception, index: int, layer: Layer, method: str) -> None:
+    """Add the failing layer's index and class to ``error`` itself, which is then re-raised.
+
+    The exception keeps its class, its arguments' meaning and its attributes. For the plain
+    built-in classes (and ShapeError) the position goes in front of the message, so that
+    ``str(error)`` shows it; for any other class it is added as a note
+    (``error.add_note``, which tracebacks print on Python 3.11+; on 3.10 it is kept in
+    ``error.__notes__``).
+    """
+    where = f"Sequential layer {index} ({type(layer).__name__}) {method}"
+    args = error.args
+    if type(error) in _PLAIN and len(args) == 1 and isinstance(args[0], str):
+        error.args = (f"{where}: {args[0]}",)
+        return
+    note = f"raised in {where}"
     try:
-        return type(error)(message)
-    except Exception:  # an exception class whose constructor takes other arguments
-        return RuntimeError(message)
+        if hasattr(error, "add_note"):
+            error.add_note(note)
+        else:  # Python 3.10
+            error.__notes__ = [*getattr(error, "__notes__", ()), note]  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):  # an exception class that takes no attributes
+        pass

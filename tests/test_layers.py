@@ -219,7 +219,7 @@ def test_backward_with_wrong_gradient_shape_is_an_error():
     [
         ({"in_features": 0, "out_features": 2}, ValueError, "in_features must be a positive"),
         ({"in_features": 2, "out_features": -1}, ValueError, "out_features must be a positive"),
-        ({"in_features": 2.5, "out_features": 2}, ValueError, "in_features"),
+        ({"in_features": 2.5, "out_features": 2}, TypeError, "in_features"),
         ({"in_features": 2, "out_features": 2, "init": "nope"}, ValueError, "unknown init 'nope'"),
         ({"in_features": 2, "out_features": 2, "dtype": np.int32}, TypeError, "floating-point"),
     ],
@@ -348,3 +348,286 @@ def test_dense_matches_torch_linear(torch):
     np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(layer.weight.grad, reference.weight.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(layer.bias.grad, reference.bias.grad.numpy(), rtol=1e-12)
+
+
+# -- inputs that are not real numbers are refused, not coerced ----------------------------------
+
+NOT_REAL = [
+    (np.array([[1 + 2j, 0.5]]), "complex128"),
+    (np.array([["1.5", "2"]]), "<U3"),
+    (np.array([[0.5, None]], dtype=object), "object"),
+]
+NOT_REAL_IDS = ["complex", "numeric strings", "object with None"]
+
+
+@pytest.mark.parametrize(("x", "dtype"), NOT_REAL, ids=NOT_REAL_IDS)
+def test_dense_refuses_inputs_that_are_not_real_numbers(x, dtype):
+    with pytest.raises(TypeError, match=f"Dense input must be a numeric array .*got dtype {dtype}"):
+        Dense(2, 1, rng=0)(x)
+
+
+@pytest.mark.parametrize("make", ACTIVATIONS, ids=["tanh", "sigmoid", "relu", "leaky", "softmax"])
+@pytest.mark.parametrize(("x", "dtype"), NOT_REAL, ids=NOT_REAL_IDS)
+def test_activations_refuse_inputs_that_are_not_real_numbers(make, x, dtype):
+    layer = make()
+    with pytest.raises(TypeError, match=rf"{type(layer).__name__} input .*got dtype {dtype}"):
+        layer(x)
+
+
+def test_a_complex_input_would_have_lost_its_imaginary_part():
+    with pytest.raises(TypeError, match=r"take \.real or np\.abs\(x\) explicitly"):
+        Dense(1, 1, rng=0)(np.array([[1 + 2j]]))
+
+
+def test_a_ragged_list_is_a_type_error_naming_the_layer():
+    with pytest.raises(TypeError, match="Dense input must be a numeric array, got list"):
+        Dense(2, 1)([[1.0, 2.0], [3.0]])
+
+
+@pytest.mark.parametrize("x", [np.array([[1, 0]]), np.array([[True, False]])], ids=["int", "bool"])
+def test_integer_and_boolean_inputs_are_converted(x):
+    assert Dense(2, 1, rng=0)(x).dtype == np.float32
+    for make in ACTIVATIONS:
+        y = make()(x)
+        assert y.dtype == np.float64  # not the float16 NumPy gives for small integers
+
+
+# -- a forward pass in eval mode between the loss and backward ----------------------------------
+
+
+@pytest.mark.parametrize("make", [lambda: Dense(2, 2, rng=0), *ACTIVATIONS])
+def test_backward_after_an_eval_mode_forward_is_refused(make):
+    layer = make()
+    x = np.array([[0.5, -1.0]])
+    layer(x)  # training mode: the pass the loss sees
+    layer.eval()
+    layer(np.array([[2.0, 3.0]]))  # what predict does ...
+    layer.train()  # ... before restoring the mode
+    with pytest.raises(RuntimeError, match=r"last forward pass ran in evaluation mode.*again"):
+        layer.backward(np.ones((1, 2)))
+
+
+@pytest.mark.parametrize("make", [lambda: Dense(2, 2, rng=0), *ACTIVATIONS])
+def test_forward_and_backward_both_in_eval_mode_work(make):
+    # gradients of a model in eval mode, as for a saliency map
+    layer = make()
+    x, g = np.array([[0.5, -1.0]]), np.array([[1.0, 2.0]])
+    layer(x)
+    expected = layer.backward(g)
+    layer.eval()
+    layer(x)
+    np.testing.assert_array_equal(layer.backward(g), expected)
+
+
+# -- gradients that are not arrays --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [lambda: Dense(2, 2, rng=0), *ACTIVATIONS])
+def test_backward_takes_an_array(make):
+    layer = make()
+    layer(np.ones((1, 2)))
+    with pytest.raises(TypeError, match=r"backward takes the gradient as a NumPy array.*got list"):
+        layer.backward([[1.0, 1.0]])
+    with pytest.raises(TypeError, match="floating-point gradient, got dtype complex128"):
+        layer.backward(np.ones((1, 2), complex))
+
+
+# -- Softmax -------------------------------------------------------------------------------------
+
+
+def test_softmax_over_an_empty_axis_is_a_shape_error():
+    with pytest.raises(ShapeError, match=r"at least one entry along axis -1.*shape \(3, 0\)"):
+        Softmax()(np.zeros((3, 0)))
+    assert Softmax()(np.zeros((0, 3))).shape == (0, 3)  # an empty batch is fine
+
+
+def test_softmax_axis_beyond_the_input_is_a_shape_error():
+    with pytest.raises(ShapeError, match=r"needs an input with an axis 2, got shape \(3, 4\)"):
+        Softmax(axis=2)(np.zeros((3, 4)))
+
+
+@pytest.mark.parametrize(
+    ("axis", "error"), [(1.0, TypeError), (True, TypeError), ("1", TypeError), (99, ValueError)]
+)
+def test_softmax_axis_must_be_an_integer(axis, error):
+    with pytest.raises(error, match="Softmax axis must be"):
+        Softmax(axis=axis)
+
+
+def test_softmax_takes_a_numpy_integer_axis():
+    assert Softmax(axis=np.int64(0)).axis == 0
+
+
+# -- flags and numbers are checked, not coerced --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"bias": "False"}, TypeError, r"Dense bias must be True or False, got 'False' \(str\)"),
+        ({"bias": 0}, TypeError, r"Dense bias must be True or False, got 0 \(int\)"),
+        ({"dtype": None}, TypeError, "Dense dtype must be a floating-point type.*got None"),
+        ({"dtype": "not a dtype"}, TypeError, "Dense dtype must be .*got 'not a dtype'"),
+        ({"dtype": np.longdouble}, TypeError, "Dense dtype must be .*float16, float32 or float64"),
+        ({"rng": True}, TypeError, r"Dense rng must be None, an integer seed.*True \(bool\)"),
+        ({"rng": 1.5}, TypeError, r"Dense rng must be .*1\.5 \(float\)"),
+        ({"rng": -1}, ValueError, "Dense rng must be .*got -1"),
+        ({"init": None}, TypeError, "init must be a name or a function"),
+        ({"init": Dense}, TypeError, "got the class Dense"),
+    ],
+)
+def test_dense_arguments_are_checked_not_coerced(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        Dense(2, 3, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(True, TypeError), ("4", TypeError), (4.0, TypeError), (None, TypeError), (0, ValueError)],
+)
+def test_dense_widths_must_be_positive_integers(value, error):
+    with pytest.raises(error, match=r"Dense in_features must be a positive integer"):
+        Dense(value, 2)
+
+
+def test_dense_takes_numpy_integers_and_bools():
+    layer = Dense(np.int64(3), np.int32(2), bias=np.bool_(False), rng=np.int64(0))
+    assert (layer.in_features, layer.out_features, layer.bias) == (3, 2, None)
+    assert type(layer.in_features) is int
+
+
+def test_a_width_beyond_the_address_space_is_a_value_error_not_a_numpy_error():
+    with pytest.raises(ValueError, match=r"Dense\(4294967296, 4294967296\) is too large"):
+        Dense(2**32, 2**32)
+    with pytest.raises(ValueError, match="in_features must be a positive integer, got <int too"):
+        Dense(10**5000, 2)
+
+
+def test_a_custom_initialiser_returning_nan_is_refused():
+    with pytest.raises(ValueError, match="init returned NaN or infinite weights"):
+        Dense(2, 2, init=lambda shape, rng, dtype: np.full(shape, np.nan))
+
+
+@pytest.mark.parametrize(
+    ("slope", "error", "message"),
+    [
+        ("0.1", TypeError, r"LeakyReLU negative_slope must be a real number, got '0\.1' \(str\)"),
+        (True, TypeError, r"LeakyReLU negative_slope must be a real number, got True"),
+        (None, TypeError, "LeakyReLU negative_slope must be a real number"),
+        (float("inf"), ValueError, "LeakyReLU negative_slope must be finite, got inf"),
+        (10**400, ValueError, "LeakyReLU negative_slope must be finite, got an integer of 1329"),
+    ],
+)
+def test_leaky_relu_slope_must_be_a_finite_real_number(slope, error, message):
+    with pytest.raises(error, match=message):
+        LeakyReLU(slope)
+
+
+def test_leaky_relu_takes_numpy_numbers():
+    assert LeakyReLU(np.float32(0.25)).negative_slope == 0.25
+    assert LeakyReLU(np.int64(2)).negative_slope == 2.0
+
+
+def test_train_mode_must_be_a_bool():
+    with pytest.raises(TypeError, match=r"mode must be True or False, got 'False' \(str\)"):
+        Dense(2, 2).train("False")
+    assert Dense(2, 2).train(np.bool_(False)).training is False
+
+
+def test_load_state_dict_takes_a_mapping():
+    with pytest.raises(TypeError, match=r"load_state_dict takes a dict of arrays .*got NoneType"):
+        Dense(2, 2).load_state_dict(None)
+
+
+def test_load_state_dict_lists_at_most_ten_unexpected_keys():
+    layer = Dense(2, 2)
+    state = {**layer.state_dict(), **{f"extra{i}": np.zeros(1) for i in range(10_000)}}
+    with pytest.raises(ValueError, match=r"'extra9'\] and 9990 more$") as caught:
+        layer.load_state_dict(state)
+    assert len(str(caught.value)) < 400
+
+
+def test_from_config_takes_a_dict():
+    with pytest.raises(TypeError, match=r"Tanh\.from_config takes a dict .*got NoneType"):
+        Tanh.from_config(None)
+    with pytest.raises(TypeError, match="a Dense config is a dict, got str"):
+        Dense.from_config("in_features=2")
+
+
+# -- each object in one place -------------------------------------------------------------------
+
+
+class TiedTwice(Layer):
+    """A user layer that holds one Parameter under two names: a tie."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = Parameter(np.ones(2))
+        self.b = self.a
+
+
+def test_a_parameter_held_twice_is_refused_by_every_walk():
+    layer = TiedTwice()
+    message = r"the same Parameter is at 'a' and at 'b': tied parameters are not supported"
+    for walk in (layer.parameters, layer.state_dict, lambda: list(layer.named_parameters())):
+        with pytest.raises(ValueError, match=message):
+            walk()
+
+
+class Cycle(Layer):
+    def __init__(self):
+        super().__init__()
+        self.inner = Dense(2, 2)
+        self.inner.outer = self  # a layer that (indirectly) holds itself
+
+
+def test_a_layer_inside_itself_is_an_error_not_an_endless_walk():
+    with pytest.raises(ValueError, match=r"'inner\.outer' is the model itself"):
+        Cycle().parameters()
+
+
+class TiedProperly(Layer):
+    """y = W (W x): one Parameter used twice, the gradients of both uses added, as the Layer
+    contract says tied weights are written."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = Parameter(np.random.default_rng(0).normal(size=(3, 3)))
+
+    def forward(self, x):
+        self.x = x
+        self.h = x @ self.w.value.T
+        return self.h @ self.w.value.T
+
+    def backward(self, grad_output):
+        grad_h = grad_output @ self.w.value
+        self.w.grad[...] = grad_output.T @ self.h + grad_h.T @ self.x
+        return grad_h @ self.w.value
+
+
+def test_tied_weights_written_as_one_layer_pass_the_gradient_check():
+    report = check_gradients(TiedProperly(), np.random.default_rng(1).normal(size=(4, 3)))
+    assert set(report.errors) == {"input", "w"}
+
+
+# -- initialisers and configs --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("init", ["he_normal", "he_uniform", "xavier_normal", "xavier_uniform"])
+def test_initialisers_take_a_seed_as_well_as_a_generator(init):
+    from minigrad.init import get_initializer
+
+    draw = get_initializer(init)
+    np.testing.assert_array_equal(
+        draw((3, 2), 7, np.float32), draw((3, 2), np.random.default_rng(7), np.float32)
+    )
+    with pytest.raises(TypeError, match=r"rng must be None, an integer seed .*'7' \(str\)"):
+        draw((3, 2), "7", np.float32)
+    with pytest.raises(ValueError, match=r"positive widths, got \(3, 0\)"):
+        draw((3, 0), 7, np.float32)
+
+
+def test_a_config_with_many_unknown_keys_gives_a_short_message():
+    with pytest.raises(ValueError, match=r"and 9990 more$") as caught:
+        Dense.from_config({f"key{i}" * 20: 1 for i in range(10_000)})
+    assert len(str(caught.value)) < 700

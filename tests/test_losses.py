@@ -728,3 +728,108 @@ def test_mse_of_differences_beyond_float32_is_finite_and_silent():
 def test_mse_shape_hints_only_suggest_safe_fixes(pred_shape, target_shape, hint):
     with pytest.raises(ShapeError, match=hint):
         MSE()(np.zeros(pred_shape), np.zeros(target_shape))
+
+
+# -- inputs that are not real numbers are refused, not coerced ----------------------------------
+
+
+def not_real(array, kind):
+    """``array`` as complex numbers, numeric strings, or objects holding one None."""
+    if kind == "complex":
+        return array.astype(np.complex128)
+    if kind == "strings":
+        return array.astype(str)
+    objects = array.astype(object)
+    objects.flat[-1] = None
+    return objects
+
+
+KINDS = {"complex": "complex128", "strings": "<U", "object": "object"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", list(FIXED))
+def test_a_prediction_that_is_not_real_numbers_is_a_type_error(name, kind):
+    pred, target = FIXED[name]
+    loss = FACTORIES[name]()
+    with pytest.raises(TypeError, match=rf"{type(loss).__name__} pred .*got dtype {KINDS[kind]}"):
+        loss(not_real(pred, kind), target)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", ["mse", "bce", "bce_logits", "ce_soft", "ce_labels"])
+def test_a_target_that_is_not_real_numbers_is_a_type_error(name, kind):
+    pred, target = FIXED[name]
+    loss = FACTORIES[name]()
+    what = "class labels must be integers," if name == "ce_labels" else "target must be a numeric"
+    with pytest.raises(TypeError, match=rf"{what} .*got dtype {KINDS[kind]}"):
+        loss(pred, not_real(target, kind))
+
+
+@pytest.mark.parametrize("name", ["mse", "bce", "bce_logits", "ce_soft"])
+def test_integer_and_boolean_targets_are_converted(name):
+    pred, target = FIXED[name]
+    hard = (target > 0.5).astype(int) if name != "ce_soft" else np.eye(3, dtype=int)[[2, 0, 1]]
+    loss = FACTORIES[name]()
+    assert loss(pred, hard) == loss(pred, hard.astype(bool)) == loss(pred, hard.astype(float))
+
+
+# -- negative labels in every integer dtype -----------------------------------------------------
+
+INTEGER_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+
+
+@pytest.mark.parametrize("dtype", INTEGER_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_labels_beyond_the_classes_are_refused_in_every_integer_dtype(dtype):
+    from minigrad.losses import _class_indices
+
+    info = np.iinfo(dtype)
+    candidates = (2, 3, info.max // 2, info.max, info.max + 1, info.max + 2)
+    # a class count is a width of the logits, so at most the largest intp
+    for classes in [c for c in candidates if c <= np.iinfo(np.intp).max]:
+        labels = np.array([0, info.max], dtype=dtype)
+        if info.max >= classes:
+            with pytest.raises(ValueError, match=f"got {info.max} at index 1"):
+                _class_indices(labels, classes)
+        else:
+            assert _class_indices(labels, classes).tolist() == [0, int(info.max)]
+        if info.min < 0:  # -1 and the most negative value, whatever the number of classes
+            for negative in (-1, info.min):
+                labels = np.array([1, negative], dtype=dtype)
+                with pytest.raises(ValueError, match=f"got {negative} at index 1"):
+                    _class_indices(labels, classes)
+
+
+@pytest.mark.parametrize(("dtype", "classes"), [(np.int8, 300), (np.int16, 70_000)])
+def test_a_negative_small_integer_label_with_many_classes_is_refused(dtype, classes):
+    # int8 -1 viewed as uint8 is 255 < 300: it used to index the last class
+    logits = np.zeros((2, classes), np.float32)
+    with pytest.raises(ValueError, match=rf"\[0, {classes}\) .*got -1 at index 1"):
+        CrossEntropy()(logits, np.array([3, -1], dtype=dtype))
+    assert CrossEntropy()(logits, np.array([3, 127], dtype=dtype)) > 0
+
+
+# -- flags are checked, not coerced --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("False", r"'False' \(str\)"), (0, r"0 \(int\)"), (None, "None")]
+)
+def test_from_logits_must_be_a_bool(value, shown):
+    with pytest.raises(
+        TypeError, match=f"BinaryCrossEntropy from_logits must be True or False, got {shown}"
+    ):
+        BinaryCrossEntropy(from_logits=value)
+    assert BinaryCrossEntropy(from_logits=np.bool_(True)).from_logits is True
+
+
+# -- a diverged model's NaN predictions ----------------------------------------------------------
+
+
+def test_bce_gives_a_nan_loss_for_nan_probabilities_like_the_other_losses():
+    # a diverging Sigmoid model is reported as diverging (by fit's guard), not as a bad input
+    pred = np.array([[0.5], [np.nan]])
+    assert math.isnan(BinaryCrossEntropy()(pred, np.array([[1.0], [0.0]])))
+    assert math.isnan(MSE()(pred, np.zeros((2, 1))))
+    with pytest.raises(ValueError, match=r"got values from 0\.5 to 1\.5"):
+        BinaryCrossEntropy()(np.array([[0.5], [np.nan], [1.5]]), np.zeros((3, 1)))

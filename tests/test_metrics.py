@@ -157,13 +157,25 @@ def test_accuracy_mismatched_lengths_raise(target):
         np.array([0.0, 1.0, 2.0, 1.5, 0.0]),
         np.array([0.0, 1.0, 2.0, np.nan, 0.0]),
         np.array([0.0, 1.0, 2.0, 1.0, 1e-9]),
-        np.array(["0", "1", "2", "1", "0"]),
-        np.array([0, 1, 2, 1, 0], dtype=np.complex128),
     ],
-    ids=["half", "nan", "almost integer", "strings", "complex"],
+    ids=["half", "nan", "almost integer"],
 )
 def test_accuracy_non_integer_labels_raise(target):
     with pytest.raises(ValueError, match="class labels"):
+        accuracy(LOGITS, target)
+
+
+@pytest.mark.parametrize(
+    ("target", "dtype"),
+    [
+        (np.array(["0", "1", "2", "1", "0"]), "<U1"),
+        (np.array([0, 1, 2, 1, 0], dtype=np.complex128), "complex128"),
+        (np.array([0, 1, 2, 1, None], dtype=object), "object"),
+    ],
+    ids=["strings", "complex", "object"],
+)
+def test_accuracy_labels_that_are_not_real_numbers_are_a_type_error(target, dtype):
+    with pytest.raises(TypeError, match=f"class labels .*got dtype {dtype}"):
         accuracy(LOGITS, target)
 
 
@@ -281,9 +293,11 @@ def test_confusion_matrix_classes_argument_widens_it(case, extra):
     assert not wide[classes:].any() and not wide[:, classes:].any()
 
 
-def test_confusion_matrix_widens_itself_to_the_largest_target():
+def test_confusion_matrix_takes_its_classes_from_the_predictions_not_the_targets():
     prob = np.array([0.9, 0.1, 0.8])  # binary outputs, but a target says class 3 exists
-    counts = confusion_matrix(prob, [1, 3, 0])
+    with pytest.raises(ValueError, match=r"must lie in \[0, 2\) for 2 classes, got 3 at index 1"):
+        confusion_matrix(prob, [1, 3, 0])
+    counts = confusion_matrix(prob, [1, 3, 0], classes=4)  # asked for: counted
     expected = np.zeros((4, 4), dtype=np.int64)
     expected[1, 1] = expected[3, 0] = expected[0, 1] = 1
     np.testing.assert_array_equal(counts, expected)
@@ -318,3 +332,93 @@ def test_confusion_matrix_shape_errors():
         confusion_matrix(np.zeros((5, 3, 1)), LABELS)
     with pytest.raises(ValueError, match="class labels"):
         confusion_matrix(LOGITS, LABELS + 0.5)
+
+
+# -- hardening: NaN, empty input, stray labels, checked arguments -------------------------------
+
+
+@pytest.mark.parametrize(
+    "pred", [LOGITS, LOGITS[:, :1], LOGITS[:, 0]], ids=["multi-class", "(n, 1)", "(n,)"]
+)
+def test_a_nan_prediction_is_an_error_naming_its_row_not_class_zero(pred):
+    pred = pred.copy()
+    pred[3] = np.nan
+    with pytest.raises(ValueError, match="predictions hold NaN in row 3"):
+        accuracy(pred, np.zeros(5, dtype=int) if pred.ndim == 1 or pred.shape[1] == 1 else LABELS)
+    with pytest.raises(ValueError, match="predictions hold NaN in row 3"):
+        confusion_matrix(pred, np.zeros(5, dtype=int))
+
+
+def test_nan_rows_against_zero_labels_are_not_perfect_accuracy():
+    # NumPy's argmax of an all-NaN row is 0: counted as right, this scored 1.0
+    with pytest.raises(ValueError, match="row 0"):
+        accuracy(np.full((4, 3), np.nan), np.zeros(4, dtype=int))
+
+
+@pytest.mark.parametrize(
+    ("pred", "target"),
+    [([], []), (np.zeros((0, 3)), np.zeros(0, dtype=int)), (np.zeros(0), np.zeros(0))],
+    ids=["lists", "(0, 3)", "(0,)"],
+)
+def test_the_accuracy_of_nothing_is_an_error(pred, target):
+    with pytest.raises(ValueError, match="accuracy needs at least one prediction, got none"):
+        accuracy(pred, target)
+
+
+def test_a_stray_label_is_refused_before_the_matrix_is_allocated():
+    # widening to the largest label asked for a (10^6, 10^6) int64 matrix: 7 TiB
+    target = LABELS.copy()
+    target[4] = 10**6
+    with pytest.raises(ValueError, match=r"\[0, 3\) for 3 classes, got 1000000 at index 4"):
+        confusion_matrix(LOGITS, target)
+
+
+def test_accuracy_refuses_labels_the_predictions_cannot_choose():
+    with pytest.raises(ValueError, match=r"\[0, 3\) for 3 classes, got 5 at index 2"):
+        accuracy(LOGITS, np.array([0, 2, 5, 1, 0]))
+    with pytest.raises(ValueError, match=r"\[0, 2\) for 2 classes, got -1 at index 0"):
+        accuracy(np.array([0.2, 0.9]), np.array([-1, 1], dtype=np.int8))
+    with pytest.raises(ValueError, match="one-hot targets have 4 columns, but the predictions"):
+        accuracy(LOGITS, np.eye(4)[[0, 1, 2, 1, 0]])
+
+
+@pytest.mark.parametrize(
+    ("classes", "error", "message"),
+    [
+        (True, TypeError, r"classes must be an integer, got True \(bool\)"),
+        (3.0, TypeError, r"classes must be an integer, got 3\.0 \(float\)"),
+        ("3", TypeError, r"classes must be an integer, got '3' \(str\)"),
+        (0, ValueError, "classes must be >= 1, got 0"),
+    ],
+)
+def test_confusion_matrix_classes_must_be_an_integer(classes, error, message):
+    with pytest.raises(error, match=message):
+        confusion_matrix(LOGITS, LABELS, classes=classes)
+
+
+def test_numpy_integers_are_accepted_as_classes():
+    np.testing.assert_array_equal(
+        confusion_matrix(LOGITS, LABELS, classes=np.int64(3)), confusion_matrix(LOGITS, LABELS)
+    )
+
+
+@pytest.mark.parametrize(
+    ("threshold", "error"), [("0.5", TypeError), (True, TypeError), (np.nan, ValueError)]
+)
+def test_the_threshold_must_be_a_number(threshold, error):
+    with pytest.raises(error, match="threshold"):
+        accuracy(np.array([0.2, 0.9]), np.array([0, 1]), threshold=threshold)
+
+
+@pytest.mark.parametrize(
+    ("pred", "dtype"),
+    [
+        (LOGITS.astype(np.complex128), "complex128"),
+        (LOGITS.astype(str), "<U"),
+        (np.array([[0.1, None]] * 5, dtype=object), "object"),
+    ],
+    ids=["complex", "strings", "object"],
+)
+def test_predictions_that_are_not_real_numbers_are_a_type_error(pred, dtype):
+    with pytest.raises(TypeError, match=f"predictions must be real numbers, got dtype {dtype}"):
+        accuracy(pred, LABELS)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import minigrad as mg
 from minigrad import (
     CrossEntropy,
     Dense,
@@ -299,3 +302,265 @@ def test_layers_in_a_list_attribute_are_found():
     ]
     model.eval()
     assert not model.blocks[1].training
+
+
+# -- building is linear in the number of layers --------------------------------------------------
+
+
+def test_thirty_thousand_layers_build_and_walk_in_linear_time():
+    # append used to compare each layer with every earlier one (and look back over every
+    # activation for the last width): 20,000 layers took seconds, a hostile file hours.
+    # Linear, this takes a fraction of a second; the bound only catches the quadratic.
+    start = time.perf_counter()
+    model = Sequential(Dense(3, 4), *(Tanh() for _ in range(30_000)), Dense(4, 2))
+    assert len(model.parameters()) == 4 and len(model.state_dict()) == 4
+    assert model.out_features == 2
+    assert time.perf_counter() - start < 5.0
+
+
+def test_widths_are_still_checked_across_a_long_run_of_activations():
+    model = Sequential(Dense(3, 4), *(ReLU() for _ in range(100)))
+    with pytest.raises(ShapeError, match=r"layer 101 .*expects 5 input features, but layer 0"):
+        model.append(Dense(5, 2))
+    assert model.append(Dense(4, 2)).out_features == 2
+
+
+def test_layers_removed_by_hand_can_be_appended_again():
+    tanh = Tanh()
+    model = Sequential(Dense(2, 2), tanh)
+    model.layers.pop()  # bypasses append's bookkeeping
+    model.append(tanh)  # the stale record of tanh is checked against the actual tree
+    assert model[1] is tanh and model.out_features == 2
+
+
+# -- each object in one place: the whole tree, not only direct siblings --------------------------
+
+
+def test_one_activation_in_two_nested_sequentials_is_refused():
+    tanh = Tanh()
+    first = Sequential(Dense(2, 3), tanh)
+    with pytest.raises(
+        ValueError,
+        match=r"Sequential layer 1 \(Sequential\) holds at '1\.0' the same Tanh object as at "
+        r"'0\.1'; a layer caches its input for backward",
+    ):
+        Sequential(first, Sequential(tanh, Dense(3, 1)))
+
+
+def test_a_layer_added_later_to_an_inner_sequential_is_caught_by_the_tree_walk():
+    tanh = Tanh()
+    inner = Sequential(Dense(3, 3))
+    model = Sequential(Dense(2, 3), tanh, inner)
+    inner.append(tanh)  # inner cannot know that tanh is at model[1]
+    message = r"the same Tanh object is at '1' and at '2\.1'"
+    for walk in (
+        model.parameters,
+        model.state_dict,
+        lambda: list(model.named_layers()),
+        lambda: list(model.named_buffers()),
+    ):
+        with pytest.raises(ValueError, match=message):
+            walk()
+
+
+def test_a_sequential_cannot_contain_itself():
+    inner = Sequential(Tanh())
+    model = Sequential(Dense(2, 2), inner)
+    with pytest.raises(ValueError, match=r"layer 1 \(Sequential\) contains this Sequential itself"):
+        inner.append(model)
+    with pytest.raises(ValueError, match="contains this Sequential itself"):
+        model.append(model)
+
+
+def test_tied_parameters_are_refused_at_append_naming_both_positions():
+    first, second = Dense(2, 2), Dense(2, 2)
+    second.weight = first.weight
+    with pytest.raises(
+        ValueError,
+        match=r"layer 2 \(Dense\) would share the Parameter at '2\.weight' with '0\.weight': "
+        r"tied parameters are not supported: backward overwrites \.grad",
+    ):
+        Sequential(first, Tanh(), second)
+
+
+def test_a_tie_made_after_construction_is_refused_by_everything_that_reads_parameters(tmp_path):
+    model = Sequential(Dense(4, 4), Tanh(), Dense(4, 4), Tanh(), Dense(4, 3))
+    model[2].weight = model[0].weight
+    message = r"the same Parameter is at '0\.weight' and at '2\.weight': tied parameters"
+    x, y = np.ones((4, 4)), np.array([0, 1, 2, 0])
+    for use in (
+        model.parameters,
+        model.state_dict,
+        model.zero_grad,
+        model.num_parameters,
+        lambda: mg.SGD(model.parameters()),
+        lambda: mg.save(model, tmp_path / "model.safetensors"),
+        lambda: check_gradients(model, x),
+    ):
+        with pytest.raises(ValueError, match=message):
+            use()
+    with pytest.raises(ValueError, match=message):
+        mg.fit(model, CrossEntropy(), mg.SGD(mlp().parameters()), x, y, epochs=1, progress=False)
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_tied_gradients_would_have_been_wrong():
+    # what the refusal prevents: the shared bias kept only the last use's gradient
+    model = Sequential(
+        Dense(2, 2, rng=0, dtype=np.float64), Tanh(), Dense(2, 2, rng=1, dtype=np.float64)
+    )
+    model[2].bias = model[0].bias
+    with pytest.raises(ValueError, match="tied parameters"):
+        check_gradients(model, np.array([[0.3, -0.7]]))
+
+
+# -- a forward in eval mode between the loss and backward ----------------------------------------
+
+
+def loss_then(model, between):
+    """The loss on a batch, then ``between(model)``, then backward: the parameter gradients."""
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(6, 4)), rng.integers(0, 3, size=6)
+    loss = CrossEntropy()
+    loss(model(x), labels)
+    between(model)
+    model.backward(loss.backward())
+    return {key: p.grad.copy() for key, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize(
+    "between",
+    [
+        lambda model: mg.predict(model, np.ones((6, 4))),
+        lambda model: mg.evaluate(model, CrossEntropy(), np.ones((6, 4)), np.zeros(6, int)),
+    ],
+    ids=["predict", "evaluate"],
+)
+def test_predict_or_evaluate_between_the_loss_and_backward_is_refused(between):
+    with pytest.raises(
+        RuntimeError,
+        match=r"Sequential\.backward\(\): the last forward pass ran in evaluation mode .*"
+        r"Run the forward pass and the loss again before backward",
+    ):
+        loss_then(mlp(np.float64), between)
+
+
+def test_forward_and_backward_in_eval_mode_give_the_training_gradients():
+    # no layer here behaves differently in eval mode, so a saliency map in eval mode is the
+    # same computation
+    train = loss_then(mlp(np.float64), lambda model: None)
+    model = mlp(np.float64).eval()
+    assert not model.training
+    evaluated = loss_then(model, lambda model: None)
+    for key, grad in train.items():
+        np.testing.assert_array_equal(evaluated[key], grad)
+
+
+def test_backward_takes_an_array_not_a_list():
+    model = mlp()
+    model(np.ones((2, 4), np.float32))
+    with pytest.raises(TypeError, match=r"Sequential\.backward takes the gradient as a NumPy "):
+        model.backward([[0.0, 0.0, 0.0]] * 2)
+    with pytest.raises(TypeError, match="input_grad must be True or False, got 'no'"):
+        model.backward(np.zeros((2, 3), np.float32), input_grad="no")
+
+
+# -- errors keep their identity ------------------------------------------------------------------
+
+
+class NeedsTwo(Exception):
+    def __init__(self, code, detail):
+        super().__init__(code, detail)
+        self.code = code
+
+
+class Raising(Layer):
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+
+    def forward(self, x):
+        raise self.error
+
+    def backward(self, grad_output):
+        raise self.error
+
+
+def notes(error):
+    return getattr(error, "__notes__", [])
+
+
+def test_a_custom_exception_is_re_raised_as_it_is_with_the_position_as_a_note():
+    error = NeedsTwo(7, "detail")
+    model = Sequential(Dense(2, 2), Raising(error))
+    with pytest.raises(NeedsTwo) as caught:
+        model(np.zeros((1, 2)))
+    assert caught.value is error  # not a RuntimeError built from its message
+    assert caught.value.args == (7, "detail") and caught.value.code == 7
+    assert notes(caught.value) == ["raised in Sequential layer 1 (Raising) forward"]
+
+
+def test_an_os_error_keeps_its_errno_and_filename():
+    model = Sequential(Raising(FileNotFoundError(2, "No such file", "weights.npy")))
+    with pytest.raises(FileNotFoundError) as caught:
+        model(np.zeros((1, 2)))
+    assert (caught.value.errno, caught.value.filename) == (2, "weights.npy")
+    assert notes(caught.value) == ["raised in Sequential layer 0 (Raising) forward"]
+
+
+def test_keyboard_interrupt_passes_through_untouched():
+    interrupt = KeyboardInterrupt()
+    model = Sequential(Dense(2, 2), Raising(interrupt))
+    with pytest.raises(KeyboardInterrupt) as caught:
+        model(np.zeros((1, 2)))
+    assert caught.value is interrupt and caught.value.args == () and not notes(interrupt)
+
+
+def test_nested_sequentials_name_every_level_in_the_message():
+    class Identity(Layer):  # hides the width from the construction check
+        def forward(self, x):
+            return x
+
+        def backward(self, grad_output):
+            return grad_output
+
+    model = Sequential(Dense(2, 3), Sequential(Identity(), Dense(4, 1)))
+    with pytest.raises(
+        ShapeError,
+        match=r"^Sequential layer 1 \(Sequential\) forward: Sequential layer 1 \(Dense\) "
+        r"forward: Dense\(in_features=4",
+    ) as caught:
+        model(np.zeros((1, 2)))
+    assert not notes(caught.value)  # in the message, not twice
+
+
+# -- the summary ---------------------------------------------------------------------------------
+
+
+def test_the_summary_says_one_parameter_not_one_parameters():
+    text = repr(Sequential(Dense(1, 1, bias=False), Tanh()))
+    assert text == (
+        "Sequential(\n"
+        "  (0): Dense(in_features=1, out_features=1, bias=False)  # 1 parameter\n"
+        "  (1): Tanh()\n"
+        ")  # 1 parameter"
+    )
+    assert repr(Sequential(Tanh())).endswith(")  # 0 parameters")
+
+
+def test_indexing_errors_say_what_is_wrong():
+    with pytest.raises(IndexError, match="Sequential index 5 is out of range for 5 layers"):
+        mlp()[5]
+    with pytest.raises(TypeError, match="Sequential indices are integers or slices, got str"):
+        mlp()["0"]
+    assert mlp()[np.int64(-1)].out_features == 3
+
+
+def test_a_width_mismatch_with_a_big_container_gives_a_one_line_message():
+    inner = Sequential(*(Dense(4, 4) for _ in range(1000)))
+    with pytest.raises(ShapeError) as caught:
+        Sequential(Dense(2, 3), inner)
+    assert str(caught.value) == (
+        "Sequential layer 1 (Sequential of 1000 layers) expects 4 input features, but layer 0 "
+        "(Dense(in_features=2, out_features=3, bias=True)) outputs 3"
+    )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from minigrad import MSE, Dense, Layer, Loss, Parameter, ReLU, Sequential, Tanh
+from minigrad import MSE, Dense, Layer, Loss, Normalization, Parameter, ReLU, Sequential, Tanh
 from minigrad.testing import (
     GradientCheckError,
     batches,
@@ -173,3 +173,63 @@ def test_batches_include_a_batch_of_one():
     from hypothesis import find
 
     assert find(batches(3), lambda x: x.shape[0] == 1).shape == (1, 3)
+
+
+# -- arguments are checked -----------------------------------------------------------------------
+
+
+def test_a_class_instead_of_an_instance_says_so():
+    with pytest.raises(TypeError, match=r"got the class Tanh; pass Tanh\(\.\.\.\)"):
+        check_gradients(Tanh, np.ones((1, 2)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"eps": 0.0}, ValueError, "eps must be a finite number > 0"),
+        ({"eps": "1e-6"}, TypeError, "eps must be a real number"),
+        ({"atol": -1.0}, ValueError, "atol must be a finite number >= 0"),
+        ({"rtol": np.nan}, ValueError, "rtol must be a finite number >= 0"),
+        ({"seed": 1.5}, TypeError, "seed must be an integer"),
+    ],
+)
+def test_tolerances_and_seed_are_checked(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        check_gradients(Tanh(), np.ones((1, 2)), **kwargs)
+
+
+def test_the_input_must_be_real_numbers():
+    with pytest.raises(TypeError, match=r"check_gradients x .*got dtype complex128"):
+        check_gradients(Tanh(), np.ones((1, 2), complex))
+
+
+def test_numerical_gradient_refuses_an_integer_array_it_could_not_perturb():
+    # x + 1e-6 written into an integer array is x again: the estimate would be 0
+    x = np.array([1, 2])
+    with pytest.raises(TypeError, match="x must be a floating-point NumPy array, got int64"):
+        numerical_gradient(lambda: float((x**3).sum()), x)
+    with pytest.raises(TypeError, match="needs a function"):
+        numerical_gradient(3.0, np.ones(2))
+
+
+def test_float32_buffers_are_refused_like_float32_parameters():
+    with pytest.raises(TypeError, match="float64 parameters and buffers, but 'mean' is float32"):
+        check_gradients(Normalization(2), np.ones((1, 2)))
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: batches(True), TypeError, r"features must be an integer, got True \(bool\)"),
+        (lambda: batches(3, min_batch=4, max_batch=2), ValueError, "max_batch must be >= 4"),
+        (lambda: floats_away_from_zero(-1.0), ValueError, "min_magnitude must be"),
+        (
+            lambda: given(sequential_stacks(max_width="6"))(lambda model: None)(),
+            TypeError,
+            "max_width must be an integer",
+        ),
+    ],
+)
+def test_strategies_check_their_arguments(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

@@ -1,18 +1,23 @@
 """Activation layers: element-wise non-linearities (and Softmax), with no parameters.
 
-Each keeps the shape and the dtype of its input and caches one array for backward.
+Each keeps the shape and the dtype of a floating-point input (integers and booleans become
+float64; complex numbers, strings and objects are refused with a TypeError naming the
+dtype) and caches one array for backward.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from minigrad._validation import forward_not_called
+from minigrad._validation import check_integer, check_real, forward_not_called
 from minigrad.errors import ShapeError
-from minigrad.layers.base import Layer
+from minigrad.layers._checks import bad_gradient, real_array
+from minigrad.layers.base import Layer, stale_backward
 
 __all__ = ["Activation", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh", "sigmoid"]
 
@@ -36,16 +41,25 @@ class Activation(Layer):
 
     _cache: NDArray | None = None
 
+    def _input(self, x: ArrayLike) -> NDArray[np.floating]:
+        """``x`` as a float array, and the mode recorded for backward's check."""
+        self._forward_training = self.training
+        if type(x) is np.ndarray and x.dtype.kind == "f":
+            return x
+        return real_array(x, None, f"{type(self).__name__} input")
+
     def _cached(self, grad_output: NDArray) -> NDArray:
         """The array forward cached, after checking that grad_output fits it."""
-        if self._cache is None:
-            raise forward_not_called(self)
-        if grad_output.shape != self._cache.shape:
-            raise ShapeError(
-                f"{self!r}.backward expected grad_output of shape {self._cache.shape} "
-                f"(the forward output's), got {grad_output.shape}"
-            )
-        return self._cache
+        cache = self._cache
+        if cache is None or (self.training and not self._forward_training):
+            raise forward_not_called(self) if cache is None else stale_backward(self)
+        if (
+            not isinstance(grad_output, np.ndarray)
+            or grad_output.shape != cache.shape
+            or grad_output.dtype.kind != "f"
+        ):
+            raise bad_gradient(self, grad_output, cache.shape)
+        return cache
 
 
 def sigmoid(z: ArrayLike) -> NDArray[np.floating]:
@@ -54,12 +68,12 @@ def sigmoid(z: ArrayLike) -> NDArray[np.floating]:
     e^-|z| lies in (0, 1], so no exponential overflows: sigma(z) = 1 / (1 + e^-|z|) for z >= 0
     and e^-|z| / (1 + e^-|z|) for z < 0, which keeps full relative precision in both tails.
 
-    Shape: any -> same, a float array.
+    Shape: any -> same, a float array (float64 for integer or boolean z).
 
     >>> sigmoid(np.array([-1000.0, 0.0, 1000.0]))
     array([0. , 0.5, 1. ])
     """
-    z = np.asarray(z)
+    z = real_array(z, None, "sigmoid input")
     e = np.exp(-np.abs(z))
     numerator = np.where(z >= 0, 1.0, e)
     e += 1.0
@@ -78,7 +92,7 @@ class Tanh(Activation):
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         """y = tanh(x), caching y."""
-        y = np.tanh(x)
+        y = np.tanh(self._input(x))
         self._cache = y
         return y
 
@@ -102,7 +116,7 @@ class Sigmoid(Activation):
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         """y = 1 / (1 + e^-x), caching y."""
-        y = sigmoid(x)
+        y = sigmoid(self._input(x))
         self._cache = y
         return y
 
@@ -127,7 +141,7 @@ class ReLU(Activation):
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         """y = max(x, 0), caching the mask x > 0."""
-        x = np.asarray(x)
+        x = self._input(x)
         self._cache = x > 0
         return np.maximum(x, 0)
 
@@ -148,9 +162,7 @@ class LeakyReLU(Activation):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = float(negative_slope)
-        if not np.isfinite(self.negative_slope):
-            raise ValueError(f"LeakyReLU negative_slope must be finite, got {negative_slope}")
+        self.negative_slope = _finite_slope(negative_slope)
 
     def get_config(self) -> dict[str, Any]:
         """``{"negative_slope": ...}``, the argument that rebuilds this layer."""
@@ -161,7 +173,7 @@ class LeakyReLU(Activation):
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         """y = x where x > 0, else negative_slope * x, caching the mask x > 0."""
-        x = np.asarray(x)
+        x = self._input(x)
         self._cache = x > 0
         return self._scale(x, self._cache)
 
@@ -191,9 +203,7 @@ class Softmax(Activation):
 
     def __init__(self, axis: int = -1) -> None:
         super().__init__()
-        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-            raise TypeError(f"Softmax axis must be an integer, got {axis!r}")
-        self.axis = int(axis)
+        self.axis = check_integer("Softmax axis", axis, minimum=-64, maximum=63)
 
     def get_config(self) -> dict[str, Any]:
         """``{"axis": ...}``, the argument that rebuilds this layer."""
@@ -201,14 +211,25 @@ class Softmax(Activation):
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         """y = exp(x - max) / sum exp(x - max) along ``axis``, caching y."""
-        x = np.asarray(x)
-        if not np.issubdtype(x.dtype, np.floating):
-            x = x.astype(np.float64)
+        x = self._input(x)
+        if not -x.ndim <= self.axis < x.ndim or x.shape[self.axis] == 0:
+            raise self._shape_error(x)
         y = x - x.max(axis=self.axis, keepdims=True)
         np.exp(y, out=y)
         y /= y.sum(axis=self.axis, keepdims=True)
         self._cache = y
         return y
+
+    def _shape_error(self, x: NDArray) -> ShapeError:
+        if not -x.ndim <= self.axis < x.ndim:
+            return ShapeError(
+                f"{self!r} needs an input with an axis {self.axis}, got shape {x.shape} "
+                f"({x.ndim}-D)"
+            )
+        return ShapeError(
+            f"{self!r} needs at least one entry along axis {self.axis} to normalise over, "
+            f"got shape {x.shape}"
+        )
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
         """dL/dx = y (g - sum_k g_k y_k) along ``axis``."""
@@ -220,3 +241,17 @@ class Softmax(Activation):
     def extra_repr(self) -> str:
         """``axis=...``, shown in the repr."""
         return f"axis={self.axis}"
+
+
+def _finite_slope(value: object) -> float:
+    """LeakyReLU's negative_slope as a float: a real number (not a bool or a string), finite."""
+    name = "LeakyReLU negative_slope"
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        if abs(value) > 2**1023:  # float() would raise OverflowError
+            raise ValueError(
+                f"{name} must be finite, got an integer of {int(value).bit_length()} bits"
+            )
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+    return check_real(name, value)

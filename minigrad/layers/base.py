@@ -8,9 +8,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from minigrad.parameter import Parameter
+from minigrad._validation import check_bool
+from minigrad.parameter import Buffer, Parameter
 
 __all__ = ["Layer"]
+
+#: why a Parameter may appear only once in a model, for the messages that refuse a tie
+TIED_PARAMETERS = (
+    "tied parameters are not supported: backward overwrites .grad, so a shared parameter "
+    "would keep only its last use's gradient. To tie weights, write one layer that uses "
+    "the parameter twice and adds up both gradients"
+)
+#: why a Layer object may appear only once in a model
+REPEATED_LAYER = "a layer caches its input for backward, so each position needs its own instance"
 
 
 class Layer:
@@ -23,10 +33,11 @@ class Layer:
 
     Writing a new layer means subclassing and writing those two methods (see Examples).
 
-    Parameters are found by structure: any attribute holding a :class:`Parameter` is one of
-    the layer's parameters (named after the attribute), and any attribute holding a Layer
-    contributes its parameters under ``"<attribute>.<name>"``. ``state_dict()`` keys follow
-    from these names, as in PyTorch.
+    Parameters and buffers are found by structure: any attribute holding a
+    :class:`~minigrad.Parameter` is one of the layer's trainable parameters, any attribute
+    holding a :class:`~minigrad.Buffer` one of its buffers (saved, never trained), both
+    named after the attribute; any attribute holding a Layer contributes its own under
+    ``"<attribute>.<name>"``. ``state_dict()`` keys follow from these names, as in PyTorch.
 
     Contract
     --------
@@ -39,6 +50,27 @@ class Layer:
         backward twice gives the same gradients, not double. (PyTorch accumulates into
         ``.grad`` until ``zero_grad()``; minigrad's layers overwrite, so ``zero_grad()`` is
         never required, but it exists and is always safe to call.)
+    ``backward`` belongs to the **last** forward
+        What backward uses is what the last forward cached. Run the forward, the loss and
+        backward in that order, with no other forward pass in between: a forward on other
+        data (``model(x2)``) replaces the cache, and backward then returns that batch's
+        gradients (a batch of another size makes backward raise a ShapeError; one of the
+        same size cannot be told apart). The built-in layers and Sequential catch the
+        common case: a forward in evaluation mode between a training-mode forward and
+        backward (``mg.predict`` or ``mg.evaluate`` called after the loss) makes backward
+        raise a RuntimeError. A forward and backward both in evaluation mode (saliency maps
+        of a model in eval mode) is fine. Layers of your own inside a Sequential are
+        covered by the Sequential's check.
+    Each object in one place
+        A Layer object may appear only once in a model, and so may a Parameter or Buffer.
+        A layer caches its input, so the same layer at two positions would compute one
+        position's gradient from the other's input; and backward overwrites ``.grad``, so
+        a Parameter shared by two layers (tied weights) would keep only its last use's
+        gradient. ``named_layers``, ``named_parameters``, ``parameters``, ``state_dict``
+        (and so optimizers built from ``model.parameters()``, ``fit`` and saving) raise a
+        ValueError naming both places, and ``Sequential.append`` refuses such a layer at
+        once. To tie weights, write one layer that holds the parameter and uses it twice,
+        adding up both uses' gradients in its backward.
     ``train()`` / ``eval()``
         Set the ``training`` flag, here and in every sub-layer, for layers whose forward
         differs between the two (dropout, batch norm).
@@ -61,9 +93,23 @@ class Layer:
     (array([[1., 9.]]), array([[ 2., -6.]]))
     >>> layer.parameters(), layer.eval().training
     ([], False)
+
+    A Parameter shared by two layers is refused wherever the model's parameters are read:
+
+    >>> from minigrad import Dense, Sequential
+    >>> first, second = Dense(2, 2), Dense(2, 2)
+    >>> second.weight = first.weight
+    >>> Sequential(first, second)  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+        ...
+    ValueError: Sequential layer 1 (Dense) would share the Parameter at '1.weight' with
+    '0.weight': tied parameters are not supported: ...
     """
 
-    training: bool
+    # Class-level defaults, so that a user layer that forgets super().__init__() still works
+    training: bool = True
+    #: the mode the last forward ran in; built-in layers and Sequential set it in forward
+    _forward_training: bool = True
 
     def __init__(self) -> None:
         self.training = True
@@ -113,16 +159,54 @@ class Layer:
             if isinstance(value, Layer):
                 yield name, value
 
+    def _tree(self, root: str = "") -> Iterator[tuple[str, Layer | Parameter | Buffer]]:
+        """``(path, object)`` for this layer (at ``root``), each of its Parameters and
+        Buffers, then each sub-layer's the same way, depth first; ValueError for any object
+        met twice (a repeated layer, a tied parameter, a layer inside itself).
+
+        Iterative rather than recursive, so that a deep or cyclic structure cannot exhaust
+        the stack before the repeat is found.
+        """
+        seen: dict[int, str] = {}
+        stack: list[tuple[str, Layer]] = [(root, self)]
+        while stack:
+            path, layer = stack.pop()
+            _first_place(seen, layer, path)
+            yield path, layer
+            prefix = f"{path}." if path else ""
+            for name, value in layer._attributes():
+                if isinstance(value, (Parameter, Buffer)):
+                    _first_place(seen, value, prefix + name)
+                    yield prefix + name, value
+            children = [(prefix + name, child) for name, child in layer.children()]
+            stack.extend(reversed(children))
+
+    def named_layers(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
+        """Yield ``(path, layer)`` for this layer (path ``""``) and every sub-layer, depth
+        first: ``("", model)``, ``("0", model[0])``, ``("1", inner)``, ``("1.0", inner[0])``.
+
+        Raises ValueError when a Layer object appears twice (see "Each object in one place"
+        in the class notes). ``prefix`` is put in front of every path.
+        """
+        for path, item in self._tree():
+            if isinstance(item, Layer):
+                yield prefix + path, item
+
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """Yield ``(key, parameter)`` pairs: this layer's own first, then each sub-layer's.
 
-        Keys are dotted paths such as ``"weight"`` or ``"0.weight"``.
+        Keys are dotted paths such as ``"weight"`` or ``"0.weight"``, with ``prefix`` in
+        front. Raises ValueError when a Parameter (a tie) or a Layer appears twice.
         """
-        for name, value in self._attributes():
-            if isinstance(value, Parameter):
-                yield prefix + name, value
-        for name, child in self.children():
-            yield from child.named_parameters(prefix + name + ".")
+        for key, item in self._tree():
+            if isinstance(item, Parameter):
+                yield prefix + key, item
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Buffer]]:
+        """Yield ``(key, buffer)`` pairs in the order of :meth:`named_parameters`."""
+        for key, item in self._tree():
+            if isinstance(item, Buffer):
+                yield prefix + key, item
 
     def parameters(self) -> list[Parameter]:
         """All trainable parameters of this layer and its sub-layers, in a fixed order."""
@@ -139,6 +223,7 @@ class Layer:
 
     def train(self, mode: bool = True) -> Layer:
         """Put this layer and its sub-layers in training mode (``mode=False``: evaluation)."""
+        mode = check_bool("mode", mode)
         self.training = mode
         for _, child in self.children():
             child.train(mode)
@@ -150,49 +235,65 @@ class Layer:
 
     # -- state --------------------------------------------------------------------------
 
+    def _named_arrays(self) -> dict[str, Parameter | Buffer]:
+        return {key: item for key, item in self._tree() if not isinstance(item, Layer)}
+
     def state_dict(self) -> dict[str, NDArray[np.floating]]:
-        """A copy of every parameter value, keyed by its dotted name.
+        """A copy of every parameter and buffer value, keyed by its dotted name.
 
         The arrays are copies, so the dict is a snapshot that later training does not change.
         """
-        return {key: p.value.copy() for key, p in self.named_parameters()}
+        return {key: item.value.copy() for key, item in self._named_arrays().items()}
 
     def load_state_dict(self, state: Mapping[str, NDArray[np.floating]]) -> None:
-        """Copy values from ``state`` into this layer's parameters, in place.
+        """Copy values from ``state`` into this layer's parameters and buffers, in place.
 
         Every key must be present, with no extra keys, and every array must have the
-        parameter's shape and dtype. Everything is checked before anything is written, so a
-        failed load leaves the layer unchanged. Optimizers keep working after a load because
-        the parameter arrays are the same objects.
+        parameter's (or buffer's) shape and dtype. Everything is checked before anything is
+        written, so a failed load leaves the layer unchanged. Optimizers keep working after
+        a load because the parameter arrays are the same objects.
 
         Raises
         ------
+        TypeError
+            ``state`` is not a mapping (a dict) of arrays.
         ValueError
-            Keys are missing or unexpected (both lists are in the message), or a shape or
-            dtype differs from the parameter's.
+            Keys are missing or unexpected (both are listed in the message, the first ten
+            of each), or a shape or dtype differs from the parameter's.
         """
-        own = dict(self.named_parameters())
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f"load_state_dict takes a dict of arrays keyed like state_dict(), "
+                f"got {type(state).__name__}"
+            )
+        own = self._named_arrays()
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if missing or unexpected:
             raise ValueError(
                 f"state_dict does not match {type(self).__name__}: "
-                f"missing keys {missing}, unexpected keys {unexpected}"
+                f"missing keys {_listed(missing)}, unexpected keys {_listed(unexpected)}"
             )
-        for key, p in own.items():
-            array = np.asarray(state[key])
-            if array.shape != p.shape:
+        arrays = {}
+        for key, item in own.items():
+            what = "parameter" if isinstance(item, Parameter) else "buffer"
+            try:
+                array = np.asarray(state[key])
+            except (TypeError, ValueError) as error:
+                raise TypeError(f"state_dict[{key!r}] is not an array: {error}") from None
+            if array.shape != item.shape:
                 raise ValueError(
                     f"state_dict[{key!r}] has shape {array.shape}, "
-                    f"but the parameter has shape {p.shape}"
+                    f"but the {what} has shape {item.shape}"
                 )
-            if array.dtype != p.dtype:
+            if array.dtype != item.dtype:
                 raise ValueError(
                     f"state_dict[{key!r}] has dtype {array.dtype}, "
-                    f"but the parameter has dtype {p.dtype}; cast it with .astype({p.dtype})"
+                    f"but the {what} has dtype {item.dtype}; cast it with .astype({item.dtype})"
                 )
-        for key, p in own.items():
-            np.copyto(p.value, state[key])
+            arrays[key] = array
+        for key, item in own.items():
+            np.copyto(item.value, arrays[key])
 
     # -- configuration (for model files) ------------------------------------------------
 
@@ -200,15 +301,20 @@ class Layer:
         """The constructor arguments that rebuild this layer, as JSON values (default: none).
 
         ``minigrad.save`` stores them in the file's metadata and ``minigrad.load`` calls
-        :meth:`from_config` with them; the parameter values travel as tensors, so the config
-        holds only what shapes the layer (widths, flags, slopes). A layer whose constructor
-        takes arguments overrides this.
+        :meth:`from_config` with them; the parameter and buffer values travel as tensors,
+        so the config holds only what shapes the layer (widths, flags, slopes). A layer
+        whose constructor takes arguments overrides this.
         """
         return {}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:
         """Build a layer from :meth:`get_config` output; its parameters are loaded after."""
+        if not isinstance(config, dict):
+            raise TypeError(
+                f"{cls.__name__}.from_config takes a dict of constructor arguments, "
+                f"got {type(config).__name__}"
+            )
         return cls(**config)
 
     # -- printing -----------------------------------------------------------------------
@@ -219,3 +325,45 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _first_place(seen: dict[int, str], item: Layer | Parameter | Buffer, path: str) -> None:
+    """Record where ``item`` is; ValueError if it was already met at another path."""
+    first = seen.get(id(item))
+    if first is not None:
+        raise ValueError(repeated(item, first, path))
+    seen[id(item)] = path
+
+
+def repeated(item: Layer | Parameter | Buffer, first: str, second: str) -> str:
+    """The message for ``item`` found at two paths of one model."""
+    kind = type(item).__name__
+    if isinstance(item, Parameter):
+        return f"the same Parameter is at '{first}' and at '{second}': {TIED_PARAMETERS}"
+    if isinstance(item, Buffer):
+        return (
+            f"the same Buffer is at '{first}' and at '{second}': each layer needs its own "
+            "buffers (give the second one a copy)"
+        )
+    if first == "":
+        return f"the {kind} at '{second}' is the model itself: a layer cannot contain itself"
+    return f"the same {kind} object is at '{first}' and at '{second}': {REPEATED_LAYER}"
+
+
+def stale_backward(layer: Layer) -> RuntimeError:
+    """The error for a backward after a forward that ran in evaluation mode."""
+    return RuntimeError(
+        f"{type(layer).__name__}.backward(): the last forward pass ran in evaluation mode "
+        "(for example mg.predict or mg.evaluate, called between the loss and backward), so "
+        "the values backward needs are from that pass, not from the batch the loss saw. "
+        "Run the forward pass and the loss again before backward, or call predict and "
+        "evaluate after backward (or after the optimizer step)"
+    )
+
+
+def _listed(keys: list[str], limit: int = 10) -> str:
+    """``keys`` for a message, the first ``limit`` of them and how many more."""
+    shown = [k if not isinstance(k, str) or len(k) <= 80 else k[:77] + "..." for k in keys[:limit]]
+    if len(keys) <= limit:
+        return repr(shown)
+    return f"{shown!r} and {len(keys) - limit} more"

@@ -7,10 +7,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from minigrad._validation import as_float_array, forward_not_called
+from minigrad._validation import check_bool, forward_not_called
 from minigrad.errors import ShapeError
-from minigrad.init import Initializer, get_initializer
-from minigrad.layers.base import Layer
+from minigrad.init import Initializer, generator, get_initializer
+from minigrad.layers._checks import (
+    bad_gradient,
+    layer_width,
+    listed,
+    parameter_dtype,
+    real_array,
+    shown,
+)
+from minigrad.layers.base import Layer, stale_backward
 from minigrad.parameter import Parameter
 
 __all__ = ["Dense"]
@@ -24,14 +32,15 @@ class Dense(Layer):
     in_features, out_features : int
         Width of the input and of the output.
     bias : bool, default True
-        Whether to learn the additive bias b.
+        Whether to learn the additive bias b (a bool: the string "False" is refused).
     init : str or callable, default "xavier_uniform"
         How to draw W; see :mod:`minigrad.init` (``"he_normal"`` suits ReLU stacks).
         The bias starts at zero.
     rng : int, numpy.random.Generator or None
-        Seed or generator for the initial weights (None: fresh entropy).
-    dtype : numpy dtype, default float32
-        dtype of the parameters, and so of the output and of every gradient.
+        Seed (an integer >= 0) or generator for the initial weights (None: fresh entropy).
+    dtype : float16, float32 or float64, default float32
+        dtype of the parameters, and so of the output and of every gradient. None is
+        refused (NumPy would read it as float64).
 
     Attributes
     ----------
@@ -41,8 +50,11 @@ class Dense(Layer):
 
     Shape
     -----
-    x: (batch, in_features) -> y: (batch, out_features). Inputs of another dtype are
-    converted to the layer's dtype.
+    x: (batch, in_features) -> y: (batch, out_features). Floating-point inputs of another
+    precision, integers and booleans are converted to the layer's dtype; complex numbers,
+    strings and object arrays are refused with a TypeError naming the dtype (NumPy would
+    drop the imaginary part, parse the strings and turn None into NaN). backward takes a
+    floating-point grad_output of the forward output's shape.
 
     Notes
     -----
@@ -80,22 +92,29 @@ class Dense(Layer):
         dtype: DTypeLike = np.float32,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Dense {name} must be a positive integer, got {value!r}")
-        dtype = np.dtype(dtype)
-        if not np.issubdtype(dtype, np.floating):
-            raise TypeError(f"Dense dtype must be a floating-point type, got {dtype}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
-        generator = np.random.default_rng(rng)
+        self.in_features = layer_width("Dense in_features", in_features)
+        self.out_features = layer_width("Dense out_features", out_features)
+        bias = check_bool("Dense bias", bias)
+        dtype = parameter_dtype("Dense", dtype)
         shape = (self.out_features, self.in_features)
-        weight = np.asarray(get_initializer(init)(shape, generator, dtype))
+        if self.in_features * self.out_features > np.iinfo(np.intp).max // dtype.itemsize:
+            raise ValueError(
+                f"Dense({self.in_features}, {self.out_features}) is too large: its weight "
+                "would not fit in the address space"
+            )
+        weight = np.asarray(get_initializer(init)(shape, generator(rng, "Dense rng"), dtype))
         if weight.shape != shape:
             raise ValueError(
                 f"Dense init returned an array of shape {weight.shape}, expected {shape}"
             )
-        self.weight = Parameter(weight.astype(dtype, copy=False), name="weight")
+        if weight.dtype.kind not in "fiu":
+            raise TypeError(f"Dense init returned an array of dtype {weight.dtype}, not numbers")
+        weight = weight.astype(dtype, copy=False)
+        # A user's initialiser is checked; the built-in ones cannot produce NaN, and a load's
+        # zeros must stay untouched (lazily allocated) until the file's tensors arrive
+        if callable(init) and init is not _zeros and not np.isfinite(weight).all():
+            raise ValueError("Dense init returned NaN or infinite weights")
+        self.weight = Parameter(weight, name="weight")
         self.bias = (
             Parameter(np.zeros(self.out_features, dtype=dtype), name="bias") if bias else None
         )
@@ -103,11 +122,14 @@ class Dense(Layer):
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         """y = x W^T + b for x of shape (batch, in_features)."""
-        x = as_float_array(x, self.weight.dtype, "Dense input")
+        weight = self.weight.value
+        if type(x) is not np.ndarray or x.dtype != weight.dtype:
+            x = real_array(x, weight.dtype, "Dense input")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise self._input_error(x)
         self._x = x
-        y = x @ self.weight.value.T
+        self._forward_training = self.training
+        y = x @ weight.T
         if self.bias is not None:
             y += self.bias.value
         return y
@@ -119,15 +141,17 @@ class Dense(Layer):
 
     def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
         """Fill weight.grad = g^T x and bias.grad = sum_i g_i, skipping dL/dx."""
-        if self._x is None:
-            raise forward_not_called(self)
-        if grad_output.shape != (self._x.shape[0], self.out_features):
-            raise ShapeError(
-                f"{self!r}.backward expected grad_output of shape "
-                f"{(self._x.shape[0], self.out_features)} (the forward output's), "
-                f"got {grad_output.shape}"
-            )
-        np.matmul(grad_output.T, self._x, out=self.weight.grad)
+        x = self._x
+        if x is None or (self.training and not self._forward_training):
+            raise forward_not_called(self) if x is None else stale_backward(self)
+        shape = (len(x), self.out_features)
+        if (
+            not isinstance(grad_output, np.ndarray)
+            or grad_output.shape != shape
+            or grad_output.dtype.kind != "f"
+        ):
+            raise bad_gradient(self, grad_output, shape)
+        np.matmul(grad_output.T, x, out=self.weight.grad)
         if self.bias is not None:
             np.add.reduce(grad_output, axis=0, out=self.bias.grad)
 
@@ -149,15 +173,18 @@ class Dense(Layer):
         its tensors do not match.
         """
         expected = {"in_features", "out_features", "bias", "dtype"}
+        if not isinstance(config, dict):
+            raise TypeError(f"a Dense config is a dict, got {type(config).__name__}")
         if set(config) != expected:
             raise ValueError(
-                f"a Dense config has the keys {sorted(expected)}, got {sorted(config)}"
+                f"a Dense config has the keys {sorted(expected)}, got {listed(config)}"
             )
         if not isinstance(config["bias"], bool):
-            raise TypeError(f"Dense bias must be true or false, got {config['bias']!r}")
+            raise TypeError(f"Dense bias must be true or false, got {shown(config['bias'])}")
         if config["dtype"] not in ("float16", "float32", "float64"):
             raise ValueError(
-                f"Dense dtype must be 'float16', 'float32' or 'float64', got {config['dtype']!r}"
+                "Dense dtype must be 'float16', 'float32' or 'float64', "
+                f"got {shown(config['dtype'])}"
             )
         return cls(**config, init=_zeros)
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from minigrad._validation import check_integer, check_real
+from minigrad.layers._checks import real_array
 from minigrad.layers.base import Layer
 from minigrad.losses import Loss
 
@@ -82,6 +84,14 @@ def numerical_gradient(
     >>> numerical_gradient(lambda: float((x ** 3).sum()), x).round(6)
     array([ 3., 12.])
     """
+    if not callable(f):
+        raise TypeError(f"numerical_gradient needs a function f() -> float, got {type(f).__name__}")
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        raise TypeError(
+            "numerical_gradient perturbs x in place, so x must be a floating-point NumPy "
+            f"array, got {x.dtype if isinstance(x, np.ndarray) else type(x).__name__}"
+        )
+    eps = check_real("eps", eps, above=0)
     grad = np.zeros(x.shape, dtype=np.float64)
     flat_x = x.reshape(-1)  # a view: x must be contiguous so that writes reach it
     if not np.shares_memory(flat_x, x):
@@ -155,7 +165,16 @@ def check_gradients(
     ['0.bias', '0.weight', 'input']
     >>> report = check_gradients(MSE(), np.array([[0.5, 1.0]]), np.array([[0.0, 2.0]]))
     """
-    x = np.array(x, dtype=np.float64)  # a private copy that can be perturbed
+    if isinstance(module, type) and issubclass(module, (Layer, Loss)):
+        raise TypeError(
+            f"check_gradients takes a Layer or a Loss instance, got the class "
+            f"{module.__name__}; pass {module.__name__}(...)"
+        )
+    eps = check_real("eps", eps, above=0)
+    atol = check_real("atol", atol, minimum=0)
+    rtol = check_real("rtol", rtol, minimum=0)
+    seed = check_integer("seed", seed, minimum=0)
+    x = real_array(x, None, "check_gradients x").astype(np.float64)  # a private copy
     if isinstance(module, Loss):
         if target is None:
             raise ValueError("check_gradients on a Loss needs a target")
@@ -179,11 +198,11 @@ def _check_loss(
 def _check_layer(
     layer: Layer, x: NDArray, eps: float, atol: float, rtol: float, seed: int
 ) -> GradientReport:
-    for key, p in layer.named_parameters():
+    for key, p in [*layer.named_parameters(), *layer.named_buffers()]:
         if p.dtype != np.float64:
             raise TypeError(
-                f"check_gradients needs float64 parameters, but {key!r} is {p.dtype}: "
-                "build the layer with dtype=np.float64"
+                f"check_gradients needs float64 parameters and buffers, but {key!r} is "
+                f"{p.dtype}: build the layer with dtype=np.float64"
             )
     out = layer.forward(x)
     weights = np.random.default_rng(seed).standard_normal(np.shape(out))

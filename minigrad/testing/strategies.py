@@ -20,6 +20,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from minigrad._validation import check_integer, check_real
 from minigrad.layers.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from minigrad.layers.base import Layer
 from minigrad.layers.dense import Dense
@@ -47,6 +48,8 @@ def floats_away_from_zero(
     ...     assert 0.1 <= abs(v) <= 2.0
     >>> check_magnitude()
     """
+    min_magnitude = check_real("min_magnitude", min_magnitude, minimum=0)
+    max_magnitude = check_real("max_magnitude", max_magnitude, minimum=min_magnitude)
     magnitude = st.floats(min_magnitude, max_magnitude, allow_nan=False, allow_infinity=False)
     return st.tuples(st.sampled_from((-1.0, 1.0)), magnitude).map(lambda pair: pair[0] * pair[1])
 
@@ -75,6 +78,10 @@ def batches(
     ...     assert (np.abs(x) >= 0.05).all()
     >>> check_batch()
     """
+    if not isinstance(features, st.SearchStrategy):
+        features = check_integer("features", features, minimum=0)
+    min_batch = check_integer("min_batch", min_batch, minimum=0)
+    max_batch = check_integer("max_batch", max_batch, minimum=min_batch)
     widths = features if isinstance(features, st.SearchStrategy) else st.just(features)
     values = elements if elements is not None else floats_away_from_zero()
     return st.tuples(st.integers(min_batch, max_batch), widths).flatmap(
@@ -140,6 +147,10 @@ def sequential_stacks(
     ...     check_gradients(model, data.draw(batches_for(model)))
     >>> check_stack()
     """
+    min_layers = check_integer("min_layers", min_layers, minimum=1)
+    max_layers = check_integer("max_layers", max_layers, minimum=min_layers)
+    min_width = check_integer("min_width", min_width, minimum=1)
+    max_width = check_integer("max_width", max_width, minimum=min_width)
     depth = draw(st.integers(min_layers, max_layers))
     widths = draw(
         st.lists(st.integers(min_width, max_width), min_size=depth + 1, max_size=depth + 1)

@@ -1,0 +1,272 @@
+"""Normalization: statistics learned by adapt (or given), kept as buffers, saved with the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import minigrad as mg
+from minigrad import Dense, Normalization, Sequential, ShapeError, Tanh
+from minigrad.layers import normalization
+from minigrad.testing import batches, check_gradients
+
+
+def raw_data(n=200, seed=0):
+    """Two features on very different scales, as raw tabular data has."""
+    rng = np.random.default_rng(seed)
+    return np.column_stack([rng.normal(1000.0, 50.0, n), rng.normal(-0.01, 0.002, n)])
+
+
+# -- adapt -------------------------------------------------------------------------------------
+
+
+def test_adapt_learns_the_population_mean_and_std_per_feature():
+    x = raw_data()
+    norm = Normalization(2, dtype=np.float64).adapt(x)
+    np.testing.assert_allclose(norm.mean.value, x.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(norm.std.value, x.std(axis=0), rtol=1e-12)  # ddof=0
+    y = norm(x)
+    np.testing.assert_allclose(y.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(y.std(axis=0), 1.0, rtol=1e-12)
+
+
+def test_adapt_returns_the_layer_and_works_on_lists_and_integers():
+    norm = Normalization(1)
+    assert norm.adapt([[1], [3]]) is norm
+    np.testing.assert_array_equal(norm.mean.value, [2.0])
+    np.testing.assert_array_equal(norm.std.value, [1.0])
+
+
+def test_adapt_accumulates_float32_data_in_float64():
+    # float32 data far from zero: a float32 sum of 10^6 values loses the small spread
+    rng = np.random.default_rng(1)
+    x = (1e4 + rng.normal(0.0, 1.0, (1_000_000, 1))).astype(np.float32)
+    norm = Normalization(1).adapt(x)
+    exact = x.astype(np.float64)
+    np.testing.assert_allclose(norm.mean.value, exact.mean(axis=0), rtol=1e-7)
+    np.testing.assert_allclose(norm.std.value, exact.std(axis=0), rtol=1e-6)
+
+
+def test_adapt_in_chunks_gives_the_statistics_of_the_whole(monkeypatch):
+    monkeypatch.setattr(normalization, "_CHUNK_VALUES", 7)  # chunks of 3 rows of 2 features
+    x = raw_data(n=50)
+    norm = Normalization(2, dtype=np.float64).adapt(x)
+    np.testing.assert_allclose(norm.mean.value, x.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(norm.std.value, x.std(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.1, 1e6, -3.3e-5], ids=str)
+def test_a_constant_feature_gets_std_one(value):
+    x = np.column_stack([np.full(10_000, value, np.float32), np.arange(10_000.0)])
+    norm = Normalization(2).adapt(x)
+    assert norm.std.value[0] == 1.0
+    np.testing.assert_allclose(norm(x)[:, 0], 0.0, atol=1e-6 * max(1.0, abs(value)))
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.nan, "holds NaN in feature \\(column\\) 1, first at row 3"),
+        (np.inf, "holds infinite values in feature \\(column\\) 1, first at row 3"),
+    ],
+    ids=["nan", "inf"],
+)
+def test_adapt_refuses_nan_and_infinity_naming_the_column_and_row(bad, message):
+    x = raw_data(n=10)
+    x[3, 1] = x[7, 1] = bad
+    norm = Normalization(2)
+    with pytest.raises(ValueError, match=f"Normalization.adapt: x {message}"):
+        norm.adapt(x)
+    np.testing.assert_array_equal(norm.mean.value, [0.0, 0.0])  # left as it was
+
+
+def test_adapt_refuses_values_whose_sum_overflows():
+    x = np.full((4, 1), 1e308)
+    with pytest.raises(ValueError, match=r"feature \(column\) 0 are too large to average"):
+        Normalization(1, dtype=np.float64).adapt(x)
+
+
+def test_statistics_that_do_not_fit_the_dtype_are_refused():
+    with pytest.raises(
+        ValueError, match=r"mean of feature 0 is 1e\+39.*float32; use dtype=np\.float64"
+    ):
+        Normalization(1).adapt([[1e39], [1e39]])
+
+
+@pytest.mark.parametrize(
+    ("x", "error", "message"),
+    [
+        (np.zeros((4, 3)), ShapeError, r"expected x of shape \(n, 2\), got \(4, 3\)"),
+        (np.zeros(4), ShapeError, r"expected x of shape \(n, 2\), got \(4,\)"),
+        (np.zeros((0, 2)), ValueError, "at least one sample, got 0 rows"),
+        (np.zeros((2, 2), complex), TypeError, "got dtype complex128"),
+        (np.array([["1", "2"]]), TypeError, "got dtype <U1"),
+    ],
+)
+def test_adapt_checks_its_data(x, error, message):
+    with pytest.raises(error, match=message):
+        Normalization(2).adapt(x)
+
+
+# -- given statistics --------------------------------------------------------------------------
+
+
+def test_statistics_can_be_given_to_the_constructor():
+    norm = Normalization(2, mean=[1.0, 2.0], std=[2.0, 4.0])
+    np.testing.assert_array_equal(norm(np.array([[3.0, 6.0]])), np.array([[1.0, 1.0]], np.float32))
+
+
+def test_without_statistics_the_layer_is_the_identity():
+    x = raw_data(n=5).astype(np.float32)
+    np.testing.assert_array_equal(Normalization(2)(x), x)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"mean": [0.0]}, ShapeError, r"mean must have shape \(2,\), one value per feature"),
+        ({"std": [1.0, 0.0]}, ValueError, "std must be > 0, got 0.0 for feature 1"),
+        ({"std": [1.0, -2.0]}, ValueError, "std must be > 0, got -2.0 for feature 1"),
+        ({"mean": [np.nan, 0.0]}, ValueError, "mean of feature 0 is nan"),
+        ({"std": [1e-50, 1.0]}, ValueError, "std of feature 0 is 1e-50.*use dtype=np.float64"),
+        ({"mean": ["1", "2"]}, TypeError, "Normalization mean must be a numeric array"),
+        ({"num_features": True}, TypeError, "num_features must be a positive integer, got True"),
+        ({"num_features": 0}, ValueError, "num_features must be a positive integer, got 0"),
+        ({"dtype": None}, TypeError, "Normalization dtype must be a floating-point type"),
+        ({"dtype": np.int32}, TypeError, "Normalization dtype must be a floating-point type"),
+    ],
+)
+def test_constructor_arguments_are_checked(kwargs, error, message):
+    kwargs = {"num_features": 2, **kwargs}
+    with pytest.raises(error, match=message):
+        Normalization(**kwargs)
+
+
+def test_numpy_integers_are_accepted_as_widths():
+    assert Normalization(np.int64(3)).num_features == 3
+
+
+# -- forward and backward ----------------------------------------------------------------------
+
+
+@st.composite
+def layers_and_batches(draw, adapted):
+    """float64 layers with statistics learned from random data (any spread, constant features
+    included) or given (a spread the finite differences can resolve), and a batch."""
+    features = draw(st.integers(1, 6))
+    if adapted:
+        rows = draw(st.integers(1, 10))
+        data = draw(hnp.arrays(np.float64, (rows, features), elements=st.floats(-50, 50)))
+        layer = Normalization(features, dtype=np.float64).adapt(data)
+    else:
+        mean = draw(hnp.arrays(np.float64, features, elements=st.floats(-50, 50)))
+        std = draw(hnp.arrays(np.float64, features, elements=st.floats(0.05, 50)))
+        layer = Normalization(features, mean=mean, std=std, dtype=np.float64)
+    return layer, draw(batches(features))
+
+
+@given(case=layers_and_batches(adapted=False))
+def test_gradients_match_finite_differences(case):
+    layer, x = case
+    report = check_gradients(layer, x)
+    assert set(report.errors) == {"input"}
+
+
+@given(case=layers_and_batches(adapted=True))
+def test_forward_and_backward_are_the_formulas(case):
+    layer, x = case
+    np.testing.assert_allclose(layer(x), (x - layer.mean.value) / layer.std.value, rtol=1e-14)
+    g = np.random.default_rng(0).normal(size=x.shape)
+    np.testing.assert_allclose(layer.backward(g), g / layer.std.value, rtol=1e-14)
+
+
+def test_the_output_has_the_layers_dtype():
+    norm = Normalization(2).adapt(raw_data())
+    assert norm(raw_data()).dtype == np.float32
+    assert norm(np.ones((1, 2), int)).dtype == np.float32
+
+
+def test_forward_and_backward_check_their_arrays():
+    norm = Normalization(2)
+    with pytest.raises(ShapeError, match=r"expected input of shape \(batch, 2\), got \(3, 4\)"):
+        norm(np.zeros((3, 4)))
+    with pytest.raises(TypeError, match=r"Normalization input .*got dtype complex128"):
+        norm(np.zeros((3, 2), complex))
+    with pytest.raises(RuntimeError, match=r"backward\(\) was called before forward\(\)"):
+        norm.backward(np.zeros((3, 2)))
+    norm(np.zeros((3, 2)))
+    with pytest.raises(ShapeError, match=r"expected grad_output of shape \(3, 2\)"):
+        norm.backward(np.zeros((2, 2)))
+    with pytest.raises(TypeError, match="takes the gradient as a NumPy array"):
+        norm.backward([[0.0, 0.0]] * 3)
+
+
+def test_backward_after_an_eval_mode_forward_is_refused():
+    norm = Normalization(2)
+    norm(np.zeros((3, 2)))
+    norm.eval()(np.zeros((5, 2)))
+    with pytest.raises(RuntimeError, match="last forward pass ran in evaluation mode"):
+        norm.train().backward(np.zeros((3, 2)))
+
+
+# -- the statistics belong to the model --------------------------------------------------------
+
+
+def test_the_statistics_are_buffers_in_the_state_dict_and_never_trained():
+    model = Sequential(Normalization(2).adapt(raw_data()), Dense(2, 1, rng=0))
+    assert list(model.state_dict()) == ["0.mean", "0.std", "1.weight", "1.bias"]
+    assert [key for key, _ in model.named_buffers()] == ["0.mean", "0.std"]
+    assert [key for key, _ in model.named_parameters()] == ["1.weight", "1.bias"]
+    optimizer = mg.SGD(model.parameters(), lr=0.1)
+    assert model[0].mean not in optimizer.state and model[0].std not in optimizer.state
+
+
+def test_a_trained_model_reloaded_from_its_state_dict_predicts_the_same_on_raw_inputs():
+    x = raw_data(n=300)
+    y = (x[:, 0] - 1000.0) / 50.0 + (x[:, 1] + 0.01) / 0.002  # a linear target in z-scores
+    model = Sequential(Normalization(2).adapt(x), Dense(2, 8, rng=0), Tanh(), Dense(8, 1, rng=1))
+    mg.fit(
+        model, mg.MSE(), mg.Adam(model.parameters(), lr=0.01), x, y[:, None],
+        epochs=5, metrics=(), progress=False, seed=0,
+    )  # fmt: skip
+    statistics = model[0].mean.value.copy(), model[0].std.value.copy()
+    fresh = Sequential(Normalization(2), Dense(2, 8), Tanh(), Dense(8, 1))
+    fresh.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(fresh[0].mean.value, statistics[0])
+    np.testing.assert_array_equal(fresh[0].std.value, statistics[1])
+    np.testing.assert_array_equal(mg.predict(fresh, x), mg.predict(model, x))
+    # training did not move the statistics
+    np.testing.assert_allclose(statistics[0], x.mean(axis=0), rtol=1e-6)
+
+
+def test_config_round_trip():
+    norm = Normalization(3, dtype=np.float64)
+    assert norm.get_config() == {"num_features": 3, "dtype": "float64"}
+    copy = Normalization.from_config(norm.get_config())
+    assert copy.num_features == 3 and copy.mean.dtype == np.float64
+    assert repr(copy) == "Normalization(num_features=3)"
+
+
+@pytest.mark.parametrize(
+    ("config", "error", "message"),
+    [
+        (None, TypeError, "a Normalization config is a dict, got NoneType"),
+        ({"num_features": 3}, ValueError, "has the keys \\['dtype', 'num_features'\\]"),
+        ({"num_features": 3, "dtype": "int64"}, ValueError, "dtype must be 'float16'"),
+        ({"num_features": "3", "dtype": "float32"}, TypeError, "must be a positive integer"),
+    ],
+)
+def test_from_config_checks_what_a_file_says(config, error, message):
+    with pytest.raises(error, match=message):
+        Normalization.from_config(config)
+
+
+def test_sequential_checks_its_width_against_its_neighbours():
+    with pytest.raises(ShapeError, match=r"layer 1 \(Normalization\(num_features=3\)\) expects 3"):
+        Sequential(Dense(2, 4), Normalization(3))
+    with pytest.raises(ShapeError, match=r"expects 2 input features, but layer 0 .*outputs 3"):
+        Sequential(Normalization(3), Dense(2, 1))
+    assert Sequential(Normalization(3), Dense(3, 1)).in_features == 3
