@@ -494,7 +494,12 @@ def fit(
                     )
                     if validation_data is not None:
                         scores = _evaluate(
-                            model, loss, *validation_data, max(batch_size, 256), metric_functions
+                            model,
+                            loss,
+                            *validation_data,
+                            max(batch_size, 256),
+                            metric_functions,
+                            state,
                         )
                         logs.update({f"val_{name}": value for name, value in scores.items()})
                     logs["lr"] = float(optimizer.lr)
@@ -666,11 +671,18 @@ def _evaluate(
     y: NDArray,
     batch_size: int,
     metric_functions: dict[str, Metric],
+    state: TrainingState | None = None,
 ) -> dict[str, float]:
+    """Loss and metrics in eval mode. Inside fit (``state`` given), outputs that are NaN or
+    infinite are a divergence, reported before any metric tries to score them."""
     with _in_mode(model, training=False):
         total, outputs = 0.0, []
         for rows in _batches(x, batch_size):
             pred = model(x[rows])
+            if state is not None and not np.isfinite(pred).all():
+                raise _diverged(
+                    state, "the model's output on the validation data holds NaN or infinite values"
+                )
             total += loss(pred, y[rows]) * len(pred)
             outputs.append(pred)
     pred = np.concatenate(outputs)

@@ -680,8 +680,9 @@ def test_onnx_export_refuses_a_model_mixing_dtypes_and_names_the_layers(tmp_path
 def test_onnx_export_refuses_float128_with_a_type_error(tmp_path):
     pytest.importorskip("onnx")
     model = mg.Sequential(mg.Dense(2, 3, rng=0, dtype=np.float64), mg.ReLU(), mg.Dense(3, 1))
-    for parameter in model[0].parameters():
-        parameter.value = parameter.value.astype(np.longdouble)
+    dense = model[0]
+    dense.weight = mg.Parameter(dense.weight.value.astype(np.longdouble), name="weight")
+    dense.bias = mg.Parameter(dense.bias.value.astype(np.longdouble), name="bias")
     name = np.dtype(np.longdouble).name
     with pytest.raises(
         TypeError,

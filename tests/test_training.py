@@ -467,13 +467,13 @@ def test_a_non_finite_loss_stops_before_its_step_without_blaming_the_targets():
 
 
 def test_a_diverging_sigmoid_and_binary_cross_entropy_model_raises_divergence_error():
-    """A forward of finite but huge weights gives inf - inf = NaN; the loss refuses NaN
-    probabilities, and fit reports a divergence, not bad input."""
+    """A forward of finite but huge weights gives inf - inf = NaN; fit reports a divergence,
+    not probabilities out of range."""
     model = mg.Sequential(mg.Dense(1, 2, rng=0), mg.Dense(2, 1, rng=1), mg.Sigmoid())
     model[0].weight.value[...] = [[3e38], [-3e38]]
     model[1].weight.value[...] = 1.0
     x, y = np.full((4, 1), 2.0, np.float32), np.ones((4, 1), np.float32)
-    with pytest.raises(mg.DivergenceError, match="output holds NaN") as caught:
+    with pytest.raises(mg.DivergenceError, match=r"loss became nan|output holds NaN"):
         mg.fit(
             model,
             mg.BinaryCrossEntropy(),
@@ -483,7 +483,41 @@ def test_a_diverging_sigmoid_and_binary_cross_entropy_model_raises_divergence_er
             epochs=1,
             progress=False,
         )
-    assert "probabilities" in str(caught.value.__cause__)
+
+
+def test_a_loss_that_refuses_a_nan_output_is_reported_as_a_divergence():
+    class Strict(mg.MSE):
+        def forward(self, pred, target):
+            if not np.isfinite(pred).all():
+                raise ValueError("Strict expects finite predictions")
+            return super().forward(pred, target)
+
+    model = mg.Sequential(mg.Dense(1, 2, rng=0), mg.Dense(2, 1, rng=1))
+    model[0].weight.value[...] = [[3e38], [-3e38]]
+    model[1].weight.value[...] = 1.0
+    x, y = np.full((4, 1), 2.0, np.float32), np.ones((4, 1), np.float32)
+    with pytest.raises(mg.DivergenceError, match="output holds NaN or infinite") as caught:
+        mg.fit(model, Strict(), mg.SGD(model.parameters()), x, y, epochs=1, progress=False)
+    assert "Strict expects finite predictions" in str(caught.value.__cause__)
+
+
+def test_non_finite_validation_outputs_are_a_divergence_not_a_metric_error():
+    model = mg.Sequential(mg.Dense(1, 2, rng=0), mg.Dense(2, 2, rng=1))
+    x, y = np.ones((4, 1), np.float32), np.array([0, 1, 0, 1])
+    big = np.full((4, 1), 2.0, np.float32)
+    optimizer = mg.SGD(model.parameters(), lr=0.0)
+    model[0].weight.value[...] = [[3e38], [-3e38]]  # inf - inf on inputs of 2, not of 1
+    with pytest.raises(mg.DivergenceError, match="output on the validation data holds NaN"):
+        mg.fit(
+            model,
+            mg.CrossEntropy(),
+            optimizer,
+            x * 0.5,
+            y,
+            epochs=1,
+            validation_data=(big, y),
+            progress=False,
+        )
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
