@@ -1,4 +1,4 @@
-"""Plots with matplotlib (``pip install 'minigrad[plot]'``): training curves and decision
+"""Plots with matplotlib (``pip install 'minigrad-nn[plot]'``): training curves and decision
 boundaries. Each function draws on the axes it is given (or new ones) and returns the figure.
 """
 
@@ -21,7 +21,8 @@ def _pyplot() -> Any:
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError(
-            "minigrad's plots need matplotlib: pip install 'minigrad[plot]'"
+            "minigrad's plots need matplotlib: pip install 'minigrad-nn[plot]' "
+            "(or pip install matplotlib)"
         ) from None
     return plt
 

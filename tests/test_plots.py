@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,17 @@ def test_decision_boundary_checks_its_input():
         plot_decision_boundary(model, np.zeros((4, 3)), np.zeros(4))
     with pytest.raises(ValueError, match="4 points but y has 3"):
         plot_decision_boundary(model, np.zeros((4, 2)), np.zeros(3))
+
+
+def test_without_matplotlib_the_error_gives_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # as if not installed
+    for draw in (
+        lambda: plot_history({"loss": [1.0]}),
+        lambda: plot_decision_boundary(mg.Sequential(mg.Dense(2, 2)), np.zeros((2, 2)), [0, 1]),
+    ):
+        with pytest.raises(ImportError) as info:
+            draw()
+        assert str(info.value) == (
+            "minigrad's plots need matplotlib: pip install 'minigrad-nn[plot]' "
+            "(or pip install matplotlib)"
+        )
