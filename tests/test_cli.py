@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from minigrad.__main__ import main
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def accuracies(output: str) -> tuple[float, float]:
@@ -34,6 +36,29 @@ def test_every_built_in_data_set_trains(capsys, data):
     main(["--data", data, "--epochs", "15", "--quiet", "--optimizer", "momentum", "--cosine"])
     _, test = accuracies(capsys.readouterr().out)
     assert test > 0.85
+
+
+def test_digits_reach_the_accuracy_the_readme_states_for_each_seed_it_names(capsys):
+    """The README's sentence, read back: its numbers are this test's numbers."""
+    pytest.importorskip("sklearn")
+    claim = re.search(
+        r"`python -m minigrad --data digits` .*? reaches ([\d.]+)% test accuracy with the "
+        r"default\s+`--seed 0`, and ([\d.]+)% to ([\d.]+)% over `--seed 0` to `--seed (\d)`",
+        " ".join(README.split()),
+    )
+    assert claim, "the README states what --data digits reaches"
+    seed_0, low, high = (float(claim.group(i)) / 100 for i in (1, 2, 3))
+    seeds = range(int(claim.group(4)) + 1)
+    tests = []
+    for seed in seeds:
+        main(["--data", "digits", "--quiet", "--seed", str(seed)])
+        out = capsys.readouterr().out
+        assert out.startswith("digits: 1437 training and 360 test samples, 10 classes")
+        tests.append(accuracies(out)[1])
+    one_image = 1 / 360  # BLAS differences between machines may flip an image or so
+    assert tests[0] == pytest.approx(seed_0, abs=one_image)
+    assert min(tests) == pytest.approx(low, abs=one_image)
+    assert max(tests) == pytest.approx(high, abs=one_image)
 
 
 @pytest.mark.skipif(not MNIST.is_dir(), reason="the MNIST files are not beside the repository")
