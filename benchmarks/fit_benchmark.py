@@ -8,7 +8,9 @@ to a string, not a terminal). Variants take turns of EPOCHS epochs each (fit's c
 the first step are paid once per call, as in real use); each ratio is the median of ratios
 over the turns.
 
-Run:  python benchmarks/fit_benchmark.py [--turns 31] [--out benchmarks/results]
+Run:  python benchmarks/fit_benchmark.py [--turns 31]   (prints the numbers)
+      python benchmarks/fit_benchmark.py --write        (and updates benchmarks/results/fit.json)
+Results are written only when asked: --write to benchmarks/results/, --out DIR elsewhere.
 """
 
 from __future__ import annotations
@@ -84,11 +86,26 @@ def fit_epochs(x, y, progress: bool):
     return epochs
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=15, help="turns of each variant")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for fit.json")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--write",
+        dest="out",
+        action="store_const",
+        const=RESULTS,
+        help="write fit.json to benchmarks/results/ (a tracked file)",
+    )
+    where.add_argument("--out", type=Path, help="write fit.json to this folder instead")
     args = parser.parse_args(argv)
+    if args.turns < 1:
+        parser.error(f"--turns must be >= 1, got {args.turns}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
     x, y = digits()
     variants = {
         "bare loop": bare_epochs(x, y),
@@ -115,8 +132,9 @@ def main(argv: list[str] | None = None) -> dict:
             if name != "bare loop"
         },
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "fit.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "fit.json").write_text(json.dumps(results, indent=2) + "\n")
     for name, value in results["microseconds_per_batch"].items():
         ratio = results["ratio_to_bare_loop"].get(name)
         print(f"{name:20s} {value:7.1f} us per batch" + (f"  x{ratio:.3f}" if ratio else ""))

@@ -14,9 +14,11 @@ Also measured: step time against batch size and against width, and the peak memo
 training step (minigrad's against its own budget of parameters + gradients + optimizer
 buffers + activations, and both frameworks' peak resident memory).
 
-Run:  python benchmarks/step_benchmark.py            (about eight minutes)
+Run:  python benchmarks/step_benchmark.py            (about eight minutes; prints the table)
+      python benchmarks/step_benchmark.py --write    (the same, and updates benchmarks/results/)
       python benchmarks/step_benchmark.py --smoke    (seconds; checks that everything runs)
-Results go to benchmarks/results/: step.json, step.md and step.png.
+Results are written only when asked: --write puts step.json, step.md and step.png in
+benchmarks/results/ (the files the README quotes), --out DIR in another folder.
 """
 
 from __future__ import annotations
@@ -461,17 +463,43 @@ def plot(results: dict, path: Path) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS, default=list(OPTIMIZERS))
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per turn")
     parser.add_argument("--passes", type=int, default=7, help="turns of each implementation")
     parser.add_argument("--round-seconds", type=float, default=0.03, help="length of a round")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--write",
+        dest="out",
+        action="store_const",
+        const=RESULTS,
+        help="write step.json, step.md and step.png to benchmarks/results/ (tracked files)",
+    )
+    where.add_argument("--out", type=Path, help="write the results to this folder instead")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and rounds: checks only")
     parser.add_argument("--probe", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.passes < 1 or not args.round_seconds > 0:
+        parser.error(
+            "--rounds and --passes must be >= 1 and --round-seconds > 0, got "
+            f"{args.rounds}, {args.passes} and {args.round_seconds}"
+        )
+    return args
+
+
+def write(results: dict, folder: Path) -> None:
+    """step.json, step.md and step.png (when matplotlib is there) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "step.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / "step.md").write_text(markdown(results))
+    plot(results, folder / "step.png")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
     if args.probe:
         probe(*args.probe)
         return {}
@@ -519,10 +547,8 @@ def main(argv: list[str] | None = None) -> dict:
             {"width": w, **compare((784, w, w, 10), 128, "sgd", scaling_timing)} for w in widths
         ],
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "step.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "step.md").write_text(markdown(results))
-    plot(results, args.out / "step.png")
+    if args.out is not None:
+        write(results, args.out)
     print(markdown(results))
     return results
 

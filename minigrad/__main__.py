@@ -1,10 +1,20 @@
-"""``python -m minigrad`` (or ``minigrad``): train a small MLP and report its accuracy."""
+"""``python -m minigrad`` (or ``minigrad``): train a small MLP and report its accuracy.
+
+Problems end in one ``minigrad: error: ...`` line on stderr that says the fix, never a
+traceback. Exit status 2: the command cannot start (a bad option value, as argparse reports
+it with the usage line; a ``--data`` folder without MNIST files; a missing optional package).
+Exit status 1: the run started and failed (training diverged, the model could not be
+written, out of memory). 130: interrupted with Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from itertools import pairwise
@@ -25,6 +35,7 @@ from minigrad.data import (
     make_xor,
     train_test_split,
 )
+from minigrad.errors import DivergenceError
 from minigrad.layers import LeakyReLU
 from minigrad.optim import Optimizer
 from minigrad.schedules import CosineDecay
@@ -40,66 +51,169 @@ BUILT_IN: dict[str, Callable[[int], tuple[np.ndarray, np.ndarray]]] = {
     "circles": lambda seed: make_circles(1000, noise=0.05, seed=seed),
     "blobs": lambda seed: make_blobs(1000, centers=4, spread=1.5, seed=seed),
 }
+NAMES = [*BUILT_IN, "digits"]
+
+#: Exit statuses: the command could not start (argparse's own status for a bad option), the run
+#: started and failed, and Ctrl-C (128 + SIGINT, as shells report it).
+USAGE_ERROR, RUN_ERROR, INTERRUPTED = 2, 1, 130
+
+
+class CommandError(Exception):
+    """A problem the user can fix, reported as one ``minigrad: error: ...`` line."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def load(data: str, seed: int) -> tuple[np.ndarray, ...]:
     """x_train, x_test, y_train, y_test for a data set name or an MNIST folder."""
     if data == "digits":
-        x, y = load_digits()
+        try:
+            x, y = load_digits()
+        except ImportError:
+            raise CommandError(
+                "--data digits needs scikit-learn, which ships the 8x8 digits: "
+                "pip install 'minigrad-nn[digits]' (or pip install scikit-learn)",
+                USAGE_ERROR,
+            ) from None
     elif data in BUILT_IN:
         x, y = BUILT_IN[data](seed)
-    elif Path(data).is_dir():
-        # the first 8,000 images of the folder's set train, the last 2,000 test
-        split = "train" if any(Path(data).glob("train-images*")) else "test"
-        x, y = load_mnist(data, split)
-        return train_test_split(x, y, test_size=0.2, shuffle=False)
     else:
-        raise SystemExit(
-            f"minigrad: --data must be one of {', '.join([*BUILT_IN, 'digits'])} or a folder "
-            f"of MNIST IDX files; {data!r} is neither"
-        )
+        # the first 80% of the folder's set (8,000 of MNIST's test images) trains, the rest tests
+        split = "train" if any(Path(data).glob("train-images*")) else "test"
+        try:
+            x, y = load_mnist(data, split)
+            return train_test_split(x, y, test_size=0.2, shuffle=False)
+        except (OSError, ValueError) as error:
+            raise CommandError(
+                f"--data {data}: {_one_line(error)}; the folder must hold MNIST's IDX files "
+                "(train-images-idx3-ubyte and train-labels-idx1-ubyte, or the t10k- test "
+                "files, raw or .gz)",
+                USAGE_ERROR,
+            ) from None
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, seed=seed)
     scaler = Standardizer().fit(x_train)
     return scaler.transform(x_train), scaler.transform(x_test), y_train, y_test
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _integer(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= minimum, or an error that says so."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum}, got {text!r}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _learning_rate(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def _data(text: str) -> str:
+    """An argparse type: a data set name or an existing folder (its files are read later)."""
+    if text in NAMES or Path(text).is_dir():
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected one of {', '.join(NAMES)} or a folder of MNIST IDX files, got {text!r}, "
+        + ("which is a file, not a folder" if Path(text).exists() else "which does not exist")
+    )
+
+
+def _save_path(text: str) -> str:
+    """An argparse type: a file path minigrad can create (checked before training starts)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a file path, got ''")
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a folder; give a file path such as {path / 'model.safetensors'}"
+        )
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # save creates the missing folders below the first existing one
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot create {text}: {folder} is not a folder")
+    try:
+        # a real write, not os.access: as root access() says yes to places that refuse files
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise argparse.ArgumentTypeError(
+            f"cannot write {text}: {folder} does not accept new files ({_one_line(error)})"
+        ) from None
+    return text
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="minigrad",
         description="Train a small MLP with minigrad and print its train and test accuracy.",
+        epilog="Exit status: 0 on success; 2 when the command cannot start (a bad option, a "
+        "--data folder without MNIST files, a missing optional package); 1 when the run "
+        "fails (training diverged, the model cannot be written, out of memory); 130 on "
+        "Ctrl-C. Errors are one 'minigrad: error: ...' line on stderr that says the fix.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--data",
         default="spirals",
-        help=f"data set: {', '.join([*BUILT_IN, 'digits'])} (digits needs scikit-learn), "
+        type=_data,
+        help=f"data set: {', '.join(NAMES)} (digits needs scikit-learn), "
         "or a folder of MNIST IDX files (its first 80%% trains, the last 20%% tests)",
     )
-    parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64], help="hidden widths")
+    parser.add_argument(
+        "--hidden", type=_integer(1), nargs="+", default=[64, 64], help="hidden widths"
+    )
     parser.add_argument(
         "--activation", choices=sorted(ACTIVATIONS), default="relu", help="hidden activation"
     )
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    parser.add_argument("--lr", type=float, default=0.01, help="initial learning rate")
+    parser.add_argument("--lr", type=_learning_rate, default=0.01, help="initial learning rate")
     parser.add_argument(
         "--cosine", action="store_true", help="decay the learning rate to 0 along a cosine"
     )
-    parser.add_argument("--epochs", type=int, default=40, help="passes over the training data")
-    parser.add_argument("--batch-size", type=int, default=32, help="samples per step")
-    parser.add_argument("--seed", type=int, default=0, help="seed for data, weights, shuffling")
+    parser.add_argument(
+        "--epochs", type=_integer(0), default=40, help="passes over the training data"
+    )
+    parser.add_argument("--batch-size", type=_integer(1), default=32, help="samples per step")
+    parser.add_argument(
+        "--seed", type=_integer(0), default=0, help="seed for data, weights, shuffling"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
         "--save",
         metavar="PATH",
+        type=_save_path,
         help="write the trained model to PATH (.safetensors; load it with minigrad.load). "
         "It takes inputs scaled as this command scales them: standardised with the training "
         "set's mean and deviation, or MNIST pixels in [0, 1]",
     )
     args = parser.parse_args(argv)
-    if args.epochs < 0 or args.batch_size < 1 or min(args.hidden) < 1 or args.lr < 0:
-        parser.error("--epochs and --lr must be >= 0, --batch-size and --hidden widths >= 1")
-    if args.save and importlib.util.find_spec("safetensors") is None:
-        parser.error("--save needs the safetensors package: pip install 'minigrad[files]'")
+    if args.save is not None and importlib.util.find_spec("safetensors") is None:
+        parser.error(
+            "--save needs the safetensors package: pip install 'minigrad-nn[files]' "
+            "(or pip install safetensors)"
+        )
     return args
 
 
@@ -112,11 +226,34 @@ def build_model(widths: list[int], activation: str, rng: np.random.Generator) ->
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """Parse ``argv``, train, report; on a problem print one error line and exit non-zero."""
     args = parse_args(argv)
+    try:
+        run(args)
+    except CommandError as error:
+        message, status = f"minigrad: error: {error}", error.status
+    except KeyboardInterrupt:
+        message, status = "minigrad: interrupted", INTERRUPTED
+    else:
+        return
+    # printed outside the except clauses, once fit's progress bar has closed its line
+    sys.stdout.flush()
+    print(message, file=sys.stderr)
+    raise SystemExit(status)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Load the data, train, evaluate, save; problems the user can fix become CommandError."""
     x_train, x_test, y_train, y_test = load(args.data, args.seed)
     classes = int(max(y_train.max(), y_test.max())) + 1
     rng = np.random.default_rng(args.seed)
-    model = build_model([x_train.shape[1], *args.hidden, classes], args.activation, rng)
+    try:
+        model = build_model([x_train.shape[1], *args.hidden, classes], args.activation, rng)
+    except MemoryError as error:
+        raise CommandError(
+            f"out of memory building the model ({_one_line(error)}); use smaller --hidden widths",
+            RUN_ERROR,
+        ) from None
     loss = CrossEntropy()
     optimizer = OPTIMIZERS[args.optimizer](model.parameters(), lr=args.lr)
     callbacks = [LearningRateScheduler(CosineDecay(args.lr, args.epochs))] if args.cosine else []
@@ -124,19 +261,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(model)
 
     start = time.perf_counter()
-    history = fit(
-        model,
-        loss,
-        optimizer,
-        x_train,
-        y_train,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        validation_data=(x_test, y_test),
-        callbacks=callbacks,
-        seed=args.seed,
-        progress=not args.quiet,
-    )
+    failure = None
+    try:
+        history = fit(
+            model,
+            loss,
+            optimizer,
+            x_train,
+            y_train,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            validation_data=(x_test, y_test),
+            callbacks=callbacks,
+            seed=args.seed,
+            progress=not args.quiet,
+        )
+    except DivergenceError as error:
+        failure = f"{_one_line(error)} (rerun with a smaller --lr, e.g. --lr {args.lr / 10:g})"
+    except MemoryError as error:
+        failure = (
+            f"out of memory while training ({_one_line(error)}); use a smaller --batch-size "
+            "or smaller --hidden widths"
+        )
+    if failure is not None:
+        # raised outside the except clause, so that nothing keeps fit's frames (and its
+        # progress bar) alive: the bar closes its line before the error line is printed
+        raise CommandError(failure, RUN_ERROR)
     seconds = time.perf_counter() - start
     train = evaluate(model, loss, x_train, y_train)
     test = evaluate(model, loss, x_test, y_test)
@@ -144,8 +294,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"trained {len(history.epochs)} epochs in {seconds:.1f} s: "
         f"train accuracy {train['accuracy']:.4f}, test accuracy {test['accuracy']:.4f}"
     )
-    if args.save:
-        save(model, args.save)
+    if args.save is not None:
+        try:
+            save(model, args.save)
+        except OSError as error:
+            raise CommandError(
+                f"could not save the model to {args.save}: {_one_line(error)}; "
+                "choose another --save path",
+                RUN_ERROR,
+            ) from None
         print(f"saved the model to {args.save}")
     sys.stdout.flush()
 

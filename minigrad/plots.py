@@ -1,14 +1,17 @@
-"""Plots with matplotlib (``pip install 'minigrad[plot]'``): training curves and decision
+"""Plots with matplotlib (``pip install 'minigrad-nn[plot]'``): training curves and decision
 boundaries. Each function draws on the axes it is given (or new ones) and returns the figure.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from minigrad._validation import check_integer, check_real
+from minigrad.errors import ShapeError
 from minigrad.layers.base import Layer
 from minigrad.metrics import predicted_classes
 from minigrad.training import History, predict
@@ -21,7 +24,8 @@ def _pyplot() -> Any:
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError(
-            "minigrad's plots need matplotlib: pip install 'minigrad[plot]'"
+            "minigrad's plots need matplotlib: pip install 'minigrad-nn[plot]' "
+            "(or pip install matplotlib)"
         ) from None
     return plt
 
@@ -45,10 +49,21 @@ def plot_history(history: History | dict[str, list[float]], axes: Any = None) ->
     >>> [line.get_label() for line in figure.axes[0].lines]
     ['loss', 'val_loss']
     """
+    if not isinstance(history, Mapping):
+        raise TypeError(
+            "plot_history needs a History or a dict of per-epoch lists, got "
+            f"{type(history).__name__}"
+        )
     plt = _pyplot()
     names = [k for k in history if not k.startswith("val_") and k != "lr"]
     if "loss" not in names:
         raise ValueError(f"the history has no 'loss' entry; it holds {sorted(history)}")
+    for name in history:
+        if len(history[name]) != len(history["loss"]):
+            raise ShapeError(
+                f"history[{name!r}] has {len(history[name])} values but history['loss'] has "
+                f"{len(history['loss'])}: every entry holds one number per epoch"
+            )
     metrics = [k for k in names if k != "loss"]
     if axes is None:
         _, axes = plt.subplots(1, 1 + bool(metrics), figsize=(5 + 4.5 * bool(metrics), 3.6))
@@ -84,8 +99,9 @@ def plot_decision_boundary(
 ) -> Any:
     """The class a model picks at every point of the plane around 2-D data, with the data.
 
-    The model is evaluated (in eval mode) on a ``resolution`` x ``resolution`` grid that
-    covers the points with a margin; each region is coloured by its predicted class (see
+    The model is evaluated (in eval mode) on a ``resolution`` x ``resolution`` grid (an
+    integer >= 2; ``threshold`` a finite number) that covers the finite points with a
+    margin; each region is coloured by its predicted class (see
     :func:`~minigrad.metrics.predicted_classes`; binary outputs are cut at ``threshold``),
     and the points are drawn on top, coloured by their label. Returns the Figure.
 
@@ -107,12 +123,16 @@ def plot_decision_boundary(
     >>> len(figure.axes), len(figure.axes[0].collections)
     (1, 2)
     """
+    resolution = check_integer("resolution", resolution, minimum=2)
+    threshold = check_real("threshold", threshold)
     plt = _pyplot()
     x, y = np.asarray(x), np.asarray(y).reshape(-1)
     if x.ndim != 2 or x.shape[1] != 2:
-        raise ValueError(f"plot_decision_boundary needs 2-D points (n, 2), got shape {x.shape}")
+        raise ShapeError(f"plot_decision_boundary needs 2-D points (n, 2), got shape {x.shape}")
     if len(y) != len(x):
-        raise ValueError(f"x has {len(x)} points but y has {len(y)} labels")
+        raise ShapeError(f"x has {len(x)} points but y has {len(y)} labels")
+    if not np.isfinite(x).all():
+        raise ValueError("x holds NaN or infinite coordinates; the plot needs finite points")
     low, high = x.min(axis=0), x.max(axis=0)
     margin = 0.1 * np.maximum(high - low, 1e-3)
     u = np.linspace(low[0] - margin[0], high[0] + margin[0], resolution)

@@ -24,9 +24,18 @@ def bench():
     return module
 
 
-def test_a_smoke_run_writes_every_result(bench, tmp_path):
-    bench.main(["--smoke", "--optimizers", "sgd", "--out", str(tmp_path)])
-    saved = json.loads((tmp_path / "step.json").read_text())
+def test_a_smoke_run_computes_every_result_and_writes_only_when_asked(bench, tmp_path, monkeypatch):
+    tracked = tmp_path / "results"  # stands in for benchmarks/results/, the tracked files
+    monkeypatch.setattr(bench, "RESULTS", tracked)
+    results = bench.main(["--smoke", "--optimizers", "sgd"])
+    assert not tracked.exists()
+    assert bench.parse_args([]).out is None
+    assert bench.parse_args(["--write"]).out == tracked
+    assert bench.parse_args(["--out", str(tmp_path / "x")]).out == tmp_path / "x"
+
+    bench.write(results, tmp_path / "out")
+    saved = json.loads((tmp_path / "out" / "step.json").read_text())
+    assert saved == json.loads(json.dumps(results))
     assert [(row["config"], row["optimizer"]) for row in saved["steps"]] == [
         ("xor", "sgd"),
         ("digits", "sgd"),
@@ -39,10 +48,10 @@ def test_a_smoke_run_writes_every_result(bench, tmp_path):
     assert 0 < memory["minigrad"]["held_before_step"] <= memory["minigrad"]["peak"]
     assert memory["minigrad"]["budget"] > 0
     assert [row["batch"] for row in saved["scaling"]["batch"]] == [8, 16]
-    table = (tmp_path / "step.md").read_text()
+    table = (tmp_path / "out" / "step.md").read_text()
     assert "| xor | sgd |" in table and "| digits | sgd |" in table
     pytest.importorskip("matplotlib")
-    assert (tmp_path / "step.png").stat().st_size > 1000
+    assert (tmp_path / "out" / "step.png").stat().st_size > 1000
 
 
 def test_ratios_are_paired_turn_by_turn(bench):
@@ -85,14 +94,43 @@ def test_minigrad_and_torch_compute_the_same_update(bench, torch, optimizer):
         )
 
 
-def test_the_fit_benchmark_runs_and_compares_fit_with_the_bare_loop(tmp_path):
+@pytest.fixture
+def fit_bench():
     path = ROOT / "benchmarks" / "fit_benchmark.py"
     spec = importlib.util.spec_from_file_location("fit_benchmark", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_the_fit_benchmark_compares_fit_with_the_bare_loop_and_writes_only_when_asked(
+    fit_bench, tmp_path, monkeypatch
+):
+    module = fit_bench
     module.EPOCHS = 1
-    results = module.main(["--turns", "1", "--out", str(tmp_path)])
-    saved = json.loads((tmp_path / "fit.json").read_text())
-    assert saved == results
-    assert set(saved["ratio_to_bare_loop"]) == {"fit", "fit + progress bar"}
-    assert all(ratio > 0 for ratio in saved["ratio_to_bare_loop"].values())
+    tracked = tmp_path / "results"  # stands in for benchmarks/results/, the tracked files
+    monkeypatch.setattr(module, "RESULTS", tracked)
+    results = module.main(["--turns", "1"])
+    assert not tracked.exists()
+    assert set(results["ratio_to_bare_loop"]) == {"fit", "fit + progress bar"}
+    assert all(ratio > 0 for ratio in results["ratio_to_bare_loop"].values())
+
+    written = module.main(["--turns", "1", "--write"])
+    assert json.loads((tracked / "fit.json").read_text()) == written
+    module.main(["--turns", "1", "--out", str(tmp_path / "elsewhere")])
+    assert (tmp_path / "elsewhere" / "fit.json").is_file()
+
+
+@pytest.mark.parametrize("turns", ["0", "-2"])
+def test_the_fit_benchmark_refuses_no_turns(fit_bench, turns, capsys):
+    with pytest.raises(SystemExit):
+        fit_bench.parse_args(["--turns", turns])
+    assert f"--turns must be >= 1, got {turns}" in capsys.readouterr().err
+
+
+def test_the_step_benchmark_refuses_empty_timings(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--passes", "0"])
+    assert "--rounds and --passes must be >= 1 and --round-seconds > 0, got 3, 0 and 0.03" in (
+        capsys.readouterr().err
+    )

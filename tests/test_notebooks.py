@@ -64,3 +64,25 @@ def test_the_committed_notebook_keeps_its_outputs(name):
     text = "".join(o.get("text", "") for o in outputs)
     for local in (str(NOTEBOOKS.parent), tempfile.gettempdir()):
         assert local not in text, f"a path of the machine that ran {name} is in its outputs"
+
+
+def test_fits_progress_bar_in_jupyter_is_a_widget_without_warnings():
+    """In Jupyter, tqdm draws fit's bar as a widget; without ipywidgets it warns instead
+    (TqdmWarning: IProgress not found), which is why the notebooks extra brings ipywidgets."""
+    pytest.importorskip("tqdm")
+    pytest.importorskip("ipywidgets", reason="the notebooks and test extras bring ipywidgets")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells.append(
+        nbformat.v4.new_code_cell(
+            "import minigrad as mg\n"
+            "x, y = mg.data.make_blobs(64, centers=3, seed=0)\n"
+            "model = mg.Sequential(mg.Dense(2, 3, rng=0))\n"
+            "history = mg.fit(model, mg.CrossEntropy(), mg.SGD(model.parameters()), x, y, epochs=2)"
+        )
+    )
+    nbclient.NotebookClient(notebook, timeout=TIME_LIMIT, kernel_name="python3").execute()
+    outputs = notebook.cells[0].outputs
+    streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "Warning" not in streams and "IProgress" not in streams
+    bars = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(bars) == 2  # one bar per epoch, kept

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,49 @@ def test_decision_boundary_checks_its_input():
         plot_decision_boundary(model, np.zeros((4, 3)), np.zeros(4))
     with pytest.raises(ValueError, match="4 points but y has 3"):
         plot_decision_boundary(model, np.zeros((4, 2)), np.zeros(3))
+
+
+def test_without_matplotlib_the_error_gives_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # as if not installed
+    for draw in (
+        lambda: plot_history({"loss": [1.0]}),
+        lambda: plot_decision_boundary(mg.Sequential(mg.Dense(2, 2)), np.zeros((2, 2)), [0, 1]),
+    ):
+        with pytest.raises(ImportError) as info:
+            draw()
+        assert str(info.value) == (
+            "minigrad's plots need matplotlib: pip install 'minigrad-nn[plot]' "
+            "(or pip install matplotlib)"
+        )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"resolution": 1}, ValueError, "resolution must be >= 2, got 1"),
+        ({"resolution": 1.5}, TypeError, r"resolution must be an integer, got 1.5 \(float\)"),
+        ({"resolution": "50"}, TypeError, r"resolution must be an integer, got '50' \(str\)"),
+        ({"resolution": True}, TypeError, r"resolution must be an integer, got True \(bool\)"),
+        ({"threshold": float("nan")}, ValueError, "threshold must be a finite number, got nan"),
+        ({"threshold": "0.5"}, TypeError, r"threshold must be a real number, got '0.5' \(str\)"),
+    ],
+)
+def test_decision_boundary_names_a_bad_resolution_or_threshold(arguments, error, message):
+    x, y = np.zeros((4, 2)), np.zeros(4)
+    with pytest.raises(error, match=message):
+        plot_decision_boundary(mg.Sequential(mg.Dense(2, 1, rng=0)), x, y, **arguments)
+
+
+def test_decision_boundary_accepts_numpy_integers_and_refuses_nan_points():
+    model = mg.Sequential(mg.Dense(2, 1, rng=0))
+    figure = plot_decision_boundary(model, np.eye(2), [0, 1], resolution=np.int64(5))
+    assert np.asarray(figure.axes[0].collections[0].get_array()).size == 25
+    with pytest.raises(ValueError, match="x holds NaN or infinite coordinates"):
+        plot_decision_boundary(model, np.array([[0.0, np.nan], [1.0, 1.0]]), [0, 1])
+
+
+def test_plot_history_names_an_entry_of_the_wrong_length_or_a_wrong_type():
+    with pytest.raises(mg.ShapeError, match=r"history\['val_loss'\] has 1 values but history"):
+        plot_history({"loss": [1.0, 0.5], "val_loss": [1.0]})
+    with pytest.raises(TypeError, match="a History or a dict of per-epoch lists, got list"):
+        plot_history([("loss", [1.0])])
