@@ -27,6 +27,7 @@ from minigrad._validation import check_bool, check_integer, check_real
 from minigrad.callbacks import Callback, learning_rate_advice
 from minigrad.data.loader import DataLoader
 from minigrad.errors import DivergenceError
+from minigrad.gradient_bounds import GradientBounds
 from minigrad.layers.base import Layer
 from minigrad.losses import BinaryCrossEntropy, Loss
 from minigrad.metrics import METRICS
@@ -475,7 +476,10 @@ def fit(
     loader = DataLoader(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
     state = TrainingState(model, loss, optimizer, epochs, loader)
     first_epoch = 0 if checkpoint is None else _resume(state, checkpoint)
-    guard = SafeStep(optimizer, names)
+    frozen = [p for p in model.parameters() if all(p is not q for q in optimizer.params)]
+    guard = SafeStep(optimizer, names, other_params=frozen)
+    bounds = GradientBounds(model, loss, _largest_row_norm(x), x.shape[1] if x.ndim == 2 else 0)
+    bounds.supported = bounds.supported and x.ndim == 2
     with DeferredInterrupts() as interrupts:
         try:
             _set_mode(model, True)
@@ -489,8 +493,15 @@ def fit(
                     for callback in callbacks:
                         callback.on_epoch_begin(state)
                     guard.resync()  # callbacks may have changed parameters
+                    bounds.resync()
                     logs = _train_epoch(
-                        state, metric_functions, callbacks, clip_norm, progress, guard, interrupts
+                        state,
+                        metric_functions,
+                        callbacks,
+                        clip_norm,
+                        progress,
+                        (guard, bounds),
+                        interrupts,
                     )
                     if validation_data is not None:
                         scores = _evaluate(
@@ -565,11 +576,12 @@ def _train_epoch(
     callbacks: list[Callback],
     clip_norm: float | None,
     progress: bool,
-    guard: SafeStep,
+    safety: tuple[SafeStep, GradientBounds],
     interrupts: DeferredInterrupts,
 ) -> dict[str, float]:
     """One pass over the loader's batches; the epoch's mean loss and metrics."""
     model, loss, loader = state.model, state.loss, state.loader
+    guard, bounds = safety
     assert loader is not None
     bar = _progress_bar(len(loader), f"epoch {state.epoch + 1}/{state.epochs}", progress)
     total, seen = 0.0, 0
@@ -592,7 +604,8 @@ def _train_epoch(
                 clip_grad_norm(guard.params, clip_norm)
             interrupts.begin()  # a step is taken whole or not at all
             try:
-                guard.step()
+                # proven finite from bounds on the gradients (cheap), else measured ones
+                guard.step(bounds.for_step(guard.params, n, value, pred.size))
                 state.step += 1
             except DivergenceError as error:
                 raise _diverged(state, str(error)) from error
@@ -612,6 +625,16 @@ def _train_epoch(
         if bar is not None:
             bar.close()
     return {"loss": total / seen, **{name: float(value / seen) for name, value in sums.items()}}
+
+
+def _largest_row_norm(x: NDArray) -> float:
+    """max_i ||x_i||, in float64, piece by piece."""
+    largest = 0.0
+    rows = x.reshape(len(x), -1)
+    for piece in _rows(len(x), rows.shape[1]):
+        chunk = rows[piece].astype(np.float64)
+        largest = max(largest, float(np.sqrt(np.einsum("ij,ij->i", chunk, chunk).max())))
+    return largest
 
 
 def _batch_loss(state: TrainingState, pred: NDArray, target: NDArray) -> float:

@@ -171,3 +171,35 @@ def test_bad_arguments():
         SafeStep([mg.Parameter(np.zeros(1))])
     with pytest.raises(ValueError, match="1 names for 2 parameters"):
         SafeStep(mg.SGD([mg.Parameter(np.zeros(1)), mg.Parameter(np.zeros(1))]), names=["a"])
+
+
+def test_given_gradient_bounds_are_tried_first_then_after_measuring_the_parameters():
+    model, x, y = problem()
+    optimizer = mg.SGD(model.parameters(), lr=0.1)
+    guard = SafeStep(optimizer)
+    guard.resync()
+    seen = []
+
+    def too_wide_until_measured(value_norms):
+        seen.append(dict(value_norms))
+        return [1e40 if len(seen) == 1 else 1.0 for _ in guard.params]  # 1e40: not provable
+
+    gradients(model, x, y)
+    before, measured = model.state_dict(), parameter_norms_of(guard)
+    guard.step(too_wide_until_measured)
+    assert len(seen) == 2  # the second try after resync() measured the parameters again
+    assert seen[1] == measured
+    changed = [key for key, value in model.state_dict().items() if (value != before[key]).any()]
+    assert changed  # the step was taken
+
+
+def parameter_norms_of(guard):
+    return {id(p): norm(p.value) for p in guard.params}
+
+
+def test_frozen_parameters_are_measured_for_the_bounds():
+    model, _, _ = problem()
+    head = model[2].parameters()
+    guard = SafeStep(mg.SGD(head), other_params=model[0].parameters())
+    guard.resync()
+    assert set(guard.value_norms) == {id(p) for p in model.parameters()}

@@ -174,7 +174,7 @@ class Adam(Optimizer):
 
     def step_bound(
         self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
-    ) -> tuple[list[float], list[float], dict[str, list[float]]]:
+    ) -> tuple[list[float], list[float], dict[str, list[float]]] | None:
         """Bounds for :class:`~minigrad.optim.SafeStep`, from ||g||, ||p|| and ||m||.
 
         Each entry moves by lr |m_hat| / (sqrt(v_hat) + eps) <= lr |m| / ((1 - b1^t) eps). And
@@ -184,9 +184,11 @@ class Adam(Optimizer):
         smallest values can add, about C sqrt(tiny / (1 - b2)) / eps). The change is the
         smaller of sqrt(size) times that and lr ||m'|| / ((1 - b1^t) eps), plus lr wd ||p||
         for AdamW's decay; ||m'|| <= b1 ||m|| + (1 - b1) ||g'||. v may overflow to inf
-        harmlessly (that entry's step is then 0).
+        harmlessly (that entry's step is then 0). None when eps is 0 (0 / 0 is possible).
         """
         lr, (b1, b2), eps, wd = self.lr, self.betas, self.eps, self.weight_decay
+        if eps == 0:
+            return None  # 0 / 0 is possible
         decoupled = self.decoupled_weight_decay
         direction = (
             list(grad_norms)
@@ -203,18 +205,25 @@ class Adam(Optimizer):
         ):
             t = self.state[p]["step"] + 1
             correction = lr / (1 - b1**t)
-            bounds = [correction * m / eps if eps > 0 else math.inf]
+            step = correction * m / eps
             if ratio < math.inf:
-                work = state_dtype(p.dtype)
-                rounding = ratio * math.sqrt(np.finfo(work).smallest_subnormal / (1 - b2))
-                per_entry = ratio * math.sqrt(1 - b2**t) * 1.001 + (
-                    rounding / eps if eps > 0 else 0.0 if rounding == 0 else math.inf
+                tiny = _SMALLEST[state_dtype(p.dtype)]
+                per_entry = ratio * (
+                    math.sqrt(1 - b2**t) * 1.001 + math.sqrt(tiny / (1 - b2)) / eps
                 )
-                bounds.append(math.sqrt(p.size) * correction * per_entry)
-            step = min(bounds) + (lr * wd * v if decoupled else 0.0)
+                step = min(step, math.sqrt(p.size) * correction * per_entry)
+            if decoupled:
+                step += lr * wd * v
             change.append(step)
             peak.append(max(d + m_old, m, step))
         return change, peak, {"m": moment}
+
+
+#: The smallest positive values of the dtypes Adam computes in (the rounding of v's tiniest
+#: entries, in step_bound).
+_SMALLEST = {
+    np.dtype(dtype): float(np.finfo(dtype).smallest_subnormal) for dtype in (np.float32, np.float64)
+}
 
 
 class AdamW(Adam):
