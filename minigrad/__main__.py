@@ -277,7 +277,7 @@ def run(args: argparse.Namespace) -> None:
             progress=not args.quiet,
         )
     except DivergenceError as error:
-        failure = f"{_one_line(error)} (rerun with a smaller --lr, e.g. --lr {args.lr / 10:g})"
+        failure = f"{_one_line(error)} (--lr {args.lr / 10:g})"
     except MemoryError as error:
         failure = (
             f"out of memory while training ({_one_line(error)}); use a smaller --batch-size "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -77,7 +78,7 @@ def check_integer(
         raise TypeError(f"{name} must be an integer, got {_given(value)}")
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be {_range(minimum, maximum)}, got {value}")
+        raise ValueError(f"{name} must be {_range(minimum, maximum)}, got {_shortened(value)}")
     return value
 
 
@@ -99,7 +100,10 @@ def check_real(
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_given(value)}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        number = math.inf if value > 0 else -math.inf  # type: ignore[operator]
     bounds = [
         (minimum, lambda v, b: v >= b, ">="),
         (maximum, lambda v, b: v <= b, "<="),
@@ -113,16 +117,19 @@ def check_real(
         what = ("a finite number" if finite else "a number") + (
             " " + " and ".join(parts) if parts else ""
         )
-        raise ValueError(f"{name} must be {what}, got {value!r}")
+        raise ValueError(f"{name} must be {what}, got {_shortened(value)}")
     return number
 
 
 def _given(value: object) -> str:
     """``value`` and its type, for a message: ``'False' (str)``."""
-    text = repr(value)
-    if len(text) > 80:
-        text = text[:77] + "..."
-    return f"{text} ({type(value).__name__})"
+    return f"{_shortened(value)} ({type(value).__name__})"
+
+
+def _shortened(value: object) -> str:
+    """``repr(value)``, cut to 80 characters."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**70 else "a huge integer"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _range(minimum: int | None, maximum: int | None) -> str:

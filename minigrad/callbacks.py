@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from minigrad._files import write_atomically
+from minigrad._files import check_path, write_atomically
+from minigrad._validation import check_bool, check_integer, check_real
 from minigrad.errors import DivergenceError
 from minigrad.schedules import Schedule
 from minigrad.serialization import save, save_checkpoint
+from minigrad.serialization.safetensors_file import require_safetensors
 
 if TYPE_CHECKING:
     from minigrad.training import TrainingState
@@ -34,6 +36,7 @@ __all__ = [
     "HistoryLogger",
     "LearningRateScheduler",
     "ModelCheckpoint",
+    "learning_rate_advice",
 ]
 
 
@@ -81,13 +84,30 @@ class Callback:
         return f"{type(self).__name__}()"
 
 
+def learning_rate_advice(optimizer: object) -> str:
+    """What to try after a divergence: a learning rate ten times smaller.
+
+    >>> import minigrad as mg
+    >>> learning_rate_advice(mg.SGD([mg.Parameter(np.zeros(1))], lr=0.5))
+    'the learning rate (0.5) is probably too large; try 0.05'
+    """
+    lr = getattr(optimizer, "lr", None)
+    if isinstance(lr, float) and lr > 0:
+        return f"the learning rate ({lr:g}) is probably too large; try {lr / 10:g}"
+    return "check the learning rate and the data"
+
+
 class DivergenceGuard(Callback):
-    """Stop with a :class:`~minigrad.errors.DivergenceError` as soon as a batch's loss is NaN
-    or infinite, naming the epoch, the step and the learning rate.
+    """Stop with a :class:`~minigrad.errors.DivergenceError` when a batch's loss is NaN or
+    infinite, naming the epoch, the step and the learning rate.
 
     A loss that blows up usually means the learning rate is too large: gradient descent
-    overshoots, each step lands further away, and the values overflow. ``fit`` adds one of
-    these unless its callbacks already hold one.
+    overshoots, each step lands further away, and the values overflow.
+
+    ``fit`` needs no guard among its callbacks: it checks every batch's loss before the
+    step and takes every step through :class:`~minigrad.optim.SafeStep`, so a diverging run
+    stops before anything non-finite reaches the parameters. This callback reports a
+    non-finite loss after the step, for code that drives callbacks itself.
 
     Examples
     --------
@@ -105,15 +125,10 @@ class DivergenceGuard(Callback):
     def on_batch_end(self, state: TrainingState, loss: float) -> None:
         """Raise DivergenceError if ``loss`` is NaN or infinite."""
         if not math.isfinite(loss):
-            lr = getattr(state.optimizer, "lr", None)
-            advice = (
-                f"the learning rate ({lr:g}) is probably too large; try {lr / 10:g}"
-                if isinstance(lr, float) and lr > 0
-                else "check the learning rate and the data"
-            )
             raise DivergenceError(
                 f"the loss became {loss} at epoch {state.epoch + 1}, batch {state.batch + 1} "
-                f"(step {state.step}): training diverged; {advice}"
+                f"(step {state.step}): training diverged; "
+                f"{learning_rate_advice(state.optimizer)}"
             )
 
 
@@ -166,13 +181,14 @@ class EarlyStopping(Callback):
         mode: str = "auto",
         restore_best_weights: bool = True,
     ) -> None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
-        if not (math.isfinite(min_delta) and min_delta >= 0):
-            raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta}")
-        mode = _direction(mode, monitor)
-        self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
-        self.mode, self.restore_best_weights = mode, restore_best_weights
+        patience = check_integer("EarlyStopping patience", patience, minimum=0)
+        min_delta = check_real("EarlyStopping min_delta", min_delta, minimum=0)
+        mode = _direction(mode, _monitor_name("EarlyStopping", monitor))
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.mode = mode
+        self.restore_best_weights = check_bool(
+            "EarlyStopping restore_best_weights", restore_best_weights
+        )
         self.best = _worst(mode)
         self.best_epoch = -1
         self.stopped_epoch: int | None = None
@@ -214,10 +230,22 @@ class EarlyStopping(Callback):
         )
 
 
+def _monitor_name(owner: str, monitor: object) -> str:
+    """``monitor`` if it is a non-empty string, else TypeError/ValueError naming it."""
+    if not isinstance(monitor, str):
+        raise TypeError(
+            f"{owner} monitor must be the name of a logged number such as 'val_loss', got "
+            f"{monitor!r} ({type(monitor).__name__})"
+        )
+    if not monitor:
+        raise ValueError(f"{owner} monitor must be a name such as 'val_loss', got ''")
+    return monitor
+
+
 def _direction(mode: str, monitor: str) -> str:
     """ "min" or "max": whether smaller or larger ``monitor`` is better ("auto": accuracies
     are better larger, everything else smaller)."""
-    if mode not in ("min", "max", "auto"):
+    if not isinstance(mode, str) or mode not in ("min", "max", "auto"):
         raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
     if mode == "auto":
         return "max" if "acc" in monitor else "min"
@@ -286,9 +314,12 @@ class ModelCheckpoint(Callback):
         save_best_only: bool = False,
         weights_only: bool = False,
     ) -> None:
-        mode = _direction(mode, monitor)
+        _checked_target(path, "ModelCheckpoint path")
+        mode = _direction(mode, _monitor_name("ModelCheckpoint", monitor))
         self.path, self.monitor, self.mode = os.fspath(path), monitor, mode
-        self.save_best_only, self.weights_only = bool(save_best_only), bool(weights_only)
+        self.save_best_only = check_bool("ModelCheckpoint save_best_only", save_best_only)
+        self.weights_only = check_bool("ModelCheckpoint weights_only", weights_only)
+        require_safetensors()  # fail now, not at the end of the first epoch
         self.best = _worst(mode)
         self.last_path: Path | None = None
 
@@ -311,6 +342,12 @@ class ModelCheckpoint(Callback):
                 f"ModelCheckpoint path {self.path!r} cannot be filled from epoch and "
                 f"{sorted(logs)}: {error!r}"
             ) from None
+        for key, param in state.model.named_parameters():
+            if not np.isfinite(param.value).all():
+                raise DivergenceError(
+                    f"ModelCheckpoint: parameter {key!r} holds NaN or infinite values; "
+                    f"{path} was not written, so the last checkpoint stays the last good one"
+                )
         if self.weights_only:
             save(state.model, path)
         else:
@@ -330,6 +367,15 @@ class ModelCheckpoint(Callback):
         return f"ModelCheckpoint({self.path!r}{best})"
 
 
+def _checked_target(path: object, what: str) -> Path:
+    """``path`` as a Path, refused now if it cannot be a file to write (the wrong type, empty,
+    an existing folder) rather than at the end of the first epoch."""
+    checked = check_path(path, what)
+    if checked.is_dir():
+        raise IsADirectoryError(f"{what} {str(checked)!r} is a folder; give a file name")
+    return checked
+
+
 class LearningRateScheduler(Callback):
     """Set ``optimizer.lr = schedule(t)`` before each epoch (t = epochs done) or, with
     ``per="step"``, before each batch (t = optimizer steps done).
@@ -342,7 +388,7 @@ class LearningRateScheduler(Callback):
     def __init__(self, schedule: Schedule, per: str = "epoch") -> None:
         if not callable(schedule):
             raise TypeError(f"schedule must be callable, got {type(schedule).__name__}")
-        if per not in ("epoch", "step"):
+        if not isinstance(per, str) or per not in ("epoch", "step"):
             raise ValueError(f"per must be 'epoch' or 'step', got {per!r}")
         self.schedule, self.per = schedule, per
 
@@ -376,11 +422,11 @@ class HistoryLogger(Callback):
     >>> _ = mg.fit(model, mg.MSE(), mg.SGD(model.parameters()), x, y[:, None], epochs=2,
     ...            callbacks=[HistoryLogger(path)], progress=False)
     >>> Path(path).read_text().splitlines()[0], len(Path(path).read_text().splitlines())
-    ('epoch,loss,accuracy,lr', 3)
+    ('epoch,loss,lr', 3)
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        self.path = _checked_target(path, "HistoryLogger path")
 
     def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
         """Rewrite the whole file from ``state.history``."""

@@ -24,25 +24,29 @@ class ShapeError(ValueError):
 
 
 class DivergenceError(FloatingPointError):
-    """Training produced a NaN or infinite loss.
+    """Training diverged: a loss, an output, a gradient or a step became NaN or infinite.
 
-    Raised by :class:`~minigrad.callbacks.DivergenceGuard` (which ``fit`` uses by default),
-    with the epoch, the step and the learning rate in the message. A subclass of
-    FloatingPointError.
+    Raised by ``fit`` (with the epoch, the step and the learning rate in the message) before
+    the step that would have made a parameter non-finite, so the model keeps its last finite
+    parameters; also by :class:`~minigrad.optim.SafeStep` and
+    :class:`~minigrad.callbacks.DivergenceGuard`. A subclass of FloatingPointError.
 
     Examples
     --------
     Gradient descent on (w x - 3 x)^2 with a learning rate far too large overshoots further
-    at every step until the loss overflows:
+    at every step, until the next step would overflow float32:
 
     >>> import numpy as np
     >>> import minigrad as mg
     >>> model, x = mg.Dense(1, 1, rng=0), np.array([[1.0], [2.0]])
     >>> mg.fit(model, mg.MSE(), mg.SGD(model.parameters(), lr=100.0), x, 3 * x, epochs=50,
-    ...        metrics=(), progress=False)  # doctest: +ELLIPSIS
+    ...        progress=False)  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
         ...
-    minigrad.errors.DivergenceError: the loss became inf at epoch 15, ... try 10
+    minigrad.errors.DivergenceError: training diverged at epoch 14, batch 1 (step 13): the step
+    would make parameter 'weight' non-finite ...; try 10
+    >>> bool(np.isfinite(model.weight.value).all())  # the parameters from before that step
+    True
     """
 
 

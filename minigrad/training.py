@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -20,13 +22,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from minigrad.callbacks import Callback, DivergenceGuard
+from minigrad._interrupts import DeferredInterrupts
+from minigrad._validation import check_bool, check_integer, check_real
+from minigrad.callbacks import Callback, learning_rate_advice
 from minigrad.data.loader import DataLoader
+from minigrad.errors import DivergenceError
+from minigrad.gradient_bounds import GradientBounds
 from minigrad.layers.base import Layer
 from minigrad.losses import BinaryCrossEntropy, Loss
 from minigrad.metrics import METRICS
 from minigrad.optim.base import Optimizer
 from minigrad.optim.clip import clip_grad_norm
+from minigrad.optim.safe_step import SafeStep
 from minigrad.serialization.checkpoints import Checkpoint, load_checkpoint
 
 __all__ = ["History", "TrainingState", "evaluate", "fit", "predict"]
@@ -73,14 +80,15 @@ class TrainingState:
 
     ``epoch`` counts from 0 and ``batch`` within the epoch from 0; ``step`` is the number of
     optimizer steps done so far. Setting ``stop_training`` ends training after this epoch.
+    ``error`` is None, or the exception that is ending training (seen by ``on_train_end``).
 
     Examples
     --------
     >>> from minigrad import MSE, SGD, Dense
     >>> model = Dense(1, 1, rng=0)
     >>> state = TrainingState(model, MSE(), SGD(model.parameters()), epochs=3)
-    >>> state.epoch, state.batch, state.step, state.stop_training, state.history
-    (0, 0, 0, False, History(epochs=0))
+    >>> state.epoch, state.batch, state.step, state.stop_training, state.history, state.error
+    (0, 0, 0, False, History(epochs=0), None)
     """
 
     model: Layer
@@ -93,72 +101,228 @@ class TrainingState:
     batch: int = 0
     step: int = 0
     stop_training: bool = False
+    error: BaseException | None = None
 
 
 # -- checks at the boundary -----------------------------------------------------------------
 
+#: Pre-flight checks look at the data in pieces of about this many values, so that checking a
+#: large data set costs no more memory than a few batches.
+CHUNK_VALUES = 1 << 20
 
-def _count(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+
+def _check_objects(model: Any, loss: Any, optimizer: Any, what: str) -> None:
+    """TypeError unless model, loss (and optimizer) are instances of the right classes."""
+    expected = [("model", model, Layer), ("loss", loss, Loss)]
+    if optimizer is not None:
+        expected.append(("optimizer", optimizer, Optimizer))
+    for name, value, cls in expected:
+        if isinstance(value, cls):
+            continue
+        if isinstance(value, type) and issubclass(value, cls):
+            hint = f"; pass an instance, {value.__name__}(...), not the class"
+        else:
+            hint = f"; pass a minigrad {cls.__name__}"
+        article = "an" if cls.__name__[0] in "AEIOU" else "a"
+        raise TypeError(
+            f"{what}: {name} must be {article} {cls.__name__} instance, got {_describe(value)}"
+            f"{hint}"
+        )
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, type):
+        return f"the class {value.__name__}"
+    return type(value).__name__
+
+
+def _parameter_names(model: Layer, optimizer: Optimizer) -> list[str]:
+    """A name, "parameter '<key>'", for each of the optimizer's parameters; ValueError when
+    the optimizer holds parameters this model does not own (it was built on another model,
+    say by re-running a notebook cell that builds a new model)."""
+    keys = {id(p): key for key, p in model.named_parameters()}
+    foreign = [index for index, p in enumerate(optimizer.params) if id(p) not in keys]
+    if foreign:
+        first = optimizer.params[foreign[0]]
+        raise ValueError(
+            f"fit: {len(foreign)} of the optimizer's {len(optimizer.params)} parameters are not "
+            f"parameters of this model (the first: position {foreign[0]}, {first!r}), so "
+            "training would never change them; build the optimizer on this model: "
+            f"{type(optimizer).__name__}(model.parameters(), ...)"
+        )
+    return [f"parameter {keys[id(p)]!r}" for p in optimizer.params]
+
+
+def _rows(n: int, row_values: int) -> Iterable[slice]:
+    """Slices over n rows of ``row_values`` values each, about CHUNK_VALUES values a piece."""
+    step = max(1, CHUNK_VALUES // max(1, row_values))
+    return (slice(start, min(start + step, n)) for start in range(0, n, step))
+
+
+def _check_finite(array: NDArray, name: str, what: str) -> None:
+    """ValueError naming the first NaN or infinite entry of a float array, piece by piece."""
+    if array.dtype.kind != "f":
+        return
+    row_values = int(np.prod(array.shape[1:], dtype=np.int64))
+    for rows in _rows(len(array), row_values):
+        piece = array[rows]
+        finite = np.isfinite(piece)
+        if not finite.all():
+            bad = np.argwhere(~finite)[0]
+            bad[0] += rows.start
+            index = tuple(int(i) for i in bad)
+            raise ValueError(
+                f"{what}: {name} holds NaN or infinite values, the first at index "
+                f"{index if len(index) > 1 else index[0]} ({array[index]})"
+            )
 
 
 def _checked_data(
-    model: Layer, loss: Loss, x: ArrayLike, y: ArrayLike, what: str
+    model: Layer, loss: Loss, x: ArrayLike, y: ArrayLike, what: str, names: tuple[str, str]
 ) -> tuple[NDArray, NDArray]:
     """x and y as arrays, after checking everything a training run would trip over later."""
+    x_name, y_name = names
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim == 0 or y.ndim == 0:
         raise ValueError(
-            f"{what}: x and y must be arrays of samples, got shapes {x.shape}, {y.shape}"
+            f"{what}: {x_name} and {y_name} must be arrays of samples, got shapes {x.shape}, "
+            f"{y.shape}"
         )
     if len(x) != len(y):
         raise ValueError(
-            f"{what}: x and y must have the same number of samples, got {len(x)} and {len(y)}"
+            f"{what}: {x_name} and {y_name} must have the same number of samples, got "
+            f"{len(x)} and {len(y)}"
         )
     if len(x) == 0:
         raise ValueError(f"{what}: the data is empty (0 samples)")
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise ValueError(f"{what}: x must hold real numbers, got dtype {x.dtype}")
-    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-        bad = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(
-            f"{what}: x holds NaN or infinite values, the first at index {tuple(bad.tolist())} "
-            f"({x[tuple(bad)]})"
-        )
-    # Run the model on one sample and the loss on every target, so that a width mismatch or
-    # a label the loss cannot take fails now, in the loss's own words, not mid-training.
-    was_training = getattr(model, "training", True)
-    model.eval()
-    try:
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{what}: {x_name} must hold real numbers, got dtype {x.dtype}")
+    _check_finite(x, x_name, what)
+    if y.dtype.kind == "c":
+        raise TypeError(f"{what}: {y_name} must hold real numbers, got dtype {y.dtype}")
+    _check_finite(y, y_name, what)
+    # Run the model on one sample and the loss on every target, piece by piece, so that a
+    # width mismatch or a label the loss cannot take fails now, in the loss's own words,
+    # not mid-training.
+    with _in_mode(model, training=False), np.errstate(all="ignore"):
         output = np.asarray(model(x[:1]))
-    finally:
-        model.train(was_training)
-    stand_in = np.zeros((len(y), *output.shape[1:]), dtype=output.dtype)
+    stand_in = np.zeros(output.shape[1:], dtype=output.dtype)
     if isinstance(loss, BinaryCrossEntropy) and not loss.from_logits:
         stand_in += 0.5
-    try:
-        loss(stand_in, y)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{what}: the targets y do not fit {loss!r}: {error}") from error
+    for rows in _rows(len(y), stand_in.size):
+        batch = np.broadcast_to(stand_in, (rows.stop - rows.start, *stand_in.shape))
+        try:
+            with np.errstate(all="ignore"):
+                loss(batch, y[rows])
+        except (ValueError, TypeError) as error:
+            where = (
+                ""
+                if rows.start == 0 and rows.stop == len(y)
+                else (
+                    f" (in samples {rows.start} to {rows.stop - 1}; indices below count from "
+                    f"{rows.start})"
+                )
+            )
+            raise ValueError(
+                f"{what}: the targets {y_name} do not fit {loss!r}{where}: {error}"
+            ) from error
     return x, y
 
 
-def _metric_functions(metrics: Iterable[str | Metric], loss: Loss) -> dict[str, Metric]:
+def _default_metrics(loss: Loss) -> tuple[str, ...]:
+    """Accuracy for the classification losses, nothing for the others (MSE...)."""
+    from minigrad.losses import CrossEntropy
+
+    return ("accuracy",) if isinstance(loss, (CrossEntropy, BinaryCrossEntropy)) else ()
+
+
+def _metric_functions(metrics: Any, loss: Loss) -> dict[str, Metric]:
     """Metric functions by name; binary accuracy thresholds logits at 0, probabilities at 0.5."""
+    if metrics is None:
+        metrics = _default_metrics(loss)
+    elif isinstance(metrics, str) or callable(metrics):
+        metrics = (metrics,)
+    elif not isinstance(metrics, (list, tuple)):
+        raise TypeError(
+            "metrics must be a list of metric names and functions (or None for the loss's "
+            f"default), got {_describe(metrics)}"
+        )
     threshold = 0.0 if isinstance(loss, BinaryCrossEntropy) and loss.from_logits else 0.5
     functions: dict[str, Metric] = {}
-    for metric in metrics:
-        if callable(metric):
-            functions[getattr(metric, "__name__", type(metric).__name__)] = metric
-        elif metric in METRICS:
+    for index, metric in enumerate(metrics):
+        if isinstance(metric, str):
+            if metric not in METRICS:
+                raise ValueError(
+                    f"unknown metric {metric!r}; known: {sorted(METRICS)} or a function"
+                )
             functions[metric] = partial(METRICS[metric], threshold=threshold)
+        elif callable(metric):
+            functions[getattr(metric, "__name__", type(metric).__name__)] = metric
         else:
-            raise ValueError(f"unknown metric {metric!r}; known: {sorted(METRICS)} or a function")
+            raise TypeError(
+                f"metrics[{index}] must be a metric name or a function metric(pred, target), "
+                f"got {_describe(metric)}"
+            )
     return functions
+
+
+def _callback_list(callbacks: Any) -> list[Callback]:
+    """``callbacks`` as a list of Callback instances (None: none; one Callback: itself)."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(
+            f"callbacks must be a list of Callback instances, got {_callback_hint(callbacks)}"
+        )
+    for index, callback in enumerate(callbacks):
+        if not isinstance(callback, Callback):
+            raise TypeError(
+                f"callbacks[{index}] must be a Callback instance, got {_callback_hint(callback)}"
+            )
+    return list(callbacks)
+
+
+def _callback_hint(value: Any) -> str:
+    if isinstance(value, type) and issubclass(value, Callback):
+        return f"the class {value.__name__}; pass an instance, {value.__name__}(...)"
+    if callable(value):
+        return (
+            f"the function {getattr(value, '__name__', value)!r}; wrap it in a Callback "
+            "subclass that overrides the hook it should run in, e.g. "
+            "class Hook(Callback): def on_epoch_end(self, state, logs): ..."
+        )
+    return _describe(value)
+
+
+def _set_mode(model: Layer, training: bool) -> None:
+    """``model.train(training)`` as a critical section: Ctrl-C never leaves it half done."""
+    with DeferredInterrupts() as interrupts:
+        interrupts.begin()
+        try:
+            model.train(training)
+        finally:
+            interrupts.end()
+
+
+@contextmanager
+def _in_mode(model: Layer, training: bool) -> Iterator[None]:
+    """Run the block with the model in train or eval mode, then restore the mode it had."""
+    was_training = getattr(model, "training", True)
+    _set_mode(model, training)
+    try:
+        yield
+    finally:
+        _set_mode(model, was_training)
+
+
+def _diverged(state: TrainingState, problem: str) -> DivergenceError:
+    """The DivergenceError fit raises, with the epoch, the batch, the step and advice."""
+    return DivergenceError(
+        f"training diverged at epoch {state.epoch + 1}, batch {state.batch + 1} "
+        f"(step {state.step}): {problem}; {learning_rate_advice(state.optimizer)}"
+    )
 
 
 # -- the loop ---------------------------------------------------------------------------------
@@ -175,8 +339,8 @@ def fit(
     batch_size: int = 32,
     shuffle: bool = True,
     validation_data: tuple[ArrayLike, ArrayLike] | None = None,
-    metrics: Sequence[str | Metric] = ("accuracy",),
-    callbacks: Sequence[Callback] = (),
+    metrics: Sequence[str | Metric] | None = None,
+    callbacks: Sequence[Callback] | None = (),
     clip_norm: float | None = None,
     seed: int | np.random.Generator | None = None,
     progress: bool = True,
@@ -189,36 +353,51 @@ def fit(
 
     Each epoch shuffles the samples (from ``seed``: the same seed and the same initial
     weights give the same History, bit for bit), then for each batch runs forward, the loss,
-    backward, optional gradient clipping and ``optimizer.step()``. The epoch's loss and
+    backward, optional gradient clipping and the optimizer step. The epoch's loss and
     metrics are means over its samples, computed from the outputs the training steps
     produced (as Keras reports them); validation numbers come from a pass in eval mode at the
     end of the epoch.
+
+    Nothing is lost when training diverges: a batch whose loss is NaN or infinite stops
+    training before its step, and every step goes through
+    :class:`~minigrad.optim.SafeStep`, which never takes a step that would make a parameter
+    NaN or infinite (it checks ||g|| for every gradient, about 1-2% of a step). Either way
+    :class:`~minigrad.errors.DivergenceError` is raised and the model keeps its last finite
+    parameters, so no checkpoint ever holds a non-finite value. On any error, and on Ctrl-C,
+    the callbacks' ``on_train_end`` still runs (with ``state.error`` set), so
+    ``EarlyStopping`` restores its best weights. Ctrl-C never splits an optimizer step nor a
+    switch between train and eval mode: the step is finished, the mode restored, then
+    KeyboardInterrupt is raised.
 
     Parameters
     ----------
     model : Layer
         Usually a Sequential; its output goes to ``loss``.
     loss : Loss
+        An instance, e.g. ``CrossEntropy()``.
     optimizer : Optimizer
-        Built on ``model.parameters()``.
+        Built on ``model.parameters()`` (or a part of them: the rest stays frozen).
     x : array (n, ...), y : array (n, ...)
         Samples and targets, one per row, in the form ``loss`` takes.
     epochs : int >= 0
+        The number of epochs in all, counting those a resumed checkpoint already holds.
     batch_size : int >= 1, default 32
     shuffle : bool, default True
     validation_data : (x_val, y_val) or None
-    metrics : names ("accuracy") or functions ``metric(pred, target) -> float``
-    callbacks : Callback instances. A :class:`~minigrad.callbacks.DivergenceGuard`, which
-        stops with an error on a NaN or infinite loss, is added unless one is given.
-    clip_norm : float or None
+    metrics : list of names ("accuracy") and functions ``metric(pred, target) -> float``
+        Default (None): ``["accuracy"]`` for CrossEntropy and BinaryCrossEntropy, none for
+        other losses (MSE is not a classification loss). ``[]`` for none.
+    callbacks : list of Callback instances, a single Callback, or None
+    clip_norm : float > 0 or None
         When set, gradients are scaled to a global norm of at most this before each step
         (:func:`~minigrad.optim.clip_grad_norm`).
     seed : int, Generator or None
         For the shuffling.
     progress : bool, default True
         A tqdm progress bar over each epoch's batches with the running loss and metrics,
-        one line kept per epoch (needs ``tqdm``: ``pip install 'minigrad[progress]'``;
-        without it nothing is shown).
+        one line kept per epoch (needs ``tqdm``: ``pip install 'minigrad-nn[progress]'``;
+        without it fit warns once and trains without a bar). In Jupyter without ipywidgets
+        the bar is drawn as text.
     resume_from : path, Checkpoint or None
         A checkpoint (from :class:`~minigrad.callbacks.ModelCheckpoint` or
         :func:`~minigrad.save_checkpoint`) to continue from: its parameters, optimizer
@@ -233,12 +412,18 @@ def fit(
 
     Raises
     ------
+    TypeError
+        Before the first step: model, loss, optimizer, metrics or callbacks of the wrong
+        kind (a class instead of an instance, a function as a callback), flags that are not
+        bools, counts that are not integers.
     ValueError
         Before the first step, for data that cannot train: x and y of different lengths,
-        empty data, NaN or infinite inputs, targets the loss refuses, batch_size < 1,
-        epochs < 0.
+        empty data, NaN or infinite inputs or targets, targets the loss refuses,
+        batch_size < 1, epochs < 0, an optimizer built on another model's parameters, a
+        checkpoint that already holds ``epochs`` epochs.
     DivergenceError
-        When the loss becomes NaN or infinite (from the DivergenceGuard).
+        When a batch's loss or output becomes NaN or infinite, or a step would make a
+        parameter non-finite; the model keeps the parameters from before that step.
 
     Shape
     -----
@@ -255,63 +440,127 @@ def fit(
     >>> len(history["loss"]), history["loss"][-1] < 0.01, history["accuracy"][-1]
     (200, True, 1.0)
     """
-    epochs = _count("epochs", epochs, 0)
-    batch_size = _count("batch_size", batch_size, 1)
-    if clip_norm is not None and not (math.isfinite(clip_norm) and clip_norm > 0):
-        raise ValueError(f"clip_norm must be a finite number > 0 or None, got {clip_norm}")
-    x, y = _checked_data(model, loss, x, y, "fit")
+    _check_objects(model, loss, optimizer, "fit")
+    epochs = check_integer("epochs", epochs, minimum=0)
+    batch_size = check_integer("batch_size", batch_size, minimum=1)
+    shuffle = check_bool("shuffle", shuffle)
+    progress = check_bool("progress", progress)
+    if clip_norm is not None:
+        clip_norm = check_real("clip_norm", clip_norm, above=0)
+    names = _parameter_names(model, optimizer)
+    metric_functions = _metric_functions(metrics, loss)
+    callbacks = _callback_list(callbacks)
+    x, y = _checked_data(model, loss, x, y, "fit", ("x", "y"))
     if validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise ValueError("validation_data must be a pair (x_val, y_val)")
-        validation_data = _checked_data(model, loss, *validation_data, "fit validation_data")
-    metric_functions = _metric_functions(metrics, loss)
-    callbacks = list(callbacks)
-    if not any(isinstance(c, DivergenceGuard) for c in callbacks):
-        callbacks.insert(0, DivergenceGuard())
-    loader = DataLoader(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
-    params = model.parameters()
-    state = TrainingState(model, loss, optimizer, epochs, loader)
-    first_epoch = 0
-    if resume_from is not None:
-        first_epoch = _resume(state, resume_from)
-
-    model.train()
-    for callback in callbacks:
-        callback.on_train_begin(state)
-    # A diverging run overflows somewhere in the step before its loss turns NaN; the guard
-    # reports that once, with the epoch and the step, instead of a stream of NumPy warnings.
-    try:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for epoch in range(first_epoch, epochs):
-                state.epoch = epoch
-                for callback in callbacks:
-                    callback.on_epoch_begin(state)
-                logs = _train_epoch(
-                    state, loader, metric_functions, callbacks, params, clip_norm, progress
+            raise ValueError(
+                "validation_data must be a pair (x_val, y_val), got "
+                + (
+                    f"{len(validation_data)} items"
+                    if isinstance(validation_data, (tuple, list))
+                    else _describe(validation_data)
                 )
-                if validation_data is not None:
-                    scores = _evaluate(
-                        model, loss, *validation_data, max(batch_size, 256), metric_functions
+            )
+        validation_data = _checked_data(
+            model, loss, *validation_data, "fit", ("validation_data x", "validation_data y")
+        )
+    checkpoint = None
+    if resume_from is not None:
+        checkpoint = _checkpoint(resume_from)
+        if checkpoint.epoch >= epochs:
+            raise ValueError(
+                f"fit: the checkpoint already holds {checkpoint.epoch} epochs and epochs="
+                f"{epochs}, so there is nothing to train; epochs counts every epoch, the "
+                f"resumed ones included: pass epochs > {checkpoint.epoch}"
+            )
+    loader = DataLoader(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    state = TrainingState(model, loss, optimizer, epochs, loader)
+    first_epoch = 0 if checkpoint is None else _resume(state, checkpoint)
+    frozen = [p for p in model.parameters() if all(p is not q for q in optimizer.params)]
+    guard = SafeStep(optimizer, names, other_params=frozen)
+    bounds = GradientBounds(model, loss, _largest_row_norm(x), x.shape[1] if x.ndim == 2 else 0)
+    bounds.supported = bounds.supported and x.ndim == 2
+    with DeferredInterrupts() as interrupts:
+        try:
+            _set_mode(model, True)
+            for callback in callbacks:
+                callback.on_train_begin(state)
+            # A diverging run overflows somewhere before its loss turns NaN; fit reports it
+            # once, with the epoch and the step, instead of a stream of NumPy warnings.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                for epoch in range(first_epoch, epochs):
+                    state.epoch = epoch
+                    for callback in callbacks:
+                        callback.on_epoch_begin(state)
+                    guard.resync()  # callbacks may have changed parameters
+                    bounds.resync()
+                    logs = _train_epoch(
+                        state,
+                        metric_functions,
+                        callbacks,
+                        clip_norm,
+                        progress,
+                        (guard, bounds),
+                        interrupts,
                     )
-                    logs.update({f"val_{name}": value for name, value in scores.items()})
-                logs["lr"] = float(optimizer.lr)
-                state.history.append(logs)
-                for callback in callbacks:
-                    callback.on_epoch_end(state, logs)
-                if state.stop_training:
-                    break
-    finally:
-        model.train()
-    for callback in callbacks:
-        callback.on_train_end(state)
+                    if validation_data is not None:
+                        scores = _evaluate(
+                            model,
+                            loss,
+                            *validation_data,
+                            max(batch_size, 256),
+                            metric_functions,
+                            state,
+                        )
+                        logs.update({f"val_{name}": value for name, value in scores.items()})
+                    logs["lr"] = float(optimizer.lr)
+                    state.history.append(logs)
+                    guard.resync()  # nothing non-finite reaches a callback that writes files
+                    for callback in callbacks:
+                        callback.on_epoch_end(state, logs)
+                    if state.stop_training:
+                        break
+        except BaseException as error:
+            state.error = error
+            _set_mode(model, True)
+            _end_training(callbacks, state)
+            raise
+    _end_training(callbacks, state)
     return state.history
 
 
-def _resume(state: TrainingState, resume_from: str | os.PathLike[str] | Checkpoint) -> int:
+def _end_training(callbacks: list[Callback], state: TrainingState) -> None:
+    """Every callback's on_train_end. After an error, one callback's failure neither stops
+    the others nor hides the error: it is added to the error's notes."""
+    for callback in callbacks:
+        if state.error is None:
+            callback.on_train_end(state)
+            continue
+        try:
+            callback.on_train_end(state)
+        except Exception as failure:
+            _add_note(state.error, f"{callback!r}.on_train_end also failed: {failure!r}")
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+    else:  # Python 3.10
+        error.__notes__ = [*getattr(error, "__notes__", []), note]  # type: ignore[attr-defined]
+
+
+def _checkpoint(resume_from: str | os.PathLike[str] | Checkpoint) -> Checkpoint:
+    if isinstance(resume_from, Checkpoint):
+        return resume_from
+    if not isinstance(resume_from, (str, os.PathLike)):
+        raise TypeError(
+            f"resume_from must be a checkpoint path or a Checkpoint, got {_describe(resume_from)}"
+        )
+    return load_checkpoint(resume_from)
+
+
+def _resume(state: TrainingState, checkpoint: Checkpoint) -> int:
     """Restore a checkpoint into the run; the epoch to start from."""
-    checkpoint = (
-        resume_from if isinstance(resume_from, Checkpoint) else load_checkpoint(resume_from)
-    )
     checkpoint.restore(state.model, state.optimizer)
     generator = checkpoint.generator()
     if generator is not None and state.loader is not None:
@@ -323,48 +572,87 @@ def _resume(state: TrainingState, resume_from: str | os.PathLike[str] | Checkpoi
 
 def _train_epoch(
     state: TrainingState,
-    loader: DataLoader,
     metric_functions: dict[str, Metric],
     callbacks: list[Callback],
-    params: list,
     clip_norm: float | None,
     progress: bool,
+    safety: tuple[SafeStep, GradientBounds],
+    interrupts: DeferredInterrupts,
 ) -> dict[str, float]:
     """One pass over the loader's batches; the epoch's mean loss and metrics."""
-    model, loss, optimizer = state.model, state.loss, state.optimizer
+    model, loss, loader = state.model, state.loss, state.loader
+    guard, bounds = safety
+    assert loader is not None
     bar = _progress_bar(len(loader), f"epoch {state.epoch + 1}/{state.epochs}", progress)
     total, seen = 0.0, 0
     sums = dict.fromkeys(metric_functions, 0.0)
     shown = time.monotonic() if bar is not None else 0.0
-    for batch, (x_batch, y_batch) in enumerate(loader):
-        state.batch = batch
-        for callback in callbacks:
-            callback.on_batch_begin(state)
-        pred = model(x_batch)
-        value = loss(pred, y_batch)
-        n = len(x_batch)
-        total += value * n
-        seen += n
-        for name, metric in metric_functions.items():
-            sums[name] += metric(pred, y_batch) * n
-        model.backward_parameters(loss.backward())
-        if clip_norm is not None:
-            clip_grad_norm(params, clip_norm)
-        optimizer.step()
-        state.step += 1
-        for callback in callbacks:
-            callback.on_batch_end(state, value)
-        # Drawing the bar costs as much as a small step: redraw at most every 0.1 s.
-        if bar is not None and time.monotonic() - shown > 0.1:
+    try:
+        for batch, (x_batch, y_batch) in enumerate(loader):
+            state.batch = batch
+            for callback in callbacks:
+                callback.on_batch_begin(state)
+            pred = model(x_batch)
+            value = _batch_loss(state, pred, y_batch)
+            n = len(x_batch)
+            total += value * n
+            seen += n
+            for name, metric in metric_functions.items():
+                sums[name] += metric(pred, y_batch) * n
+            model.backward_parameters(loss.backward())
+            if clip_norm is not None:
+                clip_grad_norm(guard.params, clip_norm)
+            interrupts.begin()  # a step is taken whole or not at all
+            try:
+                # proven finite from bounds on the gradients (cheap), else measured ones
+                guard.step(bounds.for_step(guard.params, n, value, pred.size))
+                state.step += 1
+            except DivergenceError as error:
+                raise _diverged(state, str(error)) from error
+            finally:
+                interrupts.end()
+            for callback in callbacks:
+                callback.on_batch_end(state, value)
+            # Drawing the bar costs as much as a small step: redraw at most every 0.1 s.
+            if bar is not None and time.monotonic() - shown > 0.1:
+                bar.set_postfix(_running(total, seen, sums), refresh=False)
+                bar.update(batch + 1 - bar.n)
+                shown = time.monotonic()
+        if bar is not None:
             bar.set_postfix(_running(total, seen, sums), refresh=False)
-            bar.update(batch + 1 - bar.n)
-            shown = time.monotonic()
-    logs = {"loss": total / seen, **{name: float(value / seen) for name, value in sums.items()}}
-    if bar is not None:
-        bar.set_postfix(_running(total, seen, sums), refresh=False)
-        bar.update(len(loader) - bar.n)
-        bar.close()
-    return logs
+            bar.update(len(loader) - bar.n)
+    finally:
+        if bar is not None:
+            bar.close()
+    return {"loss": total / seen, **{name: float(value / seen) for name, value in sums.items()}}
+
+
+def _largest_row_norm(x: NDArray) -> float:
+    """max_i ||x_i||, in float64, piece by piece."""
+    largest = 0.0
+    rows = x.reshape(len(x), -1)
+    for piece in _rows(len(x), rows.shape[1]):
+        chunk = rows[piece].astype(np.float64)
+        largest = max(largest, float(np.sqrt(np.einsum("ij,ij->i", chunk, chunk).max())))
+    return largest
+
+
+def _batch_loss(state: TrainingState, pred: NDArray, target: NDArray) -> float:
+    """The batch's loss, or DivergenceError when it (or the output) is NaN or infinite."""
+    try:
+        value = state.loss(pred, target)
+    except ValueError as error:
+        # a loss that checks its input (probabilities in [0, 1]) refuses a NaN output
+        pred = np.asarray(pred)
+        if pred.dtype.kind == "f" and not np.isfinite(pred).all():
+            raise _diverged(
+                state,
+                "the model's output holds NaN or infinite values, so the loss cannot be computed",
+            ) from error
+        raise
+    if not math.isfinite(value):
+        raise _diverged(state, f"the loss became {value} (the step was not taken)")
+    return value
 
 
 def _running(total: float, seen: int, sums: dict[str, float]) -> dict[str, str]:
@@ -376,10 +664,20 @@ def _progress_bar(total: int, description: str, enabled: bool) -> Any:
     if not enabled:
         return None
     try:
-        from tqdm.auto import tqdm
+        import tqdm  # noqa: F401
     except ImportError:
+        warnings.warn(
+            "fit(progress=True) shows a progress bar only with tqdm installed: "
+            "pip install 'minigrad-nn[progress]' (or pass progress=False)",
+            stacklevel=4,
+        )
         return None
-    return tqdm(total=total, desc=description, unit="batch", leave=True, dynamic_ncols=True)
+    with warnings.catch_warnings():
+        # In Jupyter without ipywidgets, tqdm warns and falls back to a text bar: the text
+        # bar is what we want there, the warning is not.
+        warnings.simplefilter("ignore")
+        from tqdm.autonotebook import tqdm as bar_class
+    return bar_class(total=total, desc=description, unit="batch", leave=True, dynamic_ncols=True)
 
 
 # -- evaluation and prediction -----------------------------------------------------------------
@@ -396,17 +694,20 @@ def _evaluate(
     y: NDArray,
     batch_size: int,
     metric_functions: dict[str, Metric],
+    state: TrainingState | None = None,
 ) -> dict[str, float]:
-    was_training = getattr(model, "training", True)
-    model.eval()
-    try:
+    """Loss and metrics in eval mode. Inside fit (``state`` given), outputs that are NaN or
+    infinite are a divergence, reported before any metric tries to score them."""
+    with _in_mode(model, training=False):
         total, outputs = 0.0, []
         for rows in _batches(x, batch_size):
             pred = model(x[rows])
+            if state is not None and not np.isfinite(pred).all():
+                raise _diverged(
+                    state, "the model's output on the validation data holds NaN or infinite values"
+                )
             total += loss(pred, y[rows]) * len(pred)
             outputs.append(pred)
-    finally:
-        model.train(was_training)
     pred = np.concatenate(outputs)
     scores = {"loss": total / len(x)}
     scores.update((name, float(metric(pred, y))) for name, metric in metric_functions.items())
@@ -420,13 +721,15 @@ def evaluate(
     y: ArrayLike,
     *,
     batch_size: int = 256,
-    metrics: Sequence[str | Metric] = ("accuracy",),
+    metrics: Sequence[str | Metric] | None = None,
 ) -> dict[str, float]:
     """The mean loss and the metrics of ``model`` on ``(x, y)``, in eval mode.
 
     Returns ``{"loss": ..., "accuracy": ...}``. The loss is the mean over all samples,
     (1/n) sum_B |B| L_B over batches B of ``batch_size``; each metric is computed on all
-    outputs at once. The model is left in the mode it was in.
+    outputs at once. ``metrics`` defaults to the loss's (accuracy for CrossEntropy and
+    BinaryCrossEntropy, none for MSE), as in :func:`fit`. The model is left in the mode it
+    was in.
 
     Shape: x (n, ...) and y (n, ...) -> a dict of floats.
 
@@ -435,12 +738,14 @@ def evaluate(
     >>> from minigrad import MSE, Dense
     >>> model = Dense(1, 1, rng=0)
     >>> model.weight.value[:] = 2.0  # y = 2 x
-    >>> evaluate(model, MSE(), [[1.0], [2.0]], [[2.0], [5.0]], metrics=())  # (4 - 5)^2 / 2
+    >>> evaluate(model, MSE(), [[1.0], [2.0]], [[2.0], [5.0]])  # (4 - 5)^2 / 2
     {'loss': 0.5}
     """
-    batch_size = _count("batch_size", batch_size, 1)
-    x, y = _checked_data(model, loss, x, y, "evaluate")
-    return _evaluate(model, loss, x, y, batch_size, _metric_functions(metrics, loss))
+    _check_objects(model, loss, None, "evaluate")
+    batch_size = check_integer("batch_size", batch_size, minimum=1)
+    metric_functions = _metric_functions(metrics, loss)
+    x, y = _checked_data(model, loss, x, y, "evaluate", ("x", "y"))
+    return _evaluate(model, loss, x, y, batch_size, metric_functions)
 
 
 def predict(model: Layer, x: ArrayLike, *, batch_size: int = 256) -> NDArray:
@@ -457,13 +762,13 @@ def predict(model: Layer, x: ArrayLike, *, batch_size: int = 256) -> NDArray:
     >>> predict(model, np.arange(5.0)[:, None], batch_size=2).ravel()  # in three batches
     array([0., 2., 4., 6., 8.], dtype=float32)
     """
-    batch_size = _count("batch_size", batch_size, 1)
+    if not isinstance(model, Layer):
+        raise TypeError(f"predict: model must be a Layer instance, got {_describe(model)}")
+    batch_size = check_integer("batch_size", batch_size, minimum=1)
     x = np.asarray(x)
     if x.ndim == 0 or len(x) == 0:
         raise ValueError(f"predict needs a non-empty array of samples, got shape {x.shape}")
-    was_training = getattr(model, "training", True)
-    model.eval()
-    try:
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"predict: x must hold real numbers, got dtype {x.dtype}")
+    with _in_mode(model, training=False):
         return np.concatenate([model(x[rows]) for rows in _batches(x, batch_size)])
-    finally:
-        model.train(was_training)

@@ -261,3 +261,80 @@ def test_history_append_and_repr():
     history.append({"loss": 0.5, "accuracy": 0.75})
     assert history["loss"] == [1.0, 0.5] and history.epochs == [1, 2]
     assert repr(history) == "History(epochs=2, last: loss=0.5, accuracy=0.75)"
+
+
+# -- arguments are checked, not coerced ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: mg.EarlyStopping(patience="3"), TypeError, "patience must be an integer"),
+        (lambda: mg.EarlyStopping(patience=2.0), TypeError, "patience must be an integer"),
+        (lambda: mg.EarlyStopping(min_delta="0.1"), TypeError, "min_delta must be a real number"),
+        (lambda: mg.EarlyStopping(min_delta=np.nan), ValueError, "min_delta must be a finite"),
+        (lambda: mg.EarlyStopping(monitor=3), TypeError, "EarlyStopping monitor must be the name"),
+        (lambda: mg.EarlyStopping(monitor=""), ValueError, "monitor must be a name"),
+        (
+            lambda: mg.EarlyStopping(restore_best_weights="False"),
+            TypeError,
+            "restore_best_weights must be True or False, got 'False'",
+        ),
+        (
+            lambda: mg.ModelCheckpoint("a.safetensors", save_best_only="False"),
+            TypeError,
+            "save_best_only must be True or False, got 'False'",
+        ),
+        (
+            lambda: mg.ModelCheckpoint("a.safetensors", weights_only=1),
+            TypeError,
+            "weights_only must be True or False, got 1",
+        ),
+        (lambda: mg.ModelCheckpoint(None), TypeError, "path must be a file path"),
+        (lambda: mg.ModelCheckpoint(""), ValueError, "ModelCheckpoint path is empty"),
+        (lambda: mg.HistoryLogger(""), ValueError, "HistoryLogger path is empty"),
+        (lambda: mg.HistoryLogger("."), IsADirectoryError, "is a folder"),
+        (lambda: mg.ModelCheckpoint("a", monitor=None), TypeError, "monitor must be the name"),
+        (lambda: mg.ModelCheckpoint("a", mode=1), ValueError, "mode must be 'min', 'max'"),
+        (lambda: mg.HistoryLogger(3), TypeError, "HistoryLogger path must be a file path"),
+        (
+            lambda: mg.LearningRateScheduler(StepDecay(0.1), per=0),
+            ValueError,
+            "'epoch' or 'step'",
+        ),
+    ],
+)
+def test_bad_callback_arguments_are_named(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_numpy_integers_and_bools_are_accepted():
+    stopper = mg.EarlyStopping(patience=np.int64(3), min_delta=np.float32(0.5))
+    assert stopper.patience == 3 and stopper.min_delta == 0.5
+    checkpoint = mg.ModelCheckpoint("a.safetensors", save_best_only=np.True_)
+    assert checkpoint.save_best_only is True
+
+
+def test_model_checkpoint_without_safetensors_fails_at_construction(monkeypatch):
+    import sys
+
+    for name in [name for name in sys.modules if name.startswith("safetensors")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # import safetensors now fails
+    with pytest.raises(ImportError, match=r"pip install 'minigrad-nn\[files\]'"):
+        mg.ModelCheckpoint("run.safetensors")
+
+
+def test_model_checkpoint_never_writes_non_finite_parameters(tmp_path):
+    model = mg.Sequential(mg.Dense(2, 1, rng=0))
+    path = tmp_path / "run.safetensors"
+    checkpoint = mg.ModelCheckpoint(path)
+    state = TrainingState(model, mg.MSE(), mg.SGD(model.parameters()), epochs=2)
+    checkpoint.on_epoch_end(state, {"loss": 1.0})
+    good = path.read_bytes()
+    model[0].bias.value[0] = np.inf
+    state.epoch = 1
+    with pytest.raises(mg.DivergenceError, match=r"parameter '0.bias' holds NaN or infinite"):
+        checkpoint.on_epoch_end(state, {"loss": 1.0})
+    assert path.read_bytes() == good

@@ -169,8 +169,8 @@ def test_a_folder_without_mnist_files_is_one_line_that_says_what_it_needs(capsys
 
 def test_a_diverging_run_is_one_line_that_points_at_the_learning_rate(capsys):
     line = error_line(capsys, ["--lr", "1000", "--optimizer", "sgd", "--quiet"], status=1)
-    assert line.startswith("minigrad: error: the loss became nan at epoch 1")
-    assert line.endswith("(rerun with a smaller --lr, e.g. --lr 100)")
+    assert line.startswith("minigrad: error: training diverged at epoch 1, batch")
+    assert line.endswith("the learning rate (1000) is probably too large; try 100 (--lr 100)")
 
 
 def test_a_failed_save_after_training_is_one_line(capsys, monkeypatch, tmp_path):

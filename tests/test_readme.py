@@ -76,8 +76,7 @@ def test_the_distribution_is_minigrad_nn_and_every_install_hint_says_so():
     files = [
         "README.md",
         "CONTRIBUTING.md",
-        "minigrad/__main__.py",
-        "minigrad/plots.py",
+        *(str(p.relative_to(ROOT)) for p in (ROOT / "minigrad").rglob("*.py")),
         *(str(p.relative_to(ROOT)) for p in (ROOT / "benchmarks").glob("*.py")),
         *(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("*.ipynb")),
     ]

@@ -680,8 +680,9 @@ def test_onnx_export_refuses_a_model_mixing_dtypes_and_names_the_layers(tmp_path
 def test_onnx_export_refuses_float128_with_a_type_error(tmp_path):
     pytest.importorskip("onnx")
     model = mg.Sequential(mg.Dense(2, 3, rng=0, dtype=np.float64), mg.ReLU(), mg.Dense(3, 1))
-    for parameter in model[0].parameters():
-        parameter.value = parameter.value.astype(np.longdouble)
+    dense = model[0]
+    dense.weight = mg.Parameter(dense.weight.value.astype(np.longdouble), name="weight")
+    dense.bias = mg.Parameter(dense.bias.value.astype(np.longdouble), name="bias")
     name = np.dtype(np.longdouble).name
     with pytest.raises(
         TypeError,
@@ -704,3 +705,60 @@ def test_the_command_saves_the_model_it_trains(tmp_path, capsys):
     model = mg.load(path)
     assert isinstance(model, mg.Sequential) and model[0].in_features == 2
     assert Path(path).stat().st_size > 4 * model.num_parameters()
+
+
+# -- buffers (Normalization) travel with the model ----------------------------------------------
+
+
+def normalized_model(seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((40, 3)) * [1.0, 10.0, 100.0] + [5.0, -3.0, 200.0]).astype(np.float32)
+    y = rng.integers(0, 2, 40)
+    model = mg.Sequential(
+        mg.Normalization(3).adapt(x), mg.Dense(3, 4, rng=seed), mg.ReLU(), mg.Dense(4, 2, rng=1)
+    )
+    return model, x, y
+
+
+def test_a_model_with_normalization_saves_loads_and_resumes_with_its_statistics(tmp_path):
+    model, x, y = normalized_model()
+    optimizer = mg.Adam(model.parameters(), lr=0.01)
+    path = tmp_path / "run.safetensors"
+    mg.fit(
+        model,
+        mg.CrossEntropy(),
+        optimizer,
+        x,
+        y,
+        epochs=2,
+        progress=False,
+        callbacks=[mg.ModelCheckpoint(path)],
+    )
+    mg.save(model, tmp_path / "model.safetensors")
+    loaded = mg.load(tmp_path / "model.safetensors")
+    np.testing.assert_array_equal(loaded(x), model(x))  # raw inputs, same outputs
+    np.testing.assert_array_equal(loaded[0].std.value, model[0].std.value)
+    checkpoint = mg.load_checkpoint(path)
+    np.testing.assert_array_equal(checkpoint.model(x), model(x))
+    fresh, _, _ = normalized_model(seed=3)
+    fresh[0].mean.value[...] = 0.0  # restored from the checkpoint, not kept
+    mg.fit(
+        fresh,
+        mg.CrossEntropy(),
+        mg.Adam(fresh.parameters(), lr=0.01),
+        x,
+        y,
+        epochs=3,
+        resume_from=path,
+        progress=False,
+    )
+    np.testing.assert_array_equal(fresh[0].mean.value, model[0].mean.value)
+
+
+def test_normalization_exports_to_onnx(tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    model, x, _ = normalized_model()
+    mg.export_onnx(model, tmp_path / "model.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], model(x), rtol=1e-5, atol=1e-6)

@@ -3,6 +3,9 @@ contents, bad input before the first step, progress output, and the accuracy tar
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from itertools import pairwise
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from minigrad.callbacks import Callback, DivergenceGuard
+from minigrad.callbacks import Callback
 from minigrad.data import DataLoader, load_mnist, make_blobs, make_spirals, make_xor
 from minigrad.optim import global_grad_norm
 
@@ -240,7 +243,6 @@ def test_data_that_cannot_train_raises_a_value_error_before_any_step(change, mes
     ("settings", "message"),
     [
         ({"epochs": -1}, "epochs must be >= 0, got -1"),
-        ({"epochs": 1.5}, "epochs must be an integer"),
         ({"epochs": 1, "batch_size": 0}, "batch_size must be >= 1, got 0"),
         ({"epochs": 1, "clip_norm": -1.0}, "clip_norm must be"),
         ({"epochs": 1, "validation_data": (np.zeros((3, 2)),)}, "a pair"),
@@ -290,28 +292,6 @@ def test_a_diverging_run_stops_with_a_clear_error_and_no_numpy_warnings():
     message = str(caught.value)
     assert "epoch 1" in message and "step" in message
     assert "learning rate (10) is probably too large; try 1" in message
-
-
-def test_the_guard_is_added_once():
-    seen = []
-
-    class Spy(DivergenceGuard):
-        def on_train_begin(self, state):
-            seen.append(self)
-
-    x, y = blobs()
-    model = mlp()
-    mg.fit(
-        model,
-        mg.CrossEntropy(),
-        mg.SGD(model.parameters()),
-        x,
-        y,
-        epochs=1,
-        callbacks=[Spy()],
-        progress=False,
-    )
-    assert len(seen) == 1
 
 
 # -- evaluate and predict ---------------------------------------------------------------------
@@ -392,3 +372,481 @@ def test_mnist_reaches_95_percent_on_the_last_2000_after_training_on_the_first_8
     )
     scores = mg.evaluate(model, mg.CrossEntropy(), x[8000:], y[8000:])
     assert scores["accuracy"] >= 0.95
+
+
+# -- nothing is lost --------------------------------------------------------------------------
+
+
+class Recorder(Callback):
+    """Keeps the parameters after every step, and what on_train_end saw."""
+
+    def __init__(self):
+        self.after_steps, self.ended_with = [], "not called"
+
+    def on_batch_end(self, state, loss):
+        self.after_steps.append(weights(state.model))
+
+    def on_train_end(self, state):
+        self.ended_with = state.error
+
+
+def overflowing_run(tmp_path, callbacks=()):
+    """The issue's example: w x with w -> 3 w, lr 100, diverges by overflowing float32."""
+    x = np.array([[1.0], [2.0]], dtype=np.float32)
+    model = mg.Dense(1, 1, rng=0)
+    recorder = Recorder()
+    checkpoint = mg.ModelCheckpoint(tmp_path / "run{epoch}.safetensors")
+    with pytest.raises(mg.DivergenceError) as caught:
+        mg.fit(
+            model,
+            mg.MSE(),
+            mg.SGD(model.parameters(), lr=100.0),
+            x,
+            3 * x,
+            epochs=50,
+            metrics=(),
+            callbacks=[checkpoint, recorder, *callbacks],
+            progress=False,
+        )
+    return model, recorder, caught.value
+
+
+def test_divergence_keeps_the_last_finite_parameters_in_memory_and_in_every_file(tmp_path):
+    model, recorder, error = overflowing_run(tmp_path)
+    assert "epoch 14, batch 1 (step 13)" in str(error)
+    assert "would make parameter 'weight' non-finite" in str(error)
+    assert "the learning rate (100) is probably too large; try 10" in str(error)
+    last = recorder.after_steps[-1]  # after step 13, the last one taken
+    assert np.isfinite(last["weight"]).all() and abs(last["weight"][0, 0]) > 1e36
+    for key, value in weights(model).items():
+        np.testing.assert_array_equal(value, last[key])  # exactly the values before the step
+    files = sorted(tmp_path.glob("run*.safetensors"))
+    assert len(files) == 13
+    for path in files:
+        saved = mg.load_checkpoint(path).model.state_dict()
+        assert all(np.isfinite(value).all() for value in saved.values()), path.name
+    assert recorder.ended_with is error  # on_train_end ran, and saw why
+
+
+def test_early_stopping_restores_its_best_weights_when_training_diverges(tmp_path):
+    stopper = mg.EarlyStopping(monitor="loss", patience=100)
+    model, recorder, _ = overflowing_run(tmp_path, callbacks=[stopper])
+    assert stopper.best_epoch == 0  # the loss only grew after the first epoch
+    for key, value in weights(model).items():
+        np.testing.assert_array_equal(value, recorder.after_steps[0][key])
+
+
+def test_a_failing_on_train_end_does_not_hide_the_divergence(tmp_path):
+    class Broken(Callback):
+        def on_train_end(self, state):
+            raise RuntimeError("cannot clean up")
+
+    _, _, error = overflowing_run(tmp_path, callbacks=[Broken()])
+    assert any("cannot clean up" in note for note in error.__notes__)
+
+
+def test_a_non_finite_loss_stops_before_its_step_without_blaming_the_targets():
+    x, _ = blobs()
+    model = mlp()
+    before = weights(model)
+    big = x / np.abs(x).max() * np.float32(3e38)  # finite inputs; the forward overflows
+    with pytest.raises(
+        mg.DivergenceError, match=r"epoch 1, batch 1 \(step 0\): the loss became (inf|nan)"
+    ):
+        mg.fit(
+            model,
+            mg.MSE(),
+            mg.SGD(model.parameters(), lr=0.1),
+            big,
+            np.zeros((120, 3)),
+            epochs=1,
+            progress=False,
+        )
+    for key, value in weights(model).items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_a_diverging_sigmoid_and_binary_cross_entropy_model_raises_divergence_error():
+    """A forward of finite but huge weights gives inf - inf = NaN; fit reports a divergence,
+    not probabilities out of range."""
+    model = mg.Sequential(mg.Dense(1, 2, rng=0), mg.Dense(2, 1, rng=1), mg.Sigmoid())
+    model[0].weight.value[...] = [[3e38], [-3e38]]
+    model[1].weight.value[...] = 1.0
+    x, y = np.full((4, 1), 2.0, np.float32), np.ones((4, 1), np.float32)
+    with pytest.raises(mg.DivergenceError, match=r"loss became nan|output holds NaN"):
+        mg.fit(
+            model,
+            mg.BinaryCrossEntropy(),
+            mg.SGD(model.parameters()),
+            x,
+            y,
+            epochs=1,
+            progress=False,
+        )
+
+
+def test_a_loss_that_refuses_a_nan_output_is_reported_as_a_divergence():
+    class Strict(mg.MSE):
+        def forward(self, pred, target):
+            if not np.isfinite(pred).all():
+                raise ValueError("Strict expects finite predictions")
+            return super().forward(pred, target)
+
+    model = mg.Sequential(mg.Dense(1, 2, rng=0), mg.Dense(2, 1, rng=1))
+    model[0].weight.value[...] = [[3e38], [-3e38]]
+    model[1].weight.value[...] = 1.0
+    x, y = np.full((4, 1), 2.0, np.float32), np.ones((4, 1), np.float32)
+    with pytest.raises(mg.DivergenceError, match="output holds NaN or infinite") as caught:
+        mg.fit(model, Strict(), mg.SGD(model.parameters()), x, y, epochs=1, progress=False)
+    assert "Strict expects finite predictions" in str(caught.value.__cause__)
+
+
+def test_non_finite_validation_outputs_are_a_divergence_not_a_metric_error():
+    model = mg.Sequential(mg.Dense(1, 2, rng=0), mg.Dense(2, 2, rng=1))
+    x, y = np.ones((4, 1), np.float32), np.array([0, 1, 0, 1])
+    big = np.full((4, 1), 2.0, np.float32)
+    optimizer = mg.SGD(model.parameters(), lr=0.0)
+    model[0].weight.value[...] = [[3e38], [-3e38]]  # inf - inf on inputs of 2, not of 1
+    with pytest.raises(mg.DivergenceError, match="output on the validation data holds NaN"):
+        mg.fit(
+            model,
+            mg.CrossEntropy(),
+            optimizer,
+            x * 0.5,
+            y,
+            epochs=1,
+            validation_data=(big, y),
+            progress=False,
+        )
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_targets_are_refused_before_the_first_step_naming_y(bad):
+    x = np.zeros((8, 2), np.float32)
+    model = mg.Sequential(mg.Dense(2, 1, rng=0))
+    y = np.zeros((8, 1))
+    y[5, 0] = bad
+    with pytest.raises(
+        ValueError,
+        match=r"fit: y holds NaN or infinite values, the first at "
+        r"index \(5, 0\)",
+    ):
+        mg.fit(model, mg.MSE(), mg.SGD(model.parameters()), x, y, epochs=1, progress=False)
+    labels = np.zeros(8)
+    labels[3] = bad
+    with pytest.raises(ValueError, match="y holds NaN or infinite values, the first at index 3"):
+        classifier = mlp((2, 3))
+        mg.fit(
+            classifier,
+            mg.CrossEntropy(),
+            mg.SGD(classifier.parameters()),
+            x,
+            labels,
+            epochs=1,
+            progress=False,
+        )
+    with pytest.raises(ValueError, match="validation_data y holds NaN"):
+        mg.fit(
+            model,
+            mg.MSE(),
+            mg.SGD(model.parameters()),
+            x,
+            np.zeros((8, 1)),
+            epochs=1,
+            validation_data=(x, y),
+            progress=False,
+        )
+
+
+# -- Ctrl-C -----------------------------------------------------------------------------------
+
+
+class InterruptingAdam(mg.Adam):
+    """Adam that receives Ctrl-C (a real SIGINT) after updating its first parameter."""
+
+    def _update(self, value, grad, state, work):
+        super()._update(value, grad, state, work)
+        if not getattr(self, "sent", False):
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_during_a_step_finishes_the_step_then_raises_keyboard_interrupt():
+    x, y = blobs()
+    ours, reference = mlp(), mlp()
+    optimizer = InterruptingAdam(ours.parameters(), lr=0.01)
+    ended = Recorder()
+    with pytest.raises(KeyboardInterrupt):
+        mg.fit(
+            ours,
+            mg.CrossEntropy(),
+            optimizer,
+            x,
+            y,
+            epochs=5,
+            batch_size=200,
+            shuffle=False,
+            callbacks=[ended],
+            progress=False,
+        )
+    assert isinstance(ended.ended_with, KeyboardInterrupt)
+    # one whole step, every parameter and every step count, as a plain Adam takes it
+    expected = mg.Adam(reference.parameters(), lr=0.01)
+    loss = mg.CrossEntropy()
+    loss(reference(x), y)
+    reference.backward(loss.backward())
+    expected.step()
+    for key, value in weights(reference).items():
+        np.testing.assert_array_equal(weights(ours)[key], value)
+    assert [s["step"] for s in optimizer.state.values()] == [1] * len(optimizer.params)
+    assert ours.training
+
+
+def test_ctrl_c_during_validation_leaves_the_model_in_training_mode():
+    class InterruptInEval(mg.Layer):
+        def forward(self, x):
+            if not self.training:
+                os.kill(os.getpid(), signal.SIGINT)
+            return x
+
+        def backward(self, grad_output):
+            return grad_output
+
+    x, y = blobs()
+    model = mg.Sequential(*mlp().layers, InterruptInEval())
+    with pytest.raises(KeyboardInterrupt):
+        mg.fit(
+            model,
+            mg.CrossEntropy(),
+            mg.SGD(model.parameters()),
+            x,
+            y,
+            epochs=2,
+            validation_data=(x, y),
+            progress=False,
+        )
+    assert model.training and all(layer.training for layer in model)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+# -- arguments ----------------------------------------------------------------------------------
+
+
+def test_an_optimizer_on_another_models_parameters_is_refused_before_any_step():
+    x, y = blobs()
+    model, other = mlp(), mlp()
+    with pytest.raises(
+        ValueError,
+        match=r"4 of the optimizer's 4 parameters are not parameters "
+        r"of this model.*SGD\(model.parameters\(\), ...\)",
+    ):
+        mg.fit(model, mg.CrossEntropy(), mg.SGD(other.parameters()), x, y, epochs=1)
+    # a part of the model's parameters is fine: the others stay frozen
+    frozen = weights(model)["0.weight"]
+    mg.fit(
+        model,
+        mg.CrossEntropy(),
+        mg.SGD(model[2].parameters(), lr=0.1),
+        x,
+        y,
+        epochs=1,
+        progress=False,
+    )
+    np.testing.assert_array_equal(weights(model)["0.weight"], frozen)
+
+
+def test_a_regression_trains_with_the_default_metrics():
+    x = np.linspace(-1, 1, 40, dtype=np.float32)[:, None]
+    model = mg.Dense(1, 1, rng=0)
+    history = mg.fit(
+        model,
+        mg.MSE(),
+        mg.SGD(model.parameters(), lr=0.5),
+        x,
+        2 * x + 1,
+        epochs=30,
+        validation_data=(x, 2 * x + 1),
+        progress=False,
+    )
+    assert set(history) == {"loss", "val_loss", "lr"}
+    assert history["loss"][-1] < 1e-3
+    assert set(mg.evaluate(model, mg.MSE(), x, 2 * x + 1)) == {"loss"}
+    assert set(mg.evaluate(mlp(), mg.CrossEntropy(), *blobs())) == {"loss", "accuracy"}
+
+
+def test_resuming_a_checkpoint_that_already_holds_the_epochs_is_an_error(tmp_path):
+    x, y = blobs()
+    model = mlp()
+    optimizer = mg.SGD(model.parameters(), lr=0.1)
+    path = tmp_path / "run.safetensors"
+    mg.fit(
+        model,
+        mg.CrossEntropy(),
+        optimizer,
+        x,
+        y,
+        epochs=3,
+        callbacks=[mg.ModelCheckpoint(path)],
+        progress=False,
+    )
+    fresh = mlp(seed=5)
+    before = weights(fresh)
+    for epochs in (2, 3):
+        with pytest.raises(
+            ValueError,
+            match=rf"checkpoint already holds 3 epochs and epochs="
+            rf"{epochs}.*pass epochs > 3",
+        ):
+            mg.fit(
+                fresh,
+                mg.CrossEntropy(),
+                mg.SGD(fresh.parameters()),
+                x,
+                y,
+                epochs=epochs,
+                resume_from=path,
+            )
+    for key, value in weights(fresh).items():
+        np.testing.assert_array_equal(value, before[key])  # nothing was restored either
+
+
+def run_fit(**changes):
+    x, y = blobs()
+    model = mlp()
+    arguments = {
+        "model": model,
+        "loss": mg.CrossEntropy(),
+        "optimizer": mg.SGD(model.parameters()),
+        "x": x,
+        "y": y,
+        "epochs": 1,
+        "progress": False,
+    }
+    arguments.update(changes)
+    return mg.fit(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        ({"epochs": 1.5}, TypeError, r"epochs must be an integer, got 1.5 \(float\)"),
+        ({"epochs": True}, TypeError, "epochs must be an integer, got True"),
+        ({"batch_size": "32"}, TypeError, "batch_size must be an integer, got '32'"),
+        ({"shuffle": "False"}, TypeError, r"shuffle must be True or False, got 'False' \(str\)"),
+        ({"progress": "False"}, TypeError, "progress must be True or False"),
+        ({"clip_norm": "1.0"}, TypeError, "clip_norm must be a real number, got '1.0'"),
+        ({"clip_norm": True}, TypeError, "clip_norm must be a real number, got True"),
+        ({"clip_norm": np.nan}, ValueError, "clip_norm must be a finite number > 0, got nan"),
+        (
+            {"loss": mg.CrossEntropy},
+            TypeError,
+            r"loss must be a Loss instance, got the class "
+            r"CrossEntropy; pass an instance, CrossEntropy\(...\)",
+        ),
+        (
+            {"optimizer": mg.SGD},
+            TypeError,
+            "optimizer must be an Optimizer instance, got the class SGD",
+        ),
+        ({"model": "model"}, TypeError, "model must be a Layer instance, got str"),
+        ({"metrics": 3}, TypeError, "metrics must be a list of metric names"),
+        ({"metrics": [None]}, TypeError, r"metrics\[0\] must be a metric name or a function"),
+        ({"metrics": ["f1"]}, ValueError, "unknown metric 'f1'"),
+        (
+            {"callbacks": print},
+            TypeError,
+            "callbacks must be a list of Callback instances, got "
+            "the function 'print'; wrap it in a Callback subclass",
+        ),
+        (
+            {"callbacks": [mg.EarlyStopping]},
+            TypeError,
+            r"callbacks\[0\] must be a Callback "
+            r"instance, got the class EarlyStopping; pass an instance",
+        ),
+        ({"callbacks": "EarlyStopping"}, TypeError, "callbacks must be a list"),
+        ({"resume_from": 3}, TypeError, "resume_from must be a checkpoint path or a Checkpoint"),
+        ({"validation_data": "xy"}, ValueError, "validation_data must be a pair"),
+        (
+            {"x": np.zeros((120, 2), complex)},
+            TypeError,
+            "x must hold real numbers, got dtype complex128",
+        ),
+    ],
+)
+def test_wrong_arguments_are_named_before_the_first_step(changes, error, message):
+    with pytest.raises(error, match=message):
+        run_fit(**changes)
+
+
+def test_lenient_forms_of_metrics_and_callbacks_are_accepted():
+    assert set(run_fit(metrics="accuracy")) == {"loss", "accuracy", "lr"}
+    assert set(run_fit(metrics=None, callbacks=None)) == {"loss", "accuracy", "lr"}
+    assert run_fit(callbacks=mg.EarlyStopping(monitor="loss")).epochs == [1]
+    assert run_fit(epochs=np.int64(2), batch_size=np.int32(50), shuffle=np.True_).epochs == [1, 2]
+
+
+def test_the_targets_are_checked_in_pieces_not_all_at_once(monkeypatch):
+    """The pre-flight loss check never builds a stand-in of every sample's output."""
+    import minigrad.training as training
+
+    seen = []
+
+    class Spy(mg.CrossEntropy):
+        def forward(self, pred, target):
+            seen.append(len(pred))
+            return super().forward(pred, target)
+
+    monkeypatch.setattr(training, "CHUNK_VALUES", 90)  # 30 rows of 3 classes
+    x, y = blobs()
+    y = y.copy()
+    y[100] = 7
+    model = mlp()
+    with pytest.raises(
+        ValueError,
+        match=r"in samples 90 to 119; indices below count from 90\)"
+        r".*got 7 at index 10",
+    ):
+        mg.fit(model, Spy(), mg.SGD(model.parameters()), x, y, epochs=1)
+    assert seen == [30, 30, 30, 30]
+
+
+def test_a_large_data_set_is_checked_with_little_memory():
+    import tracemalloc
+
+    n, classes = 200_000, 200
+    x = np.zeros((n, 2), np.float32)
+    y = np.arange(n) % classes
+    model = mg.Dense(2, classes, rng=0)
+    tracemalloc.start()
+    try:
+        mg.fit(model, mg.CrossEntropy(), mg.SGD(model.parameters()), x, y, epochs=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 2**20  # one stand-in of every output would take 160 MB
+
+
+# -- progress without tqdm ------------------------------------------------------------------------
+
+
+def test_progress_without_tqdm_warns_with_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now fails
+    with pytest.warns(UserWarning, match=r"pip install 'minigrad-nn\[progress\]'"):
+        run_fit(progress=True)
+
+
+def test_in_jupyter_without_ipywidgets_the_bar_is_text_and_nothing_warns(monkeypatch, capfd):
+    pytest.importorskip("tqdm")
+    import types
+
+    shell = type("ZMQInteractiveShell", (), {})()
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = lambda: shell
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", types.ModuleType("ipykernel.zmqshell"))
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)
+    for name in ("tqdm.autonotebook", "tqdm.notebook", "tqdm.auto"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    run_fit(progress=True)  # warnings are errors in this suite
+    assert "epoch 1/1" in capfd.readouterr().err

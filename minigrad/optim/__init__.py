@@ -4,6 +4,7 @@ from minigrad.optim.adam import Adam, AdamW, adam_update
 from minigrad.optim.base import Optimizer
 from minigrad.optim.clip import clip_grad_norm, global_grad_norm
 from minigrad.optim.momentum import Momentum, momentum_update
+from minigrad.optim.safe_step import SafeStep
 from minigrad.optim.sgd import SGD, sgd_update
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "AdamW",
     "Momentum",
     "Optimizer",
+    "SafeStep",
     "adam_update",
     "clip_grad_norm",
     "global_grad_norm",

@@ -16,7 +16,9 @@ from minigrad.optim.base import (
     check_fraction,
     check_non_negative,
     decayed_gradient,
+    state_dtype,
 )
+from minigrad.optim.safe_step import norm
 from minigrad.parameter import Parameter
 
 __all__ = ["Adam", "AdamW", "adam_update"]
@@ -165,6 +167,63 @@ class Adam(Optimizer):
             decoupled=self.decoupled_weight_decay,
             scratch=work,
         )
+
+    def state_norms(self) -> dict[str, list[float]]:
+        """||m|| of each first-moment buffer, for :class:`~minigrad.optim.SafeStep`."""
+        return {"m": [norm(self.state[p]["m"]) for p in self.params]}
+
+    def step_bound(
+        self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
+    ) -> tuple[list[float], list[float], dict[str, list[float]]] | None:
+        """Bounds for :class:`~minigrad.optim.SafeStep`, from ||g||, ||p|| and ||m||.
+
+        Each entry moves by lr |m_hat| / (sqrt(v_hat) + eps) <= lr |m| / ((1 - b1^t) eps). And
+        since m and v average the same gradients, |m| <= C sqrt(v) with
+        C = (1 - b1) / (sqrt(1 - b2) (1 - b1 / sqrt(b2))) when b1 < sqrt(b2), so an entry
+        also moves by at most lr C sqrt(1 - b2^t) / (1 - b1^t) (plus what rounding in v's
+        smallest values can add, about C sqrt(tiny / (1 - b2)) / eps). The change is the
+        smaller of sqrt(size) times that and lr ||m'|| / ((1 - b1^t) eps), plus lr wd ||p||
+        for AdamW's decay; ||m'|| <= b1 ||m|| + (1 - b1) ||g'||. v may overflow to inf
+        harmlessly (that entry's step is then 0). None when eps is 0 (0 / 0 is possible).
+        """
+        lr, (b1, b2), eps, wd = self.lr, self.betas, self.eps, self.weight_decay
+        if eps == 0:
+            return None  # 0 / 0 is possible
+        decoupled = self.decoupled_weight_decay
+        direction = (
+            list(grad_norms)
+            if decoupled
+            else [g + wd * v for g, v in zip(grad_norms, value_norms, strict=True)]
+        )
+        moment = [b1 * m + (1 - b1) * d for m, d in zip(state_norms["m"], direction, strict=True)]
+        ratio = math.inf
+        if b1 < math.sqrt(b2) and b2 < 1:
+            ratio = (1 - b1) / (math.sqrt(1 - b2) * (1 - b1 / math.sqrt(b2)))
+        change, peak = [], []
+        for p, d, m_old, m, v in zip(
+            self.params, direction, state_norms["m"], moment, value_norms, strict=True
+        ):
+            t = self.state[p]["step"] + 1
+            correction = lr / (1 - b1**t)
+            step = correction * m / eps
+            if ratio < math.inf:
+                tiny = _SMALLEST[state_dtype(p.dtype)]
+                per_entry = ratio * (
+                    math.sqrt(1 - b2**t) * 1.001 + math.sqrt(tiny / (1 - b2)) / eps
+                )
+                step = min(step, math.sqrt(p.size) * correction * per_entry)
+            if decoupled:
+                step += lr * wd * v
+            change.append(step)
+            peak.append(max(d + m_old, m, step))
+        return change, peak, {"m": moment}
+
+
+#: The smallest positive values of the dtypes Adam computes in (the rounding of v's tiniest
+#: entries, in step_bound).
+_SMALLEST = {
+    np.dtype(dtype): float(np.finfo(dtype).smallest_subnormal) for dtype in (np.float32, np.float64)
+}
 
 
 class AdamW(Adam):

@@ -53,6 +53,13 @@ class Optimizer:
     overflows past 65504. (Unlike mixed-precision training, no float32 copy of the
     parameter is kept: a change smaller than half a float16 step is rounded away.)
 
+    Proving steps finite (for :class:`~minigrad.optim.SafeStep`, through which ``fit``
+    takes every step): a subclass may write ``step_bound(grad_norms, value_norms,
+    state_norms)`` returning, per parameter, an upper bound on ||p' - p||, one on every
+    array the step computes, and the new bounds on its state buffers' norms (which
+    ``state_norms()`` measures); without it every step is taken with copies kept and
+    checked.
+
     ``step()`` updates the arrays a parameter holds; if ``value`` or ``grad`` was replaced
     by another array since the last step, that array is checked first (same shape and
     dtype as when the optimizer was built, value writeable) and nothing is updated if one

@@ -16,6 +16,7 @@ from minigrad.optim.base import (
     check_non_negative,
     decayed_gradient,
 )
+from minigrad.optim.safe_step import norm
 from minigrad.parameter import Parameter
 
 __all__ = ["Momentum", "momentum_update"]
@@ -131,3 +132,25 @@ class Momentum(Optimizer):
             weight_decay=self.weight_decay,
             scratch=work,
         )
+
+    def state_norms(self) -> dict[str, list[float]]:
+        """||b|| of each velocity buffer, for :class:`~minigrad.optim.SafeStep`."""
+        return {"velocity": [norm(self.state[p]["velocity"]) for p in self.params]}
+
+    def step_bound(
+        self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
+    ) -> tuple[list[float], list[float], dict[str, list[float]]]:
+        """Bounds for :class:`~minigrad.optim.SafeStep`, from ||g||, ||p|| and ||b||.
+
+        With g' = g + wd p and b' = mu b + g': ||b'|| <= mu ||b|| + ||g'||, and the change is
+        lr b' (lr (g' + mu b') with Nesterov). Returns (change, peak, state norms).
+        """
+        lr, mu, wd = self.lr, self.momentum, self.weight_decay
+        direction = [g + wd * v for g, v in zip(grad_norms, value_norms, strict=True)]
+        velocity = [mu * b + d for b, d in zip(state_norms["velocity"], direction, strict=True)]
+        if self.nesterov:
+            change = [lr * (d + mu * b) for d, b in zip(direction, velocity, strict=True)]
+        else:
+            change = [lr * b for b in velocity]
+        peak = [max(d, b, c) for d, b, c in zip(direction, velocity, change, strict=True)]
+        return change, peak, {"velocity": velocity}

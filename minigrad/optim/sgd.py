@@ -80,3 +80,17 @@ class SGD(Optimizer):
 
     def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
         sgd_update(value, grad, lr=self.lr, weight_decay=self.weight_decay, scratch=work)
+
+    def step_bound(
+        self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
+    ) -> tuple[list[float], list[float], dict[str, list[float]]]:
+        """Bounds for :class:`~minigrad.optim.SafeStep`, from ||g|| and ||p|| per parameter.
+
+        The step is lr g' with g' = g + wd p, so ||p' - p|| <= lr (||g|| + wd ||p||); every
+        array the step computes is bounded by g' or by that change. Returns (change, peak,
+        state norms) per parameter.
+        """
+        lr, wd = self.lr, self.weight_decay
+        direction = [g + wd * v for g, v in zip(grad_norms, value_norms, strict=True)]
+        change = [lr * d for d in direction]
+        return change, [max(d, c) for d, c in zip(direction, change, strict=True)], {}

@@ -20,7 +20,16 @@ from typing import Any, TypeVar
 
 from minigrad._files import error_text, listing, quoted
 from minigrad.errors import ModelFileError
-from minigrad.layers import Dense, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from minigrad.layers import (
+    Dense,
+    Layer,
+    LeakyReLU,
+    Normalization,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer
 from minigrad.sequential import Sequential
 
@@ -39,7 +48,7 @@ LayerClass = TypeVar("LayerClass", bound=type[Layer])
 OptimizerClass = TypeVar("OptimizerClass", bound=type[Optimizer])
 
 _LAYERS: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (Dense, Tanh, Sigmoid, ReLU, LeakyReLU, Softmax)
+    cls.__name__: cls for cls in (Dense, Tanh, Sigmoid, ReLU, LeakyReLU, Softmax, Normalization)
 }
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
     cls.__name__: cls for cls in (SGD, Momentum, Adam, AdamW)

@@ -195,6 +195,7 @@ def save_checkpoint(
             "parameters in the same order)"
         )
     tensors = {f"model.{key}": p.value for key, p in model.named_parameters()}
+    tensors.update((f"model.{key}", b.value) for key, b in model.named_buffers())
     counts: list[dict[str, int]] = []
     for index, state in enumerate(optimizer.state_dict()["state"]):
         counts.append({})

@@ -4,12 +4,14 @@ run without minigrad.
 Needs the ``onnx`` package (``pip install 'minigrad-nn[onnx]'``). Each layer becomes one
 standard operator: Dense -> Gemm (y = x W^T + b, ``transB=1``, the weight stored as minigrad
 holds it), Tanh -> Tanh, Sigmoid -> Sigmoid, ReLU -> Relu, LeakyReLU -> LeakyRelu,
-Softmax -> Softmax; nested Sequentials are flattened. The graph's input ``"input"`` has shape
+Softmax -> Softmax, and Normalization -> Sub then Div ((x - mean) / std, its statistics as
+constants); nested Sequentials are flattened. The graph's input ``"input"`` has shape
 (batch, in_features) with a symbolic batch size, and its output is ``"output"``.
 
 The whole graph has one float type, float16, float32 or float64, that of the model's
-parameters. A model that mixes them is refused rather than exported with Cast nodes: a cast
-inside the graph would compute something other than the model does in minigrad.
+parameters and buffers. A model that mixes them is refused rather than exported with Cast
+nodes: a cast inside the graph would compute something other than the model does in
+minigrad.
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ from typing import Any
 import numpy as np
 
 from minigrad._files import listing, write_atomically
-from minigrad.layers import Dense, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from minigrad.layers import (
+    Dense,
+    Layer,
+    LeakyReLU,
+    Normalization,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from minigrad.sequential import Sequential
 from minigrad.serialization.models import check_model_and_path
 
@@ -99,15 +110,15 @@ def export_onnx(model: Layer, path: str | os.PathLike[str]) -> None:
     current = "input"
     for index, layer in enumerate(layers):
         output = "output" if index == len(layers) - 1 else f"x{index + 1}"
-        node, tensors = _CONVERTERS[type(layer)](layer, current, output, f"layer{index}", helper)
-        nodes.append(node)
+        made, tensors = _CONVERTERS[type(layer)](layer, current, output, f"layer{index}", helper)
+        nodes.extend(made)
         initializers.extend(numpy_helper.from_array(array, name) for name, array in tensors)
         current = output
     width = dense[-1].out_features if _last_width_is_dense(layers) else None
     graph = helper.make_graph(
         nodes,
         "minigrad",
-        inputs=[helper.make_tensor_value_info("input", elem_type, ["batch", dense[0].in_features])],
+        inputs=[helper.make_tensor_value_info("input", elem_type, ["batch", _input_width(layers)])],
         outputs=[helper.make_tensor_value_info("output", elem_type, ["batch", width])],
         initializer=initializers,
     )
@@ -139,7 +150,7 @@ def _graph_dtype(named: list[tuple[str, Layer]]) -> np.dtype:
     """The one float dtype of every parameter, or TypeError naming the layers of each."""
     positions: dict[np.dtype, list[str]] = {}
     for name, layer in named:
-        for parameter in layer.parameters():
+        for parameter in [*layer.parameters(), *(b for _, b in layer.named_buffers())]:
             if parameter.dtype not in _ONNX_FLOATS:
                 raise TypeError(
                     f"export_onnx: layer {name} ({type(layer).__name__}) has {parameter.dtype} "
@@ -160,6 +171,11 @@ def _graph_dtype(named: list[tuple[str, Layer]]) -> np.dtype:
     return next(iter(positions))
 
 
+def _input_width(layers: list[Layer]) -> int:
+    """The input width the first width-setting layer (a Dense or a Normalization) expects."""
+    return next(layer.in_features for layer in layers if isinstance(layer, (Dense, Normalization)))
+
+
 def _last_width_is_dense(layers: list[Layer]) -> bool:
     """True when every layer after the last Dense keeps its width (the activations)."""
     last = max(i for i, layer in enumerate(layers) if isinstance(layer, Dense))
@@ -168,28 +184,40 @@ def _last_width_is_dense(layers: list[Layer]) -> bool:
     )
 
 
-Converter = Callable[[Any, str, str, str, Any], tuple[Any, list[tuple[str, np.ndarray]]]]
+#: A converter turns one layer into ONNX nodes from input name x to output name y, with the
+#: constant tensors (name, array) they use.
+Converter = Callable[[Any, str, str, str, Any], tuple[list[Any], list[tuple[str, np.ndarray]]]]
 
 
-def _dense(layer: Dense, x: str, y: str, name: str, helper: Any) -> tuple[Any, list]:
+def _dense(layer: Dense, x: str, y: str, name: str, helper: Any) -> tuple[list, list]:
     tensors = [(f"{name}.weight", layer.weight.value)]
     inputs = [x, f"{name}.weight"]
     if layer.bias is not None:
         tensors.append((f"{name}.bias", layer.bias.value))
         inputs.append(f"{name}.bias")
-    return helper.make_node("Gemm", inputs, [y], name=name, transB=1), tensors
+    return [helper.make_node("Gemm", inputs, [y], name=name, transB=1)], tensors
+
+
+def _normalization(layer: Normalization, x: str, y: str, name: str, helper: Any) -> tuple:
+    centred = f"{name}.centred"
+    nodes = [
+        helper.make_node("Sub", [x, f"{name}.mean"], [centred], name=f"{name}.sub"),
+        helper.make_node("Div", [centred, f"{name}.std"], [y], name=f"{name}.div"),
+    ]
+    return nodes, [(f"{name}.mean", layer.mean.value), (f"{name}.std", layer.std.value)]
 
 
 def _unary(op: str, **attributes: Any) -> Converter:
-    def convert(layer: Layer, x: str, y: str, name: str, helper: Any) -> tuple[Any, list]:
+    def convert(layer: Layer, x: str, y: str, name: str, helper: Any) -> tuple[list, list]:
         values = {key: getter(layer) for key, getter in attributes.items()}
-        return helper.make_node(op, [x], [y], name=name, **values), []
+        return [helper.make_node(op, [x], [y], name=name, **values)], []
 
     return convert
 
 
 _CONVERTERS: dict[type, Converter] = {
     Dense: _dense,
+    Normalization: _normalization,
     Tanh: _unary("Tanh"),
     Sigmoid: _unary("Sigmoid"),
     ReLU: _unary("Relu"),

@@ -33,7 +33,7 @@ def __getattr__(name: str) -> object:
             from minigrad.testing import strategies
         except ImportError as error:
             raise ImportError(
-                f"minigrad.testing.{name} needs hypothesis: pip install 'minigrad[test]'"
+                f"minigrad.testing.{name} needs hypothesis: pip install 'minigrad-nn[test]'"
             ) from error
         return getattr(strategies, name)
     raise AttributeError(f"module 'minigrad.testing' has no attribute {name!r}")

@@ -1,0 +1,254 @@
+"""Optimizer steps that never make a parameter NaN or infinite.
+
+A diverging run overflows: the parameters grow at every step until one of them passes the
+largest float32 (3.4e38) and becomes inf, often while the loss, computed in float64, is still
+finite. Checked after the fact, the damage is done: the model holds inf and any file written
+since holds it too. :class:`SafeStep` checks *before* the step instead, so that a step that
+would make anything non-finite is never taken and the model keeps its last finite values.
+
+Proving a step safe needs a bound on each gradient's norm ||g||: measured with one dot
+product per gradient, g.g, or given by the caller (``fit`` derives one from the parameters'
+norms with :class:`~minigrad.gradient_bounds.GradientBounds`, which costs far less than
+reading every gradient again). With ||p|| bounded by what earlier steps did, each optimizer
+bounds its own step from ||g|| (its ``step_bound`` method; an SGD step moves p by
+lr ||g + wd p||), and a step whose bound keeps every array it computes far below the dtype's
+largest value cannot overflow:
+
+    ||p'|| <= ||p|| + ||p' - p|| <= bound on ||p|| + bound on the change.
+
+That holds for every healthy run, so the step is taken as usual. A step that cannot be
+proven safe (the bounds grew near the limit, an optimizer without ``step_bound``, a gradient
+that is not finite) is taken carefully instead: parameters and optimizer state are copied,
+the step is taken, and every parameter is checked; if any became non-finite, everything is
+copied back and :class:`~minigrad.errors.DivergenceError` is raised.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from minigrad.errors import DivergenceError
+from minigrad.optim.base import Optimizer
+from minigrad.parameter import Parameter
+
+__all__ = ["SafeStep", "norm"]
+
+#: Bounds must stay below the dtype's largest value divided by this, a margin for rounding.
+HEADROOM = 16.0
+
+
+def norm(array: NDArray[np.floating]) -> float:
+    """sqrt(sum(array ** 2)) as a float: inf when that overflows, NaN when ``array`` holds NaN.
+
+    Computed as one BLAS dot product in the array's own precision, which is fast enough to
+    run every step; float16 is widened to float32 first. Call it where NumPy's overflow
+    warnings are off (``np.errstate(over="ignore", invalid="ignore")``): an overflow is an
+    answer here, not a problem.
+
+    >>> norm(np.array([3.0, 4.0], dtype=np.float32))
+    5.0
+    >>> with np.errstate(over="ignore"):
+    ...     norm(np.array([3e38], dtype=np.float32))
+    inf
+    """
+    flat = array.reshape(-1)
+    if flat.dtype == np.float16:
+        flat = flat.astype(np.float32)
+    return math.sqrt(float(np.dot(flat, flat)))
+
+
+class SafeStep:
+    """Take ``optimizer.step()`` only when it leaves every parameter finite.
+
+    ``fit`` takes every step through one of these; in a hand-written loop, use
+    ``SafeStep(optimizer).step()`` in place of ``optimizer.step()``.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    names : list of str, optional
+        A name per parameter of the optimizer, for messages (``fit`` passes the state_dict
+        keys); default ``"parameter <index>"``.
+    other_params : list of Parameter, optional
+        Parameters the optimizer does not step (frozen ones) whose norms ``grad_bounds``
+        functions need: measured with the others by :meth:`resync`.
+
+    Attributes
+    ----------
+    value_norms : dict
+        ``id(p)`` -> an upper bound on ||p|| for every parameter of the optimizer (kept up to
+        date step by step) and of ``other_params``.
+
+    Notes
+    -----
+    Each step needs a bound on ||g|| for every gradient: from the ``grad_bounds`` function
+    given to :meth:`step` (again after :meth:`resync` if the first bounds do not prove the
+    step: the bounds on ||p|| only grow between measurements), else measured (one dot
+    product each). When
+    ``optimizer.step_bound(grad_norms, value_norms, state_norms)`` returns bounds that keep
+    every array the step computes below ``finfo(dtype).max / 16``, the step is taken
+    directly and the bound on each ||p|| grows by the bound on its change. Otherwise the
+    step is taken with copies of everything kept, and undone if it fails (see the module
+    docstring). :meth:`resync` recomputes the bounds from the actual arrays; call it after
+    changing parameters or optimizer state outside ``step()`` (``fit`` calls it at the
+    start of every epoch).
+
+    Examples
+    --------
+    >>> import minigrad as mg
+    >>> p = mg.Parameter(np.array([3e38], dtype=np.float32))
+    >>> p.grad[:] = -1e38
+    >>> guarded = SafeStep(mg.SGD([p], lr=10.0))
+    >>> guarded.step()  # 3e38 + 1e39 overflows float32  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    minigrad.errors.DivergenceError: the step would make parameter 0 non-finite ...
+    >>> p.value  # unchanged
+    array([3.e+38], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        names: list[str] | None = None,
+        other_params: list[Parameter] = (),  # type: ignore[assignment]
+    ) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"SafeStep takes an Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.params = list(optimizer.params)
+        if names is None:
+            names = [f"parameter {index}" for index in range(len(self.params))]
+        self.names = [str(name) for name in names]
+        if len(self.names) != len(self.params):
+            raise ValueError(
+                f"SafeStep got {len(self.names)} names for {len(self.params)} parameters"
+            )
+        self.other_params = list(other_params)
+        self.limits = [float(np.finfo(p.dtype).max) / HEADROOM for p in self.params]
+        self.value_norms: dict[int, float] = {}
+        self._value_norms: list[float] | None = None
+        self._state_norms: dict[str, list[float]] = {}
+
+    def resync(self) -> None:
+        """Recompute the norms of the parameters and the optimizer state from the arrays.
+
+        Raises
+        ------
+        DivergenceError
+            A parameter already holds NaN or inf (it was changed outside ``step()``).
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms = [norm(p.value) for p in self.params]
+        for name, param, value in zip(self.names, self.params, norms, strict=True):
+            if not math.isfinite(value) and not np.isfinite(param.value).all():
+                raise DivergenceError(
+                    f"{name} holds NaN or infinite values: they were set outside the optimizer step"
+                )
+        self._set_value_norms(norms)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.value_norms.update((id(p), norm(p.value)) for p in self.other_params)
+        self._state_norms = self._optimizer_state_norms()
+
+    def _set_value_norms(self, norms: list[float]) -> None:
+        self._value_norms = norms
+        for param, value in zip(self.params, norms, strict=True):
+            self.value_norms[id(param)] = value
+
+    def _optimizer_state_norms(self) -> dict[str, list[float]]:
+        state_norms = getattr(self.optimizer, "state_norms", None)
+        if state_norms is None:
+            return {}
+        with np.errstate(over="ignore", invalid="ignore"):
+            return state_norms()
+
+    def step(
+        self, grad_bounds: Callable[[dict[int, float]], list[float] | None] | None = None
+    ) -> None:
+        """``optimizer.step()``, unless it would make a parameter non-finite.
+
+        ``grad_bounds(value_norms)``, if given, returns upper bounds on ||g|| for each of the
+        optimizer's parameters, in order, from bounds on every parameter's norm (or None);
+        they are tried first, then again after :meth:`resync`, before the gradients' norms
+        are measured.
+
+        Raises
+        ------
+        DivergenceError
+            A gradient holds NaN or inf, or the step would make a parameter non-finite. The
+            parameters and the optimizer state are left as they were before the call.
+        """
+        if self._value_norms is None:
+            self.resync()
+        if grad_bounds is not None:
+            for attempt in range(2):
+                if attempt:
+                    self.resync()
+                bounds = grad_bounds(self.value_norms)
+                if bounds is None:
+                    break
+                if self.try_step(bounds):
+                    return
+        # Python floats, not arrays: with a handful of parameters the bookkeeping costs less
+        # than a single NumPy call per operation would
+        with np.errstate(over="ignore", invalid="ignore"):
+            measured = [norm(p.grad) for p in self.params]
+        if not self.try_step(measured):
+            self._careful_step()
+
+    def try_step(self, grad_norms: list[float]) -> bool:
+        """Take the step if ``grad_norms`` (upper bounds on each ||g||) prove it finite;
+        return whether it was taken. Nothing changes when it was not."""
+        if self._value_norms is None:
+            self.resync()
+        step_bound = getattr(self.optimizer, "step_bound", None)
+        if step_bound is None:
+            return False
+        bound = step_bound(grad_norms, self._value_norms, self._state_norms)
+        if bound is None:
+            return False
+        change, peak, state_norms = bound
+        values = [v + c for v, c in zip(self._value_norms, change, strict=True)]  # type: ignore[arg-type]
+        # NaN and inf fail these comparisons: such steps are not proven
+        if not all(
+            v <= limit and top <= limit
+            for v, top, limit in zip(values, peak, self.limits, strict=True)
+        ):
+            return False
+        self.optimizer.step()
+        self._set_value_norms(values)
+        self._state_norms = state_norms
+        return True
+
+    def _refuse_gradients(self) -> None:
+        """Raise DivergenceError naming the first gradient that holds NaN or inf, if any."""
+        for name, param in zip(self.names, self.params, strict=True):
+            if not np.isfinite(param.grad).all():
+                raise DivergenceError(
+                    f"the gradient of {name} holds NaN or infinite values; the step was not taken"
+                )
+
+    def _careful_step(self) -> None:
+        """Step with copies kept; undo everything if a parameter becomes non-finite."""
+        self._refuse_gradients()
+        values = [p.value.copy() for p in self.params]
+        state = self.optimizer.state_dict()
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            self.optimizer.step()
+        for name, param in zip(self.names, self.params, strict=True):
+            if not np.isfinite(param.value).all():
+                for saved, p in zip(values, self.params, strict=True):
+                    np.copyto(p.value, saved)
+                self.optimizer.load_state_dict(state)
+                raise DivergenceError(
+                    f"the step would make {name} non-finite (an overflow: the values grew "
+                    "beyond the dtype's range); the step was not taken"
+                )
+        self.resync()
+
+    def __repr__(self) -> str:
+        return f"SafeStep({self.optimizer!r})"

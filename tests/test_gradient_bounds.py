@@ -1,0 +1,123 @@
+"""GradientBounds: the bounds really bound every gradient (a hypothesis property over models,
+data and losses), and models it does not know are reported as unsupported."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minigrad as mg
+from minigrad.gradient_bounds import GradientBounds, parameter_norms
+from minigrad.optim.safe_step import norm
+
+ACTIVATIONS = [
+    mg.ReLU,
+    mg.Tanh,
+    mg.Sigmoid,
+    lambda: mg.LeakyReLU(0.2),
+    lambda: mg.LeakyReLU(-3.0),
+    lambda: mg.Softmax(),
+]
+
+
+@st.composite
+def problems(draw):
+    """A random MLP (maybe with a Normalization first), a batch, and a loss."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    widths = draw(st.lists(st.integers(1, 6), min_size=2, max_size=4))
+    rows = draw(st.integers(1, 7))
+    scale = draw(st.sampled_from([1e-3, 1.0, 10.0, 1e3]))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    layers = []
+    if draw(st.booleans()):
+        mean = rng.standard_normal(widths[0])
+        layers.append(
+            mg.Normalization(
+                widths[0], mean=mean, std=rng.uniform(0.1, 3.0, widths[0]), dtype=dtype
+            )
+        )
+    for index, (n_in, n_out) in enumerate(pairwise(widths)):
+        dense = mg.Dense(n_in, n_out, bias=draw(st.booleans()), rng=index, dtype=dtype)
+        dense.weight.value[...] = rng.standard_normal(dense.weight.shape) * scale
+        if dense.bias is not None:
+            dense.bias.value[...] = rng.standard_normal(dense.bias.shape) * scale
+        layers.append(dense)
+        if draw(st.booleans()):
+            layers.append(draw(st.sampled_from(ACTIVATIONS))())
+    model = mg.Sequential(*layers)
+    x = (rng.standard_normal((rows, widths[0])) * draw(st.sampled_from([0.1, 1.0, 100.0]))).astype(
+        dtype
+    )
+    out = widths[-1]
+    kind = draw(st.sampled_from(["ce", "mse", "bce-logits", "bce"]))
+    if kind == "ce":
+        loss, y = mg.CrossEntropy(), rng.integers(0, out, rows)
+    elif kind == "mse":
+        loss, y = mg.MSE(), rng.standard_normal((rows, out))
+    else:
+        loss, y = (
+            mg.BinaryCrossEntropy(from_logits=kind == "bce-logits"),
+            rng.integers(0, 2, (rows, out)).astype(dtype),
+        )
+        if kind == "bce":
+            model.append(mg.Sigmoid())
+    return model, x, y, loss
+
+
+@settings(max_examples=300, deadline=None)
+@given(problems())
+def test_every_gradient_is_within_its_bound(problem):
+    model, x, y, loss = problem
+    with np.errstate(all="ignore"):
+        value = loss(model(x), y)
+        model.backward(loss.backward())
+    bounds = GradientBounds(model, loss, float(np.linalg.norm(x, axis=1).max()), x.shape[1])
+    assert bounds.supported
+    limits = bounds(parameter_norms(model.parameters()), len(x), value, model(x).size)
+    for key, param in model.named_parameters():
+        measured = float(np.linalg.norm(param.grad.astype(np.float64)))
+        assert measured <= limits[id(param)], key
+
+
+def test_models_and_losses_it_does_not_know_are_unsupported():
+    class Square(mg.Layer):
+        def forward(self, x):
+            self.x = x
+            return x * x
+
+        def backward(self, grad_output):
+            return 2 * self.x * grad_output
+
+    class Scaled(mg.CrossEntropy):  # a subclass may change the gradient
+        pass
+
+    known = mg.Sequential(mg.Dense(2, 2), mg.Sequential(mg.ReLU(), mg.Dense(2, 1)))
+    assert GradientBounds(known, mg.MSE(), 1.0, 2).supported
+    assert not GradientBounds(mg.Sequential(mg.Dense(2, 2), Square()), mg.MSE(), 1.0, 2).supported
+    assert not GradientBounds(known, Scaled(), 1.0, 2).supported
+    assert GradientBounds(known, Scaled(), 1.0, 2)({}, 3, 0.5) is None
+
+
+def test_the_bounds_of_a_trained_mnist_sized_model_are_far_below_overflow():
+    rng = np.random.default_rng(0)
+    model = mg.Sequential(
+        mg.Dense(784, 256, init="he_normal", rng=0),
+        mg.ReLU(),
+        mg.Dense(256, 128, init="he_normal", rng=1),
+        mg.ReLU(),
+        mg.Dense(128, 10, rng=2),
+    )
+    x = rng.uniform(0, 1, (128, 784)).astype(np.float32)
+    bounds = GradientBounds(model, mg.CrossEntropy(), float(np.linalg.norm(x, axis=1).max()), 784)
+    limits = bounds(parameter_norms(model.parameters()), 128, 2.3)
+    assert max(limits.values()) < 1e9  # float32's limit here is 3.4e38 / 16
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_norm_and_parameter_norms(rows):
+    p = mg.Parameter(np.full((rows, 4), 0.5, np.float32))
+    assert parameter_norms([p]) == {id(p): norm(p.value)} == {id(p): 0.5 * np.sqrt(4 * rows)}
