@@ -22,10 +22,20 @@ from pathlib import Path
 
 import numpy as np
 
-from minigrad import SGD, Adam, CrossEntropy, Dense, Momentum, ReLU, Sequential, Sigmoid, Tanh
+from minigrad import (
+    SGD,
+    Adam,
+    CrossEntropy,
+    Dense,
+    Momentum,
+    Normalization,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+)
 from minigrad.callbacks import LearningRateScheduler
 from minigrad.data import (
-    Standardizer,
     load_digits,
     load_mnist,
     make_blobs,
@@ -67,7 +77,8 @@ class CommandError(Exception):
 
 
 def load(data: str, seed: int) -> tuple[np.ndarray, ...]:
-    """x_train, x_test, y_train, y_test for a data set name or an MNIST folder."""
+    """x_train, x_test, y_train, y_test for a data set name or an MNIST folder, as they come
+    (the model standardises them itself, see build_model)."""
     if data == "digits":
         try:
             x, y = load_digits()
@@ -92,9 +103,7 @@ def load(data: str, seed: int) -> tuple[np.ndarray, ...]:
                 "files, raw or .gz)",
                 USAGE_ERROR,
             ) from None
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, seed=seed)
-    scaler = Standardizer().fit(x_train)
-    return scaler.transform(x_train), scaler.transform(x_test), y_train, y_test
+    return train_test_split(x, y, test_size=0.2, seed=seed)
 
 
 def _one_line(error: BaseException) -> str:
@@ -205,8 +214,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="PATH",
         type=_save_path,
         help="write the trained model to PATH (.safetensors; load it with minigrad.load). "
-        "It takes inputs scaled as this command scales them: standardised with the training "
-        "set's mean and deviation, or MNIST pixels in [0, 1]",
+        "It takes the data's raw inputs (its first layer standardises them with the training "
+        "set's mean and deviation), or for MNIST pixels in [0, 1] as minigrad.data.load_mnist "
+        "gives them",
     )
     args = parser.parse_args(argv)
     if args.save is not None and importlib.util.find_spec("safetensors") is None:
@@ -217,9 +227,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def build_model(widths: list[int], activation: str, rng: np.random.Generator) -> Sequential:
+def build_model(
+    widths: list[int], activation: str, rng: np.random.Generator, x_train: np.ndarray | None = None
+) -> Sequential:
+    """The MLP; with ``x_train``, a Normalization layer adapted to it comes first, so that the
+    model (and a file it is saved to) takes raw inputs and standardises them itself."""
     init = "he_normal" if activation in ("relu", "leaky_relu") else "xavier_uniform"
-    layers = []
+    layers: list = [] if x_train is None else [Normalization(widths[0]).adapt(x_train)]
     for fan_in, fan_out in pairwise(widths[:-1]):
         layers += [Dense(fan_in, fan_out, init=init, rng=rng), ACTIVATIONS[activation]()]
     return Sequential(*layers, Dense(widths[-2], widths[-1], rng=rng))
@@ -248,7 +262,15 @@ def run(args: argparse.Namespace) -> None:
     classes = int(max(y_train.max(), y_test.max())) + 1
     rng = np.random.default_rng(args.seed)
     try:
-        model = build_model([x_train.shape[1], *args.hidden, classes], args.activation, rng)
+        # MNIST pixels in [0, 1] train as they are; other data sets are standardised inside
+        # the model, with the training set's mean and deviation
+        standardise = args.data in NAMES
+        model = build_model(
+            [x_train.shape[1], *args.hidden, classes],
+            args.activation,
+            rng,
+            x_train if standardise else None,
+        )
     except MemoryError as error:
         raise CommandError(
             f"out of memory building the model ({_one_line(error)}); use smaller --hidden widths",

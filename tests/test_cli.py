@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import minigrad as mg
 from minigrad.__main__ import main
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -234,3 +235,22 @@ def test_the_module_and_help_run_as_a_program():
         "--seed",
     ):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize("data", ["digits", "moons"])
+def test_a_saved_model_gives_the_reported_accuracy_on_raw_inputs(capsys, tmp_path, data):
+    """The standardisation is part of the model (a Normalization layer first), so a model
+    loaded from --save scores on the data as it comes what the command reported."""
+    pytest.importorskip("safetensors")
+    if data == "digits":
+        pytest.importorskip("sklearn")
+        x, y = mg.data.load_digits()
+    else:
+        x, y = mg.data.make_moons(1000, noise=0.15, seed=0)
+    path = tmp_path / "model.safetensors"
+    main(["--data", data, "--epochs", "5", "--quiet", "--save", str(path)])
+    reported = float(re.search(r"test accuracy (\d\.\d+)", capsys.readouterr().out).group(1))
+    _, x_test, _, y_test = mg.data.train_test_split(x, y, test_size=0.2, seed=0)
+    model = mg.load(path)
+    assert isinstance(model[0], mg.Normalization)
+    assert mg.accuracy(mg.predict(model, x_test), y_test) == pytest.approx(reported, abs=5e-5)
