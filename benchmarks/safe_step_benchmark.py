@@ -107,11 +107,13 @@ def measure(name: str, optimizer: str, turns: int, scale: float) -> dict[str, fl
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=9, help="paired turns per setting")
     parser.add_argument("--smoke", action="store_true", help="a few seconds: checks it runs")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.turns < 1:
+        parser.error(f"--turns must be >= 1, got {args.turns}")
     turns, scale = (2, 0.02) if args.smoke else (args.turns, 1.0)
     print(
         "| config | optimizer | plain step (us) | fit's checked step (us) | overhead | "

@@ -134,3 +134,27 @@ def test_the_step_benchmark_refuses_empty_timings(bench, capsys):
     assert "--rounds and --passes must be >= 1 and --round-seconds > 0, got 3, 0 and 0.03" in (
         capsys.readouterr().err
     )
+
+
+def test_the_safe_step_benchmark_runs_and_its_checked_step_is_the_plain_step(capsys):
+    path = ROOT / "benchmarks" / "safe_step_benchmark.py"
+    spec = importlib.util.spec_from_file_location("safe_step_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--smoke"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert len(rows) == 2 + 6  # header, rule, two sizes x three optimizers
+    # what the benchmark times as fit's step changes the parameters exactly as a plain step
+    plain, loss, opt, x, y = module.setup((6, 5, 3), 4, "adam")
+    checked, _, checked_opt, _, _ = module.setup((6, 5, 3), 4, "adam")
+    guard = module.SafeStep(checked_opt)
+    bounds = module.GradientBounds(checked, loss, float(np.linalg.norm(x, axis=1).max()), 6)
+    for _ in range(5):
+        loss(plain(x), y)
+        plain.backward(loss.backward())
+        opt.step()
+        value = loss(checked(x), y)
+        checked.backward(loss.backward())
+        guard.step(bounds.for_step(guard.params, len(x), value, len(x) * 3))
+    for key, array in plain.state_dict().items():
+        np.testing.assert_array_equal(checked.state_dict()[key], array)
