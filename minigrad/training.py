@@ -668,7 +668,7 @@ def _progress_bar(total: int, description: str, enabled: bool) -> Any:
     except ImportError:
         warnings.warn(
             "fit(progress=True) shows a progress bar only with tqdm installed: "
-            "pip install 'minigrad-nn[progress]' (or pass progress=False)",
+            "pip install 'minigrad-nn[progress]' or pip install tqdm (or pass progress=False)",
             stacklevel=4,
         )
         return None

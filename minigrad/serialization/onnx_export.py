@@ -87,7 +87,8 @@ def export_onnx(model: Layer, path: str | os.PathLike[str]) -> None:
         from onnx import TensorProto, helper, numpy_helper
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "export_onnx needs the onnx package: pip install 'minigrad-nn[onnx]'"
+            "export_onnx needs the onnx package: pip install 'minigrad-nn[onnx]' "
+            "(or pip install onnx)"
         ) from error
 
     named = list(_flatten(model))

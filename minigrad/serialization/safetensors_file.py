@@ -50,7 +50,7 @@ MAX_HEADER_BYTES = 100_000_000
 MAX_NDIM = 8
 
 
-INSTALL_HINT = "pip install 'minigrad-nn[files]'"
+INSTALL_HINT = "pip install 'minigrad-nn[files]' (or pip install safetensors)"
 
 
 def require_safetensors() -> None:

@@ -33,7 +33,8 @@ def __getattr__(name: str) -> object:
             from minigrad.testing import strategies
         except ImportError as error:
             raise ImportError(
-                f"minigrad.testing.{name} needs hypothesis: pip install 'minigrad-nn[test]'"
+                f"minigrad.testing.{name} needs hypothesis: pip install 'minigrad-nn[test]' "
+                "(or pip install hypothesis)"
             ) from error
         return getattr(strategies, name)
     raise AttributeError(f"module 'minigrad.testing' has no attribute {name!r}")
