@@ -16,7 +16,8 @@ norms Frobenius, over the whole batch of m rows):
 with g = dL/dy, and at the top the loss's own gradient: ||dL/dz|| <= sqrt(2 / m) for
 CrossEntropy (each row of softmax minus target has norm <= sqrt 2, divided by m),
 2 sqrt(L / N) for MSE (exactly, from the loss value L over N entries), 1 / sqrt(N) for
-BinaryCrossEntropy on logits and 1 / (eps (1 - eps) sqrt(N)) on clipped probabilities. The
+BinaryCrossEntropy on logits and 1 / (eps (1 - eps) sqrt(N)) on probabilities clipped to
+[eps, 1 - eps] (with float64's eps, the smallest). The
 input's norm is at most sqrt(m) times the largest row norm of the data, measured once.
 
 The bounds are loose (a product of norms over the layers) but they only have to stay below
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from minigrad._validation import check_integer, check_real
 from minigrad.layers import Dense, LeakyReLU, Normalization, ReLU, Sigmoid, Softmax, Tanh
 from minigrad.layers.base import Layer
 from minigrad.losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss
@@ -77,8 +79,13 @@ class GradientBounds:
     """
 
     def __init__(self, model: Layer, loss: Loss, row_norm: float, input_width: int) -> None:
-        self.row_norm = float(row_norm)
-        self.input_width = int(input_width)
+        if not isinstance(model, Layer):
+            raise TypeError(f"GradientBounds model must be a Layer, got {type(model).__name__}")
+        if not isinstance(loss, Loss):
+            what = f"the class {loss.__name__}" if isinstance(loss, type) else type(loss).__name__
+            raise TypeError(f"GradientBounds loss must be a Loss instance, got {what}")
+        self.row_norm = check_real("GradientBounds row_norm", row_norm, minimum=0)
+        self.input_width = check_integer("GradientBounds input_width", input_width, minimum=0)
         self.loss = loss
         self.loss_bound = _LOSS_BOUNDS.get(type(loss))
         self.layers = list(_leaves(model))
@@ -106,6 +113,8 @@ class GradientBounds:
         """
         if not self.supported:
             return None
+        if rows < 1:
+            raise ValueError(f"GradientBounds needs a batch of at least one row, got {rows}")
         root = math.sqrt(rows)
         a, width = root * self.row_norm, self.input_width
         inputs = []  # (||x||, width of x) of each layer, going forward
@@ -146,8 +155,14 @@ class GradientBounds:
             return None
 
         def grad_bounds(value_norms: dict[int, float]) -> list[float]:
-            limits = self(value_norms, rows, loss_value, entries)
-            return [limits[id(p)] for p in params]  # type: ignore[index]
+            try:
+                limits = self(value_norms, rows, loss_value, entries)
+                return [limits[id(p)] for p in params]  # type: ignore[index]
+            except KeyError:
+                raise ValueError(
+                    "GradientBounds: a parameter of the model has no norm in value_norms, or "
+                    "a parameter given is not one of the model's"
+                ) from None
 
         return grad_bounds
 
@@ -193,7 +208,9 @@ _KINDS: dict[type, Callable[[Any], tuple[Any, ...]]] = {
 def _binary_cross_entropy(loss: BinaryCrossEntropy, value: float, m: int, n: int) -> float:
     if loss.from_logits:
         return 1.0 / math.sqrt(n)
-    eps = float(np.finfo(np.float16).eps)  # the largest eps of any dtype the loss clips with
+    # probabilities are clipped to [eps, 1 - eps] with the eps of their dtype; the smallest
+    # (float64's) gives the largest bound, whatever the model's dtype
+    eps = float(np.finfo(np.float64).eps)
     return 1.0 / (eps * (1 - eps) * math.sqrt(n))
 
 

@@ -121,3 +121,54 @@ def test_the_bounds_of_a_trained_mnist_sized_model_are_far_below_overflow():
 def test_norm_and_parameter_norms(rows):
     p = mg.Parameter(np.full((rows, 4), 0.5, np.float32))
     assert parameter_norms([p]) == {id(p): norm(p.value)} == {id(p): 0.5 * np.sqrt(4 * rows)}
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_binary_cross_entropy_on_clipped_probabilities_is_bounded_in_every_dtype(dtype):
+    """p clipped to eps of its dtype: the gradient reaches 1 / (eps N); the bound uses the
+    smallest eps (float64's), so it holds whatever the model's dtype."""
+    model = mg.Sequential(mg.Dense(1, 1, bias=False, rng=0, dtype=dtype))
+    model[0].weight.value[...] = 0.0  # p = 0 is clipped to eps
+    x, y = np.ones((1, 1), dtype), np.ones((1, 1), dtype)
+    loss = mg.BinaryCrossEntropy()
+    value = loss(model(x), y)
+    model.backward(loss.backward())
+    bounds = GradientBounds(model, loss, 1.0, 1)
+    limit = bounds(parameter_norms(model.parameters()), 1, value)[id(model[0].weight)]
+    assert float(np.abs(model[0].weight.grad.astype(np.float64)).max()) <= limit
+
+
+def test_fit_with_saturated_probabilities_keeps_the_weights_finite():
+    """A prediction of 0 is clipped to float32's eps, so with an input of 1e31 the weight's
+    gradient is 1e31 / eps = 8e37: the step of lr 10 would overflow, and is refused."""
+    model = mg.Sequential(mg.Dense(1, 1, bias=False, rng=0))
+    model[0].weight.value[...] = 0.0
+    with pytest.raises(mg.DivergenceError):
+        mg.fit(
+            model,
+            mg.BinaryCrossEntropy(),
+            mg.SGD(model.parameters(), lr=10.0),
+            np.array([[1e31]], np.float32),
+            np.array([[1.0]], np.float32),
+            epochs=2,
+            progress=False,
+        )
+    assert np.isfinite(model[0].weight.value).all()
+
+
+def test_bad_arguments_are_named():
+    model = mg.Sequential(mg.Dense(2, 1))
+    with pytest.raises(TypeError, match="loss must be a Loss instance, got the class MSE"):
+        GradientBounds(model, mg.MSE, 1.0, 2)
+    with pytest.raises(TypeError, match="row_norm must be a real number"):
+        GradientBounds(model, mg.MSE(), "5", 2)
+    with pytest.raises(ValueError, match="row_norm must be a finite number >= 0"):
+        GradientBounds(model, mg.MSE(), np.nan, 2)
+    with pytest.raises(TypeError, match="input_width must be an integer"):
+        GradientBounds(model, mg.MSE(), 1.0, 2.7)
+    bounds = GradientBounds(model, mg.MSE(), 1.0, 2)
+    with pytest.raises(ValueError, match="at least one row"):
+        bounds(parameter_norms(model.parameters()), 0, 1.0)
+    stranger = mg.Parameter(np.zeros(2))
+    with pytest.raises(ValueError, match="not one of the model's"):
+        bounds.for_step([stranger], 2, 1.0)(parameter_norms(model.parameters()))

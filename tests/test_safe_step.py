@@ -203,3 +203,13 @@ def test_frozen_parameters_are_measured_for_the_bounds():
     guard = SafeStep(mg.SGD(head), other_params=model[0].parameters())
     guard.resync()
     assert set(guard.value_norms) == {id(p) for p in model.parameters()}
+
+
+def test_bad_names_other_params_and_bound_lists_are_refused():
+    p = mg.Parameter(np.zeros(2))
+    with pytest.raises(TypeError, match="names must be a list of strings"):
+        SafeStep(mg.SGD([p]), names="a")
+    with pytest.raises(TypeError, match=r"other_params\[0\] must be a Parameter, got ndarray"):
+        SafeStep(mg.SGD([p]), other_params=[np.zeros(2)])
+    with pytest.raises(ValueError, match="2 gradient norms for 1 parameters"):
+        SafeStep(mg.SGD([p])).try_step([1.0, 1.0])

@@ -123,12 +123,20 @@ class SafeStep:
         self.params = list(optimizer.params)
         if names is None:
             names = [f"parameter {index}" for index in range(len(self.params))]
-        self.names = [str(name) for name in names]
+        if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+            raise TypeError("SafeStep names must be a list of strings, one per parameter")
+        self.names = list(names)
         if len(self.names) != len(self.params):
             raise ValueError(
                 f"SafeStep got {len(self.names)} names for {len(self.params)} parameters"
             )
         self.other_params = list(other_params)
+        for index, param in enumerate(self.other_params):
+            if not isinstance(param, Parameter):
+                raise TypeError(
+                    f"SafeStep other_params[{index}] must be a Parameter, got "
+                    f"{type(param).__name__}"
+                )
         self.limits = [float(np.finfo(p.dtype).max) / HEADROOM for p in self.params]
         self.value_norms: dict[int, float] = {}
         self._value_norms: list[float] | None = None
@@ -205,6 +213,10 @@ class SafeStep:
         return whether it was taken. Nothing changes when it was not."""
         if self._value_norms is None:
             self.resync()
+        if len(grad_norms) != len(self.params):
+            raise ValueError(
+                f"SafeStep: {len(grad_norms)} gradient norms for {len(self.params)} parameters"
+            )
         step_bound = getattr(self.optimizer, "step_bound", None)
         if step_bound is None:
             return False
