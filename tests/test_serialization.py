@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from minigrad import _files
 from minigrad.data import make_spirals
 from minigrad.errors import ModelFileError
 from minigrad.serialization.safetensors_file import read_safetensors, require_safetensors
@@ -147,23 +148,22 @@ def test_an_interrupt_during_the_write_also_leaves_the_previous_file(tmp_path, m
     model, optimizer = spirals_model()
     mg.save_checkpoint(path, model, optimizer, epoch=1)
     original = path.read_bytes()
-    real_fdopen = os.fdopen
+    real_open = open
 
-    class Interrupting:
+    class Interrupting:  # the temporary file, interrupted half-way through its write
         def __init__(self, file):
             self.file = file
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.file.close()
+        def __getattr__(self, name):
+            return getattr(self.file, name)
 
         def write(self, content):
             self.file.write(content[: len(content) // 2])
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(os, "fdopen", lambda *a, **k: Interrupting(real_fdopen(*a, **k)))
+    monkeypatch.setattr(
+        _files, "open", lambda *a, **k: Interrupting(real_open(*a, **k)), raising=False
+    )
     with pytest.raises(KeyboardInterrupt):
         mg.save_checkpoint(path, model, optimizer, epoch=2)
     assert path.read_bytes() == original
