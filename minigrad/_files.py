@@ -43,6 +43,7 @@ __all__ = [
     "quoted",
     "read_exactly",
     "shortened",
+    "type_name",
     "write_atomically",
 ]
 
@@ -79,6 +80,13 @@ def listing(items: Iterable[object], limit: int = 5) -> str:
 def shortened(text: str, limit: int = 400) -> str:
     """``text`` (another error's message, say) cut to ``limit`` characters."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def type_name(value: object, limit: int = 100) -> str:
+    """The name of ``value``'s class (of ``value`` itself if it is a class), cut to ``limit``
+    characters, as Python's own messages cut the type names they quote."""
+    cls = value if isinstance(value, type) else type(value)
+    return shortened(cls.__name__, limit)
 
 
 def error_text(error: BaseException) -> str:

@@ -495,6 +495,37 @@ def test_a_user_optimizer_that_raises_anything_on_a_hostile_checkpoint_is_a_mode
     assert type(info.value.__cause__) is KeyError
 
 
+def test_messages_about_user_classes_and_layers_stay_short(tmp_path):
+    def identity(self, x):
+        return x
+
+    huge = type("H" * 100_000, (mg.Layer,), {"forward": identity, "backward": identity})
+    with pytest.raises(
+        ValueError, match=r"cannot save layer 0 \(HHH+\.\.\.\): its class is not registered"
+    ) as info:
+        mg.save(mg.Sequential(huge()), tmp_path / "m.safetensors")
+    assert len(str(info.value)) < 400
+    model = mg.Sequential(mg.Dense(2, 1, rng=0))
+    optimizer = type("O" * 100_000, (mg.SGD,), {})(model.parameters())
+    with pytest.raises(
+        ValueError, match=r"a checkpoint of a OOO+\.\.\. optimizer: its class is not registered"
+    ) as info:
+        mg.save_checkpoint(tmp_path / "c.safetensors", model, optimizer)
+    assert len(str(info.value)) < 400
+    pytest.importorskip("onnx")
+
+    class Wordy(mg.Layer):
+        forward = backward = identity
+
+        def extra_repr(self):
+            return "w" * 100_000
+
+    with pytest.raises(ValueError, match=r"layer 1 \(Wordy\(www+\.\.\.\) has no ONNX") as info:
+        mg.export_onnx(mg.Sequential(mg.Dense(2, 2, rng=0), Wordy()), tmp_path / "m.onnx")
+    assert len(str(info.value)) < 600
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- without the safetensors package ------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
-from minigrad._files import error_text, listing, quoted
+from minigrad._files import error_text, listing, quoted, shortened, type_name
 from minigrad.errors import ModelFileError
 from minigrad.layers import (
     Dense,
@@ -107,8 +107,8 @@ def _register(table: dict[str, Any], cls: Any, base: type, kind: str) -> Any:
     taken = table.get(cls.__name__)
     if taken is not None and taken is not cls:
         raise ValueError(
-            f"another {kind} class is already registered as {cls.__name__!r} "
-            f"({taken.__module__}.{taken.__qualname__}); rename one of them"
+            f"another {kind} class is already registered as {quoted(cls.__name__)} "
+            f"({shortened(f'{taken.__module__}.{taken.__qualname__}', 200)}); rename one of them"
         )
     table[cls.__name__] = cls
     return cls
@@ -146,7 +146,7 @@ def describe_layer(layer: Layer) -> dict[str, Any]:
 
 def _describe(layer: Layer, position: str, depth: int) -> dict[str, Any]:
     name = type(layer).__name__
-    what = f"layer {position} ({name})" if position else f"a {name}"
+    what = f"layer {position} ({type_name(layer)})" if position else f"a {type_name(layer)}"
     if type(layer) is Sequential:
         if depth > MAX_DEPTH:
             raise ValueError(
@@ -180,7 +180,7 @@ def _describe(layer: Layer, position: str, depth: int) -> dict[str, Any]:
 def _check_rebuilds(layer: Layer, config: Any, what: str) -> None:
     """Rebuild a user-defined ``layer`` as a load would (from its config through JSON) and
     give it the layer's state; a failure now is a file that could never be loaded."""
-    name = type(layer).__name__
+    name = type_name(layer)
     try:
         text = json.dumps(config)
     except (TypeError, ValueError) as error:
@@ -243,7 +243,7 @@ def describe_optimizer(optimizer: Optimizer) -> dict[str, Any]:
             f"describe_optimizer takes a minigrad Optimizer, got {type(optimizer).__name__}"
         )
     cls = type(optimizer)
-    what = f"a checkpoint of a {cls.__name__} optimizer"
+    what = f"a checkpoint of a {type_name(cls)} optimizer"
     if _OPTIMIZERS.get(cls.__name__) is not cls:
         raise ValueError(
             f"cannot save {what}: its class is not registered, so load_checkpoint could not "
@@ -263,7 +263,7 @@ def describe_optimizer(optimizer: Optimizer) -> dict[str, Any]:
             rebuilt.load_state_dict({**optimizer.state_dict(), "hyperparameters": hyperparameters})
         except Exception as error:  # a user optimizer may raise anything
             raise ValueError(
-                f"cannot save {what}: loading it would fail, since {cls.__name__}(params, "
+                f"cannot save {what}: loading it would fail, since {type_name(cls)}(params, "
                 f"**{quoted(hyperparameters)}) does not rebuild it: {error_text(error)}"
             ) from error
     return {"class": cls.__name__, "hyperparameters": hyperparameters}

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from minigrad._files import error_text, listing, quoted
+from minigrad._files import error_text, listing, quoted, type_name
 from minigrad._validation import check_integer
 from minigrad.errors import ModelFileError
 from minigrad.layers.base import Layer
@@ -103,12 +103,12 @@ class Checkpoint:
         if not isinstance(model, Layer) or not isinstance(optimizer, Optimizer):
             raise TypeError(
                 "restore(model, optimizer) takes a minigrad Layer and an Optimizer, got "
-                f"{type(model).__name__} and {type(optimizer).__name__}"
+                f"{type_name(model)} and {type_name(optimizer)}"
             )
         if type(optimizer) is not type(self.optimizer):
             raise ValueError(
-                f"the checkpoint holds {type(self.optimizer).__name__} state; cannot restore "
-                f"it into {type(optimizer).__name__}"
+                f"the checkpoint holds {type_name(self.optimizer)} state; cannot restore "
+                f"it into {type_name(optimizer)}"
             )
         parameters = model.state_dict()
         if list(parameters) != list(self.model.state_dict()):
@@ -214,9 +214,9 @@ def save_checkpoint(
                 counts[-1][name] = int(value)
             else:  # int() would truncate it, and the resumed run would differ
                 raise TypeError(
-                    f"cannot save a checkpoint of {type(optimizer).__name__}: the state "
-                    f"{name!r} of parameter {index} is {quoted(value)} "
-                    f"({type(value).__name__}); checkpoints hold arrays and integer counts"
+                    f"cannot save a checkpoint of {type_name(optimizer)}: the state "
+                    f"{quoted(name)} of parameter {index} is {quoted(value)} "
+                    f"({type_name(value)}); checkpoints hold arrays and integer counts"
                 )
     described = describe_optimizer(optimizer)
     check_finite_to_save(tensors, "tensor")

@@ -205,8 +205,8 @@ def check_finite_to_save(tensors: dict[str, NDArray], what: str) -> None:
         found = non_finite(array)
         if found is not None:
             raise ValueError(
-                f"cannot save: {what} {name!r} holds {found}; a file holds finite values only "
-                "(loading refuses others), and this model diverged: save an earlier state"
+                f"cannot save: {what} {quoted(name)} holds {found}; a file holds finite values "
+                "only (loading refuses others), and this model diverged: save an earlier state"
             )
 
 
