@@ -20,13 +20,14 @@ read a header first and never more than the header and the file's size allow.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import re
 import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,6 +43,7 @@ __all__ = [
     "open_regular",
     "quoted",
     "read_exactly",
+    "reading",
     "shortened",
     "type_name",
     "write_atomically",
@@ -172,6 +174,22 @@ def open_regular(
         raise
     # the built-in open takes the descriptor over in C: from here the file object closes it
     return open(descriptor, "rb"), size
+
+
+@contextlib.contextmanager
+def reading(path: object) -> Iterator[None]:
+    """Re-raise an OSError of the reads inside (EIO, say, which names no file) as one that
+    names ``path``, chained to it."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(
+            error.errno,
+            f"{error.strerror or shortened(str(error))} (while reading {path})",
+            os.fspath(path),  # type: ignore[arg-type]
+        ) from error
 
 
 def read_exactly(file: BinaryIO, count: int, where: str, error: type[Exception]) -> bytes:

@@ -810,6 +810,32 @@ def test_a_file_that_changes_while_it_is_read_is_a_model_file_error(tmp_path, mo
         mg.load(path)
 
 
+@pytest.mark.parametrize("reader", ["load", "load_checkpoint", "read_idx"])
+def test_a_read_error_that_names_no_file_is_raised_naming_the_file(tmp_path, monkeypatch, reader):
+    if reader == "read_idx":
+        path = tmp_path / "labels-idx1-ubyte"
+        path.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 2, 7, 1]))
+        module, load = "minigrad.data.mnist", mg.data.read_idx
+    else:
+        path = tmp_path / "m.safetensors"
+        net = model(0)
+        if reader == "load":
+            mg.save(net, path)
+        else:
+            mg.save_checkpoint(path, net, mg.SGD(net.parameters(), lr=0.1))
+        module, load = "minigrad.serialization.safetensors_file", getattr(mg, reader)
+
+    def failing_read(*args):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(f"{module}.read_exactly", failing_read)
+    with pytest.raises(OSError, match=r"Input/output error \(while reading .*") as info:
+        load(path)
+    assert info.value.errno == errno.EIO
+    assert info.value.filename == str(path)
+    assert info.value.__cause__.filename is None
+
+
 # -- message helpers ------------------------------------------------------------------------
 
 

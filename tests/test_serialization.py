@@ -495,6 +495,34 @@ def test_a_user_optimizer_that_raises_anything_on_a_hostile_checkpoint_is_a_mode
     assert type(info.value.__cause__) is KeyError
 
 
+def test_what_a_load_would_refuse_for_its_size_is_refused_at_save(tmp_path, monkeypatch):
+    from minigrad.serialization import safetensors_file
+
+    path = tmp_path / "m.safetensors"
+    nested = mg.Dense(2, 2, rng=0)
+    for _ in range(33):
+        nested = mg.Sequential(nested)
+    with pytest.raises(
+        ValueError,
+        match=r"cannot save layer 0(\.0){32} \(Dense\): Sequential containers "
+        r"nested more than 32 deep, which a load refuses",
+    ):
+        mg.save(nested, path)
+    mg.save(nested[0], path)  # 32 deep: saved and loaded
+    assert mg.load(path)[0][0][0][0].in_features == 2
+    path.unlink()
+    with pytest.raises(ValueError, match=r"tensor 'w' has 9 dimensions; model files hold "):
+        safetensors_file.write_safetensors(path, {"w": np.zeros((1,) * 9)}, {})
+    monkeypatch.setattr(safetensors_file, "MAX_HEADER_BYTES", 1000)
+    with pytest.raises(
+        ValueError,
+        match=r"the file's header .* would take \d+ bytes; files are read with "
+        r"headers of at most 1000",
+    ):
+        mg.save(mg.Sequential(*[mg.Dense(2, 2, rng=0) for _ in range(10)]), path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_messages_about_user_classes_and_layers_stay_short(tmp_path):
     def identity(self, x):
         return x

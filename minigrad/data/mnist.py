@@ -24,7 +24,7 @@ from typing import BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 
-from minigrad._files import check_path, open_regular, quoted, read_exactly
+from minigrad._files import check_path, open_regular, quoted, read_exactly, reading
 from minigrad._validation import check_bool
 
 __all__ = ["load_mnist", "read_idx"]
@@ -79,7 +79,7 @@ def read_idx(path: str | os.PathLike[str]) -> NDArray:
     """
     file, size = open_regular(path, "path", ValueError)
     where = str(path)
-    with file:
+    with file, reading(path):
         if Path(path).suffix != ".gz":
             return _read_idx(file, size, where)
         try:

@@ -147,12 +147,12 @@ def describe_layer(layer: Layer) -> dict[str, Any]:
 def _describe(layer: Layer, position: str, depth: int) -> dict[str, Any]:
     name = type(layer).__name__
     what = f"layer {position} ({type_name(layer)})" if position else f"a {type_name(layer)}"
+    if depth > MAX_DEPTH:
+        raise ValueError(
+            f"cannot save {what}: Sequential containers nested more than {MAX_DEPTH} deep, "
+            "which a load refuses; flatten the model"
+        )
     if type(layer) is Sequential:
-        if depth > MAX_DEPTH:
-            raise ValueError(
-                f"cannot save {what}: Sequential containers nested more than {MAX_DEPTH} "
-                "deep, which a load refuses; flatten the model"
-            )
         return {
             "class": "Sequential",
             "layers": [

@@ -121,6 +121,9 @@ def load_tensors(path: str | os.PathLike[str]) -> dict[str, NDArray[np.floating]
 
     Shape: each tensor keeps the shape it was saved with (a Dense weight: (out, in)).
 
+    Unlike :func:`load`, the values are handed back as they are, NaN and infinities
+    included: a file from elsewhere may hold them on purpose (a mask of ``-inf``, say).
+
     Examples
     --------
     >>> import os, tempfile
