@@ -9,7 +9,9 @@ itself survives a crash. While it is written the temporary file is locked (``flo
 process killed mid-write loses its lock with its life, so the next successful save of the
 same target removes any unlocked temporary file of it, while one that another process is
 still writing stays locked and is left alone. Two processes saving one path at once each
-rename a complete file: the last rename wins, and nothing is ever mixed.
+rename a complete file: the last rename wins, and nothing is ever mixed. An exception in the
+middle of a save (Ctrl-C included) closes and removes its temporary file before it goes on,
+and every OSError of a save names the target, never the temporary file.
 
 Reading (:func:`open_regular`) refuses anything that is not a regular file before reading a
 byte: a named pipe would block forever and a link to ``/dev/zero`` never ends. Readers then
@@ -18,13 +20,14 @@ read a header first and never more than the header and the file's size allow.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import re
 import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -40,12 +43,16 @@ __all__ = [
     "open_regular",
     "quoted",
     "read_exactly",
+    "reading",
     "shortened",
+    "type_name",
     "write_atomically",
 ]
 
 #: File-system name limit assumed where the system does not say (255 bytes nearly everywhere).
 DEFAULT_NAME_MAX = 255
+#: Path-length limit, with the final NUL, assumed where the system does not say (Linux's).
+DEFAULT_PATH_MAX = 4096
 #: The random part of a temporary name, then ".tmp"; the old tempfile.mkstemp names match too.
 _RANDOM_PART = r"[a-z0-9_]{8}\.tmp"
 _KINDS = [
@@ -75,6 +82,13 @@ def listing(items: Iterable[object], limit: int = 5) -> str:
 def shortened(text: str, limit: int = 400) -> str:
     """``text`` (another error's message, say) cut to ``limit`` characters."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def type_name(value: object, limit: int = 100) -> str:
+    """The name of ``value``'s class (of ``value`` itself if it is a class), cut to ``limit``
+    characters, as Python's own messages cut the type names they quote."""
+    cls = value if isinstance(value, type) else type(value)
+    return shortened(cls.__name__, limit)
 
 
 def error_text(error: BaseException) -> str:
@@ -155,10 +169,27 @@ def open_regular(
                 "path of a file"
             )
         size = os.fstat(descriptor).st_size
-        return os.fdopen(descriptor, "rb"), size
     except BaseException:
         os.close(descriptor)
         raise
+    # the built-in open takes the descriptor over in C: from here the file object closes it
+    return open(descriptor, "rb"), size
+
+
+@contextlib.contextmanager
+def reading(path: object) -> Iterator[None]:
+    """Re-raise an OSError of the reads inside (EIO, say, which names no file) as one that
+    names ``path``, chained to it."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(
+            error.errno,
+            f"{error.strerror or shortened(str(error))} (while reading {path})",
+            os.fspath(path),  # type: ignore[arg-type]
+        ) from error
 
 
 def read_exactly(file: BinaryIO, count: int, where: str, error: type[Exception]) -> bytes:
@@ -176,9 +207,13 @@ def write_atomically(path: str | os.PathLike[str], content: str | bytes) -> None
     """Write ``content`` (text as UTF-8) to a temporary file beside ``path``, then rename it
     over ``path``.
 
-    A new file gets the usual mode (``0o666`` less the umask), a replaced one keeps its mode.
-    Symbolic links are followed, as ``open(path, "w")`` would, so every link to the file sees
-    the new content. Missing parent folders are created.
+    A new file gets the usual mode (``0o666`` less the umask), a replaced one keeps its mode,
+    and its owner and group where the process may set them (root may; a user may give a
+    group it belongs to). Symbolic links are followed, as ``open(path, "w")`` would, so every
+    link to the file sees the new content. Missing parent folders are created.
+
+    An exception at any point, KeyboardInterrupt included, closes and removes the temporary
+    file before it propagates; any previous file at ``path`` is then intact.
 
     Raises
     ------
@@ -189,52 +224,32 @@ def write_atomically(path: str | os.PathLike[str], content: str | bytes) -> None
     NotADirectoryError
         A parent of ``path`` is a file.
     OSError
-        The write failed (ENOSPC, EIO, a name too long, ...), naming ``path``; any previous
-        file at ``path`` is intact and no temporary file remains.
+        The write failed (ENOSPC, EIO, a name too long, a folder that refuses new files,
+        ...): the error names ``path`` (its ``filename``), says which step failed, and is
+        chained to the system's error; no temporary file remains.
     """
     if not isinstance(content, (str, bytes)):
         raise TypeError(f"content must be str or bytes, got {type(content).__name__}")
     target, existing = _target(path)
     data = content.encode("utf-8") if isinstance(content, str) else content
     folder = target.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    prefix = _temporary_prefix(target.name, _name_max(folder))
-    temporary = None
+    step = f"while creating the folder {folder} for it"
     try:
-        descriptor, temporary = _create_temporary(folder, prefix)
-        try:
-            try:
-                new_mode = stat.S_IMODE(os.fstat(descriptor).st_mode)  # 0o666 less the umask
-                _chmod(descriptor, 0o600)  # while written: readable by a later cleanup of ours
-                file = os.fdopen(descriptor, "wb")
-            except BaseException:
-                os.close(descriptor)
-                raise
-            with file:
-                file.write(data)
-                file.flush()
-                os.fsync(descriptor)
-                _chmod(descriptor, new_mode if existing is None else existing)
-                # the rename happens while the lock is held, so no cleanup takes it for a leftover
-                os.replace(temporary, target)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        _make_folders(folder)
+        prefix = _temporary_prefix(target.name, _name_max(folder))
+        step = f"while writing {target} through a temporary file beside it"
+        _write_and_rename(folder, prefix, target, data, existing)
+        step = f"after renaming the new file to {target}, while syncing its folder"
+        _fsync_folder(folder)
     except OSError as error:
-        named = (error.filename, error.filename2)
-        if temporary is None or (temporary not in named and str(temporary) not in named):
-            raise
         raise OSError(
-            error.errno,
-            f"{error.strerror} (while writing {target} through a temporary file beside it)",
-            str(path),
+            error.errno, f"{error.strerror or shortened(str(error))} ({step})", os.fspath(path)
         ) from error
-    _fsync_folder(folder)
     _remove_leftovers(folder, prefix)
 
 
-def _target(path: object) -> tuple[Path, int | None]:
-    """The file a save to ``path`` writes (links followed) and its mode if it exists; every
+def _target(path: object) -> tuple[Path, os.stat_result | None]:
+    """The file a save to ``path`` writes (links followed) and its status if it exists; every
     problem with the path is raised here, before anything is written."""
     given = check_path(path)
     text = str(os.fspath(path))
@@ -246,13 +261,17 @@ def _target(path: object) -> tuple[Path, int | None]:
     ancestor = target
     while True:
         try:
-            mode = os.stat(ancestor).st_mode
+            status = os.stat(ancestor)
         except OSError as error:
             if error.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
-                raise
+                raise OSError(  # a folder we may not search, say: named, with the target
+                    error.errno, f"{error.strerror} (while looking up {ancestor})", text
+                ) from error
             ancestor = ancestor.parent
             continue
         break
+    mode = status.st_mode
+    limit = _name_max(ancestor)
     if ancestor == target:
         kind = _kind(mode)
         if kind == "folder":
@@ -263,20 +282,31 @@ def _target(path: object) -> tuple[Path, int | None]:
             raise ValueError(
                 f"cannot save to {text}{_through_links(given)}: it is a {kind}, not a regular file"
             )
-        return target, stat.S_IMODE(mode)
-    if not stat.S_ISDIR(mode):
+    elif not stat.S_ISDIR(mode):
         raise NotADirectoryError(
             errno.ENOTDIR, f"cannot create a file under {ancestor}, which is a file", text
         )
-    limit = _name_max(ancestor)
-    if len(os.fsencode(target.name)) > limit:
+    for part in target.relative_to(ancestor).parts:  # the file's name and the folders to make
+        if len(os.fsencode(part)) > limit:
+            what = "File name" if part == target.name else f"Folder name {quoted(part, 40)}"
+            raise OSError(
+                errno.ENAMETOOLONG,
+                f"{what} too long: {len(os.fsencode(part))} bytes, where this file "
+                f"system allows {limit}",
+                text,
+            )
+    # the temporary file's path, beside the target, must be within the limit too
+    temporary_name = _temporary_prefix(target.name, limit) + "12345678.tmp"
+    longest = len(os.fsencode(str(target.parent / temporary_name)))
+    path_max = _path_max(ancestor)
+    if max(longest, len(os.fsencode(str(target)))) >= path_max:
         raise OSError(
             errno.ENAMETOOLONG,
-            f"File name too long: {len(os.fsencode(target.name))} bytes, where this file "
-            f"system allows {limit}",
+            f"Path too long: {len(os.fsencode(str(target)))} bytes (and {longest} for the "
+            f"temporary file written beside it), where this system allows {path_max - 1}",
             text,
         )
-    return target, None
+    return target, (status if ancestor == target else None)
 
 
 def _name_max(folder: Path) -> int:
@@ -286,6 +316,15 @@ def _name_max(folder: Path) -> int:
     except (AttributeError, ValueError, OSError):  # no pathconf (Windows) or no answer
         return DEFAULT_NAME_MAX
     return limit if isinstance(limit, int) and limit > 0 else DEFAULT_NAME_MAX
+
+
+def _path_max(folder: Path) -> int:
+    """The size of the longest path the system takes, with its final NUL (4096 on Linux)."""
+    try:
+        limit = os.pathconf(folder, "PC_PATH_MAX")
+    except (AttributeError, ValueError, OSError):  # no pathconf (Windows) or no answer
+        return DEFAULT_PATH_MAX
+    return limit if isinstance(limit, int) and limit > 0 else DEFAULT_PATH_MAX
 
 
 def _temporary_prefix(name: str, name_max: int) -> str:
@@ -301,21 +340,108 @@ def _temporary_prefix(name: str, name_max: int) -> str:
     return f".{kept}~{digest}."
 
 
-def _create_temporary(folder: Path, prefix: str) -> tuple[int, Path]:
-    """A new, locked, empty file ``folder/<prefix><random>.tmp`` and its descriptor."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+def _make_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, from the top down (a loop, not recursion:
+    a legal path can hold two thousand missing folders)."""
+    missing = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except FileExistsError:  # made meanwhile by another writer; a file there fails below
+            if not os.path.isdir(path):
+                raise
+
+
+def _write_and_rename(
+    folder: Path, prefix: str, target: Path, data: bytes, existing: os.stat_result | None
+) -> None:
+    """Write ``data`` to a new, locked ``folder/<prefix><random>.tmp`` and rename it to
+    ``target``. Whatever is raised, KeyboardInterrupt included, the temporary file is
+    closed (releasing its lock) and removed first."""
     for _ in range(100):
         temporary = folder / f"{prefix}{secrets.token_hex(4)}.tmp"
+        file = None
         try:
-            descriptor = os.open(temporary, flags, 0o666)
+            # open(), not os.open(): the file object owns the descriptor from the start, so
+            # an interrupt that arrives as open() returns still closes it (with the object)
+            file = open(temporary, "xb", buffering=0)
+            _lock(file.fileno(), wait=True)
+            # a cleanup may have locked and removed the file between its creation and our lock
+            if not _is_same_file(temporary, file.fileno()):
+                file.close()
+                continue
+            _write_locked(file, data, existing)
+            # the rename happens while the lock is held, so no cleanup takes it for a leftover
+            os.replace(temporary, target)
+            file.close()
+            return
         except FileExistsError:
-            continue
-        _lock(descriptor, wait=True)
-        # a cleanup may have locked and removed the file between its creation and our lock
-        if _is_same_file(temporary, descriptor):
-            return descriptor, temporary
-        os.close(descriptor)
+            if file is not None:  # pragma: no cover - only open() raises it
+                _discard(temporary, file)
+                raise
+        except BaseException:
+            _discard(temporary, file)
+            raise
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder / prefix))
+
+
+def _write_locked(file: BinaryIO, data: bytes, existing: os.stat_result | None) -> None:
+    """Write ``data`` to the new temporary ``file``, fsync it, and give it its final owner
+    and mode: those of the file it replaces, else the usual ``0o666`` less the umask."""
+    descriptor = file.fileno()
+    new_mode = stat.S_IMODE(os.fstat(descriptor).st_mode)  # 0o666 less the umask
+    _chmod(descriptor, 0o600)  # while written: readable by a later cleanup of ours
+    if existing is not None:
+        _keep_owner(descriptor, existing)
+    view = memoryview(data)
+    while view:
+        view = view[file.write(view) :]
+    os.fsync(descriptor)
+    _chmod(descriptor, new_mode if existing is None else stat.S_IMODE(existing.st_mode))
+
+
+def _discard(temporary: Path, file: BinaryIO | None) -> None:
+    """Remove a temporary file whose save failed or was interrupted, then close it. With
+    ``file`` None (an interrupt as open() returned) or closed, a file of that name may exist,
+    closed and unlocked: it is removed the way a leftover is."""
+    if file is None or file.closed:  # closed: renamed already, or about to be retried
+        _remove_if_unlocked(temporary)
+        return
+    try:
+        if _is_same_file(temporary, file.fileno()):  # not yet renamed, and still ours
+            temporary.unlink()
+    except OSError:
+        pass  # the error that brought us here is the one to report
+    finally:
+        file.close()
+
+
+#: errno values of a file system or a process that cannot give a file another owner.
+_NO_CHOWN = {errno.EPERM, errno.EACCES, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EROFS}
+
+
+def _keep_owner(descriptor: int, existing: os.stat_result) -> None:
+    """Give the new file the replaced file's owner and group, as far as the process may: a
+    file that root rewrites for a service user must stay readable by that user."""
+    if not hasattr(os, "fchown"):  # pragma: no cover - Windows
+        return
+    now = os.fstat(descriptor)
+    if (now.st_uid, now.st_gid) == (existing.st_uid, existing.st_gid):
+        return
+    for uid in (existing.st_uid, -1):  # owner and group; failing that (not root), the group
+        if uid == -1 and now.st_gid == existing.st_gid:
+            return
+        try:
+            os.fchown(descriptor, uid, existing.st_gid)
+            return
+        except OSError as error:
+            if error.errno not in _NO_CHOWN:
+                raise
 
 
 def _lock(descriptor: int, wait: bool) -> bool:
@@ -348,6 +474,8 @@ def _fsync_folder(folder: Path) -> None:
     if not hasattr(os, "O_DIRECTORY"):  # pragma: no cover - Windows cannot open a folder
         return
     try:
+        # a folder cannot be opened with the built-in open, so a Ctrl-C in the instant
+        # os.open returns can leave this descriptor open: read-only, holding no lock
         descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:  # a folder we may write but not read: the rename is all we can do
         return
@@ -372,19 +500,23 @@ def _remove_leftovers(folder: Path, prefix: str) -> None:
     except OSError:
         return
     for name in names:
-        path = folder / name
-        try:
-            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-        except OSError:  # gone already, or not ours to open
-            continue
-        try:
-            if (
-                stat.S_ISREG(os.fstat(descriptor).st_mode)
-                and _lock(descriptor, wait=False)
-                and _is_same_file(path, descriptor)
-            ):
-                path.unlink()
-        except OSError:
-            pass  # the save itself succeeded; a leftover that cannot go now goes next time
-        finally:
-            os.close(descriptor)
+        _remove_if_unlocked(folder / name)
+
+
+def _remove_if_unlocked(path: Path) -> None:
+    """Remove the temporary file ``path`` unless a live writer holds its lock."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:  # gone already, or not ours to open
+        return
+    try:
+        if (
+            stat.S_ISREG(os.fstat(descriptor).st_mode)
+            and _lock(descriptor, wait=False)
+            and _is_same_file(path, descriptor)
+        ):
+            path.unlink()
+    except OSError:
+        pass  # the save itself succeeded; a leftover that cannot go now goes next time
+    finally:
+        os.close(descriptor)

@@ -297,6 +297,27 @@ def test_a_failure_on_the_temporary_file_names_the_target(tmp_path, monkeypatch)
 # -- Ctrl-C and errors at every point of a save -----------------------------------------------
 
 
+def stop_writing_half_way(monkeypatch, exception: BaseException) -> None:
+    """Make the temporary file of the next save raise ``exception`` half-way through its
+    write (the file is opened with the built-in open, looked up in minigrad._files)."""
+    real_open = open
+
+    class Interrupting:
+        def __init__(self, file):
+            self.file = file
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+        def write(self, content):
+            self.file.write(content[: len(content) // 2])
+            raise exception
+
+    monkeypatch.setattr(
+        _files, "open", lambda *a, **k: Interrupting(real_open(*a, **k)), raising=False
+    )
+
+
 @pytest.mark.parametrize("where", ["write", "fsync", "fchmod", "replace"])
 @pytest.mark.parametrize("exception", [KeyboardInterrupt, OSError])
 def test_an_interrupted_save_leaves_the_old_file_and_no_temporary(
@@ -311,23 +332,7 @@ def test_an_interrupted_save_leaves_the_old_file_and_no_temporary(
         raise exception("stop")
 
     if where == "write":
-        real_fdopen = os.fdopen
-
-        class Interrupting:
-            def __init__(self, file):
-                self.file = file
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                self.file.close()
-
-            def write(self, content):
-                self.file.write(content[: len(content) // 2])
-                raise exception("stop")
-
-        monkeypatch.setattr(os, "fdopen", lambda *a, **k: Interrupting(real_fdopen(*a, **k)))
+        stop_writing_half_way(monkeypatch, exception("stop"))
     elif where == "fchmod":
         real_fchmod = os.fchmod
 
@@ -345,6 +350,310 @@ def test_an_interrupted_save_leaves_the_old_file_and_no_temporary(
     monkeypatch.undo()
     assert path.read_bytes() == original
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def open_descriptors() -> dict[str, str]:
+    """This process's open descriptors and what each refers to (Linux's /proc/self/fd)."""
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found[name] = os.readlink(f"/proc/self/fd/{name}")
+        except FileNotFoundError:  # the descriptor listdir itself used
+            pass
+    return found
+
+
+needs_proc = pytest.mark.skipif(
+    not os.path.isdir("/proc/self/fd"), reason="lists descriptors through /proc"
+)
+
+
+@needs_proc
+@pytest.mark.parametrize("point", ["open", "lock", "check", "chmod"])
+def test_ctrl_c_right_after_the_temporary_file_is_made_closes_and_removes_it(
+    tmp_path, monkeypatch, point
+):
+    path = tmp_path / "m.safetensors"
+    mg.save(model(0), path)
+    original = path.read_bytes()
+    before = open_descriptors()
+
+    def interrupting(real):
+        calls = []
+
+        def call(*args, **kwargs):
+            result = real(*args, **kwargs)
+            calls.append(1)
+            if len(calls) == 1:
+                raise KeyboardInterrupt
+            return result
+
+        return call
+
+    if point == "open":  # the file is made, but the interrupt comes as open() returns it
+        real_open = open
+
+        def made_then_interrupted(*args, **kwargs):
+            real_open(*args, **kwargs).close()  # as dropping the returned file object would
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(_files, "open", made_then_interrupted, raising=False)
+    elif point == "lock":  # the lock just taken
+        monkeypatch.setattr(_files, "_lock", interrupting(_files._lock))
+    elif point == "check":  # the check that no cleanup took the new file
+        monkeypatch.setattr(_files, "_is_same_file", interrupting(_files._is_same_file))
+    else:  # the narrowing of its mode
+        monkeypatch.setattr(os, "fchmod", interrupting(os.fchmod))
+    with pytest.raises(KeyboardInterrupt):
+        mg.save(model(1), path)
+    monkeypatch.undo()
+    assert open_descriptors() == before  # the temporary file's descriptor, and its lock, are gone
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+    assert path.read_bytes() == original
+    mg.save(model(2), path)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+    assert same(mg.load(path), model(2))
+
+
+#: Saves again and again while a thread sends the process SIGINT every millisecond or so;
+#: prints what is left: interrupts, temporary files, locks and new descriptors.
+SAVE_UNDER_CTRL_C = """
+import json, os, random, signal, sys, threading, time
+import minigrad as mg
+
+path = sys.argv[1]
+armed = False
+
+def handler(signum, frame):  # Ctrl-C, but only inside mg.save, so that the loop goes on
+    if armed:
+        raise KeyboardInterrupt
+
+def descriptors():
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found[name] = os.readlink(f"/proc/self/fd/{name}")
+        except FileNotFoundError:
+            pass
+    return found
+
+def access(name):
+    for line in open(f"/proc/self/fdinfo/{name}"):
+        if line.startswith("flags:"):
+            return int(line.split()[1], 8) & os.O_ACCMODE
+
+signal.signal(signal.SIGINT, handler)
+model = mg.Sequential(mg.Dense(2, 64, rng=0), mg.Tanh(), mg.Dense(64, 1, rng=0))
+mg.save(model, path)
+before = descriptors()
+stop = False
+
+def send():
+    rng = random.Random(0)
+    while not stop:
+        time.sleep(rng.uniform(0, 0.001))
+        os.kill(os.getpid(), signal.SIGINT)
+
+thread = threading.Thread(target=send)
+thread.start()
+interrupted = saves = 0
+while interrupted < 300 and saves < 20000:
+    saves += 1
+    try:
+        armed = True
+        mg.save(model, path)
+        armed = False
+    except KeyboardInterrupt:
+        armed = False
+        interrupted += 1
+stop = True
+thread.join()
+mg.save(model, path)
+after = descriptors()
+new = [(after[n], access(n)) for n in after if before.get(n) != after[n]]
+locks = [line for line in open("/proc/locks") if f" {os.getpid()} " in line]
+folder = os.path.dirname(path)
+temporaries = [n for n in os.listdir(folder) if n.endswith(".tmp")]
+print(json.dumps({"interrupted": interrupted, "new": new, "locks": locks,
+                  "temporaries": temporaries}))
+"""
+
+
+@needs_proc
+def test_saves_under_a_storm_of_real_sigints_leave_no_temporary_file_and_no_lock(tmp_path):
+    path = tmp_path / "m.safetensors"
+    child = run_python(SAVE_UNDER_CTRL_C, str(path))
+    out, err = child.communicate(timeout=300)
+    assert child.returncode == 0, err
+    report = json.loads(out)
+    assert report["interrupted"] == 300
+    assert report["temporaries"] == []
+    assert report["locks"] == []
+    # An interrupt in the instant os.open returns can still drop a read-only descriptor of
+    # the folder (or of a leftover being removed): Python gives no way to close that window.
+    # Never one that writes, never one of a temporary file that is still there.
+    for target, access in report["new"]:
+        assert access == os.O_RDONLY, (target, access)
+        assert ".tmp" not in target or target.endswith(" (deleted)"), target
+    assert len(report["new"]) < report["interrupted"] / 50
+
+
+# -- case 2: every failure names the target, not the temporary file --------------------------
+
+
+@pytest.mark.parametrize("step", ["lookup", "folder", "temporary", "folder sync"])
+def test_every_failure_of_a_save_names_the_target_and_chains_the_system_error(
+    tmp_path, monkeypatch, step
+):
+    path = tmp_path / "runs" / "m.safetensors"
+    if step == "lookup":  # a folder the process may not search
+        expected, code = PermissionError, errno.EACCES
+        match = r"Permission denied \(while looking up .*runs\)"
+        real_stat = os.stat
+
+        def refuse(where, *args, **kwargs):
+            if str(where).endswith("runs"):
+                raise PermissionError(errno.EACCES, "Permission denied", str(where))
+            return real_stat(where, *args, **kwargs)
+
+        monkeypatch.setattr(os, "stat", refuse)
+    elif step == "folder":
+        expected, code = PermissionError, errno.EACCES
+        match = r"Permission denied \(while creating the folder .*runs for it\)"
+
+        def refuse(folder, *args, **kwargs):
+            raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+
+        monkeypatch.setattr(os, "mkdir", refuse)
+    elif step == "temporary":  # a failure while the temporary file is being made
+        path.parent.mkdir()
+        expected, code = FileNotFoundError, errno.ENOENT
+        match = r"No such file or directory \(while writing .*m\.safetensors through a temporary"
+        real_lock = _files._lock
+
+        def refuse(*args, **kwargs):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", "x.tmp")
+
+        monkeypatch.setattr(_files, "_lock", lambda *a, **k: refuse() if real_lock(*a, **k) else 0)
+    else:
+        path.parent.mkdir()
+        expected, code = OSError, errno.EIO
+        match = r"Input/output error \(after renaming the new file to .*m\.safetensors, while sy"
+        real_fsync = os.fsync
+
+        def fsync(descriptor):
+            if stat.S_ISDIR(os.fstat(descriptor).st_mode):
+                raise OSError(errno.EIO, "Input/output error")
+            real_fsync(descriptor)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(expected, match=match) as info:
+        mg.save(model(0), path)
+    assert info.value.errno == code
+    assert info.value.filename == str(path)
+    assert ".tmp" not in str(info.value)
+    assert isinstance(info.value.__cause__, OSError)
+    monkeypatch.undo()
+    if path.parent.exists():
+        assert temporaries(path.parent) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("folder", ["/proc", "/proc/self"])
+def test_a_save_into_proc_names_the_target(folder):
+    path = f"{folder}/x.safetensors"
+    with pytest.raises(OSError, match=r"\(while writing /proc/.*x\.safetensors through") as info:
+        mg.save(model(0), path)
+    assert info.value.filename == path
+    assert ".tmp" not in str(info.value)
+    assert ".tmp" in str(info.value.__cause__)  # the system's own error, chained
+
+
+# -- case 5: deep paths ------------------------------------------------------------------------
+
+
+def remove_chain(top: Path) -> None:
+    """Remove a chain of nested folders (one folder in each, files at any level) without
+    recursion, which shutil.rmtree (and so pytest's cleanup) needs, and through descriptors,
+    so that each removal looks up one name rather than the whole deep path."""
+    descriptors = [os.open(top, os.O_RDONLY | os.O_DIRECTORY)]
+    names = []
+    try:
+        while True:
+            folders = []
+            with os.scandir(descriptors[-1]) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.name)
+                    else:
+                        os.unlink(entry.name, dir_fd=descriptors[-1])
+            assert len(folders) <= 1, folders
+            if not folders:
+                break
+            names.append(folders[0])
+            flags = os.O_RDONLY | os.O_DIRECTORY
+            descriptors.append(os.open(folders[0], flags, dir_fd=descriptors[-1]))
+        for name in reversed(names):
+            os.close(descriptors.pop())
+            os.rmdir(name, dir_fd=descriptors[-1])
+    finally:
+        for descriptor in descriptors:
+            os.close(descriptor)
+    top.rmdir()
+
+
+def test_a_deep_legal_path_saves_and_a_too_long_one_is_refused_before_any_folder_is_made(
+    tmp_path,
+):
+    path_max = os.pathconf(tmp_path, "PC_PATH_MAX")
+    # more missing folders than recursion would take (each one costs a millisecond to remove)
+    depth = min(sys.getrecursionlimit() + 100, (path_max - len(str(tmp_path)) - 100) // 2)
+    assert depth > sys.getrecursionlimit()
+    path = tmp_path / ("d/" * depth + "m.safetensors")
+    try:
+        mg.save(model(0), path)
+        assert same(mg.load(path), model(0))
+        mg.save(model(1), path)
+        assert same(mg.load(path), model(1))
+        assert temporaries(path.parent) == []
+    finally:
+        if (tmp_path / "d").exists():
+            remove_chain(tmp_path / "d")
+
+    too_long = tmp_path / ("e/" * (path_max // 2) + "m.safetensors")
+    with pytest.raises(OSError, match=r"Path too long: \d+ bytes .*this system allows") as info:
+        mg.save(model(0), too_long)
+    assert info.value.errno == errno.ENAMETOOLONG
+    assert info.value.filename == str(too_long)
+    assert not (tmp_path / "e").exists()
+    folder_name = tmp_path / ("f" * 300) / "m.safetensors"
+    with pytest.raises(OSError, match=r"Folder name 'fff.* too long: 300 bytes") as info:
+        mg.save(model(0), folder_name)
+    assert info.value.errno == errno.ENAMETOOLONG
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- case 8: a file replaced by root keeps its owner --------------------------------------------
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root may give files away"
+)
+def test_root_replacing_another_user_s_file_keeps_its_owner_group_and_mode(tmp_path):
+    paths = write_each_kind(tmp_path)
+    for path in paths.values():
+        os.chown(path, 12345, 12346)
+        path.chmod(0o640)
+    write_each_kind(tmp_path)
+    found = {}
+    for kind, path in paths.items():
+        status = path.stat()
+        found[kind] = (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode))
+    assert found == {kind: (12345, 12346, 0o640) for kind in paths}
+    assert temporaries(tmp_path) == []
+    new = tmp_path / "new.safetensors"
+    mg.save(model(0), new)
+    assert (new.stat().st_uid, new.stat().st_gid) == (os.geteuid(), os.getegid())
 
 
 # -- case 29: targets that are not files, checked before anything is written ----------------
@@ -514,6 +823,32 @@ def test_a_file_that_changes_while_it_is_read_is_a_model_file_error(tmp_path, mo
     )
     with pytest.raises(ModelFileError, match="changed while it was being read"):
         mg.load(path)
+
+
+@pytest.mark.parametrize("reader", ["load", "load_checkpoint", "read_idx"])
+def test_a_read_error_that_names_no_file_is_raised_naming_the_file(tmp_path, monkeypatch, reader):
+    if reader == "read_idx":
+        path = tmp_path / "labels-idx1-ubyte"
+        path.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 2, 7, 1]))
+        module, load = "minigrad.data.mnist", mg.data.read_idx
+    else:
+        path = tmp_path / "m.safetensors"
+        net = model(0)
+        if reader == "load":
+            mg.save(net, path)
+        else:
+            mg.save_checkpoint(path, net, mg.SGD(net.parameters(), lr=0.1))
+        module, load = "minigrad.serialization.safetensors_file", getattr(mg, reader)
+
+    def failing_read(*args):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(f"{module}.read_exactly", failing_read)
+    with pytest.raises(OSError, match=r"Input/output error \(while reading .*") as info:
+        load(path)
+    assert info.value.errno == errno.EIO
+    assert info.value.filename == str(path)
+    assert info.value.__cause__.filename is None
 
 
 # -- message helpers ------------------------------------------------------------------------

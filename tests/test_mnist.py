@@ -147,12 +147,38 @@ def test_a_corrupt_gzip_file_is_a_value_error_naming_it(tmp_path, damage, match)
 def test_sizes_whose_product_overflows_int64_are_a_value_error_naming_the_file(tmp_path, gz):
     big = 2**32 - 1
     path = write(tmp_path / f"huge.idx{'.gz' if gz else ''}", header(0x0E, (big, big, big)), gz)
-    expected = big**3 * 8  # beyond int64: a Python integer keeps it exact
     with pytest.raises(
         ValueError,
         match=re.escape(str(path))
-        + rf": header shape \({big}, {big}, {big}\) of float64 needs {expected} bytes of "
-        r"values, the file holds 0$",
+        + rf": header shape \({big}, {big}, {big}\) of float64 is too large for an array",
+    ):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_header_with_more_dimensions_than_numpy_takes_is_a_value_error_naming_the_file(
+    tmp_path, gz
+):
+    path = write(tmp_path / f"deep.idx{'.gz' if gz else ''}", header(0x08, (0,) * 255), gz)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(str(path))
+        + r": the IDX header declares 255 dimensions; arrays have at most 32 here$",
+    ):
+        read_idx(path)
+    within = write(tmp_path / f"ok.idx{'.gz' if gz else ''}", header(0x08, (0,) * 32), gz)
+    assert read_idx(within).shape == (0,) * 32
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_an_empty_shape_numpy_cannot_index_is_a_value_error_naming_the_file(tmp_path, gz):
+    big = 2**32 - 1
+    shape = (0, big, big, big)  # no values, but sizes whose product passes NumPy's limit
+    path = write(tmp_path / f"empty.idx{'.gz' if gz else ''}", header(0x08, shape), gz)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(str(path)) + rf": header shape \(0, {big}, {big}, {big}\) of uint8 is too "
+        r"large for an array",
     ):
         read_idx(path)
 
@@ -195,7 +221,35 @@ def test_uint8_images_are_divided_by_255(tmp_path):
 
 def test_labels_stored_as_floats_are_refused_not_truncated(tmp_path):
     mnist(tmp_path, np.zeros((2, 2, 2), np.uint8), np.array([3.7, 1.0], np.float32))
-    with pytest.raises(ValueError, match=r"labels .* must be stored as integers, got float32"):
+    labels = tmp_path / "train-labels-idx1-ubyte"
+    with pytest.raises(
+        ValueError,
+        match=rf"^{re.escape(str(labels))}: MNIST labels must be stored as integers, got float32",
+    ):
+        load_mnist(tmp_path)
+
+
+@pytest.mark.parametrize("bad", [10, 255])
+def test_labels_that_are_not_digits_are_refused_naming_the_file_and_the_first_one(tmp_path, bad):
+    mnist(tmp_path, np.zeros((4, 2, 2), np.uint8), np.array([3, 7, bad, 1], np.uint8), "test")
+    labels = tmp_path / "t10k-labels-idx1-ubyte"
+    with pytest.raises(
+        ValueError,
+        match=rf"^{re.escape(str(labels))}: MNIST labels must be digits 0-9, got 1 to {bad} "
+        rf"\(the first that is not, {bad}, at index 2\)$",
+    ):
+        load_mnist(tmp_path, "test")
+
+
+def test_images_and_labels_that_do_not_fit_together_are_both_named(tmp_path):
+    mnist(tmp_path, np.zeros((3, 2, 2), np.uint8), np.array([1, 2], np.uint8))
+    with pytest.raises(
+        ValueError,
+        match=r"MNIST train files do not fit together: images \(3, 2, 2\), labels \(2,\); "
+        r"expected \(n, rows, cols\) and \(n,\) \(images from "
+        rf"{re.escape(str(tmp_path / 'train-images-idx3-ubyte'))}, labels from "
+        rf"{re.escape(str(tmp_path / 'train-labels-idx1-ubyte'))}\)$",
+    ):
         load_mnist(tmp_path)
 
 
@@ -209,9 +263,15 @@ def test_load_mnist_names_arguments_of_the_wrong_type(tmp_path):
         ({"scale": 0}, TypeError, r"scale must be True or False, got 0 \(int\)"),
         ({"split": ["train"]}, TypeError, r"split must be 'train' or 'test', got list"),
         ({"split": None}, TypeError, r"split must be 'train' or 'test', got NoneType"),
+        ({"split": "valid"}, ValueError, r"split must be 'train' or 'test', got 'valid'$"),
     ]:
         with pytest.raises(error, match=match):
             load_mnist(tmp_path, **keywords)
+    with pytest.raises(
+        ValueError, match=r"split must be 'train' or 'test', got 'zzz+\.\.\.$"
+    ) as info:
+        load_mnist(tmp_path, "z" * 1_000_000)
+    assert len(str(info.value)) < 200
     with pytest.raises(TypeError, match=r"directory must be a file path .*got None"):
         load_mnist(None)
     with pytest.raises(ValueError, match="directory is empty"):

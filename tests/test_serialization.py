@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from minigrad import _files
 from minigrad.data import make_spirals
 from minigrad.errors import ModelFileError
 from minigrad.serialization.safetensors_file import read_safetensors, require_safetensors
@@ -147,23 +148,22 @@ def test_an_interrupt_during_the_write_also_leaves_the_previous_file(tmp_path, m
     model, optimizer = spirals_model()
     mg.save_checkpoint(path, model, optimizer, epoch=1)
     original = path.read_bytes()
-    real_fdopen = os.fdopen
+    real_open = open
 
-    class Interrupting:
+    class Interrupting:  # the temporary file, interrupted half-way through its write
         def __init__(self, file):
             self.file = file
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.file.close()
+        def __getattr__(self, name):
+            return getattr(self.file, name)
 
         def write(self, content):
             self.file.write(content[: len(content) // 2])
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(os, "fdopen", lambda *a, **k: Interrupting(real_fdopen(*a, **k)))
+    monkeypatch.setattr(
+        _files, "open", lambda *a, **k: Interrupting(real_open(*a, **k)), raising=False
+    )
     with pytest.raises(KeyboardInterrupt):
         mg.save_checkpoint(path, model, optimizer, epoch=2)
     assert path.read_bytes() == original
@@ -201,12 +201,178 @@ def test_a_registered_user_layer_saves_and_loads_with_its_config(tmp_path):
     np.testing.assert_array_equal(loaded(x), model(x))
 
 
+class NeedsWidth(mg.Layer):
+    """A user layer whose constructor needs an argument, registered without a get_config."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.width = width
+
+    def forward(self, x):
+        return x
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+class ForgetsWidth(mg.Layer):
+    """A user layer whose get_config leaves out the width that shapes its parameter."""
+
+    def __init__(self, width=2):
+        super().__init__()
+        self.gain = mg.Parameter(np.ones(width, np.float32))
+
+    def forward(self, x):
+        self.x = x
+        return x * self.gain.value
+
+    def backward(self, grad_output):
+        self.gain.grad[...] = (grad_output * self.x).sum(axis=0)
+        return grad_output * self.gain.value
+
+
+class NumpyConfig(Scale):
+    """A get_config holding a NumPy float, which JSON cannot hold."""
+
+    def get_config(self):
+        return {"factor": np.float32(self.factor)}
+
+
+@pytest.mark.parametrize(
+    ("layer", "error", "match"),
+    [
+        (
+            NeedsWidth(3),
+            ValueError,
+            r"cannot save layer 1 \(NeedsWidth\): loading the file would fail, since "
+            r"NeedsWidth\.from_config\(\{\}\) does not rebuild it: .*missing 1 required "
+            r"positional argument: 'width'; give NeedsWidth a get_config\(\) that returns",
+        ),
+        (
+            ForgetsWidth(5),
+            ValueError,
+            r"cannot save layer 1 \(ForgetsWidth\): loading the file would fail, since the "
+            r"ForgetsWidth that from_config\(\{\}\) builds refuses this one's state: "
+            r".*shape \(5,\).*leaves out an argument that shapes the layer",
+        ),
+        (
+            NumpyConfig(0.5),
+            TypeError,
+            r"cannot save layer 1 \(NumpyConfig\): get_config\(\) must return JSON values",
+        ),
+    ],
+)
+def test_a_layer_that_a_load_could_not_rebuild_is_refused_at_save(tmp_path, layer, error, match):
+    mg.register_layer(type(layer))
+    model = mg.Sequential(mg.Dense(2, 5, rng=0), layer)
+    for save in (
+        lambda path: mg.save(model, path),
+        lambda path: mg.save_checkpoint(path, model, mg.SGD(model.parameters())),
+    ):
+        with pytest.raises(error, match=match):
+            save(tmp_path / "m.safetensors")
+        assert list(tmp_path.iterdir()) == []
+
+
+class MySGD(mg.SGD):
+    """A user optimizer that is not registered."""
+
+
+class TwoStepSGD(mg.SGD):
+    """A registered user optimizer whose constructor needs more than its hyperparameters."""
+
+    def __init__(self, params, lr=0.01, weight_decay=0.0, *, warmup):
+        super().__init__(params, lr=lr, weight_decay=weight_decay)
+        self.warmup = warmup
+
+
+def test_an_optimizer_that_a_load_could_not_rebuild_is_refused_at_save(tmp_path):
+    model = mg.Sequential(mg.Dense(2, 1, rng=0))
+    path = tmp_path / "c.safetensors"
+    with pytest.raises(
+        ValueError,
+        match=r"cannot save a checkpoint of a MySGD optimizer: its class is not registered, "
+        r"so load_checkpoint could not rebuild it; decorate it with "
+        r"@minigrad\.register_optimizer",
+    ):
+        mg.save_checkpoint(path, model, MySGD(model.parameters()))
+    mg.register_optimizer(TwoStepSGD)
+    with pytest.raises(
+        ValueError,
+        match=r"cannot save a checkpoint of a TwoStepSGD optimizer: loading it would fail, "
+        r"since TwoStepSGD\(params, \*\*\{'lr': 0\.01, 'weight_decay': 0\.0\}\) does not "
+        r"rebuild it: .*'warmup'",
+    ):
+        mg.save_checkpoint(path, model, TwoStepSGD(model.parameters(), warmup=3))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_checkpoint_with_an_unregistered_optimizer_writes_nothing(tmp_path):
+    x, y = make_spirals(20, seed=0)
+    model = mg.Sequential(mg.Dense(2, 2, rng=0))
+    with pytest.raises(ValueError, match="MySGD optimizer: its class is not registered"):
+        mg.fit(
+            model,
+            mg.CrossEntropy(),
+            MySGD(model.parameters(), lr=0.1),
+            x,
+            y,
+            epochs=2,
+            progress=False,
+            callbacks=[mg.ModelCheckpoint(tmp_path / "run.safetensors")],
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+class FloatStateSGD(mg.SGD):
+    """A registered user optimizer that keeps a float, not a count, in its state."""
+
+    def _initial_state(self, param):
+        return {"scale": 0.5}
+
+    def _update(self, value, grad, state, work):
+        value -= self.lr * state["scale"] * grad
+
+
+def test_an_optimizer_state_that_is_not_an_array_or_a_count_is_refused_not_truncated(tmp_path):
+    mg.register_optimizer(FloatStateSGD)
+    model = mg.Sequential(mg.Dense(2, 1, rng=0))
+    optimizer = FloatStateSGD(model.parameters(), lr=0.1)
+    with pytest.raises(
+        TypeError, match=r"the state 'scale' of parameter 0 is 0\.5 \(float\); checkpoints hold"
+    ):
+        mg.save_checkpoint(tmp_path / "c.safetensors", model, optimizer)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_a_model_holding_nan_or_inf_is_refused_at_save_naming_the_tensor(tmp_path, value):
+    model, optimizer = spirals_model()
+    model[2].bias.value[1] = value
+    path = tmp_path / "m.safetensors"
+    with pytest.raises(
+        ValueError, match=rf"cannot save: parameter '2\.bias' holds {value} at index \(1,\)"
+    ):
+        mg.save(model, path)
+    with pytest.raises(ValueError, match=rf"tensor 'model\.2\.bias' holds {value} at index"):
+        mg.save_checkpoint(path, model, optimizer)
+    model[2].bias.value[1] = 0.0
+    optimizer.state[model[0].weight]["v"][1, 0] = value
+    with pytest.raises(
+        ValueError, match=rf"tensor 'optimizer\.0\.v' holds {value} at index \(1, 0\)"
+    ):
+        mg.save_checkpoint(path, model, optimizer)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_unregistered_layer_cannot_be_saved_and_a_name_cannot_be_taken_twice(tmp_path):
     class Unregistered(mg.Layer):
         def forward(self, x):
             return x
 
-    with pytest.raises(ValueError, match="Unregistered: its class is not registered"):
+    with pytest.raises(
+        ValueError, match=r"cannot save layer 0 \(Unregistered\): its class is not registered"
+    ):
         mg.save(mg.Sequential(Unregistered()), tmp_path / "u.safetensors")
     assert not (tmp_path / "u.safetensors").exists()
 
@@ -327,6 +493,65 @@ def test_a_user_optimizer_that_raises_anything_on_a_hostile_checkpoint_is_a_mode
     ) as info:
         mg.load_checkpoint(path)
     assert type(info.value.__cause__) is KeyError
+
+
+def test_what_a_load_would_refuse_for_its_size_is_refused_at_save(tmp_path, monkeypatch):
+    from minigrad.serialization import safetensors_file
+
+    path = tmp_path / "m.safetensors"
+    nested = mg.Dense(2, 2, rng=0)
+    for _ in range(33):
+        nested = mg.Sequential(nested)
+    with pytest.raises(
+        ValueError,
+        match=r"cannot save layer 0(\.0){32} \(Dense\): Sequential containers "
+        r"nested more than 32 deep, which a load refuses",
+    ):
+        mg.save(nested, path)
+    mg.save(nested[0], path)  # 32 deep: saved and loaded
+    assert mg.load(path)[0][0][0][0].in_features == 2
+    path.unlink()
+    with pytest.raises(ValueError, match=r"tensor 'w' has 9 dimensions; model files hold "):
+        safetensors_file.write_safetensors(path, {"w": np.zeros((1,) * 9)}, {})
+    monkeypatch.setattr(safetensors_file, "MAX_HEADER_BYTES", 1000)
+    with pytest.raises(
+        ValueError,
+        match=r"the file's header .* would take \d+ bytes; files are read with "
+        r"headers of at most 1000",
+    ):
+        mg.save(mg.Sequential(*[mg.Dense(2, 2, rng=0) for _ in range(10)]), path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_messages_about_user_classes_and_layers_stay_short(tmp_path):
+    def identity(self, x):
+        return x
+
+    huge = type("H" * 100_000, (mg.Layer,), {"forward": identity, "backward": identity})
+    with pytest.raises(
+        ValueError, match=r"cannot save layer 0 \(HHH+\.\.\.\): its class is not registered"
+    ) as info:
+        mg.save(mg.Sequential(huge()), tmp_path / "m.safetensors")
+    assert len(str(info.value)) < 400
+    model = mg.Sequential(mg.Dense(2, 1, rng=0))
+    optimizer = type("O" * 100_000, (mg.SGD,), {})(model.parameters())
+    with pytest.raises(
+        ValueError, match=r"a checkpoint of a OOO+\.\.\. optimizer: its class is not registered"
+    ) as info:
+        mg.save_checkpoint(tmp_path / "c.safetensors", model, optimizer)
+    assert len(str(info.value)) < 400
+    pytest.importorskip("onnx")
+
+    class Wordy(mg.Layer):
+        forward = backward = identity
+
+        def extra_repr(self):
+            return "w" * 100_000
+
+    with pytest.raises(ValueError, match=r"layer 1 \(Wordy\(www+\.\.\.\) has no ONNX") as info:
+        mg.export_onnx(mg.Sequential(mg.Dense(2, 2, rng=0), Wordy()), tmp_path / "m.onnx")
+    assert len(str(info.value)) < 600
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- without the safetensors package ------------------------------------------------------------

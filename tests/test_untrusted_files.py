@@ -1387,6 +1387,97 @@ def test_checkpoint_tensors_that_do_not_fit_are_a_model_file_error(tmp_path, fil
         mg.load_checkpoint(write(tmp_path, raw))
 
 
+# -- values no model can use: NaN, infinities, negative second moments ---------------------
+
+
+def _set(name: str, index: tuple[int, ...], value: float):
+    def change(tensors):
+        tensors[name] = tensors[name].copy()
+        tensors[name][index] = value
+
+    return change
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("kind", ["model", "checkpoint"])
+def test_a_parameter_holding_nan_or_inf_is_a_model_file_error_naming_file_and_tensor(
+    tmp_path, files, kind, value
+):
+    name = PREFIX[kind] + "2.weight"
+    path = write(tmp_path, with_tensors(files[kind], _set(name, (1, 3), value)))
+    with pytest.raises(
+        ModelFileError,
+        match=rf"^{re.escape(str(path))}: tensor {re.escape(repr(name))} holds {value} at "
+        r"index \(1, 3\); a minigrad file holds finite values only",
+    ):
+        LOAD_KIND[kind](path)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("buffer", ["optimizer.1.m", "optimizer.3.v"])
+def test_an_optimizer_buffer_holding_nan_or_inf_is_a_model_file_error(
+    tmp_path, files, buffer, value
+):
+    path = write(tmp_path, with_tensors(files["checkpoint"], _set(buffer, (0,), value)))
+    with pytest.raises(
+        ModelFileError,
+        match=rf"^{re.escape(str(path))}: tensor {re.escape(repr(buffer))} holds {value} at "
+        r"index \(0,\)",
+    ):
+        mg.load_checkpoint(path)
+
+
+def test_a_negative_second_moment_of_adam_is_a_model_file_error(tmp_path, files):
+    path = write(tmp_path, with_tensors(files["checkpoint"], _set("optimizer.2.v", (1, 2), -0.5)))
+    with pytest.raises(
+        ModelFileError,
+        match=rf"^{re.escape(str(path))}: tensor 'optimizer\.2\.v' holds -0\.5 at index "
+        r"\(1, 2\); Adam's second moments \(averages of squared gradients\) cannot be negative",
+    ):
+        mg.load_checkpoint(path)
+    # the first moments may be negative
+    path = write(tmp_path, with_tensors(files["checkpoint"], _set("optimizer.2.m", (1, 2), -0.5)))
+    assert mg.load_checkpoint(path).optimizer.state_dict()["state"][2]["m"][1, 2] == -0.5
+
+
+@mg.register_layer
+class PositiveGain(mg.Layer):
+    """A user layer whose load_state_dict refuses a gain <= 0, as a layer checks its state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gain = mg.Parameter(np.ones(2, np.float32))
+
+    def forward(self, x):
+        return x * self.gain.value
+
+    def backward(self, grad_output):
+        return grad_output * self.gain.value
+
+    def load_state_dict(self, state):
+        if (np.asarray(state["gain"]) <= 0).any():
+            raise ValueError(f"gain must be > 0, got {np.asarray(state['gain']).min()}")
+        super().load_state_dict(state)
+
+
+@pytest.mark.parametrize("kind", ["model", "checkpoint"])
+def test_a_value_error_of_a_layer_s_load_state_dict_is_a_model_file_error_naming_the_file(
+    tmp_path, kind
+):
+    model = PositiveGain()
+    path = tmp_path / f"{kind}.safetensors"
+    if kind == "model":
+        mg.save(model, path)
+    else:
+        mg.save_checkpoint(path, model, mg.SGD(model.parameters()))
+    path.write_bytes(with_tensors(path.read_bytes(), _set(PREFIX[kind] + "gain", (1,), -1.0)))
+    with pytest.raises(
+        ModelFileError, match=rf"^{re.escape(str(path))}: .*gain must be > 0, got -1\.0"
+    ) as info:
+        LOAD_KIND[kind](path)
+    assert type(info.value.__cause__) is ValueError
+
+
 # -- messages stay short, whatever the file holds ---------------------------------------------
 
 #: A message names the file and what is wrong; values from the file are quoted in part only.

@@ -24,7 +24,7 @@ from typing import BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 
-from minigrad._files import check_path, open_regular, read_exactly
+from minigrad._files import check_path, open_regular, quoted, read_exactly, reading
 from minigrad._validation import check_bool
 
 __all__ = ["load_mnist", "read_idx"]
@@ -38,6 +38,9 @@ _IDX_TYPES = {
     0x0E: np.dtype(">f8"),
 }
 _SPLITS = {"train": "train", "test": "t10k"}
+#: Dimensions every NumPy version supports (NumPy 1 stops at 32, NumPy 2 at 64); an IDX
+#: file of data holds a handful.
+_MAX_NDIM = 32
 #: Bytes read past a compressed file's declared size, to say by how much it is too long.
 _EXCESS_READ = 4096
 _CHUNK = 1 << 20
@@ -76,7 +79,7 @@ def read_idx(path: str | os.PathLike[str]) -> NDArray:
     """
     file, size = open_regular(path, "path", ValueError)
     where = str(path)
-    with file:
+    with file, reading(path):
         if Path(path).suffix != ".gz":
             return _read_idx(file, size, where)
         try:
@@ -104,12 +107,23 @@ def _read_idx(stream: BinaryIO, size: int | None, where: str) -> NDArray:
             f"{where}: unknown IDX value type 0x{code:02X}; expected one of "
             + ", ".join(f"0x{c:02X}" for c in _IDX_TYPES)
         )
+    if ndim > _MAX_NDIM:
+        raise ValueError(
+            f"{where}: the IDX header declares {ndim} dimensions; arrays have at most "
+            f"{_MAX_NDIM} here"
+        )
     sizes = stream.read(4 * ndim)
     if len(sizes) < 4 * ndim:
         raise ValueError(f"{where}: the header promises {ndim} sizes but the file ends first")
     shape = tuple(int.from_bytes(sizes[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
     dtype = _IDX_TYPES[code]
     expected = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
+    # NumPy refuses a shape whose sizes multiply past its index range even with a size 0
+    if math.prod(max(n, 1) for n in shape) * dtype.itemsize > np.iinfo(np.intp).max:
+        raise ValueError(
+            f"{where}: header shape {shape} of {dtype.name} is too large for an array "
+            "(the product of its sizes passes NumPy's limit)"
+        )
     problem = f"{where}: header shape {shape} of {dtype.name} needs {expected} bytes of values"
     if size is not None:
         holds = size - 4 - 4 * ndim
@@ -195,26 +209,33 @@ def load_mnist(
     if not isinstance(split, str):
         raise TypeError(f"split must be 'train' or 'test', got {type(split).__name__}")
     if split not in _SPLITS:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise ValueError(f"split must be 'train' or 'test', got {quoted(split)}")
     flatten, scale = check_bool("flatten", flatten), check_bool("scale", scale)
     if not directory.is_dir():
         if directory.exists():
             raise NotADirectoryError(f"MNIST folder {directory} is a file, not a folder")
         raise FileNotFoundError(f"MNIST folder {directory} does not exist")
     prefix = _SPLITS[split]
-    images = read_idx(_find(directory, f"{prefix}-images-idx3-ubyte"))
-    labels = read_idx(_find(directory, f"{prefix}-labels-idx1-ubyte"))
+    images_path = _find(directory, f"{prefix}-images-idx3-ubyte")
+    images = read_idx(images_path)
+    labels_path = _find(directory, f"{prefix}-labels-idx1-ubyte")
+    labels = read_idx(labels_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ValueError(
-            f"MNIST {split} files in {directory} do not fit together: images {images.shape}, "
-            f"labels {labels.shape}; expected (n, rows, cols) and (n,)"
+            f"MNIST {split} files do not fit together: images {images.shape}, labels "
+            f"{labels.shape}; expected (n, rows, cols) and (n,) (images from {images_path}, "
+            f"labels from {labels_path})"
         )
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
-            f"MNIST {split} labels in {directory} must be stored as integers, got {labels.dtype}"
+            f"{labels_path}: MNIST labels must be stored as integers, got {labels.dtype}"
         )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"MNIST labels must be digits 0-9, got {labels.min()} to {labels.max()}")
+        bad = int(np.argmax((labels < 0) | (labels > 9)))
+        raise ValueError(
+            f"{labels_path}: MNIST labels must be digits 0-9, got {labels.min()} to "
+            f"{labels.max()} (the first that is not, {labels[bad]}, at index {bad})"
+        )
     pixels = math.prod(images.shape[1:])
     x: NDArray = images.reshape(len(images), pixels) if flatten else images
     if scale:

@@ -16,9 +16,10 @@ optimizer registers itself with :func:`register_layer` / :func:`register_optimiz
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
-from minigrad._files import error_text, listing, quoted
+from minigrad._files import error_text, listing, quoted, shortened, type_name
 from minigrad.errors import ModelFileError
 from minigrad.layers import (
     Dense,
@@ -36,6 +37,7 @@ from minigrad.sequential import Sequential
 __all__ = [
     "build_layer",
     "describe_layer",
+    "describe_optimizer",
     "optimizer_class",
     "register_layer",
     "register_optimizer",
@@ -53,6 +55,8 @@ _LAYERS: dict[str, type[Layer]] = {
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
     cls.__name__: cls for cls in (SGD, Momentum, Adam, AdamW)
 }
+#: minigrad's own classes, whose configs are known to rebuild them: a save checks the others
+_OWN = frozenset([*_LAYERS.values(), *_OPTIMIZERS.values()])
 
 
 def register_layer(cls: LayerClass) -> LayerClass:
@@ -103,8 +107,8 @@ def _register(table: dict[str, Any], cls: Any, base: type, kind: str) -> Any:
     taken = table.get(cls.__name__)
     if taken is not None and taken is not cls:
         raise ValueError(
-            f"another {kind} class is already registered as {cls.__name__!r} "
-            f"({taken.__module__}.{taken.__qualname__}); rename one of them"
+            f"another {kind} class is already registered as {quoted(cls.__name__)} "
+            f"({shortened(f'{taken.__module__}.{taken.__qualname__}', 200)}); rename one of them"
         )
     table[cls.__name__] = cls
     return cls
@@ -113,11 +117,20 @@ def _register(table: dict[str, Any], cls: Any, base: type, kind: str) -> Any:
 def describe_layer(layer: Layer) -> dict[str, Any]:
     """The JSON description of ``layer`` (a Sequential describes its layers in order).
 
+    Whatever is described can be loaded back: a user-defined layer is rebuilt here from its
+    config, as a load would rebuild it, and given its current state, so that a layer that
+    cannot be rebuilt is refused now, when it is saved, not when the file is loaded.
+
     Raises
     ------
     ValueError
-        A layer's class is not registered, or it holds sub-layers without being a
-        Sequential (its structure could not be rebuilt from a config).
+        A layer's class is not registered; it cannot be rebuilt from its config (no
+        ``get_config`` for a constructor that takes arguments, say) or then does not take
+        its own state; it holds sub-layers without being a Sequential (its structure could
+        not be rebuilt from a config); or the Sequentials nest deeper than a load accepts.
+        The message names the layer's position (``layer 2.0`` inside a nested Sequential).
+    TypeError
+        A layer's ``get_config()`` holds something that is not a JSON value.
 
     Examples
     --------
@@ -128,21 +141,132 @@ def describe_layer(layer: Layer) -> dict[str, Any]:
     """
     if not isinstance(layer, Layer):
         raise TypeError(f"describe_layer takes a minigrad Layer, got {type(layer).__name__}")
-    if type(layer) is Sequential:
-        return {"class": "Sequential", "layers": [describe_layer(child) for child in layer]}
+    return _describe(layer, "", 0)
+
+
+def _describe(layer: Layer, position: str, depth: int) -> dict[str, Any]:
     name = type(layer).__name__
+    what = f"layer {position} ({type_name(layer)})" if position else f"a {type_name(layer)}"
+    if depth > MAX_DEPTH:
+        raise ValueError(
+            f"cannot save {what}: Sequential containers nested more than {MAX_DEPTH} deep, "
+            "which a load refuses; flatten the model"
+        )
+    if type(layer) is Sequential:
+        return {
+            "class": "Sequential",
+            "layers": [
+                _describe(child, f"{position}.{index}" if position else str(index), depth + 1)
+                for index, child in enumerate(layer)
+            ],
+        }
     if _LAYERS.get(name) is not type(layer):
         raise ValueError(
-            f"cannot save a {name}: its class is not registered; decorate it with "
+            f"cannot save {what}: its class is not registered; decorate it with "
             "@minigrad.register_layer (and give it get_config if its constructor takes "
             "arguments)"
         )
     if any(True for _ in layer.children()):
         raise ValueError(
-            f"cannot save a {name}: it holds sub-layers, and only Sequential containers are "
+            f"cannot save {what}: it holds sub-layers, and only Sequential containers are "
             "rebuilt from files; build the model as a Sequential"
         )
-    return {"class": name, "config": layer.get_config()}
+    config = layer.get_config()
+    if type(layer) not in _OWN:
+        _check_rebuilds(layer, config, what)
+    return {"class": name, "config": config}
+
+
+def _check_rebuilds(layer: Layer, config: Any, what: str) -> None:
+    """Rebuild a user-defined ``layer`` as a load would (from its config through JSON) and
+    give it the layer's state; a failure now is a file that could never be loaded."""
+    name = type_name(layer)
+    try:
+        text = json.dumps(config)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"cannot save {what}: get_config() must return JSON values (numbers, strings, "
+            f"lists, dicts), got {quoted(config)}: {error_text(error)}"
+        ) from error
+    try:
+        rebuilt = type(layer).from_config(json.loads(text))
+        if not isinstance(rebuilt, Layer):
+            raise TypeError(f"from_config returned {type(rebuilt).__name__}, not a Layer")
+    except Exception as error:  # a user layer may raise anything
+        raise ValueError(
+            f"cannot save {what}: loading the file would fail, since {name}.from_config("
+            f"{quoted(config)}) does not rebuild it: {error_text(error)}; give {name} a "
+            "get_config() that returns its constructor's arguments"
+        ) from error
+    try:
+        rebuilt.load_state_dict(layer.state_dict())
+    except Exception as error:
+        raise ValueError(
+            f"cannot save {what}: loading the file would fail, since the {name} that "
+            f"from_config({quoted(config)}) builds refuses this one's state: "
+            f"{error_text(error)} (a get_config() that leaves out an argument that shapes "
+            "the layer does this)"
+        ) from error
+
+
+def describe_optimizer(optimizer: Optimizer) -> dict[str, Any]:
+    """The class name and hyperparameters a checkpoint stores for ``optimizer``.
+
+    A user-defined optimizer is rebuilt here as a load would rebuild it (``cls(params,
+    **hyperparameters)``, then its state loaded), so that one that cannot be rebuilt is
+    refused when a checkpoint is saved, not when it is loaded.
+
+    Raises
+    ------
+    ValueError
+        The optimizer's class is not registered (see :func:`register_optimizer`), or it
+        cannot be rebuilt from its hyperparameters and state.
+    TypeError
+        A hyperparameter is not a JSON value.
+
+    Examples
+    --------
+    >>> import minigrad as mg
+    >>> describe_optimizer(mg.Adam(mg.Dense(2, 1).parameters(), lr=0.01))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'class': 'Adam', 'hyperparameters': {'lr': 0.01, 'betas': [0.9, 0.999], 'eps': 1e-08,
+     'weight_decay': 0.0}}
+    >>> class Mine(mg.SGD):
+    ...     pass
+    >>> describe_optimizer(Mine(mg.Dense(2, 1).parameters()))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: cannot save a checkpoint of a Mine optimizer: its class is not registered, ...
+    """
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            f"describe_optimizer takes a minigrad Optimizer, got {type(optimizer).__name__}"
+        )
+    cls = type(optimizer)
+    what = f"a checkpoint of a {type_name(cls)} optimizer"
+    if _OPTIMIZERS.get(cls.__name__) is not cls:
+        raise ValueError(
+            f"cannot save {what}: its class is not registered, so load_checkpoint could not "
+            "rebuild it; decorate it with @minigrad.register_optimizer"
+        )
+    hyperparameters = optimizer.hyperparameters()
+    try:
+        hyperparameters = json.loads(json.dumps(hyperparameters))
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"cannot save {what}: its hyperparameters must be JSON values, got "
+            f"{quoted(hyperparameters)}: {error_text(error)}"
+        ) from error
+    if cls not in _OWN:
+        try:
+            rebuilt = cls(list(optimizer.params), **hyperparameters)
+            rebuilt.load_state_dict({**optimizer.state_dict(), "hyperparameters": hyperparameters})
+        except Exception as error:  # a user optimizer may raise anything
+            raise ValueError(
+                f"cannot save {what}: loading it would fail, since {type_name(cls)}(params, "
+                f"**{quoted(hyperparameters)}) does not rebuild it: {error_text(error)}"
+            ) from error
+    return {"class": cls.__name__, "hyperparameters": hyperparameters}
 
 
 def build_layer(description: Any, where: str = "architecture", depth: int = 0) -> Layer:

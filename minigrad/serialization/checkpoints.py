@@ -28,13 +28,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from minigrad._files import error_text, listing, quoted
+from minigrad._files import error_text, listing, quoted, type_name
 from minigrad._validation import check_integer
 from minigrad.errors import ModelFileError
 from minigrad.layers.base import Layer
+from minigrad.optim.adam import Adam
 from minigrad.optim.base import Optimizer
-from minigrad.serialization.architecture import optimizer_class
+from minigrad.serialization.architecture import describe_optimizer, optimizer_class
 from minigrad.serialization.models import (
+    check_finite_to_load,
+    check_finite_to_save,
     check_model_and_path,
     model_from,
     model_metadata,
@@ -100,12 +103,12 @@ class Checkpoint:
         if not isinstance(model, Layer) or not isinstance(optimizer, Optimizer):
             raise TypeError(
                 "restore(model, optimizer) takes a minigrad Layer and an Optimizer, got "
-                f"{type(model).__name__} and {type(optimizer).__name__}"
+                f"{type_name(model)} and {type_name(optimizer)}"
             )
         if type(optimizer) is not type(self.optimizer):
             raise ValueError(
-                f"the checkpoint holds {type(self.optimizer).__name__} state; cannot restore "
-                f"it into {type(optimizer).__name__}"
+                f"the checkpoint holds {type_name(self.optimizer)} state; cannot restore "
+                f"it into {type_name(optimizer)}"
             )
         parameters = model.state_dict()
         if list(parameters) != list(self.model.state_dict()):
@@ -155,10 +158,14 @@ def save_checkpoint(
     Raises
     ------
     TypeError
-        An argument of the wrong type (the arguments out of order, say), named.
+        An argument of the wrong type (the arguments out of order, say), named, or an
+        optimizer state that is neither an array nor an integer count.
     ValueError
         The optimizer is not on the model's parameters, a count is negative, the path is
-        empty or names a device, or the generator is not PCG64/PCG64DXSM.
+        empty or names a device, or the generator is not PCG64/PCG64DXSM. Also what
+        ``load_checkpoint`` would refuse: a layer or optimizer class that is not registered
+        or cannot be rebuilt from its config, and parameters, buffers or optimizer state
+        holding NaN or an infinity (the message names the tensor).
     IsADirectoryError, NotADirectoryError
         ``path`` is a folder, or a parent of it is a file.
 
@@ -194,6 +201,7 @@ def save_checkpoint(
             "save_checkpoint needs an optimizer built on model.parameters() (the same "
             "parameters in the same order)"
         )
+    metadata = model_metadata(model, "checkpoint")  # refuses what a load could not rebuild
     tensors = {f"model.{key}": p.value for key, p in model.named_parameters()}
     tensors.update((f"model.{key}", b.value) for key, b in model.named_buffers())
     counts: list[dict[str, int]] = []
@@ -202,15 +210,21 @@ def save_checkpoint(
         for name, value in state.items():
             if isinstance(value, np.ndarray):
                 tensors[f"optimizer.{index}.{name}"] = value
-            else:
+            elif isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
                 counts[-1][name] = int(value)
-    metadata = model_metadata(model, "checkpoint")
+            else:  # int() would truncate it, and the resumed run would differ
+                raise TypeError(
+                    f"cannot save a checkpoint of {type_name(optimizer)}: the state "
+                    f"{quoted(name)} of parameter {index} is {quoted(value)} "
+                    f"({type_name(value)}); checkpoints hold arrays and integer counts"
+                )
+    described = describe_optimizer(optimizer)
+    check_finite_to_save(tensors, "tensor")
     metadata.update(
         {
             "minigrad.optimizer": json.dumps(
                 {
-                    "class": type(optimizer).__name__,
-                    "hyperparameters": optimizer.hyperparameters(),
+                    **described,
                     "counts": counts,
                     "parameters": keys,
                 }
@@ -282,8 +296,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint` (or ``ModelCheckpoint``).
 
     As safe as :func:`minigrad.load`; every part is checked, and a problem is a
-    ModelFileError naming it (a model file is refused with a pointer to ``minigrad.load``).
-    Without the safetensors package: ImportError, before the file is opened.
+    ModelFileError naming it (a model file is refused with a pointer to ``minigrad.load``):
+    parameters and optimizer buffers must be finite, and Adam's second moments ``v`` not
+    negative (the message names the tensor and the index). Without the safetensors
+    package: ImportError, before the file is opened.
 
     Examples
     --------
@@ -301,7 +317,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     tensors, metadata = read_safetensors(path)
     model_tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     buffers = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
-    model = model_from(model_tensors, metadata, "checkpoint", where)
+    model = model_from(model_tensors, metadata, "checkpoint", where, prefix="model.")
     stray = sorted(set(tensors) - {f"model.{k}" for k in model_tensors} - set(buffers))
     if stray:
         raise ModelFileError(f"{where}: unexpected tensors {listing(stray)} in a checkpoint")
@@ -366,6 +382,16 @@ def _optimizer_from(model: Layer, saved: Any, buffers: dict[str, NDArray], where
         raise ModelFileError(f"{what}: cannot build {cls.__name__}: {error_text(error)}") from error
     if not isinstance(optimizer, Optimizer):  # pragma: no cover - a class whose __new__ lies
         raise ModelFileError(f"{what}: {cls.__name__}(...) did not build an Optimizer")
+    check_finite_to_load(buffers, where)
+    if issubclass(cls, Adam):  # second moments are averages of squares
+        for name, array in buffers.items():
+            if name.endswith(".v") and (array < 0).any():
+                index = np.unravel_index(int(np.argmax(array < 0)), array.shape)
+                raise ModelFileError(
+                    f"{where}: tensor {quoted(name)} holds {array[index]} at index "
+                    f"{tuple(int(i) for i in index)}; {cls.__name__}'s second moments "
+                    "(averages of squared gradients) cannot be negative"
+                )
     states = [dict(c) for c in counts]
     for name, array in buffers.items():
         parts = name.split(".", 2)  # "optimizer", parameter index, buffer name

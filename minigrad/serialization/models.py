@@ -40,8 +40,10 @@ def save(model: Layer, path: str | os.PathLike[str]) -> None:
     TypeError
         ``model`` is not a Layer or ``path`` is not a path (the arguments swapped, say).
     ValueError
-        A layer's class is not registered (see :func:`minigrad.register_layer`), or ``path``
-        is empty or names a device.
+        A layer's class is not registered (see :func:`minigrad.register_layer`) or could
+        not be rebuilt from its config (the file could never be loaded), a parameter or
+        buffer holds NaN or an infinity (a diverged model: a load would refuse it), or
+        ``path`` is empty or names a device.
     IsADirectoryError, NotADirectoryError
         ``path`` is a folder (``"."``), or a parent of it is a file.
     ImportError
@@ -67,7 +69,10 @@ def save(model: Layer, path: str | os.PathLike[str]) -> None:
     True
     """
     check_model_and_path("save", model, path)
-    write_safetensors(path, model.state_dict(), model_metadata(model, "model"))
+    metadata = model_metadata(model, "model")
+    tensors = model.state_dict()
+    check_finite_to_save(tensors, "parameter")
+    write_safetensors(path, tensors, metadata)
 
 
 def load(path: str | os.PathLike[str]) -> Layer:
@@ -84,8 +89,10 @@ def load(path: str | os.PathLike[str]) -> Layer:
         ``path`` is not a regular file (a named pipe, a device), the file is malformed, is
         not a minigrad model file (a checkpoint: use ``minigrad.load_checkpoint(path).model``;
         a PyTorch safetensors file has no architecture: load its tensors with
-        :func:`load_tensors` into a model you build), names an unregistered layer, or holds
-        tensors that do not fit the architecture.
+        :func:`load_tensors` into a model you build), names an unregistered layer, holds
+        tensors that do not fit the architecture or that hold NaN or an infinity (the
+        message names the tensor and the index), or values a layer refuses (its
+        ``load_state_dict`` raised).
     ImportError
         The safetensors package is not installed (a valid file is never reported as
         broken for that).
@@ -113,6 +120,9 @@ def load_tensors(path: str | os.PathLike[str]) -> dict[str, NDArray[np.floating]
     ``model.load_state_dict(minigrad.load_tensors(path))``.
 
     Shape: each tensor keeps the shape it was saved with (a Dense weight: (out, in)).
+
+    Unlike :func:`load`, the values are handed back as they are, NaN and infinities
+    included: a file from elsewhere may hold them on purpose (a mask of ``-inf``, say).
 
     Examples
     --------
@@ -159,9 +169,14 @@ def model_metadata(model: Layer, kind: str) -> dict[str, str]:
 
 
 def model_from(
-    tensors: dict[str, NDArray[np.floating]], metadata: dict[str, str], kind: str, where: str
+    tensors: dict[str, NDArray[np.floating]],
+    metadata: dict[str, str],
+    kind: str,
+    where: str,
+    prefix: str = "",
 ) -> Layer:
-    """Rebuild the model described by ``metadata`` and load ``tensors`` (state_dict keys)."""
+    """Rebuild the model described by ``metadata`` and load ``tensors`` (state_dict keys,
+    stored in the file under ``prefix`` + key)."""
     found = metadata.get("minigrad.format")
     if found != kind:
         raise ModelFileError(f"{where}: not a minigrad {kind} file ({_format_hint(found)})")
@@ -173,8 +188,41 @@ def model_from(
         )
     description = parse_json(metadata, "minigrad.architecture", where)
     model = build_layer(description, f"{where}: architecture")
+    check_finite_to_load(tensors, where, prefix)
     load_parameters(model, tensors, where)
     return model
+
+
+def non_finite(array: NDArray) -> str | None:
+    """Where ``array`` first holds NaN or an infinity ("nan at index (1, 0)"), or None."""
+    finite = np.isfinite(array)
+    if finite.all():
+        return None
+    index = np.unravel_index(int(np.argmin(finite)), array.shape)
+    return f"{array[index]} at index {tuple(int(i) for i in index)}"
+
+
+def check_finite_to_save(tensors: dict[str, NDArray], what: str) -> None:
+    """ValueError naming the first tensor that holds NaN or an infinity: a load refuses it."""
+    for name, array in tensors.items():
+        found = non_finite(array)
+        if found is not None:
+            raise ValueError(
+                f"cannot save: {what} {quoted(name)} holds {found}; a file holds finite values "
+                "only (loading refuses others), and this model diverged: save an earlier state"
+            )
+
+
+def check_finite_to_load(tensors: dict[str, NDArray], where: str, prefix: str = "") -> None:
+    """ModelFileError naming the first tensor that holds NaN or an infinity. minigrad never
+    writes one, and a model loaded with one would only compute NaN."""
+    for name, array in tensors.items():
+        found = non_finite(array)
+        if found is not None:
+            raise ModelFileError(
+                f"{where}: tensor {quoted(prefix + name)} holds {found}; a minigrad file "
+                "holds finite values only (this one is damaged or was written elsewhere)"
+            )
 
 
 def _format_hint(found: str | None) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad._files import listing, write_atomically
+from minigrad._files import listing, quoted, type_name, write_atomically
 from minigrad.layers import (
     Dense,
     Layer,
@@ -96,7 +96,8 @@ def export_onnx(model: Layer, path: str | os.PathLike[str]) -> None:
     for name, layer in named:
         if type(layer) not in _CONVERTERS:
             raise ValueError(
-                f"export_onnx: layer {name} ({layer!r}) has no ONNX conversion; supported: "
+                f"export_onnx: layer {name} ({quoted(layer, 200)}) has no ONNX conversion; "
+                "supported: "
                 f"{sorted(cls.__name__ for cls in _CONVERTERS)}"
             )
     dense = [layer for layer in layers if isinstance(layer, Dense)]
@@ -154,7 +155,7 @@ def _graph_dtype(named: list[tuple[str, Layer]]) -> np.dtype:
         for parameter in [*layer.parameters(), *(b for _, b in layer.named_buffers())]:
             if parameter.dtype not in _ONNX_FLOATS:
                 raise TypeError(
-                    f"export_onnx: layer {name} ({type(layer).__name__}) has {parameter.dtype} "
+                    f"export_onnx: layer {name} ({type_name(layer)}) has {parameter.dtype} "
                     "parameters; ONNX export writes float16, float32 or float64 (convert the "
                     "model, e.g. build its layers with dtype=np.float64)"
                 )

@@ -31,6 +31,7 @@ from minigrad._files import (
     open_regular,
     quoted,
     read_exactly,
+    reading,
     shortened,
     write_atomically,
 )
@@ -98,6 +99,9 @@ def write_safetensors(
     TypeError
         A tensor is not a NumPy array of a float type minigrad writes, a name or a metadata
         entry is not a string, or ``path`` is not a path.
+    ValueError
+        What :func:`read_safetensors` would refuse: a tensor of more than ``MAX_NDIM``
+        dimensions, or a header (names and metadata) above ``MAX_HEADER_BYTES``.
 
     Examples
     --------
@@ -131,11 +135,24 @@ def write_safetensors(
                 f"tensor {quoted(name)} has dtype {array.dtype}; model files hold float16, "
                 "float32 or float64"
             )
+        if array.ndim > MAX_NDIM:  # the reader refuses it: the file could never be loaded
+            raise ValueError(
+                f"tensor {quoted(name)} has {array.ndim} dimensions; model files hold tensors "
+                f"of at most {MAX_NDIM}"
+            )
     for key, value in metadata.items():
         if not (isinstance(key, str) and isinstance(value, str)):
             raise TypeError(f"metadata maps strings to strings, got {quoted(key)}: {quoted(value)}")
     contiguous = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
-    write_atomically(path, safetensors_numpy.save(contiguous, metadata=metadata))
+    content = safetensors_numpy.save(contiguous, metadata=metadata)
+    header_length = int.from_bytes(content[:8], "little")
+    if header_length > MAX_HEADER_BYTES:  # the reader refuses it: the file could never be loaded
+        raise ValueError(
+            f"the file's header (tensor names and metadata: the architecture, a checkpoint's "
+            f"history) would take {header_length} bytes; files are read with headers of at "
+            f"most {MAX_HEADER_BYTES}"
+        )
+    write_atomically(path, content)
 
 
 def read_safetensors(
@@ -174,7 +191,7 @@ def read_safetensors(
     safetensors_numpy = _safetensors_numpy()
     file, size = open_regular(path, "path", ModelFileError)
     where = f"{path}"
-    with file:
+    with file, reading(path):
         header_length = _header_length(
             read_exactly(file, min(size, 8), where, ModelFileError), size, where
         )
