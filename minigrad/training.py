@@ -648,6 +648,16 @@ def _check_resumed_history(checkpoint: Checkpoint, logged: list[str]) -> None:
             f"{sorted(logged)}; resume with the metrics and validation data the checkpointed "
             "run had"
         )
+    arrays = [(f"parameter {key!r}", value) for key, value in checkpoint.model.state_dict().items()]
+    for index, state in enumerate(checkpoint.optimizer.state_dict()["state"]):
+        arrays += [
+            (f"the optimizer's {key!r} buffer of parameter {index}", value)
+            for key, value in state.items()
+            if isinstance(value, np.ndarray)
+        ]
+    for what, array in arrays:
+        if not np.isfinite(array).all():
+            raise ValueError(f"fit: the checkpoint's {what} holds NaN or infinite values")
     for name, values in history.items():
         if not isinstance(values, list) or len(values) != checkpoint.epoch:
             raise ValueError(

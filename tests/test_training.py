@@ -1092,3 +1092,36 @@ def test_messages_echoing_user_strings_stay_short():
     with pytest.raises(ValueError) as caught:
         mg.EarlyStopping(mode="y" * 1_000_000)
     assert len(str(caught.value)) < 300
+
+
+def test_a_checkpoint_with_non_finite_values_is_refused_before_the_model_is_touched(tmp_path):
+    x, y = blobs()
+    model = mlp()
+    path = tmp_path / "run.safetensors"
+    mg.fit(
+        model,
+        mg.CrossEntropy(),
+        mg.Adam(model.parameters()),
+        x,
+        y,
+        epochs=1,
+        callbacks=[mg.ModelCheckpoint(path)],
+        progress=False,
+    )
+    checkpoint = mg.load_checkpoint(path)
+    checkpoint.optimizer.state[checkpoint.optimizer.params[0]]["v"][0, 0] = np.nan
+    fresh = mlp(seed=3)
+    before = weights(fresh)
+    with pytest.raises(ValueError, match=r"the optimizer's 'v' buffer of parameter 0 holds NaN"):
+        mg.fit(
+            fresh,
+            mg.CrossEntropy(),
+            mg.Adam(fresh.parameters()),
+            x,
+            y,
+            epochs=3,
+            resume_from=checkpoint,
+            progress=False,
+        )
+    for key, value in weights(fresh).items():
+        np.testing.assert_array_equal(value, before[key])
