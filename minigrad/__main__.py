@@ -150,25 +150,53 @@ def _data(text: str) -> str:
 
 def _save_path(text: str) -> str:
     """An argparse type: a file path minigrad can create (checked before training starts)."""
+    try:
+        return _checked_save_path(text)
+    except OSError as error:  # a name too long for the file system, a folder we cannot read
+        raise argparse.ArgumentTypeError(
+            f"cannot write {_shown(text)}: {error.strerror or _one_line(error)}"
+        ) from None
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _checked_save_path(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("expected a file path, got ''")
     path = Path(text)
     if text.endswith(("/", os.sep)) or path.is_dir():
         raise argparse.ArgumentTypeError(
-            f"{text} is a folder; give a file path such as {path / 'model.safetensors'}"
+            f"{_shown(text)} is a folder; give a file path such as "
+            f"{_shown(str(path / 'model.safetensors'))}"
+        )
+    if path.exists() and not path.is_file():
+        raise argparse.ArgumentTypeError(
+            f"{_shown(text)} is not a regular file (a device, a pipe or a socket); give a path "
+            "for a model file"
         )
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent  # save creates the missing folders below the first existing one
     if not folder.is_dir():
-        raise argparse.ArgumentTypeError(f"cannot create {text}: {folder} is not a folder")
+        raise argparse.ArgumentTypeError(
+            f"cannot create {_shown(text)}: {_shown(str(folder))} is not a folder"
+        )
+    limit = os.pathconf(folder, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    if len(os.fsencode(path.name)) > limit:
+        raise argparse.ArgumentTypeError(
+            f"cannot write {_shown(text)}: its name is {len(os.fsencode(path.name))} bytes, "
+            f"longer than the {limit} this file system allows"
+        )
     try:
         # a real write, not os.access: as root access() says yes to places that refuse files
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
         raise argparse.ArgumentTypeError(
-            f"cannot write {text}: {folder} does not accept new files ({_one_line(error)})"
+            f"cannot write {_shown(text)}: {_shown(str(folder))} does not accept new files "
+            f"({_one_line(error)})"
         ) from None
     return text
 
@@ -241,19 +269,36 @@ def build_model(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse ``argv``, train, report; on a problem print one error line and exit non-zero."""
-    args = parse_args(argv)
     try:
-        run(args)
+        run(parse_args(argv))
+        _flush_output()
     except CommandError as error:
         message, status = f"minigrad: error: {error}", error.status
     except KeyboardInterrupt:
         message, status = "minigrad: interrupted", INTERRUPTED
+    except BrokenPipeError:
+        # whoever read the output stopped reading (| head): nothing more to say, and nothing
+        # left to flush at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(RUN_ERROR) from None
+    except OSError as error:  # the output cannot be written (a full disk, /dev/full)
+        message, status = f"minigrad: error: cannot write the output: {_one_line(error)}", 1
     else:
         return
     # printed outside the except clauses, once fit's progress bar has closed its line
-    sys.stdout.flush()
-    print(message, file=sys.stderr)
+    try:
+        _flush_output()
+    except OSError:
+        pass
+    if sys.stderr is not None:
+        print(message, file=sys.stderr)
     raise SystemExit(status)
+
+
+def _flush_output() -> None:
+    if sys.stdout is not None:  # None when the command runs with its output closed (>&-)
+        sys.stdout.flush()
 
 
 def run(args: argparse.Namespace) -> None:
@@ -278,7 +323,11 @@ def run(args: argparse.Namespace) -> None:
         ) from None
     loss = CrossEntropy()
     optimizer = OPTIMIZERS[args.optimizer](model.parameters(), lr=args.lr)
-    callbacks = [LearningRateScheduler(CosineDecay(args.lr, args.epochs))] if args.cosine else []
+    callbacks = (
+        [LearningRateScheduler(CosineDecay(args.lr, args.epochs))]
+        if args.cosine and args.epochs > 0
+        else []
+    )
     print(f"{args.data}: {len(x_train)} training and {len(x_test)} test samples, {classes} classes")
     print(model)
 
@@ -319,14 +368,13 @@ def run(args: argparse.Namespace) -> None:
     if args.save is not None:
         try:
             save(model, args.save)
-        except OSError as error:
+        except (OSError, ValueError) as error:
             raise CommandError(
                 f"could not save the model to {args.save}: {_one_line(error)}; "
                 "choose another --save path",
                 RUN_ERROR,
             ) from None
         print(f"saved the model to {args.save}")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

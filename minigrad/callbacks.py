@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from minigrad._files import check_path, write_atomically
+from minigrad._files import check_path, quoted, write_atomically
 from minigrad._validation import check_bool, check_integer, check_real
 from minigrad.errors import DivergenceError
 from minigrad.schedules import Schedule
@@ -235,7 +235,7 @@ def _monitor_name(owner: str, monitor: object) -> str:
     if not isinstance(monitor, str):
         raise TypeError(
             f"{owner} monitor must be the name of a logged number such as 'val_loss', got "
-            f"{monitor!r} ({type(monitor).__name__})"
+            f"{quoted(monitor)} ({type(monitor).__name__})"
         )
     if not monitor:
         raise ValueError(f"{owner} monitor must be a name such as 'val_loss', got ''")
@@ -246,7 +246,7 @@ def _direction(mode: str, monitor: str) -> str:
     """ "min" or "max": whether smaller or larger ``monitor`` is better ("auto": accuracies
     are better larger, everything else smaller)."""
     if not isinstance(mode, str) or mode not in ("min", "max", "auto"):
-        raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        raise ValueError(f"mode must be 'min', 'max' or 'auto', got {quoted(mode)}")
     if mode == "auto":
         return "max" if "acc" in monitor else "min"
     return mode
@@ -261,8 +261,8 @@ def _monitored(callback: EarlyStopping | ModelCheckpoint, logs: dict[str, float]
     """The monitored number from an epoch's logs, or a KeyError that lists what is there."""
     if callback.monitor not in logs:
         raise KeyError(
-            f"{type(callback).__name__} monitors {callback.monitor!r}, but the epoch logs hold "
-            f"{sorted(logs)}; validation numbers need validation_data"
+            f"{type(callback).__name__} monitors {quoted(callback.monitor)}, but the epoch logs "
+            f"hold {sorted(logs)}; validation numbers need validation_data"
         )
     return logs[callback.monitor]
 
@@ -339,8 +339,8 @@ class ModelCheckpoint(Callback):
             path = Path(self.path.format(epoch=state.epoch + 1, **logs))
         except (KeyError, IndexError, ValueError) as error:
             raise ValueError(
-                f"ModelCheckpoint path {self.path!r} cannot be filled from epoch and "
-                f"{sorted(logs)}: {error!r}"
+                f"ModelCheckpoint path {quoted(self.path)} cannot be filled from epoch and "
+                f"{sorted(logs)}: {quoted(error)}"
             ) from None
         for key, param in state.model.named_parameters():
             if not np.isfinite(param.value).all():
@@ -371,8 +371,13 @@ def _checked_target(path: object, what: str) -> Path:
     """``path`` as a Path, refused now if it cannot be a file to write (the wrong type, empty,
     an existing folder) rather than at the end of the first epoch."""
     checked = check_path(path, what)
+    text = os.fspath(path)
+    if text.endswith(os.sep) or (os.altsep is not None and text.endswith(os.altsep)):
+        raise IsADirectoryError(
+            f"{what} {quoted(text)} ends with a separator, so it names a folder; give a file name"
+        )
     if checked.is_dir():
-        raise IsADirectoryError(f"{what} {str(checked)!r} is a folder; give a file name")
+        raise IsADirectoryError(f"{what} {quoted(str(checked))} is a folder; give a file name")
     return checked
 
 
@@ -389,7 +394,7 @@ class LearningRateScheduler(Callback):
         if not callable(schedule):
             raise TypeError(f"schedule must be callable, got {type(schedule).__name__}")
         if not isinstance(per, str) or per not in ("epoch", "step"):
-            raise ValueError(f"per must be 'epoch' or 'step', got {per!r}")
+            raise ValueError(f"per must be 'epoch' or 'step', got {quoted(per)}")
         self.schedule, self.per = schedule, per
 
     def on_epoch_begin(self, state: TrainingState) -> None:
@@ -436,8 +441,18 @@ class HistoryLogger(Callback):
             writer = csv.writer(text, lineterminator="\n")
             names = list(history)
             writer.writerow(["epoch", *names])
-            for epoch in range(len(state.history.epochs)):
-                writer.writerow([epoch + 1, *(repr(history[name][epoch]) for name in names)])
+            # a History a callback grew unevenly gets empty cells, not an IndexError
+            rows = max((len(values) for values in history.values()), default=0)
+            for epoch in range(rows):
+                writer.writerow(
+                    [
+                        epoch + 1,
+                        *(
+                            repr(history[name][epoch]) if epoch < len(history[name]) else ""
+                            for name in names
+                        ),
+                    ]
+                )
             content = text.getvalue()
         else:
             content = json.dumps({"epoch": state.history.epochs, **history}, indent=1) + "\n"

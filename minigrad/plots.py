@@ -54,6 +54,14 @@ def plot_history(history: History | dict[str, list[float]], axes: Any = None) ->
             "plot_history needs a History or a dict of per-epoch lists, got "
             f"{type(history).__name__}"
         )
+    for name, values in history.items():
+        if not isinstance(name, str):
+            raise TypeError(f"plot_history: history keys must be names (str), got {name!r:.80}")
+        if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple, np.ndarray)):
+            raise TypeError(
+                f"plot_history: history[{name!r:.80}] must be a list of one number per epoch, "
+                f"got {type(values).__name__}"
+            )
     plt = _pyplot()
     names = [k for k in history if not k.startswith("val_") and k != "lr"]
     if "loss" not in names:
@@ -65,6 +73,13 @@ def plot_history(history: History | dict[str, list[float]], axes: Any = None) ->
                 f"{len(history['loss'])}: every entry holds one number per epoch"
             )
     metrics = [k for k in names if k != "loss"]
+    if axes is not None and not all(
+        hasattr(ax, "plot") for ax in np.atleast_1d(np.asarray(axes, dtype=object))
+    ):
+        raise TypeError(
+            f"plot_history: axes must be matplotlib Axes (one, or one per panel), got "
+            f"{type(axes).__name__}"
+        )
     if axes is None:
         _, axes = plt.subplots(1, 1 + bool(metrics), figsize=(5 + 4.5 * bool(metrics), 3.6))
     axes = np.atleast_1d(axes)

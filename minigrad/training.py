@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from minigrad._files import quoted, shortened
 from minigrad._interrupts import DeferredInterrupts
 from minigrad._validation import check_bool, check_integer, check_real
 from minigrad.callbacks import Callback, learning_rate_advice
@@ -159,28 +160,48 @@ def _rows(n: int, row_values: int) -> Iterable[slice]:
     return (slice(start, min(start + step, n)) for start in range(0, n, step))
 
 
-def _check_finite(array: NDArray, name: str, what: str) -> None:
-    """ValueError naming the first NaN or infinite entry of a float array, piece by piece."""
-    if array.dtype.kind != "f":
+def _check_values(array: NDArray, name: str, what: str, dtype: np.dtype | None) -> None:
+    """ValueError naming the first NaN or infinite entry of a float array, or saying that its
+    values exceed the largest number of ``dtype`` (the model's), piece by piece."""
+    if array.dtype.kind not in "biuf":
         return
+    limit = None if dtype is None else float(np.finfo(dtype).max)
     row_values = int(np.prod(array.shape[1:], dtype=np.int64))
+    largest = 0.0
     for rows in _rows(len(array), row_values):
         piece = array[rows]
-        finite = np.isfinite(piece)
-        if not finite.all():
-            bad = np.argwhere(~finite)[0]
-            bad[0] += rows.start
-            index = tuple(int(i) for i in bad)
-            raise ValueError(
-                f"{what}: {name} holds NaN or infinite values, the first at index "
-                f"{index if len(index) > 1 else index[0]} ({array[index]})"
-            )
+        if array.dtype.kind == "f":
+            finite = np.isfinite(piece)
+            if not finite.all():
+                bad = np.argwhere(~finite)[0]
+                bad[0] += rows.start
+                index = tuple(int(i) for i in bad)
+                raise ValueError(
+                    f"{what}: {name} holds NaN or infinite values, the first at index "
+                    f"{index if len(index) > 1 else index[0]} ({array[index]})"
+                )
+        if limit is not None and piece.size:
+            largest = max(largest, float(np.abs(piece, dtype=np.float64).max()))
+    if limit is not None and largest > limit:
+        raise ValueError(
+            f"{what}: {name} holds values up to {largest:.3g}, beyond the largest {dtype} "
+            f"({limit:.3g}) that the model computes in; scale the data (standardise it, "
+            "for example with a minigrad.Normalization layer) or build the model in float64"
+        )
+
+
+def _model_dtype(model: Layer) -> np.dtype | None:
+    """The dtype the model's first parameter (so its first layer) computes in, if any."""
+    for _, param in model.named_parameters():
+        return param.dtype
+    return None
 
 
 def _checked_data(
     model: Layer, loss: Loss, x: ArrayLike, y: ArrayLike, what: str, names: tuple[str, str]
-) -> tuple[NDArray, NDArray]:
-    """x and y as arrays, after checking everything a training run would trip over later."""
+) -> tuple[NDArray, NDArray, NDArray]:
+    """x and y as arrays, after checking everything a training run would trip over later,
+    and the model's output for the first sample."""
     x_name, y_name = names
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim == 0 or y.ndim == 0:
@@ -197,15 +218,21 @@ def _checked_data(
         raise ValueError(f"{what}: the data is empty (0 samples)")
     if x.dtype.kind not in "biuf":
         raise TypeError(f"{what}: {x_name} must hold real numbers, got dtype {x.dtype}")
-    _check_finite(x, x_name, what)
+    _check_values(x, x_name, what, _model_dtype(model))
     if y.dtype.kind == "c":
         raise TypeError(f"{what}: {y_name} must hold real numbers, got dtype {y.dtype}")
-    _check_finite(y, y_name, what)
     # Run the model on one sample and the loss on every target, piece by piece, so that a
     # width mismatch or a label the loss cannot take fails now, in the loss's own words,
     # not mid-training.
-    with _in_mode(model, training=False), np.errstate(all="ignore"):
-        output = np.asarray(model(x[:1]))
+    try:
+        with _in_mode(model, training=False), np.errstate(all="ignore"):
+            output = np.asarray(model(x[:1]))
+    except (ValueError, TypeError) as error:
+        kind = ValueError if isinstance(error, ValueError) else TypeError
+        raise kind(
+            f"{what}: {x_name} of shape {x.shape} does not fit the model: {error}"
+        ) from error
+    _check_values(y, y_name, what, output.dtype if output.dtype.kind == "f" else None)
     stand_in = np.zeros(output.shape[1:], dtype=output.dtype)
     if isinstance(loss, BinaryCrossEntropy) and not loss.from_logits:
         stand_in += 0.5
@@ -226,7 +253,7 @@ def _checked_data(
             raise ValueError(
                 f"{what}: the targets {y_name} do not fit {loss!r}{where}: {error}"
             ) from error
-    return x, y
+    return x, y, output
 
 
 def _default_metrics(loss: Loss) -> tuple[str, ...]:
@@ -253,17 +280,59 @@ def _metric_functions(metrics: Any, loss: Loss) -> dict[str, Metric]:
         if isinstance(metric, str):
             if metric not in METRICS:
                 raise ValueError(
-                    f"unknown metric {metric!r}; known: {sorted(METRICS)} or a function"
+                    f"unknown metric {quoted(metric)}; known: {sorted(METRICS)} or a function"
                 )
-            functions[metric] = partial(METRICS[metric], threshold=threshold)
+            name, function = metric, partial(METRICS[metric], threshold=threshold)
         elif callable(metric):
-            functions[getattr(metric, "__name__", type(metric).__name__)] = metric
+            name = getattr(metric, "__name__", type(metric).__name__)
+            if not isinstance(name, str):
+                name = type(metric).__name__
+            function = metric
         else:
             raise TypeError(
                 f"metrics[{index}] must be a metric name or a function metric(pred, target), "
                 f"got {_describe(metric)}"
             )
+        if name in functions or name in ("loss", "lr") or name.startswith("val_"):
+            problem = (
+                "another metric has that name"
+                if name in functions
+                else "the History keeps the loss, the learning rate and the validation numbers "
+                "under such names"
+            )
+            raise ValueError(
+                f"metrics[{index}] is named {quoted(name)}: {problem}; give the function "
+                "another __name__ (functools.partial objects and lambdas need one)"
+            )
+        functions[name] = function
     return functions
+
+
+def _score(name: str, metric: Metric, pred: NDArray, target: NDArray) -> float:
+    """``metric(pred, target)`` as a float, or TypeError naming the metric."""
+    value = metric(pred, target)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"metric {quoted(name)} must return a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _check_metrics(
+    functions: dict[str, Metric], output: NDArray, target: NDArray, what: str
+) -> None:
+    """Each metric on the first sample's output and target, so that a metric that cannot
+    score these targets (accuracy on a regression's) fails now, naming it. (A NaN output is
+    left to the first step, which reports a divergence.)"""
+    if output.dtype.kind == "f" and not np.isfinite(output).all():
+        return
+    for name, metric in functions.items():
+        try:
+            with np.errstate(all="ignore"):
+                _score(name, metric, output, target)
+        except (ValueError, TypeError) as error:
+            raise type(error)(
+                f"{what}: the metric {quoted(name)} cannot score these targets: {error}; "
+                "choose metrics= that fit the loss (metrics=None picks the loss's default)"
+            ) from error
 
 
 def _callback_list(callbacks: Any) -> list[Callback]:
@@ -289,7 +358,8 @@ def _callback_hint(value: Any) -> str:
         return f"the class {value.__name__}; pass an instance, {value.__name__}(...)"
     if callable(value):
         return (
-            f"the function {getattr(value, '__name__', value)!r}; wrap it in a Callback "
+            f"the function {quoted(getattr(value, '__name__', type(value).__name__))}; wrap it "
+            "in a Callback "
             "subclass that overrides the hook it should run in, e.g. "
             "class Hook(Callback): def on_epoch_end(self, state, logs): ..."
         )
@@ -319,9 +389,16 @@ def _in_mode(model: Layer, training: bool) -> Iterator[None]:
 
 def _diverged(state: TrainingState, problem: str) -> DivergenceError:
     """The DivergenceError fit raises, with the epoch, the batch, the step and advice."""
+    advice = (
+        learning_rate_advice(state.optimizer)
+        if state.step > 0
+        else "no step had been taken yet, so the learning rate is not the cause: the inputs "
+        "or the initial weights are too large for the model's dtype (standardise the data, "
+        "for example with a minigrad.Normalization layer, or use float64)"
+    )
     return DivergenceError(
         f"training diverged at epoch {state.epoch + 1}, batch {state.batch + 1} "
-        f"(step {state.step}): {problem}; {learning_rate_advice(state.optimizer)}"
+        f"(step {state.step}): {problem}; {advice}"
     )
 
 
@@ -450,7 +527,8 @@ def fit(
     names = _parameter_names(model, optimizer)
     metric_functions = _metric_functions(metrics, loss)
     callbacks = _callback_list(callbacks)
-    x, y = _checked_data(model, loss, x, y, "fit", ("x", "y"))
+    x, y, output = _checked_data(model, loss, x, y, "fit", ("x", "y"))
+    _check_metrics(metric_functions, output, y[: len(output)], "fit")
     if validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise ValueError(
@@ -463,7 +541,7 @@ def fit(
             )
         validation_data = _checked_data(
             model, loss, *validation_data, "fit", ("validation_data x", "validation_data y")
-        )
+        )[:2]
     checkpoint = None
     if resume_from is not None:
         checkpoint = _checkpoint(resume_from)
@@ -473,13 +551,25 @@ def fit(
                 f"{epochs}, so there is nothing to train; epochs counts every epoch, the "
                 f"resumed ones included: pass epochs > {checkpoint.epoch}"
             )
+        logged = ["loss", *metric_functions]
+        if validation_data is not None:
+            logged += [f"val_{name}" for name in ["loss", *metric_functions]]
+        _check_resumed_history(checkpoint, [*logged, "lr"])
     loader = DataLoader(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
     state = TrainingState(model, loss, optimizer, epochs, loader)
-    first_epoch = 0 if checkpoint is None else _resume(state, checkpoint)
+    first_epoch = 0
+    if checkpoint is not None:
+        with DeferredInterrupts() as interrupts:
+            interrupts.begin()  # the model and the optimizer are restored together or not at all
+            try:
+                first_epoch = _resume(state, checkpoint)
+            finally:
+                interrupts.end()
     frozen = [p for p in model.parameters() if all(p is not q for q in optimizer.params)]
     guard = SafeStep(optimizer, names, other_params=frozen)
     bounds = GradientBounds(model, loss, _largest_row_norm(x), x.shape[1] if x.ndim == 2 else 0)
     bounds.supported = bounds.supported and x.ndim == 2
+    bar = _progress_bars(progress)
     with DeferredInterrupts() as interrupts:
         try:
             _set_mode(model, True)
@@ -492,6 +582,8 @@ def fit(
                     state.epoch = epoch
                     for callback in callbacks:
                         callback.on_epoch_begin(state)
+                    if not model.training:  # a callback switched the model to eval mode
+                        _set_mode(model, True)
                     guard.resync()  # callbacks may have changed parameters
                     bounds.resync()
                     logs = _train_epoch(
@@ -499,7 +591,7 @@ def fit(
                         metric_functions,
                         callbacks,
                         clip_norm,
-                        progress,
+                        bar,
                         (guard, bounds),
                         interrupts,
                     )
@@ -518,15 +610,62 @@ def fit(
                     guard.resync()  # nothing non-finite reaches a callback that writes files
                     for callback in callbacks:
                         callback.on_epoch_end(state, logs)
-                    if state.stop_training:
+                    if check_bool("TrainingState.stop_training", state.stop_training):
                         break
         except BaseException as error:
             state.error = error
-            _set_mode(model, True)
-            _end_training(callbacks, state)
+            _finish(model, callbacks, state, interrupts)
             raise
-    _end_training(callbacks, state)
+        _finish(model, callbacks, state, interrupts)
     return state.history
+
+
+def _finish(
+    model: Layer, callbacks: list[Callback], state: TrainingState, interrupts: DeferredInterrupts
+) -> None:
+    """Training mode back and every on_train_end, as one critical section: a Ctrl-C during
+    EarlyStopping's restore would leave a mix of the best and the last weights."""
+    interrupts.begin()
+    try:
+        _set_mode(model, True)
+        _end_training(callbacks, state)
+    finally:
+        interrupts.end()
+
+
+def _check_resumed_history(checkpoint: Checkpoint, logged: list[str]) -> None:
+    """ValueError unless the checkpoint's counts are counts and its history has one entry per
+    epoch under exactly the names this run logs (a run resumed with other metrics or without
+    its validation data would leave a ragged History)."""
+    for name in ("epoch", "step"):
+        check_integer(f"the checkpoint's {name}", getattr(checkpoint, name), minimum=0)
+    history = checkpoint.history
+    if not isinstance(history, dict):
+        raise TypeError(f"the checkpoint's history must be a dict, got {_describe(history)}")
+    if sorted(history) != sorted(logged):
+        raise ValueError(
+            f"fit: the checkpoint's history holds {sorted(history)}, but this run logs "
+            f"{sorted(logged)}; resume with the metrics and validation data the checkpointed "
+            "run had"
+        )
+    arrays = [(f"parameter {key!r}", value) for key, value in checkpoint.model.state_dict().items()]
+    for index, state in enumerate(checkpoint.optimizer.state_dict()["state"]):
+        arrays += [
+            (f"the optimizer's {key!r} buffer of parameter {index}", value)
+            for key, value in state.items()
+            if isinstance(value, np.ndarray)
+        ]
+    for what, array in arrays:
+        if not np.isfinite(array).all():
+            raise ValueError(f"fit: the checkpoint's {what} holds NaN or infinite values")
+    for name, values in history.items():
+        if not isinstance(values, list) or len(values) != checkpoint.epoch:
+            raise ValueError(
+                f"fit: the checkpoint's history[{quoted(name)}] must be a list of one number "
+                f"per epoch, {checkpoint.epoch} in all"
+            )
+        for value in values:
+            check_real(f"the checkpoint's history[{quoted(name)}] entry", value, finite=False)
 
 
 def _end_training(callbacks: list[Callback], state: TrainingState) -> None:
@@ -539,7 +678,10 @@ def _end_training(callbacks: list[Callback], state: TrainingState) -> None:
         try:
             callback.on_train_end(state)
         except Exception as failure:
-            _add_note(state.error, f"{callback!r}.on_train_end also failed: {failure!r}")
+            _add_note(
+                state.error,
+                shortened(f"{type(callback).__name__}.on_train_end also failed: {failure!r}"),
+            )
 
 
 def _add_note(error: BaseException, note: str) -> None:
@@ -575,7 +717,7 @@ def _train_epoch(
     metric_functions: dict[str, Metric],
     callbacks: list[Callback],
     clip_norm: float | None,
-    progress: bool,
+    bars: Callable[[int, str], Any],
     safety: tuple[SafeStep, GradientBounds],
     interrupts: DeferredInterrupts,
 ) -> dict[str, float]:
@@ -583,7 +725,7 @@ def _train_epoch(
     model, loss, loader = state.model, state.loss, state.loader
     guard, bounds = safety
     assert loader is not None
-    bar = _progress_bar(len(loader), f"epoch {state.epoch + 1}/{state.epochs}", progress)
+    bar = bars(len(loader), f"epoch {state.epoch + 1}/{state.epochs}")
     total, seen = 0.0, 0
     sums = dict.fromkeys(metric_functions, 0.0)
     shown = time.monotonic() if bar is not None else 0.0
@@ -598,7 +740,7 @@ def _train_epoch(
             total += value * n
             seen += n
             for name, metric in metric_functions.items():
-                sums[name] += metric(pred, y_batch) * n
+                sums[name] += _score(name, metric, pred, y_batch) * n
             model.backward_parameters(loss.backward())
             if clip_norm is not None:
                 clip_grad_norm(guard.params, clip_norm)
@@ -659,25 +801,32 @@ def _running(total: float, seen: int, sums: dict[str, float]) -> dict[str, str]:
     return {"loss": f"{total / seen:.4f}", **{k: f"{v / seen:.4f}" for k, v in sums.items()}}
 
 
-def _progress_bar(total: int, description: str, enabled: bool) -> Any:
-    """A tqdm bar kept on screen when it closes, or None (disabled, or tqdm missing)."""
+def _progress_bars(enabled: bool) -> Callable[[int, str], Any]:
+    """A function making one epoch's tqdm bar, kept on screen when it closes, or None
+    (progress off, or tqdm missing: then a warning, once per fit)."""
     if not enabled:
-        return None
+        return lambda total, description: None
     try:
         import tqdm  # noqa: F401
     except ImportError:
         warnings.warn(
             "fit(progress=True) shows a progress bar only with tqdm installed: "
             "pip install 'minigrad-nn[progress]' or pip install tqdm (or pass progress=False)",
-            stacklevel=4,
+            stacklevel=3,
         )
-        return None
+        return lambda total, description: None
     with warnings.catch_warnings():
         # In Jupyter without ipywidgets, tqdm warns and falls back to a text bar: the text
         # bar is what we want there, the warning is not.
         warnings.simplefilter("ignore")
         from tqdm.autonotebook import tqdm as bar_class
-    return bar_class(total=total, desc=description, unit="batch", leave=True, dynamic_ncols=True)
+
+    def bar(total: int, description: str) -> Any:
+        return bar_class(
+            total=total, desc=description, unit="batch", leave=True, dynamic_ncols=True
+        )
+
+    return bar
 
 
 # -- evaluation and prediction -----------------------------------------------------------------
@@ -710,7 +859,9 @@ def _evaluate(
             outputs.append(pred)
     pred = np.concatenate(outputs)
     scores = {"loss": total / len(x)}
-    scores.update((name, float(metric(pred, y))) for name, metric in metric_functions.items())
+    scores.update(
+        (name, _score(name, metric, pred, y)) for name, metric in metric_functions.items()
+    )
     return scores
 
 
@@ -744,7 +895,8 @@ def evaluate(
     _check_objects(model, loss, None, "evaluate")
     batch_size = check_integer("batch_size", batch_size, minimum=1)
     metric_functions = _metric_functions(metrics, loss)
-    x, y = _checked_data(model, loss, x, y, "evaluate", ("x", "y"))
+    x, y, output = _checked_data(model, loss, x, y, "evaluate", ("x", "y"))
+    _check_metrics(metric_functions, output, y[: len(output)], "evaluate")
     return _evaluate(model, loss, x, y, batch_size, metric_functions)
 
 

@@ -294,6 +294,8 @@ def test_history_append_and_repr():
         (lambda: mg.ModelCheckpoint(""), ValueError, "ModelCheckpoint path is empty"),
         (lambda: mg.HistoryLogger(""), ValueError, "HistoryLogger path is empty"),
         (lambda: mg.HistoryLogger("."), IsADirectoryError, "is a folder"),
+        (lambda: mg.HistoryLogger("logs/"), IsADirectoryError, "ends with a separator"),
+        (lambda: mg.ModelCheckpoint("runs/"), IsADirectoryError, "ends with a separator"),
         (lambda: mg.ModelCheckpoint("a", monitor=None), TypeError, "monitor must be the name"),
         (lambda: mg.ModelCheckpoint("a", mode=1), ValueError, "mode must be 'min', 'max'"),
         (lambda: mg.HistoryLogger(3), TypeError, "HistoryLogger path must be a file path"),
@@ -338,3 +340,12 @@ def test_model_checkpoint_never_writes_non_finite_parameters(tmp_path):
     with pytest.raises(mg.DivergenceError, match=r"parameter '0.bias' holds NaN or infinite"):
         checkpoint.on_epoch_end(state, {"loss": 1.0})
     assert path.read_bytes() == good
+
+
+def test_the_csv_history_logger_writes_an_uneven_history_with_empty_cells(tmp_path):
+    path = tmp_path / "history.csv"
+    model = mg.Sequential(mg.Dense(2, 1, rng=0))
+    state = TrainingState(model, mg.MSE(), mg.SGD(model.parameters()), epochs=2)
+    state.history = History({"loss": [0.5, 0.25], "val_loss": [0.75]})
+    mg.HistoryLogger(path).on_epoch_end(state, {})
+    assert path.read_text().splitlines() == ["epoch,loss,val_loss", "1,0.5,0.75", "2,0.25,"]

@@ -254,3 +254,36 @@ def test_a_saved_model_gives_the_reported_accuracy_on_raw_inputs(capsys, tmp_pat
     model = mg.load(path)
     assert isinstance(model[0], mg.Normalization)
     assert mg.accuracy(mg.predict(model, x_test), y_test) == pytest.approx(reported, abs=5e-5)
+
+
+def test_save_to_a_device_or_a_fifo_or_a_name_too_long_is_refused_before_training(capsys, tmp_path):
+    import os
+
+    line = error_line(capsys, ["--save", "/dev/null"], status=2)
+    assert "/dev/null is not a regular file" in line
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert "is not a regular file" in error_line(capsys, ["--save", str(fifo)], status=2)
+    line = error_line(capsys, ["--save", str(tmp_path / ("a" * 300))], status=2)
+    assert "File name too long" in line and len(line) < 400
+
+
+def test_zero_epochs_with_cosine_is_not_an_error(capsys):
+    main(["--epochs", "0", "--cosine", "--quiet"])
+    assert "trained 0 epochs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("redirect", ["| head -c 1", ">&-", "> /dev/full"])
+def test_output_that_cannot_be_written_is_never_a_traceback(redirect):
+    command = f"{sys.executable} -m minigrad --epochs 1 --quiet {redirect}"
+    result = subprocess.run(
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert "Traceback" not in result.stderr
+    if redirect == "> /dev/full":
+        assert result.stderr.strip().endswith("No space left on device")
+        assert result.stderr.startswith("minigrad: error: cannot write the output")

@@ -129,3 +129,16 @@ def test_plot_history_names_an_entry_of_the_wrong_length_or_a_wrong_type():
         plot_history({"loss": [1.0, 0.5], "val_loss": [1.0]})
     with pytest.raises(TypeError, match="a History or a dict of per-epoch lists, got list"):
         plot_history([("loss", [1.0])])
+
+
+@pytest.mark.parametrize(
+    ("history", "axes", "message"),
+    [
+        ({"loss": [1.0]}, "x", "axes must be matplotlib Axes"),
+        ({1: [1.0], "loss": [1.0]}, None, "history keys must be names"),
+        ({"loss": 5}, None, r"history\['loss'\] must be a list of one number per epoch"),
+    ],
+)
+def test_plot_history_names_bad_arguments(history, axes, message):
+    with pytest.raises(TypeError, match=message):
+        plot_history(history, axes=axes)

@@ -213,3 +213,24 @@ def test_bad_names_other_params_and_bound_lists_are_refused():
         SafeStep(mg.SGD([p]), other_params=[np.zeros(2)])
     with pytest.raises(ValueError, match="2 gradient norms for 1 parameters"):
         SafeStep(mg.SGD([p])).try_step([1.0, 1.0])
+
+
+def test_adams_second_moment_never_overflows_to_inf():
+    """g^2 beyond float32's range would make v inf, and the parameter would stop learning
+    without a word: such a step is refused like one that makes a parameter non-finite."""
+    p = mg.Parameter(np.array([1.0, 2.0], dtype=np.float32))
+    optimizer = mg.Adam([p], lr=0.1)
+    guard = SafeStep(optimizer)
+    p.grad[...] = [1e20, 1.0]  # finite, but 1e40 overflows float32
+    with pytest.raises(mg.DivergenceError, match="'v' buffer of parameter 0 non-finite"):
+        guard.step()
+    np.testing.assert_array_equal(p.value, [1.0, 2.0])
+    assert optimizer.state[p]["step"] == 0 and not optimizer.state[p]["v"].any()
+
+
+def test_a_non_finite_optimizer_state_is_reported_at_resync():
+    p = mg.Parameter(np.array([1.0, 2.0]))
+    optimizer = mg.Momentum([p], lr=0.1)
+    optimizer.state[p]["velocity"][0] = np.nan
+    with pytest.raises(mg.DivergenceError, match="'velocity' buffer of parameter 0 holds NaN"):
+        SafeStep(optimizer).resync()

@@ -850,3 +850,278 @@ def test_in_jupyter_without_ipywidgets_the_bar_is_text_and_nothing_warns(monkeyp
         monkeypatch.delitem(sys.modules, name, raising=False)
     run_fit(progress=True)  # warnings are errors in this suite
     assert "epoch 1/1" in capfd.readouterr().err
+
+
+# -- campaign findings ------------------------------------------------------------------------
+
+
+def test_ctrl_c_during_on_train_end_does_not_split_early_stoppings_restore():
+    """The restore runs whole: the Ctrl-C waits for the end of on_train_end."""
+    x, y = blobs()
+    model = mlp()
+    stopper = mg.EarlyStopping(monitor="loss", patience=100)
+
+    class InterruptFirst(Callback):
+        def on_train_end(self, state):
+            os.kill(os.getpid(), signal.SIGINT)  # arrives before EarlyStopping restores
+
+    best = []
+
+    class Keep(Callback):
+        def on_epoch_end(self, state, logs):
+            if stopper.best_epoch == state.epoch:
+                best[:] = [weights(state.model)]
+
+    with pytest.raises(KeyboardInterrupt):
+        mg.fit(
+            model,
+            mg.CrossEntropy(),
+            mg.SGD(model.parameters(), lr=0.5),
+            x,
+            y,
+            epochs=4,
+            callbacks=[stopper, Keep(), InterruptFirst()],
+            progress=False,
+        )
+    for key, value in weights(model).items():
+        np.testing.assert_array_equal(value, best[0][key])
+
+
+@pytest.mark.parametrize(
+    ("x_scale", "dtype", "name"), [(1e5, np.float16, "x"), (1e300, np.float32, "x")]
+)
+def test_data_beyond_the_models_dtype_is_refused_naming_it(x_scale, dtype, name):
+    x, y = blobs()
+    model = mlp(dtype=dtype)
+    with pytest.raises(
+        ValueError,
+        match=rf"fit: {name} holds values up to .* beyond the "
+        rf"largest {np.dtype(dtype)}",
+    ):
+        mg.fit(
+            model,
+            mg.CrossEntropy(),
+            mg.SGD(model.parameters()),
+            x.astype(np.float64) * x_scale,
+            y,
+            epochs=1,
+            progress=False,
+        )
+    targets = np.full((120, 3), 1e5)
+    half = mlp(dtype=np.float16)
+    with pytest.raises(ValueError, match="fit: y holds values up to 1e"):
+        mg.fit(half, mg.MSE(), mg.SGD(half.parameters()), x, targets, epochs=1, progress=False)
+
+
+def test_a_divergence_before_any_step_does_not_blame_the_learning_rate():
+    x, _ = blobs()
+    model = mlp()
+    big = x / np.abs(x).max() * np.float32(3e38)
+    with pytest.raises(
+        mg.DivergenceError,
+        match="no step had been taken yet, so the learning rate is not the cause",
+    ):
+        mg.fit(
+            model,
+            mg.MSE(),
+            mg.SGD(model.parameters(), lr=1e-12),
+            big,
+            np.zeros((120, 3)),
+            epochs=1,
+            progress=False,
+        )
+
+
+def test_metric_names_must_be_unique_and_not_the_historys_own():
+    first, second = (lambda p, t: 1.0), (lambda p, t: 2.0)
+
+    def loss(p, t):
+        return 0.0
+
+    with pytest.raises(ValueError, match=r"metrics\[1\] is named '<lambda>': another metric"):
+        run_fit(metrics=[first, second])
+    with pytest.raises(ValueError, match=r"metrics\[0\] is named 'loss'"):
+        run_fit(metrics=[loss])
+
+
+def test_a_metric_that_cannot_score_the_targets_fails_before_training_naming_it():
+    x = np.linspace(-1, 1, 40, dtype=np.float32)[:, None]
+    model = mg.Dense(1, 1, rng=0)
+    with pytest.raises(ValueError, match="the metric 'accuracy' cannot score these targets"):
+        mg.fit(
+            model,
+            mg.MSE(),
+            mg.SGD(model.parameters()),
+            x,
+            2 * x + 0.5,
+            epochs=1,
+            metrics=["accuracy"],
+            progress=False,
+        )
+
+    def nothing(pred, target):
+        return None
+
+    with pytest.raises(TypeError, match="metric 'nothing' must return a number, got NoneType"):
+        run_fit(metrics=[nothing])
+
+
+def test_a_resumed_run_must_log_what_the_checkpoint_holds(tmp_path):
+    x, y = blobs()
+    model = mlp()
+    path = tmp_path / "run.safetensors"
+    mg.fit(
+        model,
+        mg.CrossEntropy(),
+        mg.SGD(model.parameters()),
+        x,
+        y,
+        epochs=2,
+        metrics=[],
+        callbacks=[mg.ModelCheckpoint(path)],
+        progress=False,
+    )
+    fresh = mlp()
+    with pytest.raises(
+        ValueError,
+        match=r"history holds \['loss', 'lr'\], but this run logs "
+        r"\['accuracy', 'loss', 'lr'\]",
+    ):
+        mg.fit(
+            fresh,
+            mg.CrossEntropy(),
+            mg.SGD(fresh.parameters()),
+            x,
+            y,
+            epochs=4,
+            resume_from=path,
+            progress=False,
+        )
+    checkpoint = mg.load_checkpoint(path)
+    checkpoint.epoch = -3
+    with pytest.raises(ValueError, match="checkpoint's epoch must be >= 0"):
+        mg.fit(
+            fresh,
+            mg.CrossEntropy(),
+            mg.SGD(fresh.parameters()),
+            x,
+            y,
+            epochs=4,
+            metrics=[],
+            resume_from=checkpoint,
+            progress=False,
+        )
+    checkpoint.epoch = 2
+    checkpoint.history = {"loss": [0.5], "lr": [0.01, 0.01]}
+    with pytest.raises(
+        ValueError,
+        match=r"history\['loss'\] must be a list of one number per "
+        "epoch, 2 in all",
+    ):
+        mg.fit(
+            fresh,
+            mg.CrossEntropy(),
+            mg.SGD(fresh.parameters()),
+            x,
+            y,
+            epochs=4,
+            metrics=[],
+            resume_from=checkpoint,
+            progress=False,
+        )
+
+
+def test_validation_data_that_does_not_fit_the_model_is_named():
+    x, y = blobs()
+    with pytest.raises(
+        ValueError,
+        match=r"fit: validation_data x of shape \(120, 1\) does not "
+        "fit the model",
+    ):
+        run_fit(validation_data=(x[:, :1], y))
+
+
+def test_a_callback_that_leaves_the_model_in_eval_mode_does_not_train_the_rest_in_it():
+    seen = []
+
+    class Evaluate(Callback):
+        def on_epoch_end(self, state, logs):
+            state.model.eval()
+
+        def on_batch_begin(self, state):
+            seen.append(state.model.training)
+
+    x, y = blobs()
+    model = mlp()
+    mg.fit(
+        model,
+        mg.CrossEntropy(),
+        mg.SGD(model.parameters()),
+        x,
+        y,
+        epochs=2,
+        callbacks=[Evaluate()],
+        progress=False,
+    )
+    assert all(seen) and model.training
+
+
+def test_stop_training_must_be_a_bool():
+    class Stop(Callback):
+        def on_epoch_end(self, state, logs):
+            state.stop_training = "no"
+
+    with pytest.raises(TypeError, match="stop_training must be True or False"):
+        run_fit(callbacks=[Stop()])
+
+
+def test_without_tqdm_the_warning_comes_once_per_fit(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_fit(progress=True, epochs=3)
+    assert len([w for w in caught if "tqdm" in str(w.message)]) == 1
+
+
+def test_messages_echoing_user_strings_stay_short():
+    with pytest.raises(ValueError) as caught:
+        run_fit(metrics=["x" * 1_000_000])
+    assert len(str(caught.value)) < 300
+    with pytest.raises(ValueError) as caught:
+        mg.EarlyStopping(mode="y" * 1_000_000)
+    assert len(str(caught.value)) < 300
+
+
+def test_a_checkpoint_with_non_finite_values_is_refused_before_the_model_is_touched(tmp_path):
+    x, y = blobs()
+    model = mlp()
+    path = tmp_path / "run.safetensors"
+    mg.fit(
+        model,
+        mg.CrossEntropy(),
+        mg.Adam(model.parameters()),
+        x,
+        y,
+        epochs=1,
+        callbacks=[mg.ModelCheckpoint(path)],
+        progress=False,
+    )
+    checkpoint = mg.load_checkpoint(path)
+    checkpoint.optimizer.state[checkpoint.optimizer.params[0]]["v"][0, 0] = np.nan
+    fresh = mlp(seed=3)
+    before = weights(fresh)
+    with pytest.raises(ValueError, match=r"the optimizer's 'v' buffer of parameter 0 holds NaN"):
+        mg.fit(
+            fresh,
+            mg.CrossEntropy(),
+            mg.Adam(fresh.parameters()),
+            x,
+            y,
+            epochs=3,
+            resume_from=checkpoint,
+            progress=False,
+        )
+    for key, value in weights(fresh).items():
+        np.testing.assert_array_equal(value, before[key])

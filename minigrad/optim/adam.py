@@ -169,8 +169,11 @@ class Adam(Optimizer):
         )
 
     def state_norms(self) -> dict[str, list[float]]:
-        """||m|| of each first-moment buffer, for :class:`~minigrad.optim.SafeStep`."""
-        return {"m": [norm(self.state[p]["m"]) for p in self.params]}
+        """||m|| and ||v|| of each moment buffer, for :class:`~minigrad.optim.SafeStep`."""
+        return {
+            "m": [norm(self.state[p]["m"]) for p in self.params],
+            "v": [norm(self.state[p]["v"]) for p in self.params],
+        }
 
     def step_bound(
         self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
@@ -183,8 +186,10 @@ class Adam(Optimizer):
         also moves by at most lr C sqrt(1 - b2^t) / (1 - b1^t) (plus what rounding in v's
         smallest values can add, about C sqrt(tiny / (1 - b2)) / eps). The change is the
         smaller of sqrt(size) times that and lr ||m'|| / ((1 - b1^t) eps), plus lr wd ||p||
-        for AdamW's decay; ||m'|| <= b1 ||m|| + (1 - b1) ||g'||. v may overflow to inf
-        harmlessly (that entry's step is then 0). None when eps is 0 (0 / 0 is possible).
+        for AdamW's decay; ||m'|| <= b1 ||m|| + (1 - b1) ||g'|| and
+        ||v'|| <= b2 ||v|| + (1 - b2) ||g'||^2, both kept below the limit too (an infinite v
+        would stop the parameter learning without a word). None when eps is 0 (0 / 0 is
+        possible).
         """
         lr, (b1, b2), eps, wd = self.lr, self.betas, self.eps, self.weight_decay
         if eps == 0:
@@ -196,6 +201,9 @@ class Adam(Optimizer):
             else [g + wd * v for g, v in zip(grad_norms, value_norms, strict=True)]
         )
         moment = [b1 * m + (1 - b1) * d for m, d in zip(state_norms["m"], direction, strict=True)]
+        second = [
+            b2 * v + (1 - b2) * d * d for v, d in zip(state_norms["v"], direction, strict=True)
+        ]
         ratio = math.inf
         if b1 < math.sqrt(b2) and b2 < 1:
             ratio = (1 - b1) / (math.sqrt(1 - b2) * (1 - b1 / math.sqrt(b2)))
@@ -216,7 +224,8 @@ class Adam(Optimizer):
                 step += lr * wd * v
             change.append(step)
             peak.append(max(d + m_old, m, step))
-        return change, peak, {"m": moment}
+        peak = [max(top, v) for top, v in zip(peak, second, strict=True)]
+        return change, peak, {"m": moment, "v": second}
 
 
 #: The smallest positive values of the dtypes Adam computes in (the rounding of v's tiniest

@@ -148,7 +148,8 @@ class SafeStep:
         Raises
         ------
         DivergenceError
-            A parameter already holds NaN or inf (it was changed outside ``step()``).
+            A parameter or an optimizer state buffer already holds NaN or inf (it was
+            changed outside ``step()``, or loaded so).
         """
         with np.errstate(over="ignore", invalid="ignore"):
             norms = [norm(p.value) for p in self.params]
@@ -160,7 +161,21 @@ class SafeStep:
         self._set_value_norms(norms)
         with np.errstate(over="ignore", invalid="ignore"):
             self.value_norms.update((id(p), norm(p.value)) for p in self.other_params)
-        self._state_norms = self._optimizer_state_norms()
+        state_norms = self._optimizer_state_norms()
+        for key, values in state_norms.items():
+            for name, param, value in zip(self.names, self.params, values, strict=True):
+                if (
+                    not math.isfinite(value)
+                    and not np.isfinite(self._state_array(param, key)).all()
+                ):
+                    raise DivergenceError(
+                        f"the optimizer's {key!r} buffer of {name} holds NaN or infinite "
+                        "values: they were set outside the optimizer step"
+                    )
+        self._state_norms = state_norms
+
+    def _state_array(self, param: Parameter, key: str) -> NDArray:
+        return np.asarray(self.optimizer.state[param][key])
 
     def _set_value_norms(self, norms: list[float]) -> None:
         self._value_norms = norms
@@ -245,21 +260,28 @@ class SafeStep:
                 )
 
     def _careful_step(self) -> None:
-        """Step with copies kept; undo everything if a parameter becomes non-finite."""
+        """Step with copies kept; undo everything if a parameter or a state buffer becomes
+        non-finite."""
         self._refuse_gradients()
         values = [p.value.copy() for p in self.params]
         state = self.optimizer.state_dict()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             self.optimizer.step()
         for name, param in zip(self.names, self.params, strict=True):
-            if not np.isfinite(param.value).all():
-                for saved, p in zip(values, self.params, strict=True):
-                    np.copyto(p.value, saved)
-                self.optimizer.load_state_dict(state)
-                raise DivergenceError(
-                    f"the step would make {name} non-finite (an overflow: the values grew "
-                    "beyond the dtype's range); the step was not taken"
-                )
+            buffers = [
+                (f"the optimizer's {key!r} buffer of {name}", array)
+                for key, array in self.optimizer.state[param].items()
+                if isinstance(array, np.ndarray)
+            ]
+            for what, array in [(name, param.value), *buffers]:
+                if not np.isfinite(array).all():
+                    for saved, p in zip(values, self.params, strict=True):
+                        np.copyto(p.value, saved)
+                    self.optimizer.load_state_dict(state)
+                    raise DivergenceError(
+                        f"the step would make {what} non-finite (an overflow: the values "
+                        "grew beyond the dtype's range); the step was not taken"
+                    )
         self.resync()
 
     def __repr__(self) -> str:
