@@ -24,6 +24,7 @@ from minigrad._validation import check_bool, check_integer, check_real
 from minigrad.errors import DivergenceError
 from minigrad.schedules import Schedule
 from minigrad.serialization import save, save_checkpoint
+from minigrad.serialization.architecture import describe_layer, describe_optimizer
 from minigrad.serialization.safetensors_file import require_safetensors
 
 if TYPE_CHECKING:
@@ -324,8 +325,13 @@ class ModelCheckpoint(Callback):
         self.last_path: Path | None = None
 
     def on_train_begin(self, state: TrainingState) -> None:
-        """Forget the best value of any earlier run."""
+        """Forget the best value of any earlier run, and check that the model (and the
+        optimizer) can be written and loaded back, so that a run does not find out at the end
+        of its first epoch."""
         self.best = _worst(self.mode)
+        describe_layer(state.model)
+        if not self.weights_only:
+            describe_optimizer(state.optimizer)
 
     def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
         """Write the checkpoint (or model file), unless ``save_best_only`` and no improvement."""

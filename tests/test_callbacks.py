@@ -349,3 +349,28 @@ def test_the_csv_history_logger_writes_an_uneven_history_with_empty_cells(tmp_pa
     state.history = History({"loss": [0.5, 0.25], "val_loss": [0.75]})
     mg.HistoryLogger(path).on_epoch_end(state, {})
     assert path.read_text().splitlines() == ["epoch,loss,val_loss", "1,0.5,0.75", "2,0.25,"]
+
+
+def test_model_checkpoint_refuses_an_unregistered_optimizer_before_the_first_epoch(tmp_path):
+    class Unregistered(mg.SGD):
+        pass
+
+    model, loss, _, x, y = setup()
+    seen = []
+
+    class Count(Callback):
+        def on_batch_end(self, state, loss):
+            seen.append(state.step)
+
+    with pytest.raises(ValueError, match="Unregistered"):
+        mg.fit(
+            model,
+            loss,
+            Unregistered(model.parameters()),
+            x,
+            y,
+            epochs=2,
+            progress=False,
+            callbacks=[mg.ModelCheckpoint(tmp_path / "run.safetensors"), Count()],
+        )
+    assert seen == [] and list(tmp_path.iterdir()) == []
