@@ -344,15 +344,24 @@ def test_a_norm_beyond_float64_is_inf_and_leaves_the_gradients():
     np.testing.assert_array_equal(p.grad, [1.5e308] * 4)
 
 
-@pytest.mark.parametrize(("dtype", "size"), [(np.float32, 3e38), (np.float64, 1e300)])
-def test_a_scale_below_the_dtypes_normal_range_keeps_its_precision(dtype, size):
-    # max_norm / n is subnormal in the gradient's dtype (about 1e-42, 1e-310): multiplying by
-    # it would keep only a few bits, so the gradients are divided by n, then multiplied
+@pytest.mark.parametrize(
+    ("dtype", "size", "max_norm", "rtol"),
+    [
+        (np.float16, 6e4, 1.0, 1e-3),
+        (np.float32, 3e38, 1e-4, 1e-6),
+        (np.float64, 1e300, 1e-10, 1e-12),
+    ],
+)
+def test_a_scale_below_the_dtypes_normal_range_keeps_its_precision(dtype, size, max_norm, rtol):
+    # max_norm / n is subnormal in the gradient's dtype (about 1e-5, 1e-43, 1e-311):
+    # multiplying by it would keep only a few bits, so the gradients are divided by n, then
+    # multiplied by max_norm
     p = Parameter(np.zeros(4, dtype))
     p.grad[:] = [size, -size, size / 2, 0.0]
-    norm = clip_grad_norm([p], max_norm=1e-4 if dtype == np.float32 else 1e-10)
-    expected = np.array([1.0, -1.0, 0.5, 0.0]) / 1.5
-    scale = 1e-4 if dtype == np.float32 else 1e-10
-    assert norm == pytest.approx(1.5 * size, rel=1e-6)
+    assert clip_grad_norm([p], max_norm=max_norm) == pytest.approx(
+        1.5 * float(p.grad.dtype.type(size)), rel=1e-3
+    )
     assert p.grad.dtype == dtype
-    np.testing.assert_allclose(p.grad, expected * scale, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(
+        p.grad, np.array([1.0, -1.0, 0.5, 0.0]) / 1.5 * max_norm, rtol=rtol, atol=0
+    )

@@ -1908,3 +1908,36 @@ def test_update_functions_still_accept_numpy_scalars_and_ints():
 def test_update_functions_re_raise_errors_that_are_not_about_their_scalars():
     with pytest.raises(TypeError, match=r"ufunc 'multiply'"):  # NumPy's own: the arrays
         sgd_update(np.ones(2), np.array(["a", "b"]), lr=0.1, weight_decay=0.0, scratch=np.empty(2))
+
+
+def test_adam_update_re_raises_errors_that_are_not_about_its_scalars():
+    value, grad, m, v = adam_arrays()
+    with pytest.raises(TypeError, match=r"ufunc 'add' did not contain a loop"):  # the gradient's
+        adam_update(
+            value,
+            grad.astype(str),
+            m,
+            v,
+            **ADAM_SCALARS,
+            weight_decay=0.1,
+            decoupled=False,
+            scratch=np.empty(2),
+        )
+    start_value, _, start_m, start_v = adam_arrays()
+    for got, start in zip((value, m, v), (start_value, start_m, start_v), strict=True):
+        np.testing.assert_array_equal(got, start)
+
+
+def test_a_state_dict_with_odd_keys_is_refused_with_a_short_message():
+    opt, _ = trained(FACTORIES["adam"], seed=43, steps=1)
+    saved = opt.state_dict()
+    saved["state"][0] = {**saved["state"][0], 10**5000: 1}
+    with pytest.raises(
+        ValueError,
+        match=r"^optimizer state of parameter 0 has keys \['a huge integer', 'm', 'step', 'v'\]",
+    ):
+        opt.load_state_dict(saved)
+    saved = opt.state_dict()
+    saved["hyperparameters"] = {**saved["hyperparameters"], **{f"x{i:02}": 0 for i in range(30)}}
+    with pytest.raises(ValueError, match=r"unexpected \['x00', .*'x19', '\.\.\. 10 more'\]$"):
+        opt.load_state_dict(saved)

@@ -66,12 +66,11 @@ def adam_update(
     Shape: value, grad, m, v and scratch all of one shape (any); value, m and v are updated
     in place, grad is left unchanged.
 
-    This runs inside every step, so it checks only what costs nothing: the bias corrections
-    1 - b^t must be > 0 (a step >= 1 and betas in [0, 1)), else a ValueError before any
-    array is written, and a scalar that is not a number is a TypeError naming it. The
-    caller keeps the rest (what :class:`Adam` checks on assignment): real numbers with
-    lr, weight_decay >= 0, eps > 0 and not 0 in the arrays' dtype (or 0 / 0 gives NaN),
-    v >= 0.
+    This runs inside every step, so it checks only what costs nothing, before any array is
+    written: the bias corrections 1 - b^t must be > 0 (a step >= 1 and betas in [0, 1)) and
+    eps > 0, else a ValueError; a scalar that is not a number is a TypeError naming it. The
+    caller keeps the rest (what :class:`Adam` checks on assignment): lr, weight_decay >= 0,
+    an eps that is not 0 in the arrays' dtype (or 0 / 0 gives NaN), v >= 0.
 
     Examples
     --------
@@ -82,23 +81,25 @@ def adam_update(
     >>> value, m, v  # the first step moves each entry by lr against its gradient's sign
     (array([ 0.9, -2.1]), array([0.05, 0.05]), array([0.00025, 0.00025]))
     """
-    # the scalars first: a bad one fails here, before any array is written
+    # the scalars first (those computed here are needed anyway): a bad one fails before any
+    # array is written
     try:
         correction1, correction2 = 1.0 - beta1**step, 1.0 - beta2**step
-        decay = 1.0 - lr * weight_decay
-        valid = correction1 > 0.0 and correction2 > 0.0 and eps > 0.0
+        if not (correction1 > 0.0 and correction2 > 0.0 and eps > 0.0):
+            raise _invalid_scalars(step, beta1, beta2, eps)
+        step_size, denominator_scale = lr / correction1, 1.0 / math.sqrt(correction2)
+        if decoupled:
+            if weight_decay:
+                value *= 1.0 - lr * weight_decay
+            direction = grad
+        else:
+            direction = decayed_gradient(value, grad, weight_decay, scratch)
     except (TypeError, OverflowError, ZeroDivisionError) as error:
         scalars = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps}
         raise_for_scalars("adam_update", step=step, weight_decay=weight_decay, **scalars)
+        if isinstance(error, TypeError):  # not a scalar's: the arrays'
+            raise
         raise _invalid_scalars(step, beta1, beta2, eps) from error  # numbers beyond float range
-    if not valid:
-        raise _invalid_scalars(step, beta1, beta2, eps)
-    if decoupled:
-        if weight_decay:
-            value *= decay
-        direction = grad
-    else:
-        direction = decayed_gradient(value, grad, weight_decay, scratch)
     # m <- b1 (m - g) + g  ==  b1 m + (1 - b1) g, without a temporary and keeping g intact
     m -= direction
     m *= beta1
@@ -109,10 +110,10 @@ def adam_update(
     v += scratch
     # denominator sqrt(v) / sqrt(1 - b2^t) + eps, then the step (lr / (1 - b1^t)) m / denom
     np.sqrt(v, out=scratch)
-    scratch *= 1.0 / math.sqrt(correction2)
+    scratch *= denominator_scale
     scratch += eps
     np.divide(m, scratch, out=scratch)
-    scratch *= lr / correction1
+    scratch *= step_size
     value -= scratch
 
 

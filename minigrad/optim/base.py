@@ -151,7 +151,7 @@ class Optimizer:
         self._widened = (np.empty(half, np.float32), np.empty(half, np.float32))
         self._bound: list[tuple[Parameter, NDArray, NDArray]] = []
         self._plan: list[tuple[Any, ...]] = []
-        self._buffers: list[tuple[int, str, NDArray]] = []
+        self._buffers: list[NDArray] = []  # every state array, whose flags step() reads
         self._bind(arrays)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -231,12 +231,9 @@ class Optimizer:
             if param.value is not value or param.grad is not grad or not value.flags.writeable:
                 self._bind([self._checked_arrays(i) for i in range(len(self.params))])
                 break
-        for index, key, buffer in self._buffers:
+        for buffer in self._buffers:
             if not buffer.flags.writeable:
-                raise ValueError(
-                    f"optimizer state {key!r} of {self._parameter_name(index)} is a read-only "
-                    "array, and the step updates it in place; nothing was updated"
-                )
+                raise self._read_only_buffer(buffer)
         self._begin_step()
         update = self._update
         for value, grad, state, work, wide_value, wide_grad in self._plan:
@@ -249,6 +246,17 @@ class Optimizer:
                 np.copyto(value, wide_value)
             else:
                 self._update_in_blocks(value, grad, state)
+
+    def _read_only_buffer(self, buffer: NDArray) -> ValueError:
+        """The error for a state buffer that was made read-only, naming it."""
+        for index, p in enumerate(self.params):
+            for key, value in self.state[p].items():
+                if value is buffer:
+                    return ValueError(
+                        f"optimizer state {key!r} of {self._parameter_name(index)} is a "
+                        "read-only array, and the step updates it in place; nothing was updated"
+                    )
+        return ValueError("an optimizer state buffer is a read-only array; nothing was updated")
 
     def _update_in_blocks(self, value: NDArray, grad: NDArray, state: dict[str, Any]) -> None:
         """Update a parameter of more than BLOCK_SIZE entries, block by block: consecutive
@@ -312,9 +320,9 @@ class Optimizer:
         """Remember each parameter's (checked) arrays and prepare how step() updates them."""
         self._bound = [(p, v, g) for p, (v, g) in zip(self.params, arrays, strict=True)]
         self._buffers = [
-            (index, key, buffer)
-            for index, p in enumerate(self.params)
-            for key, buffer in self.state[p].items()
+            buffer
+            for p in self.params
+            for buffer in self.state[p].values()
             if isinstance(buffer, np.ndarray)
         ]
         self._plan = []
@@ -356,7 +364,7 @@ class Optimizer:
         if unknown or missing:
             raise ValueError(
                 f"{type(self).__name__} hyperparameters are {list(self.hyperparameter_checks)}; "
-                f"missing {sorted(missing)}, unexpected {sorted(map(str, unknown))}"
+                f"missing {sorted(missing)}, unexpected {_keys(unknown)}"
             )
         return {name: self._checked(name, values[name]) for name in self.hyperparameter_checks}
 
@@ -396,7 +404,7 @@ class Optimizer:
                 "an optimizer state_dict is a dict with the keys 'hyperparameters' and 'state', "
                 f"got {type(state_dict).__name__}"
                 + (
-                    f" with keys {sorted(map(str, state_dict))}"
+                    f" with keys {_keys(state_dict)}"
                     if isinstance(state_dict, Mapping)
                     else ""
                 )
@@ -420,7 +428,7 @@ class Optimizer:
                 )
             if set(saved) != set(own):
                 raise ValueError(
-                    f"optimizer state of parameter {index} has keys {sorted(map(str, saved))}, "
+                    f"optimizer state of parameter {index} has keys {_keys(saved)}, "
                     f"expected {sorted(own)}"
                 )
             for key, value in own.items():
@@ -492,6 +500,13 @@ def _first_bad(array: NDArray, bad: NDArray[np.bool_], what: str) -> str | None:
         return None
     first = tuple(int(i) for i in np.argwhere(bad)[0])
     return f"holds {what}: {array[first]} at index {first}, {int(bad.sum())} in all"
+
+
+def _keys(mapping: Iterable[Any]) -> list[str]:
+    """The keys of a dict from outside, sorted as text for a message: the first 20, each
+    shortened (a key may be any object, even an integer too long for str())."""
+    keys = sorted(key if isinstance(key, str) else _shortened(key) for key in mapping)
+    return keys[:20] + ([f"... {len(keys) - 20} more"] if len(keys) > 20 else [])
 
 
 def _copy(value: Any) -> Any:

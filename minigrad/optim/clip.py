@@ -88,6 +88,6 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
             if scale >= np.finfo(p.grad.dtype).tiny:
                 p.grad *= p.grad.dtype.type(scale)
             else:  # a scale that is subnormal (or 0) in the gradient's dtype: g / n, then * max
-                np.divide(p.grad, norm + 1e-6, out=p.grad, dtype=np.float64, casting="same_kind")
-                p.grad *= p.grad.dtype.type(max_norm)
+                for operation, factor in ((np.divide, norm + 1e-6), (np.multiply, max_norm)):
+                    operation(p.grad, factor, out=p.grad, dtype=np.float64, casting="same_kind")
     return norm
