@@ -1938,6 +1938,6 @@ def test_a_state_dict_with_odd_keys_is_refused_with_a_short_message():
     ):
         opt.load_state_dict(saved)
     saved = opt.state_dict()
-    saved["hyperparameters"] = {**saved["hyperparameters"], **{f"x{i:02}": 0 for i in range(30)}}
-    with pytest.raises(ValueError, match=r"unexpected \['x00', .*'x19', '\.\.\. 10 more'\]$"):
+    saved["hyperparameters"] = {**saved["hyperparameters"], 10**400: 0}
+    with pytest.raises(ValueError, match=r"unexpected \['a huge integer'\]$"):
         opt.load_state_dict(saved)

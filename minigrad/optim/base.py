@@ -403,11 +403,7 @@ class Optimizer:
             raise (ValueError if isinstance(state_dict, Mapping) else TypeError)(
                 "an optimizer state_dict is a dict with the keys 'hyperparameters' and 'state', "
                 f"got {type(state_dict).__name__}"
-                + (
-                    f" with keys {_keys(state_dict)}"
-                    if isinstance(state_dict, Mapping)
-                    else ""
-                )
+                + (f" with keys {_keys(state_dict)}" if isinstance(state_dict, Mapping) else "")
             )
         states = state_dict["state"]
         if not isinstance(states, (list, tuple)):
@@ -503,10 +499,9 @@ def _first_bad(array: NDArray, bad: NDArray[np.bool_], what: str) -> str | None:
 
 
 def _keys(mapping: Iterable[Any]) -> list[str]:
-    """The keys of a dict from outside, sorted as text for a message: the first 20, each
-    shortened (a key may be any object, even an integer too long for str())."""
-    keys = sorted(key if isinstance(key, str) else _shortened(key) for key in mapping)
-    return keys[:20] + ([f"... {len(keys) - 20} more"] if len(keys) > 20 else [])
+    """The keys of a dict from outside, sorted as text for a message, each shortened (a key
+    may be any object, even an integer too long for str())."""
+    return sorted(key if isinstance(key, str) else _shortened(key) for key in mapping)
 
 
 def _copy(value: Any) -> Any:
