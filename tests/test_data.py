@@ -1559,7 +1559,7 @@ def test_standardizer_statistics_may_be_set_directly():
 def test_split_with_a_huge_integer_test_size_is_reported_shortened():
     with pytest.raises(
         ValueError,
-        match=r"^test_size=a huge integer leaves a huge integer of 5 samples for testing; both "
+        match=r"^test_size=a huge integer leaves 5 of 5 samples for testing; both "
         r"sets need at least one$",
     ):
         train_test_split(np.arange(5), np.arange(5), 10**5000)

@@ -61,8 +61,8 @@ def train_test_split(
         n_test = int(np.ceil(fraction * n))
     if not 0 < n_test < n:
         raise ValueError(
-            f"test_size={_shortened(test_size)} leaves {_shortened(n_test)} of {n} samples for "
-            "testing; both sets need at least one"
+            f"test_size={_shortened(test_size)} leaves {max(0, min(n_test, n))} of {n} samples "
+            "for testing; both sets need at least one"
         )
     order = rng.permutation(n) if shuffle else np.arange(n)
     train, test = order[: n - n_test], order[n - n_test :]
