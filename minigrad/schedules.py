@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
-from minigrad._validation import _given, check_integer
+from minigrad._validation import _given, _shortened, check_integer
 from minigrad.optim.base import check_non_negative, real
 
 __all__ = [
@@ -33,6 +34,65 @@ def _count(name: str, value: Any, minimum: int = 1) -> int:
     return check_integer(name, value, minimum=minimum)
 
 
+def _then(name: str, then: Any) -> Schedule:
+    """LinearWarmup's ``then``: a Schedule, or a number made a Constant."""
+    if isinstance(then, type):
+        raise TypeError(
+            f"{name} must be a schedule instance or a number, got the class {then.__name__}; "
+            f"create one, e.g. {then.__name__}(...)"
+        )
+    if isinstance(then, Schedule):
+        return then
+    try:
+        return Constant(then)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a Schedule (such as CosineDecay(0.1, total=90)) or a number, "
+            f"got {_given(then)}"
+        ) from None
+
+
+class _Checked:
+    """A setting checked on every assignment, in ``__init__`` and after: ``check(name,
+    value)`` returns the value to keep or raises. The value is kept in the instance's
+    ``__dict__`` under the attribute's own name, so that ``vars()`` (which the repr reads)
+    sees a plain attribute."""
+
+    def __init__(self, check: Callable[[str, Any], Any]) -> None:
+        self.check = check
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        try:
+            return instance.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(f"{type(instance).__name__} has no {self.name} yet") from None
+
+    def __set__(self, instance: object, value: Any) -> None:
+        instance.__dict__[self.name] = self.check(self.name, value)
+
+
+def _power(base: float, exponent: int) -> float:
+    """base ** exponent for base > 0 and an integer exponent >= 0, as 0.0 or inf where the
+    result leaves float range (Python raises OverflowError for that, and for any exponent
+    beyond float range, even where the result is 0.0 or 1.0)."""
+    if base == 1.0:
+        return 1.0
+    try:
+        return base**exponent
+    except OverflowError:
+        return 0.0 if base < 1.0 else math.inf
+
+
+def _decayed(lr: float, base: float, exponent: int) -> float:
+    """lr * base ** exponent, which is 0.0 for lr = 0 even where the power overflows."""
+    return 0.0 if lr == 0.0 else lr * _power(base, exponent)
+
+
 class Schedule:
     """Base class: ``schedule(t)`` returns the learning rate lr(t) for a count t >= 0.
 
@@ -40,7 +100,9 @@ class Schedule:
     ``rate(t)``. Calling the schedule checks t (an integer >= 0: Python or NumPy, not a
     bool, a float or a string) and the rate, which must be a finite number >= 0: a
     learning rate that overflows (``ExponentialDecay(1.0, gamma=1.01)(100_000)``) is an
-    error naming the schedule and t, while one that underflows to 0.0 is returned.
+    error naming the schedule and t, while one that underflows to 0.0 is returned. The
+    built-in schedules check their settings on every assignment too
+    (``schedule.every = 0`` is the same ValueError as ``StepDecay(0.1, every=0)``).
 
     Shape: t (an int >= 0) -> lr (a float >= 0).
 
@@ -70,13 +132,15 @@ class Schedule:
         except OverflowError:  # float ** int beyond float range raises instead of giving inf
             lr = math.inf
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-            raise TypeError(f"{self!r}.rate({t}) must return a real number, got {_given(lr)}")
+            raise TypeError(
+                f"{self!r}.rate({_shortened(t)}) must return a real number, got {_given(lr)}"
+            )
         lr = float(lr)
         if not (math.isfinite(lr) and lr >= 0.0):
             problem = "overflows float range" if lr == math.inf else f"is {lr}"
             raise ValueError(
-                f"{self!r} at t={t}: the learning rate {problem}; a learning rate must be a "
-                "finite number >= 0"
+                f"{self!r} at t={_shortened(t)}: the learning rate {problem}; a learning rate "
+                "must be a finite number >= 0"
             )
         return lr
 
@@ -85,7 +149,10 @@ class Schedule:
         raise NotImplementedError(f"{type(self).__name__} must implement rate(t)")
 
     def __repr__(self) -> str:
-        settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        # an integer of more than 4300 digits has no repr at all (Python refuses it)
+        settings = ", ".join(
+            f"{k}={_shortened(v) if isinstance(v, int) else repr(v)}" for k, v in vars(self).items()
+        )
         return f"{type(self).__name__}({settings})"
 
 
@@ -99,8 +166,10 @@ class Constant(Schedule):
     (Constant(lr=0.05), 0.05, 0.05)
     """
 
+    lr = _Checked(check_non_negative)
+
     def __init__(self, lr: float) -> None:
-        self.lr = check_non_negative("lr", lr)
+        self.lr = lr
 
     def rate(self, t: int) -> float:
         """lr."""
@@ -119,14 +188,16 @@ class StepDecay(Schedule):
     [0.1, 0.1, 0.09, 0.081]
     """
 
+    lr = _Checked(check_non_negative)
+    factor = _Checked(_positive)
+    every = _Checked(_count)
+
     def __init__(self, lr: float, factor: float = 0.9, every: int = 100) -> None:
-        self.lr = check_non_negative("lr", lr)
-        self.factor = _positive("factor", factor)
-        self.every = _count("every", every)
+        self.lr, self.factor, self.every = lr, factor, every
 
     def rate(self, t: int) -> float:
         """lr * factor ** floor(t / every)."""
-        return self.lr * self.factor ** (t // self.every)
+        return _decayed(self.lr, self.factor, t // self.every)
 
 
 class ExponentialDecay(Schedule):
@@ -136,13 +207,15 @@ class ExponentialDecay(Schedule):
     0.125
     """
 
+    lr = _Checked(check_non_negative)
+    gamma = _Checked(_positive)
+
     def __init__(self, lr: float, gamma: float) -> None:
-        self.lr = check_non_negative("lr", lr)
-        self.gamma = _positive("gamma", gamma)
+        self.lr, self.gamma = lr, gamma
 
     def rate(self, t: int) -> float:
         """lr * gamma ** t."""
-        return self.lr * self.gamma**t
+        return _decayed(self.lr, self.gamma, t)
 
 
 class InverseTimeDecay(Schedule):
@@ -152,13 +225,21 @@ class InverseTimeDecay(Schedule):
     0.05
     """
 
+    lr = _Checked(check_non_negative)
+    decay_rate = _Checked(check_non_negative)
+
     def __init__(self, lr: float, decay_rate: float) -> None:
-        self.lr = check_non_negative("lr", lr)
-        self.decay_rate = check_non_negative("decay_rate", decay_rate)
+        self.lr, self.decay_rate = lr, decay_rate
 
     def rate(self, t: int) -> float:
         """lr / (1 + decay_rate * t)."""
-        return self.lr / (1.0 + self.decay_rate * t)
+        if self.decay_rate == 0.0:
+            return self.lr
+        try:
+            count = float(t)
+        except OverflowError:  # a count beyond float range: the rate is lr / inf = 0
+            count = math.inf
+        return self.lr / (1.0 + self.decay_rate * count)
 
 
 class CosineDecay(Schedule):
@@ -173,10 +254,12 @@ class CosineDecay(Schedule):
     (1.0, 0.5, 0.0, 0.0)
     """
 
+    lr = _Checked(check_non_negative)
+    total = _Checked(_count)
+    final_lr = _Checked(check_non_negative)
+
     def __init__(self, lr: float, total: int, final_lr: float = 0.0) -> None:
-        self.lr = check_non_negative("lr", lr)
-        self.total = _count("total", total)
-        self.final_lr = check_non_negative("final_lr", final_lr)
+        self.lr, self.total, self.final_lr = lr, total, final_lr
 
     def rate(self, t: int) -> float:
         """final_lr + (lr - final_lr) (1 + cos(pi min(t, total) / total)) / 2."""
@@ -197,27 +280,17 @@ class LinearWarmup(Schedule):
     [0.0, 0.5, 1.0, 0.8536, 0.5, 0.1464, 0.0]
     """
 
+    then = _Checked(_then)
+    warmup = _Checked(_count)
+    start_factor = _Checked(lambda name, value: real(name, value, minimum=0.0, maximum=1.0))
+
     def __init__(self, then: Schedule | float, warmup: int, start_factor: float = 0.0) -> None:
-        if isinstance(then, type):
-            raise TypeError(
-                f"then must be a schedule instance or a number, got the class {then.__name__}; "
-                f"create one, e.g. {then.__name__}(...)"
-            )
-        if not isinstance(then, Schedule):
-            try:
-                then = Constant(then)
-            except TypeError:
-                raise TypeError(
-                    f"then must be a Schedule (such as CosineDecay(0.1, total=90)) or a "
-                    f"number, got {_given(then)}"
-                ) from None
-        self.then = then
-        self.warmup = _count("warmup", warmup)
-        self.start_factor = real("start_factor", start_factor, minimum=0.0, maximum=1.0)
+        self.then, self.warmup, self.start_factor = then, warmup, start_factor
 
     def rate(self, t: int) -> float:
         """The warm-up ramp to then(0), then then(t - warmup)."""
         if t < self.warmup:
-            fraction = self.start_factor + (1.0 - self.start_factor) * t / self.warmup
+            # t / warmup first: two integers divide exactly even beyond float range
+            fraction = self.start_factor + (1.0 - self.start_factor) * (t / self.warmup)
             return self.then(0) * fraction
         return self.then(t - self.warmup)

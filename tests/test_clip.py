@@ -305,3 +305,63 @@ def test_a_bare_parameter_or_a_non_parameter_is_a_type_error(function):
 def test_an_empty_list_has_norm_zero():
     assert global_grad_norm([]) == 0.0
     assert clip_grad_norm([], 1.0) == 0.0
+
+
+# -- norms beyond the range of a sum of squares ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "norm"),
+    [
+        ([1e200] * 4, 2e200),  # the squares overflow float64
+        ([3e307, 4e307], 5e307),
+        ([1e-200] * 4, 2e-200),  # the squares underflow to 0
+        ([3e-320, 4e-320], 5e-320),  # subnormal gradients
+        ([1e200, 1.0, -1e-200, 0.0], 1e200),
+    ],
+)
+def test_the_norm_is_finite_and_right_whenever_the_true_norm_is(values, norm):
+    p = Parameter(np.zeros(len(values)))
+    p.grad[:] = values
+    # pytest runs with filterwarnings=error: an overflow warning fails here
+    assert global_grad_norm([p]) == pytest.approx(norm, rel=1e-12, abs=0)
+
+
+def test_huge_float64_gradients_are_clipped():
+    p, q = Parameter(np.zeros(3)), Parameter(np.zeros(1))
+    p.grad[:] = [1e200, -1e200, 1e200]
+    q.grad[:] = [-1e200]
+    assert clip_grad_norm([p, q], max_norm=1.0) == pytest.approx(2e200, rel=1e-12)
+    np.testing.assert_allclose(p.grad, [0.5, -0.5, 0.5], rtol=1e-12)
+    np.testing.assert_allclose(q.grad, [-0.5], rtol=1e-12)
+
+
+def test_a_norm_beyond_float64_is_inf_and_leaves_the_gradients():
+    p = Parameter(np.zeros(4))
+    p.grad[:] = 1.5e308
+    assert global_grad_norm([p]) == math.inf
+    assert clip_grad_norm([p], max_norm=1.0) == math.inf
+    np.testing.assert_array_equal(p.grad, [1.5e308] * 4)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "size", "max_norm", "rtol"),
+    [
+        (np.float16, 6e4, 1.0, 1e-3),
+        (np.float32, 3e38, 1e-4, 1e-6),
+        (np.float64, 1e300, 1e-10, 1e-12),
+    ],
+)
+def test_a_scale_below_the_dtypes_normal_range_keeps_its_precision(dtype, size, max_norm, rtol):
+    # max_norm / n is subnormal in the gradient's dtype (about 1e-5, 1e-43, 1e-311):
+    # multiplying by it would keep only a few bits, so the gradients are divided by n, then
+    # multiplied by max_norm
+    p = Parameter(np.zeros(4, dtype))
+    p.grad[:] = [size, -size, size / 2, 0.0]
+    assert clip_grad_norm([p], max_norm=max_norm) == pytest.approx(
+        1.5 * float(p.grad.dtype.type(size)), rel=1e-3
+    )
+    assert p.grad.dtype == dtype
+    np.testing.assert_allclose(
+        p.grad, np.array([1.0, -1.0, 0.5, 0.0]) / 1.5 * max_norm, rtol=rtol, atol=0
+    )

@@ -1291,10 +1291,19 @@ def test_datasets_accept_numpy_numbers():
     assert np.bincount(y).tolist() == [10, 10, 10]
 
 
-@pytest.mark.parametrize("make", [make_xor, make_spirals, make_moons, make_circles, make_blobs])
-def test_a_data_set_larger_than_memory_is_refused_before_allocating(make):
+@pytest.mark.parametrize(
+    ("make", "features"),
+    [
+        (make_xor, ""),
+        (make_spirals, ""),
+        (make_moons, ""),
+        (make_circles, ""),
+        (make_blobs, ", features=2"),  # the one whose number of features is an argument
+    ],
+)
+def test_a_data_set_larger_than_memory_is_refused_before_allocating(make, features):
     with pytest.raises(
-        MemoryError, match=rf"{make.__name__}\(n_samples=1000000000000\) needs about"
+        MemoryError, match=rf"{make.__name__}\(n_samples=1000000000000{features}\) needs about"
     ):
         make(10**12)
 
@@ -1380,9 +1389,15 @@ def test_one_hot_infers_up_to_the_number_of_labels_or_1024():
     assert one_hot([0, 1024], classes=1025).shape == (2, 1025)
 
 
-@pytest.mark.parametrize("classes", [10**15, 10**400])
-def test_one_hot_too_large_for_memory_is_a_memory_error_naming_the_size(classes):
-    with pytest.raises(MemoryError, match=rf"2 labels x {classes} classes of float32 need .*GiB"):
+@pytest.mark.parametrize(
+    ("classes", "shown"),
+    [(10**15, str(10**15)), (10**400, "a huge integer"), (10**5000, "a huge integer")],
+    ids=["1e15", "1e400", "1e5000"],  # 10**5000 has no str: Python refuses over 4300 digits
+)
+def test_one_hot_too_large_for_memory_is_a_memory_error_naming_the_size(classes, shown):
+    with pytest.raises(
+        MemoryError, match=rf"^one_hot: 2 labels x {shown} classes of float32 need .*GiB"
+    ):
         one_hot([0, 1], classes=classes)
 
 
@@ -1414,3 +1429,179 @@ def test_one_hot_accepts_numpy_integer_classes_and_empty_lists():
 def test_one_hot_dtype_must_be_numeric(dtype):
     with pytest.raises(TypeError, match=r"one_hot dtype must be a NumPy bool, integer or float"):
         one_hot([0, 1], dtype=dtype)
+
+
+# -- settings assigned after construction -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error", "pattern"),
+    [
+        ("shuffle", "False", TypeError, r"^shuffle must be True or False, got 'False' \(str\)$"),
+        ("shuffle", 0, TypeError, r"^shuffle must be True or False, got 0 \(int\)$"),
+        ("drop_last", "True", TypeError, r"^drop_last must be True or False, got 'True'"),
+        ("batch_size", 0, ValueError, r"^batch_size must be >= 1, got 0$"),
+        ("batch_size", 2.0, TypeError, r"^batch_size must be an integer, got 2\.0 \(float\)$"),
+        ("batch_size", True, TypeError, r"^batch_size must be an integer, got True"),
+        (
+            "rng",
+            1.5,
+            TypeError,
+            r"^rng must be an integer >= 0, a numpy\.random\.Generator or None",
+        ),
+        ("rng", -1, ValueError, r"^rng must be >= 0, got -1$"),
+    ],
+)
+def test_loader_settings_assigned_later_are_checked_as_in_the_constructor(
+    name, value, error, pattern
+):
+    loader = DataLoader(np.arange(10), np.arange(10), batch_size=4, shuffle=False, seed=0)
+    before = getattr(loader, name)
+    with pytest.raises(error, match=pattern):
+        setattr(loader, name, value)
+    assert getattr(loader, name) is before
+    assert [yb.tolist() for _, yb in loader] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_loader_settings_assigned_later_take_effect():
+    loader = DataLoader(np.arange(10), np.arange(10), batch_size=4, shuffle=False)
+    loader.batch_size = np.int64(3)
+    loader.drop_last = np.True_
+    assert type(loader.batch_size) is int and loader.drop_last is True
+    assert [yb.tolist() for _, yb in loader] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    loader.shuffle, loader.rng = True, 7
+    shuffled = [yb.tolist() for _, yb in loader]
+    assert shuffled == [
+        yb.tolist()
+        for _, yb in DataLoader(np.arange(10), np.arange(10), batch_size=3, drop_last=True, seed=7)
+    ]
+    assert repr(loader) == "DataLoader(samples=10, batch_size=3, shuffle=True, drop_last=True)"
+
+
+@pytest.mark.parametrize("name", ["x", "y"])
+def test_loader_data_cannot_be_replaced(name):
+    loader = DataLoader(np.arange(4), np.arange(4), batch_size=2, shuffle=False)
+    with pytest.raises(
+        AttributeError, match=rf"^DataLoader\.{name} cannot be replaced .*build a new"
+    ):
+        setattr(loader, name, np.arange(6))
+    assert loader.x.tolist() == loader.y.tolist() == [0, 1, 2, 3]
+
+
+def test_loader_repr_shortens_a_huge_batch_size():
+    loader = DataLoader(np.arange(4), batch_size=10**5000)
+    assert len(loader) == 1
+    assert repr(loader) == (
+        "DataLoader(samples=4, batch_size=a huge integer, shuffle=True, drop_last=False)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error", "pattern"),
+    [
+        ("mean", "abc", TypeError, r"^Standardizer\.mean expects real numbers .*got dtype <U3$"),
+        ("mean", [[0.0, 1.0]], ShapeError, r"^Standardizer\.mean must be a 1-D array .*\(1, 2\)"),
+        (
+            "mean",
+            [0.0, np.nan],
+            ValueError,
+            r"^Standardizer\.mean must hold finite numbers, got nan at index 1$",
+        ),
+        (
+            "std",
+            [1.0, 0.0],
+            ValueError,
+            r"^Standardizer\.std must hold finite numbers > 0, got 0\.0 at index 1$",
+        ),
+        (
+            "std",
+            [-1.0, 1.0],
+            ValueError,
+            r"^Standardizer\.std must hold finite numbers > 0, got -1\.0",
+        ),
+        (
+            "std",
+            [1.0, np.inf],
+            ValueError,
+            r"^Standardizer\.std must hold finite numbers > 0, got inf",
+        ),
+        ("std", ["1", "2"], TypeError, r"^Standardizer\.std expects real numbers"),
+    ],
+)
+def test_standardizer_statistics_assigned_later_are_checked(name, value, error, pattern):
+    scaler = Standardizer().fit(np.array([[0.0, 5.0], [2.0, 7.0]]))
+    before = getattr(scaler, name).copy()
+    with pytest.raises(error, match=pattern):
+        setattr(scaler, name, value)
+    np.testing.assert_array_equal(getattr(scaler, name), before)
+    np.testing.assert_array_equal(scaler.transform([[1.0, 6.0]]), [[0.0, 0.0]])
+
+
+def test_standardizer_statistics_may_be_set_directly():
+    scaler = Standardizer()
+    given = np.array([1.0, 2.0], dtype=np.float32)
+    scaler.mean, scaler.std = given, [2, 4]
+    given[0] = 100.0  # a copy was kept
+    assert scaler.mean.dtype == scaler.std.dtype == np.float64
+    np.testing.assert_array_equal(scaler.transform(np.array([[3.0, 6.0]])), [[1.0, 1.0]])
+    scaler.std = [1.0, 1.0, 1.0]  # each is fine alone; together they do not fit
+    with pytest.raises(ShapeError, match=r"mean has shape \(2,\) but std has shape \(3,\)"):
+        scaler.transform([[3.0, 6.0]])
+    scaler.mean = None
+    assert repr(scaler) == "Standardizer(unfitted)"
+    with pytest.raises(RuntimeError, match=r"before fit\(\)"):
+        scaler.transform([[3.0, 6.0]])
+
+
+# -- huge integers and raw errors ---------------------------------------------------------------
+
+
+def test_split_with_a_huge_integer_test_size_is_reported_shortened():
+    with pytest.raises(
+        ValueError,
+        match=r"^test_size=a huge integer leaves 5 of 5 samples for testing; both "
+        r"sets need at least one$",
+    ):
+        train_test_split(np.arange(5), np.arange(5), 10**5000)
+
+
+@pytest.mark.parametrize("make", [make_xor, make_spirals, make_moons, make_circles, make_blobs])
+def test_a_huge_integer_n_samples_is_reported_shortened(make):
+    with pytest.raises(MemoryError, match=rf"^{make.__name__}\(n_samples=a huge integer"):
+        make(n_samples=10**5000)
+
+
+@pytest.mark.parametrize(
+    ("make", "kwargs", "pattern"),
+    [
+        (make_blobs, {"centers": 10**5000}, r"^n_samples must be >= a huge integer, got 300"),
+        (make_spirals, {"classes": 10**400}, r"^n_samples must be >= a huge integer, got 1000"),
+        (make_moons, {"noise": 10**5000}, r"^noise must be a finite number >= 0, got a huge"),
+        (make_blobs, {"box": 10**5000}, r"^box must be a finite number .*got a huge integer$"),
+    ],
+)
+def test_huge_integer_settings_are_reported_shortened(make, kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        make(**kwargs)
+
+
+def test_make_blobs_too_large_through_its_features_names_them():
+    with pytest.raises(
+        MemoryError,
+        match=r"^make_blobs\(n_samples=300, features=1000000000\) needs about .* GiB of memory; "
+        r"ask for fewer samples or features",
+    ):
+        make_blobs(features=10**9)
+
+
+@pytest.mark.parametrize("labels", [[[0], [1, 2]], [0, [1, 2]]])
+def test_one_hot_ragged_labels_are_a_shape_error_naming_labels(labels):
+    with pytest.raises(
+        ShapeError, match=r"^one_hot expects a 1-D array of integer labels, got nested lists"
+    ):
+        one_hot(labels)
+
+
+def test_one_hot_dtype_that_is_a_huge_integer_is_reported_shortened():
+    with pytest.raises(TypeError, match=r"dtype, got a huge integer \(int\)$"):
+        one_hot([0], dtype=10**5000)

@@ -29,6 +29,7 @@ from minigrad import (
     ShapeError,
     Tanh,
 )
+from minigrad.optim import adam_update, momentum_update, sgd_update
 
 RTOL = 1e-10
 ATOL = 1e-12
@@ -252,20 +253,23 @@ def test_adamw_with_zero_gradient_only_shrinks_the_parameter():
     np.testing.assert_allclose(p.value, [1.9 * 0.9, -3.8 * 0.9], rtol=1e-15)
 
 
+# eps must be > 0; 1e-300 is far below every sqrt(v) here, so the step is Adam's without eps
+
+
 @given(seed=seeds, lr=st.floats(1e-3, 1.0), scale=st.floats(1e-3, 1e3))
 def test_first_adam_step_moves_each_entry_by_lr_whatever_the_gradient_scale(seed, lr, scale):
     start, (grad,) = problem((6,), seed, 1)
     p = Parameter(start.copy())
     p.grad[...] = scale * grad
-    Adam([p], lr=lr, eps=0.0).step()
+    Adam([p], lr=lr, eps=1e-300).step()
     np.testing.assert_allclose(p.value, start - lr * np.sign(grad), rtol=1e-12, atol=1e-12)
 
 
 @given(seed=seeds, scale=st.floats(1e-3, 1e3))
-def test_adam_without_eps_is_invariant_to_gradient_scale(seed, scale):
+def test_adam_with_a_negligible_eps_is_invariant_to_gradient_scale(seed, scale):
     start, grads = problem((4,), seed, 5)
     lrs = [0.1, 0.05, 0.2, 0.01, 0.1]
-    make = lambda ps: Adam(ps, eps=0.0)  # noqa: E731
+    make = lambda ps: Adam(ps, eps=1e-300)  # noqa: E731
     plain = trajectory(make, start, grads, lrs)
     scaled = trajectory(make, start, [scale * g for g in grads], lrs)
     assert_trajectories_close(scaled, plain, rtol=1e-9, atol=1e-12)
@@ -738,8 +742,10 @@ def test_a_single_number_for_betas_is_reported_as_betas(cls):
 
 
 @pytest.mark.parametrize("cls", [Adam, AdamW])
-@pytest.mark.parametrize(("eps", "shown"), [(-0.5, r"-0\.5"), (np.nan, "nan"), (np.inf, "inf")])
-def test_eps_must_be_finite_and_non_negative(cls, eps, shown):
+@pytest.mark.parametrize(
+    ("eps", "shown"), [(-0.5, r"-0\.5"), (np.nan, "nan"), (np.inf, "inf"), (0.0, r"0\.0")]
+)
+def test_eps_must_be_finite_and_positive(cls, eps, shown):
     with pytest.raises(ValueError, match=rf"eps.*{shown}"):
         cls(one_param(), eps=eps)
 
@@ -1021,7 +1027,7 @@ def test_repr_follows_lr_changes():
     [
         (lambda ps: Momentum(ps), "momentum", 1.5, r"momentum must be in \[0, 1\), got 1\.5"),
         (lambda ps: Adam(ps), "betas", (0.9, 1.0), r"betas\[1\] must be in \[0, 1\), got 1\.0"),
-        (lambda ps: Adam(ps), "eps", -1.0, r"eps must be a finite number >= 0, got -1\.0"),
+        (lambda ps: Adam(ps), "eps", -1.0, r"eps must be a finite number > 0, got -1\.0"),
         (lambda ps: SGD(ps), "weight_decay", -5, r"weight_decay .* got -5"),
         (lambda ps: AdamW(ps), "lr", float("inf"), r"learning rate .* got inf"),
     ],
@@ -1464,7 +1470,7 @@ def beta_nan(saved):
 
 def eps_inf(saved):
     saved["hyperparameters"]["eps"] = float("inf")
-    return ValueError, r"eps must be a finite number >= 0, got inf"
+    return ValueError, r"eps must be a finite number > 0, got inf"
 
 
 def not_a_mapping(saved):
@@ -1601,3 +1607,337 @@ def test_setting_a_hyperparameter_the_optimizer_does_not_have_is_refused(make, n
     ):
         setattr(opt, name, 0.5)
     assert not hasattr(opt, name)
+
+
+def test_optimizer_params_and_state_cannot_be_replaced():
+    p, q = two_params()
+    opt = Adam([p, q], lr=0.1)
+    for name in ("params", "state"):
+        with pytest.raises(
+            AttributeError, match=rf"^Adam\.{name} cannot be replaced: .*build a new"
+        ):
+            setattr(opt, name, [] if name == "params" else {})
+    assert opt.params == [p, q] and set(opt.state) == {p, q}
+
+
+# -- 13. a value or a state buffer made read-only in place -------------------------------------
+
+
+@each_class
+def test_a_value_made_read_only_in_place_stops_the_step_before_any_update(cls):
+    p, q = two_params()
+    opt = cls([q, p], lr=0.1)
+    before = opt.state_dict()
+    p.value.flags.writeable = False  # the same array: only its flag changed
+    with pytest.raises(
+        ValueError, match=r"^optimizer parameter 1 \(weight\): its value is a read-only array"
+    ):
+        opt.step()
+    np.testing.assert_array_equal(q.value, [1.0, 1.0])  # the parameter before it: untouched
+    assert_state_dicts_equal(opt.state_dict(), before)  # Adam's step counts too
+    p.value.flags.writeable = True
+    opt.step()
+    assert np.all(p.value < 1.0) and np.all(q.value < 1.0)
+
+
+@pytest.mark.parametrize(
+    ("make", "key"),
+    [(FACTORIES[name], key) for name, keys in BUFFERS.items() for key in keys],
+    ids=[f"{name}-{key}" for name, keys in BUFFERS.items() for key in keys],
+)
+def test_a_state_buffer_made_read_only_stops_the_step_before_any_update(make, key):
+    p, q = two_params()
+    opt = make([q, p])
+    opt.step()
+    before, values = opt.state_dict(), (q.value.copy(), p.value.copy())
+    opt.state[p][key].flags.writeable = False
+    with pytest.raises(
+        ValueError,
+        match=rf"^optimizer state '{key}' of parameter 1 \(weight\) is a read-only array, "
+        r"and the step updates it in place; nothing was updated",
+    ):
+        opt.step()
+    np.testing.assert_array_equal(q.value, values[0])
+    np.testing.assert_array_equal(p.value, values[1])
+    assert_state_dicts_equal(opt.state_dict(), before)
+
+
+# -- 14. eps and the scalars an update computes with, in its dtype -----------------------------
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+def test_eps_zero_is_refused_on_construction_and_assignment(cls):
+    # torch accepts eps=0, and a zero gradient entry then gives 0 / 0 = NaN
+    with pytest.raises(ValueError, match=r"^eps must be a finite number > 0, got 0\.0$"):
+        cls(one_param(), eps=0.0)
+    opt = cls(one_param(), eps=1e-8)
+    with pytest.raises(ValueError, match=r"^eps must be a finite number > 0, got 0$"):
+        opt.eps = 0
+    assert opt.eps == 1e-8
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_an_eps_that_is_zero_in_float32_is_refused_naming_eps_dtype_and_parameter(cls, dtype):
+    params = [Parameter(np.ones(2), name="a"), Parameter(np.ones(2, dtype), name="b")]
+    pattern = (
+        r"^eps=1e-50 rounds to 0 in float32, the dtype parameter 1 \(b\) is updated in, "
+        r"and 0 / 0 would give NaN; eps must be at least 1\.4e-45 there"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        cls(params, eps=1e-50)
+    opt = cls(params)
+    with pytest.raises(ValueError, match=pattern):
+        opt.eps = 1e-50
+    saved = opt.state_dict()
+    saved["hyperparameters"]["eps"] = 1e-50
+    with pytest.raises(ValueError, match=pattern):
+        opt.load_state_dict(saved)
+    assert opt.eps == 1e-8
+
+
+def test_a_tiny_eps_is_accepted_where_it_is_not_zero_and_zero_gradients_stay_finite():
+    p = Parameter(np.array([1.0, 2.0]))  # float64: 1e-50 is a fine number there
+    p.grad[:] = [0.0, 1.0]
+    opt = Adam([p], lr=0.1, eps=1e-50)
+    opt.step()
+    np.testing.assert_allclose(p.value, [1.0, 1.9], rtol=1e-15)
+    q = Parameter(np.ones(2, np.float32))
+    Adam([q], eps=1e-45).step()  # the smallest float32 (subnormal) is not 0
+    np.testing.assert_array_equal(q.value, [1.0, 1.0])
+
+
+@each_class
+def test_a_learning_rate_beyond_the_parameters_float_range_is_refused(cls):
+    params = [Parameter(np.ones(2, np.float16), name="half")]
+    with pytest.raises(
+        ValueError,
+        match=r"^lr=1e\+39 overflows float32 \(largest 3\.4e\+38\), the dtype parameter 0 "
+        r"\(half\) is updated in$",
+    ):
+        cls(params, lr=1e39)
+    opt = cls(params, lr=0.1, weight_decay=0.5)
+    with pytest.raises(ValueError, match=r"^weight_decay=1e\+39 overflows float32"):
+        opt.weight_decay = 1e39
+    assert opt.weight_decay == 0.5
+    cls([Parameter(np.ones(2))], lr=1e39)  # float64 holds it
+
+
+# -- 15. the state a load_state_dict brings ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "key", "bad", "problem"),
+    [
+        (FACTORIES["momentum"], "velocity", np.nan, "NaN or infinite values: nan"),
+        (FACTORIES["nesterov"], "velocity", -np.inf, "NaN or infinite values: -inf"),
+        (FACTORIES["adam"], "m", np.inf, "NaN or infinite values: inf"),
+        (FACTORIES["adamw"], "m", np.nan, "NaN or infinite values: nan"),
+        (FACTORIES["adam"], "v", np.nan, "negative or NaN values: nan"),
+        (FACTORIES["adam"], "v", -1e-3, r"negative or NaN values: -0\.001"),
+        (FACTORIES["adamw"], "v", -np.inf, "negative or NaN values: -inf"),
+    ],
+    ids=[
+        *("velocity-nan", "nesterov-velocity-inf", "m-inf", "adamw-m-nan"),
+        *("v-nan", "v-negative", "adamw-v-minus-inf"),
+    ],
+)
+def test_a_state_with_non_finite_or_negative_buffers_is_refused_before_anything_is_written(
+    make, key, bad, problem
+):
+    opt, _ = trained(make, seed=40, steps=2)
+    before = opt.state_dict()
+    source, _ = trained(make, seed=41, steps=3, lr=0.05)
+    saved = source.state_dict()
+    saved["state"][2][key][1, 0, 1] = bad
+    with pytest.raises(
+        ValueError,
+        match=rf"^optimizer state '{key}' of parameter 2 holds {problem} at index \(1, 0, 1\), "
+        r"1 in all; nothing was loaded$",
+    ):
+        opt.load_state_dict(saved)
+    assert_state_dicts_equal(opt.state_dict(), before)  # hyperparameters and buffers
+
+
+def test_an_infinite_second_moment_that_adam_reaches_itself_round_trips():
+    # g^2 overflows float64 for |g| > 1.3e154: v becomes inf, m stays finite, and that
+    # entry's step is m / inf = 0; the state is Adam's own and must load back
+    p = Parameter(np.array([1.0, 2.0]))
+    p.grad[:] = [1e200, 1.0]
+    opt = Adam([p], lr=0.1)
+    with np.errstate(over="ignore"):
+        opt.step()
+    assert opt.state[p]["v"][0] == np.inf and np.isfinite(p.value).all()
+    copy = Adam([Parameter(p.value.copy())], lr=0.1)
+    copy.load_state_dict(opt.state_dict())
+    assert copy.state[copy.params[0]]["v"][0] == np.inf
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"), [(10**400, "a huge integer"), (2**53 + 1, str(2**53 + 1))]
+)
+def test_a_step_count_beyond_two_to_the_53_is_refused(count, shown):
+    opt, _ = trained(FACTORIES["adam"], seed=42, steps=2)
+    before = opt.state_dict()
+    saved = opt.state_dict()
+    saved["state"][3]["step"] = count
+    with pytest.raises(
+        ValueError,
+        match=rf"^optimizer state 'step' of parameter 3 must be an integer count of at most "
+        rf"2\*\*53, got {shown}$",
+    ):
+        opt.load_state_dict(saved)
+    assert_state_dicts_equal(opt.state_dict(), before)
+    saved["state"][3]["step"] = 2**53  # the largest, still usable: beta ** t is 0
+    opt.load_state_dict(saved)
+    opt.step()
+    assert opt.state[opt.params[3]]["step"] == 2**53 + 1
+
+
+# -- 16. huge integers in messages --------------------------------------------------------------
+
+
+def test_a_huge_integer_momentum_or_beta_is_reported_shortened():
+    with pytest.raises(ValueError, match=r"^momentum must be in \[0, 1\), got a huge integer$"):
+        Momentum(one_param(), momentum=10**5000)
+    with pytest.raises(ValueError, match=r"^betas\[1\] must be in \[0, 1\), got a huge integer$"):
+        Adam(one_param(), betas=(0.9, 10**5000))
+    with pytest.raises(ValueError, match=r"^betas\[0\] must be in \[0, 1\), got a huge integer$"):
+        Adam(one_param(), betas=(10**400, 0.9))
+    with pytest.raises(
+        ValueError, match=r"^betas must be a pair \(beta1, beta2\), got 3 values: a huge integer"
+    ):
+        Adam(one_param(), betas=(0.9, 0.9, 10**5000))
+    with pytest.raises(
+        ValueError, match=r"^learning rate must be a finite number >= 0, got a huge"
+    ):
+        SGD(one_param(), lr=10**5000)
+
+
+# -- 17. the update functions' scalar arguments -------------------------------------------------
+
+
+def adam_arrays():
+    return np.array([1.0, -2.0]), np.array([0.5, 0.5]), np.full(2, 0.1), np.full(2, 0.2)
+
+
+ADAM_SCALARS = {"step": 1, "lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+
+
+@pytest.mark.parametrize(
+    ("changed", "error", "pattern"),
+    [
+        (
+            {"step": 0},
+            ValueError,
+            r"step must count from 1 and the betas lie in \[0, 1\); got step=0,",
+        ),
+        ({"step": -3}, ValueError, r"got step=-3, beta1=0\.9, beta2=0\.999$"),
+        ({"beta2": 1}, ValueError, r"got step=1, beta1=0\.9, beta2=1$"),
+        ({"beta1": 1.0}, ValueError, r"got step=1, beta1=1\.0, beta2=0\.999$"),
+        (
+            {"step": 10**400},
+            ValueError,
+            r"^adam_update: step must be in \[1, 9007199254740992\], got a huge integer$",
+        ),
+        ({"eps": 0.0}, ValueError, r"^adam_update: eps must be > 0 \(0 / 0 gives NaN\), got 0\.0$"),
+        ({"lr": "0.1"}, TypeError, r"^adam_update: lr must be a real number, got '0\.1' \(str\)$"),
+        ({"beta1": "0.9"}, TypeError, r"^adam_update: beta1 must be a real number, got '0\.9'"),
+        ({"eps": "1e-8"}, TypeError, r"^adam_update: eps must be a real number, got '1e-8'"),
+        ({"weight_decay": "0"}, TypeError, r"^adam_update: weight_decay must be a real number"),
+        ({"step": 1.5}, TypeError, r"^adam_update: step must be an integer, got 1\.5"),
+    ],
+)
+def test_adam_update_refuses_bad_scalars_before_writing_any_array(changed, error, pattern):
+    value, grad, m, v = adam_arrays()
+    scalars = {**ADAM_SCALARS, "weight_decay": 0.1, **changed}
+    if "step" in changed and changed["step"] == 1.5:
+        scalars["lr"] = None  # a step that is a float computes; the lr fails, and names step
+    with pytest.raises(error, match=pattern):
+        adam_update(value, grad, m, v, **scalars, decoupled=False, scratch=np.empty(2))
+    for got, start in zip((value, grad, m, v), adam_arrays(), strict=True):
+        np.testing.assert_array_equal(got, start)
+
+
+@pytest.mark.parametrize(
+    ("update", "scalars", "name"),
+    [
+        ("sgd", {"lr": "0.1", "weight_decay": 0.0}, "lr"),
+        ("sgd", {"lr": 0.1, "weight_decay": "0.1"}, "weight_decay"),
+        ("momentum", {"lr": "0.1", "momentum": 0.9, "weight_decay": 0.0}, "lr"),
+        ("momentum", {"lr": 0.1, "momentum": "0.9", "weight_decay": 0.0}, "momentum"),
+        ("momentum", {"lr": 0.1, "momentum": 0.9, "weight_decay": "0"}, "weight_decay"),
+    ],
+)
+def test_sgd_and_momentum_updates_name_a_scalar_that_is_not_a_number(update, scalars, name):
+    value, grad, buffer = np.array([1.0, 2.0]), np.array([0.5, -1.0]), np.array([0.1, 0.2])
+    shown = re.escape(repr(scalars[name]))
+    with pytest.raises(
+        TypeError, match=rf"^{update}_update: {name} must be a real number, got {shown} \(str\)$"
+    ):
+        if update == "sgd":
+            sgd_update(value, grad, **scalars, scratch=np.empty(2))
+        else:
+            momentum_update(value, grad, buffer, **scalars, nesterov=False, scratch=np.empty(2))
+    np.testing.assert_array_equal(value, [1.0, 2.0])
+    np.testing.assert_array_equal(buffer, [0.1, 0.2])
+
+
+def test_update_functions_still_accept_numpy_scalars_and_ints():
+    value, scratch = np.array([1.0, 2.0]), np.empty(2)
+    sgd_update(value, np.ones(2), lr=np.float32(0.5), weight_decay=0, scratch=scratch)
+    np.testing.assert_array_equal(value, [0.5, 1.5])
+    m, v = np.zeros(2), np.zeros(2)
+    adam_update(
+        value,
+        np.ones(2),
+        m,
+        v,
+        step=np.int64(1),
+        lr=1,
+        beta1=np.float64(0.5),
+        beta2=0,
+        eps=np.float32(1e-8),
+        weight_decay=0,
+        decoupled=True,
+        scratch=scratch,
+    )
+    np.testing.assert_allclose(value, [-0.5, 0.5], rtol=1e-7)
+
+
+def test_update_functions_re_raise_errors_that_are_not_about_their_scalars():
+    with pytest.raises(TypeError, match=r"ufunc 'multiply'"):  # NumPy's own: the arrays
+        sgd_update(np.ones(2), np.array(["a", "b"]), lr=0.1, weight_decay=0.0, scratch=np.empty(2))
+
+
+def test_adam_update_re_raises_errors_that_are_not_about_its_scalars():
+    value, grad, m, v = adam_arrays()
+    with pytest.raises(TypeError, match=r"ufunc 'add' did not contain a loop"):  # the gradient's
+        adam_update(
+            value,
+            grad.astype(str),
+            m,
+            v,
+            **ADAM_SCALARS,
+            weight_decay=0.1,
+            decoupled=False,
+            scratch=np.empty(2),
+        )
+    start_value, _, start_m, start_v = adam_arrays()
+    for got, start in zip((value, m, v), (start_value, start_m, start_v), strict=True):
+        np.testing.assert_array_equal(got, start)
+
+
+def test_a_state_dict_with_odd_keys_is_refused_with_a_short_message():
+    opt, _ = trained(FACTORIES["adam"], seed=43, steps=1)
+    saved = opt.state_dict()
+    saved["state"][0] = {**saved["state"][0], 10**5000: 1}
+    with pytest.raises(
+        ValueError,
+        match=r"^optimizer state of parameter 0 has keys \['a huge integer', 'm', 'step', 'v'\]",
+    ):
+        opt.load_state_dict(saved)
+    saved = opt.state_dict()
+    saved["hyperparameters"] = {**saved["hyperparameters"], 10**400: 0}
+    with pytest.raises(ValueError, match=r"unexpected \['a huge integer'\]$"):
+        opt.load_state_dict(saved)

@@ -503,3 +503,114 @@ def test_repr_is_readable_and_rebuilds_the_schedule(schedule, text):
     rebuilt = eval(text, namespace)
     assert repr(rebuilt) == text
     assert [rebuilt(t) for t in range(12)] == [schedule(t) for t in range(12)]
+
+
+# -- settings changed after construction ----------------------------------------------------
+
+# each setting assigned after construction, with the error its constructor argument gives
+SETTERS = [
+    (lambda: StepDecay(0.1), "every", 0, ValueError, r"^every must be >= 1, got 0$"),
+    (lambda: StepDecay(0.1), "every", 2.5, TypeError, r"^every must be an integer, got 2\.5"),
+    (lambda: StepDecay(0.1), "factor", "0.9", TypeError, r"^factor must be a real number"),
+    (lambda: StepDecay(0.1), "lr", -1.0, ValueError, r"^lr must be a finite number >= 0"),
+    (lambda: CosineDecay(0.1, 10), "total", 0, ValueError, r"^total must be >= 1, got 0$"),
+    (lambda: CosineDecay(0.1, 10), "final_lr", NAN, ValueError, r"^final_lr must be a finite"),
+    (lambda: ExponentialDecay(0.1, 0.5), "gamma", "0.5", TypeError, r"^gamma must be a real"),
+    (lambda: ExponentialDecay(0.1, 0.5), "gamma", 0.0, ValueError, r"^gamma must be a finite"),
+    (lambda: InverseTimeDecay(0.1, 1.0), "decay_rate", -1, ValueError, r"^decay_rate must be"),
+    (lambda: Constant(0.1), "lr", True, TypeError, r"^lr must be a real number, got True"),
+    (lambda: LinearWarmup(0.1, 5), "warmup", 0, ValueError, r"^warmup must be >= 1, got 0$"),
+    (lambda: LinearWarmup(0.1, 5), "start_factor", 2.0, ValueError, r"^start_factor must be"),
+    (lambda: LinearWarmup(0.1, 5), "then", "0.1", TypeError, r"^then must be a Schedule"),
+    (lambda: LinearWarmup(0.1, 5), "then", CosineDecay, TypeError, r"^then must be a schedule"),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "value", "error", "pattern"),
+    SETTERS,
+    ids=[f"{name}={value!r}" for _, name, value, _, _ in SETTERS],
+)
+def test_a_setting_assigned_later_is_checked_as_in_the_constructor(
+    make, name, value, error, pattern
+):
+    schedule = make()
+    before, text = getattr(schedule, name), repr(schedule)
+    with pytest.raises(error, match=pattern):
+        setattr(schedule, name, value)
+    assert getattr(schedule, name) is before and repr(schedule) == text
+
+
+def test_a_valid_setting_assigned_later_is_normalised_and_shown_in_the_repr():
+    schedule = StepDecay(0.1, factor=0.5, every=10)
+    schedule.every = np.int64(2)
+    schedule.factor = np.float32(0.25)
+    assert type(schedule.every) is int and type(schedule.factor) is float
+    assert repr(schedule) == "StepDecay(lr=0.1, factor=0.25, every=2)"
+    assert schedule(4) == 0.1 * 0.25**2
+    warmup = LinearWarmup(0.1, 4)
+    warmup.then = 0.2  # a number is a Constant, as in the constructor
+    assert repr(warmup) == "LinearWarmup(then=Constant(lr=0.2), warmup=4, start_factor=0.0)"
+    assert warmup(4) == 0.2
+
+
+# -- huge counts --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("schedule", "t", "rate"),
+    [
+        (ExponentialDecay(0.1, 0.5), 10**400, 0.0),  # 0.5 ** t underflows
+        (ExponentialDecay(0.1, 1.0), 10**400, 0.1),
+        (ExponentialDecay(0.0, 2.0), 10**6, 0.0),  # lr 0: 0 whatever the power
+        (ExponentialDecay(0.0, 2.0), 10**400, 0.0),
+        (StepDecay(0.1, 0.5, every=1), 10**400, 0.0),
+        (StepDecay(0.0, 2.0, every=1), 10**400, 0.0),
+        (StepDecay(0.1, 0.5, every=10**400), 10**400 - 1, 0.1),
+        (InverseTimeDecay(0.1, 1.0), 10**400, 0.0),
+        (InverseTimeDecay(0.1, 0.0), 10**400, 0.1),
+        (CosineDecay(1.0, total=10**400), 10**400 // 2, 0.5),
+        (LinearWarmup(0.1, warmup=10**400), 5, 0.0),  # 0.1 * 5 / 10**400
+        (LinearWarmup(0.1, warmup=10**400, start_factor=0.5), 10**400 // 2, 0.075),
+        (LinearWarmup(0.1, warmup=10**400), 10**400 + 7, 0.1),
+    ],
+    ids=lambda value: "huge" if isinstance(value, int) and value > 10**70 else None,
+)
+def test_huge_counts_give_the_true_rate(schedule, t, rate):
+    assert schedule(t) == pytest.approx(rate, rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize(
+    ("make", "shown"),
+    [
+        (
+            lambda: StepDecay(0.1, every=10**5000),
+            "StepDecay(lr=0.1, factor=0.9, every=a huge integer)",
+        ),
+        (
+            lambda: CosineDecay(0.1, total=10**400),
+            "CosineDecay(lr=0.1, total=a huge integer, final_lr=0.0)",
+        ),
+        (
+            lambda: LinearWarmup(0.1, warmup=10**5000),
+            "LinearWarmup(then=Constant(lr=0.1), warmup=a huge integer, start_factor=0.0)",
+        ),
+    ],
+)
+def test_a_huge_setting_is_shortened_in_the_repr(make, shown):
+    assert repr(make()) == shown
+
+
+def test_a_huge_t_is_shortened_in_messages():
+    with pytest.raises(
+        ValueError,
+        match=r"^ExponentialDecay\(lr=0\.1, gamma=2\.0\) at t=a huge integer: the learning rate "
+        r"overflows float range",
+    ):
+        ExponentialDecay(0.1, 2.0)(10**5000)
+    with pytest.raises(
+        ValueError,
+        match=r"^StepDecay\(lr=0\.1, factor=0\.9, every=a huge integer\): t must be >= 0, got a "
+        r"huge integer$",
+    ):
+        StepDecay(0.1, every=10**5000)(-(10**5000))

@@ -8,7 +8,7 @@ Arguments are checked before anything is made: counts (``n_samples``, ``classes`
 ``centers``, ``features``) must be integers, Python or NumPy, and the settings (``noise``,
 ``spread``, ``factor``, ``turns``, ``box``) real numbers, not bools or strings; the error names
 the argument. A data set that would not fit in this machine's memory is a MemoryError naming
-``n_samples``, raised before allocating it.
+``n_samples`` (and ``features`` for ``make_blobs``), raised before allocating it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.typing import NDArray
 
-from minigrad._validation import check_integer, check_real
+from minigrad._validation import _shortened, check_integer, check_real
 from minigrad.data.loader import _generator
 
 __all__ = ["load_digits", "make_blobs", "make_circles", "make_moons", "make_spirals", "make_xor"]
@@ -37,8 +37,8 @@ def _samples(n_samples: object, classes: int = 1, what: str = "classes") -> int:
     n_samples = check_integer("n_samples", n_samples, minimum=1)
     if n_samples < classes:
         raise ValueError(
-            f"n_samples must be >= {classes}, got {n_samples}: a sample for each of the "
-            f"{classes} {what}"
+            f"n_samples must be >= {_shortened(classes)}, got {n_samples}: a sample for each "
+            f"of the {_shortened(classes)} {what}"
         )
     return n_samples
 
@@ -49,7 +49,7 @@ def _real(name: str, value: object, **bounds: float) -> float:
     try:
         return check_real(name, value, **bounds)
     except OverflowError:
-        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+        raise ValueError(f"{name} must be a finite number, got {_shortened(value)}") from None
 
 
 def _scale(name: str, value: object) -> float:
@@ -58,13 +58,18 @@ def _scale(name: str, value: object) -> float:
 
 
 @contextlib.contextmanager
-def _memory(what: str, n_samples: int, features: int) -> Iterator[None]:
+def _memory(
+    what: str, n_samples: int, features: int, features_given: bool = False
+) -> Iterator[None]:
     """Refuse before allocating a data set larger than this machine's memory; give a
-    MemoryError raised while making one a message that names ``n_samples``."""
+    MemoryError raised while making one a message that names ``n_samples`` (and
+    ``features`` when the caller chose them: ``features_given``)."""
     need = n_samples * (features + 1) * _BYTES_PER_VALUE
-    message = (
-        f"{what}(n_samples={n_samples}) needs about {_gib(need)} of memory; ask for fewer samples"
-    )
+    arguments, fewer = f"n_samples={_shortened(n_samples)}", "fewer samples"
+    if features_given:
+        arguments += f", features={_shortened(features)}"
+        fewer = "fewer samples or features"
+    message = f"{what}({arguments}) needs about {_gib(need)} of memory; ask for {fewer}"
     total = _physical_memory()
     if total is not None and need > total:
         raise MemoryError(f"{message} (this machine has {_gib(total)})")
@@ -250,7 +255,7 @@ def make_blobs(
     # uniform(-box, box) needs 2 box to be a finite float
     box = _real("box", box, above=0.0, maximum=float(np.finfo(np.float64).max) / 2)
     rng = _generator(seed)
-    with _memory("make_blobs", n_samples, features):
+    with _memory("make_blobs", n_samples, features, features_given=True):
         y = _split(n_samples, centers)
         middle = rng.uniform(-box, box, (centers, features))
         return _finish(middle[y], y, spread, rng, f"box={box} or spread={spread}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from minigrad._validation import _given, check_bool, check_integer
+from minigrad._validation import _given, _shortened, check_bool, check_integer
 from minigrad.errors import ShapeError
 
 __all__ = ["DataLoader"]
@@ -45,6 +46,29 @@ def _generator(seed: object, name: str = "seed") -> np.random.Generator:
     return np.random.default_rng(check_integer(name, seed, minimum=0))
 
 
+class _Checked:
+    """An attribute checked on every assignment, in ``__init__`` and after: ``check(name,
+    value)`` returns the value to keep or raises. The value is kept in the instance's
+    ``__dict__`` under the attribute's own name."""
+
+    def __init__(self, check: Callable[[str, Any], Any]) -> None:
+        self.check = check
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        try:
+            return instance.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(f"{type(instance).__name__} has no {self.name} yet") from None
+
+    def __set__(self, instance: object, value: Any) -> None:
+        instance.__dict__[self.name] = self.check(self.name, value)
+
+
 class DataLoader:
     """Iterate over mini-batches ``(x_batch, y_batch)`` of arrays held in memory.
 
@@ -68,7 +92,10 @@ class DataLoader:
         Seed or generator for the shuffling (None: fresh entropy).
 
     Flags must be True or False (the string "False" is refused, not read as True) and
-    counts integers (not floats, not bools): a TypeError names the argument.
+    counts integers (not floats, not bools): a TypeError names the argument. The same
+    checks apply when ``batch_size``, ``shuffle``, ``drop_last`` or ``rng`` (a seed or a
+    Generator, as ``seed``) are set later; ``x`` and ``y`` cannot be replaced (build a new
+    loader), so that they always have the same number of samples.
 
     Examples
     --------
@@ -79,6 +106,11 @@ class DataLoader:
     (3, [[0, 1], [2, 3], [4]])
     """
 
+    batch_size = _Checked(lambda name, value: check_integer(name, value, minimum=1))
+    shuffle = _Checked(check_bool)
+    drop_last = _Checked(check_bool)
+    rng = _Checked(lambda name, value: _generator(value, name))
+
     def __init__(
         self,
         x: ArrayLike,
@@ -88,40 +120,65 @@ class DataLoader:
         drop_last: bool = False,
         seed: int | np.random.Generator | None = None,
     ) -> None:
-        self.x = _samples("x", x, "DataLoader")
-        self.y = None if y is None else _samples("y", y, "DataLoader")
-        if len(self.x) == 0:
+        self._x = _samples("x", x, "DataLoader")
+        self._y = None if y is None else _samples("y", y, "DataLoader")
+        if len(self._x) == 0:
             raise ValueError("DataLoader got an empty data set (x has 0 samples)")
-        if self.y is not None and len(self.y) != len(self.x):
+        if self._y is not None and len(self._y) != len(self._x):
             raise ValueError(
                 f"DataLoader x and y must have the same number of samples: x has "
-                f"{len(self.x)} rows, y has {len(self.y)} rows"
+                f"{len(self._x)} rows, y has {len(self._y)} rows"
             )
-        self.batch_size = check_integer("batch_size", batch_size, minimum=1)
-        self.shuffle = check_bool("shuffle", shuffle)
-        self.drop_last = check_bool("drop_last", drop_last)
-        self.rng = _generator(seed)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.rng = _generator(seed)  # checked under its own name; a Generator passes again
+
+    @property
+    def x(self) -> NDArray:
+        """The inputs, shape (n, ...)."""
+        return self._x
+
+    @x.setter
+    def x(self, value: object) -> None:
+        _refuse_new_data("x")
+
+    @property
+    def y(self) -> NDArray | None:
+        """The targets, shape (n, ...), or None."""
+        return self._y
+
+    @y.setter
+    def y(self, value: object) -> None:
+        _refuse_new_data("y")
 
     def __len__(self) -> int:
         """Batches per epoch."""
-        n = len(self.x)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        n, size = len(self._x), self.batch_size
+        return n // size if self.drop_last else -(-n // size)
 
     def __iter__(self) -> Iterator[tuple[NDArray, NDArray] | NDArray]:
-        n = len(self.x)
+        x, y, n, size = self._x, self._y, len(self._x), self.batch_size
         order = self.rng.permutation(n) if self.shuffle else None
         for batch in range(len(self)):
-            start, stop = batch * self.batch_size, min((batch + 1) * self.batch_size, n)
+            start, stop = batch * size, min((batch + 1) * size, n)
             rows: slice | NDArray[np.intp] = (
                 slice(start, stop) if order is None else order[start:stop]
             )
-            if self.y is None:
-                yield self.x[rows]
+            if y is None:
+                yield x[rows]
             else:
-                yield self.x[rows], self.y[rows]
+                yield x[rows], y[rows]
 
     def __repr__(self) -> str:
         return (
-            f"DataLoader(samples={len(self.x)}, batch_size={self.batch_size}, "
+            f"DataLoader(samples={len(self._x)}, batch_size={_shortened(self.batch_size)}, "
             f"shuffle={self.shuffle}, drop_last={self.drop_last})"
         )
+
+
+def _refuse_new_data(name: str) -> None:
+    raise AttributeError(
+        f"DataLoader.{name} cannot be replaced (x and y must keep the same number of "
+        "samples); build a new DataLoader(x, y, ...) for other data"
+    )

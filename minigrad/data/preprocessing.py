@@ -7,9 +7,9 @@ import numbers
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from minigrad._validation import _given, check_bool, check_integer
+from minigrad._validation import _given, _shortened, check_bool, check_integer
 from minigrad.data.datasets import _gib, _physical_memory
-from minigrad.data.loader import _generator, _samples
+from minigrad.data.loader import _Checked, _generator, _samples
 from minigrad.errors import ShapeError
 
 __all__ = ["Standardizer", "one_hot", "train_test_split"]
@@ -61,8 +61,8 @@ def train_test_split(
         n_test = int(np.ceil(fraction * n))
     if not 0 < n_test < n:
         raise ValueError(
-            f"test_size={test_size!r} leaves {n_test} of {n} samples for testing; "
-            "both sets need at least one"
+            f"test_size={_shortened(test_size)} leaves {max(0, min(n_test, n))} of {n} samples "
+            "for testing; both sets need at least one"
         )
     order = rng.permutation(n) if shuffle else np.arange(n)
     train, test = order[: n - n_test], order[n - n_test :]
@@ -80,6 +80,10 @@ class Standardizer:
     Shape: x (n, features) -> the same shape, in x's float dtype (float32 for integer or
     bool input); ``inverse_transform`` likewise.
 
+    ``mean`` and ``std`` (float64 arrays of shape (features,), None before ``fit``) may also
+    be set directly, for statistics computed elsewhere: each assignment is checked (a 1-D
+    array of finite real numbers, std > 0, or None) and kept as a float64 copy.
+
     >>> scaler = Standardizer().fit(np.array([[0.0, 5.0], [2.0, 5.0]]))
     >>> scaler.transform(np.array([[1.0, 6.0]]))
     array([[0., 1.]])
@@ -87,9 +91,12 @@ class Standardizer:
     array([[1., 6.]], dtype=float32)
     """
 
+    mean = _Checked(lambda name, value: _statistic(name, value, positive=False))
+    std = _Checked(lambda name, value: _statistic(name, value, positive=True))
+
     def __init__(self) -> None:
-        self.mean: NDArray | None = None
-        self.std: NDArray | None = None
+        self.mean = None
+        self.std = None
 
     def fit(self, x: ArrayLike) -> Standardizer:
         """Learn mean and std per feature from x of shape (n, features); return self.
@@ -144,6 +151,11 @@ class Standardizer:
         """``x`` as an array of real numbers of shape (n, fitted features), or raised."""
         if self.mean is None or self.std is None:
             raise RuntimeError(f"Standardizer.{method}() before fit(): fit it on the training data")
+        if self.mean.shape != self.std.shape:  # set one by one, to different widths
+            raise ShapeError(
+                f"Standardizer.{method}: mean has shape {self.mean.shape} but std has shape "
+                f"{self.std.shape}; set both for the same features"
+            )
         x = _real_array(x, f"Standardizer.{method}")
         features = self.mean.shape[0]
         if x.ndim != 2 or x.shape[1] != features:
@@ -158,6 +170,29 @@ class Standardizer:
     def __repr__(self) -> str:
         fitted = "unfitted" if self.mean is None else f"features={self.mean.shape[0]}"
         return f"Standardizer({fitted})"
+
+
+def _statistic(name: str, value: object, *, positive: bool) -> NDArray[np.float64] | None:
+    """A Standardizer's ``mean`` or ``std`` as a float64 copy: None, or a 1-D array of finite
+    real numbers (> 0 for std, which divides). TypeError, ShapeError or ValueError naming
+    ``name`` else."""
+    if value is None:
+        return None
+    array = _real_array(value, f"Standardizer.{name}")
+    if array.ndim != 1:
+        raise ShapeError(
+            f"Standardizer.{name} must be a 1-D array with one value per feature, got shape "
+            f"{array.shape}"
+        )
+    array = array.astype(np.float64)  # a copy: the caller's array may change later
+    bad = ~np.isfinite(array) | ((array <= 0) if positive else False)
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        expected = "finite numbers > 0" if positive else "finite numbers"
+        raise ValueError(
+            f"Standardizer.{name} must hold {expected}, got {array[index]} at index {index}"
+        )
+    return array
 
 
 def _real_array(x: ArrayLike, what: str) -> NDArray:
@@ -196,7 +231,12 @@ def one_hot(
     array([[1., 0., 0.],
            [0., 0., 1.]], dtype=float32)
     """
-    labels = np.asarray(labels)
+    try:
+        labels = np.asarray(labels)
+    except ValueError:  # ragged nested lists: NumPy's "inhomogeneous shape"
+        raise ShapeError(
+            "one_hot expects a 1-D array of integer labels, got nested lists of different lengths"
+        ) from None
     if labels.ndim != 1:
         raise ShapeError(
             "one_hot expects a 1-D array of integer labels, got "
@@ -223,9 +263,14 @@ def one_hot(
     else:
         classes = check_integer("classes", classes, minimum=0)
     if labels.size and (low < 0 or high >= classes):
-        raise ValueError(f"one_hot labels must lie in [0, {classes}), got {low} to {high}")
+        raise ValueError(
+            f"one_hot labels must lie in [0, {_shortened(classes)}), got {low} to {high}"
+        )
     size = len(labels) * classes * dtype.itemsize
-    message = f"one_hot: {len(labels)} labels x {classes} classes of {dtype} need {_gib(size)}"
+    message = (
+        f"one_hot: {len(labels)} labels x {_shortened(classes)} classes of {dtype} need "
+        f"{_gib(size)}"
+    )
     memory = _physical_memory()
     if memory is not None and size > memory:
         raise MemoryError(f"{message}, more than this machine's {_gib(memory)}")
@@ -242,10 +287,10 @@ def _numeric_dtype(dtype: DTypeLike) -> np.dtype:
     included, which NumPy would read as float64)."""
     try:
         result = None if dtype is None else np.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):  # ValueError: NumPy's repr of an integer of 4300+ digits
         result = None
     if result is None or result.kind not in "biuf":
         raise TypeError(
-            f"one_hot dtype must be a NumPy bool, integer or float dtype, got {dtype!r}"
+            f"one_hot dtype must be a NumPy bool, integer or float dtype, got {_given(dtype)}"
         )
     return result

@@ -9,13 +9,16 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from minigrad._validation import _given
+from minigrad._validation import _given, _shortened
 from minigrad.optim.base import (
     HyperparameterChecks,
     Optimizer,
+    _first_bad,
     check_fraction,
     check_non_negative,
     decayed_gradient,
+    raise_for_scalars,
+    real,
     state_dtype,
 )
 from minigrad.optim.safe_step import norm
@@ -30,7 +33,11 @@ def check_betas(name: str, betas: Any) -> tuple[float, float]:
     if not isinstance(betas, (tuple, list)):
         raise TypeError(f"{name} must be a pair (beta1, beta2), got {_given(betas)}")
     if len(betas) != 2:
-        raise ValueError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
+        try:
+            shown = _shortened(betas)
+        except ValueError:  # Python gives no repr for an integer of more than 4300 digits
+            shown = "a huge integer among them"
+        raise ValueError(f"{name} must be a pair (beta1, beta2), got {len(betas)} values: {shown}")
     return (check_fraction(f"{name}[0]", betas[0]), check_fraction(f"{name}[1]", betas[1]))
 
 
@@ -59,6 +66,12 @@ def adam_update(
     Shape: value, grad, m, v and scratch all of one shape (any); value, m and v are updated
     in place, grad is left unchanged.
 
+    This runs inside every step, so it checks only what costs nothing, before any array is
+    written: the bias corrections 1 - b^t must be > 0 (a step >= 1 and betas in [0, 1)) and
+    eps > 0, else a ValueError; a scalar that is not a number is a TypeError naming it. The
+    caller keeps the rest (what :class:`Adam` checks on assignment): lr, weight_decay >= 0,
+    an eps that is not 0 in the arrays' dtype (or 0 / 0 gives NaN), v >= 0.
+
     Examples
     --------
     >>> value, grad = np.array([1.0, -2.0]), np.array([0.5, 0.5])
@@ -68,12 +81,25 @@ def adam_update(
     >>> value, m, v  # the first step moves each entry by lr against its gradient's sign
     (array([ 0.9, -2.1]), array([0.05, 0.05]), array([0.00025, 0.00025]))
     """
-    if decoupled:
-        if weight_decay:
-            value *= 1.0 - lr * weight_decay
-        direction = grad
-    else:
-        direction = decayed_gradient(value, grad, weight_decay, scratch)
+    # the scalars first (those computed here are needed anyway): a bad one fails before any
+    # array is written
+    try:
+        correction1, correction2 = 1.0 - beta1**step, 1.0 - beta2**step
+        if not (correction1 > 0.0 and correction2 > 0.0 and eps > 0.0):
+            raise _invalid_scalars(step, beta1, beta2, eps)
+        step_size, denominator_scale = lr / correction1, 1.0 / math.sqrt(correction2)
+        if decoupled:
+            if weight_decay:
+                value *= 1.0 - lr * weight_decay
+            direction = grad
+        else:
+            direction = decayed_gradient(value, grad, weight_decay, scratch)
+    except (TypeError, OverflowError, ZeroDivisionError) as error:
+        scalars = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps}
+        raise_for_scalars("adam_update", step=step, weight_decay=weight_decay, **scalars)
+        if isinstance(error, TypeError):  # not a scalar's: the arrays'
+            raise
+        raise _invalid_scalars(step, beta1, beta2, eps) from error  # numbers beyond float range
     # m <- b1 (m - g) + g  ==  b1 m + (1 - b1) g, without a temporary and keeping g intact
     m -= direction
     m *= beta1
@@ -84,11 +110,22 @@ def adam_update(
     v += scratch
     # denominator sqrt(v) / sqrt(1 - b2^t) + eps, then the step (lr / (1 - b1^t)) m / denom
     np.sqrt(v, out=scratch)
-    scratch *= 1.0 / math.sqrt(1.0 - beta2**step)
+    scratch *= denominator_scale
     scratch += eps
     np.divide(m, scratch, out=scratch)
-    scratch *= lr / (1.0 - beta1**step)
+    scratch *= step_size
     value -= scratch
+
+
+def _invalid_scalars(step: Any, beta1: Any, beta2: Any, eps: Any) -> ValueError:
+    """The error for adam_update's scalars that are numbers but leave no valid step."""
+    if not 0.0 < eps < math.inf:
+        return ValueError(f"adam_update: eps must be > 0 (0 / 0 gives NaN), got {_shortened(eps)}")
+    return ValueError(
+        "adam_update: the bias corrections 1 - beta**step must be > 0, so step must count "
+        f"from 1 and the betas lie in [0, 1); got step={_shortened(step)}, "
+        f"beta1={_shortened(beta1)}, beta2={_shortened(beta2)}"
+    )
 
 
 class Adam(Optimizer):
@@ -108,12 +145,17 @@ class Adam(Optimizer):
     update is computed in float32 (in float16, eps = 1e-8 rounds to 0 and a zero gradient
     gives 0/0 = NaN, as torch.optim.Adam on float16 tensors does).
 
+    eps must be > 0 and must not round to 0 in the dtype the update computes in (float32
+    for float16 and float32 parameters: eps = 1e-50 is 0 there). torch.optim.Adam accepts
+    eps = 0 and then turns a parameter NaN wherever a gradient entry has been 0 since the
+    first step (0 / 0); minigrad refuses it instead.
+
     Parameters
     ----------
     params : iterable of Parameter
     lr : float, default 1e-3
     betas : (float, float), each in [0, 1), default (0.9, 0.999)
-    eps : float >= 0, default 1e-8
+    eps : float > 0, default 1e-8
     weight_decay : float >= 0, default 0.0
 
     Examples
@@ -130,7 +172,7 @@ class Adam(Optimizer):
     hyperparameter_checks: ClassVar[HyperparameterChecks] = {
         **Optimizer.hyperparameter_checks,
         "betas": check_betas,
-        "eps": check_non_negative,
+        "eps": lambda name, value: real(name, value, above=0.0),
         "weight_decay": check_non_negative,
     }
     decoupled_weight_decay = False
@@ -144,6 +186,25 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def _checked(self, name: str, value: Any) -> Any:
+        value = super()._checked(name, value)
+        narrowest = self.__dict__.get("_narrowest")
+        if name == "eps" and narrowest is not None and narrowest[0].type(value) == 0:
+            dtype, index = narrowest
+            raise ValueError(
+                f"eps={value!r} rounds to 0 in {dtype}, the dtype {self._parameter_name(index)} "
+                f"is updated in, and 0 / 0 would give NaN; eps must be at least "
+                f"{float(np.finfo(dtype).smallest_subnormal):.3g} there (1e-8 is usual)"
+            )
+        return value
+
+    def _buffer_problem(self, key: str, buffer: NDArray) -> str | None:
+        """v is a mean of squared gradients: >= 0, and +inf where a square overflowed (Adam's
+        own steps reach that, and it only stops that entry: m / inf = 0)."""
+        if key == "v":
+            return _first_bad(buffer, ~(buffer >= 0), "negative or NaN values")
+        return super()._buffer_problem(key, buffer)
 
     def _initial_state(self, param: Parameter) -> dict[str, Any]:
         return {"step": 0, "m": self._zeros(param), "v": self._zeros(param)}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from minigrad._validation import _given, check_real
+from minigrad._validation import _given, _shortened, check_integer, check_real
 from minigrad.errors import ShapeError
 from minigrad.parameter import Parameter
 
@@ -16,6 +17,14 @@ __all__ = ["BLOCK_SIZE", "HyperparameterChecks", "Optimizer"]
 
 #: Parameters with more entries are updated in blocks of this many (1 MiB of float32)
 BLOCK_SIZE = 1 << 18
+
+#: The largest step count a state may hold: beyond 2**53 a count is no longer exact as a
+#: float, and a count from a file near Python's float range would overflow beta ** t
+MAX_COUNT = 2**53
+
+#: Hyperparameters that enter the update as scalars of the dtype it computes in, so they
+#: must be finite in that dtype (lr = 1e39 is inf in float32)
+_ARRAY_SCALARS = ("lr", "weight_decay", "eps")
 
 #: hyperparameter name -> check(name, value) returning the normalised value
 HyperparameterChecks = dict[str, Callable[[str, Any], Any]]
@@ -63,7 +72,14 @@ class Optimizer:
     ``step()`` updates the arrays a parameter holds; if ``value`` or ``grad`` was replaced
     by another array since the last step, that array is checked first (same shape and
     dtype as when the optimizer was built, value writeable) and nothing is updated if one
-    does not fit.
+    does not fit. Every step also reads the ``writeable`` flag of each value and state
+    buffer (a flag can change in place), so that a read-only array stops the step before
+    any update, not half-way through it.
+
+    ``lr``, ``weight_decay`` and ``eps`` must be finite in the dtype the update computes in
+    (float32 for float16 and float32 parameters): ``lr = 1e39`` is refused for float32
+    parameters, whose update would turn it into inf. A state loaded with
+    :meth:`load_state_dict` must hold finite buffers and counts up to 2**53.
 
     Parameters
     ----------
@@ -105,6 +121,12 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Parameter], **hyperparameters: Any) -> None:
         self.params = _parameter_list(params, "optimizer")
+        # the compute dtype of the smallest range (and smallest eps), which hyperparameters
+        # must fit, with the first parameter updated in it, for messages
+        self._narrowest = max(
+            ((state_dtype(p.dtype), index) for index, p in enumerate(self.params)),
+            key=lambda pair: (float(np.finfo(pair[0]).eps), -pair[1]),
+        )
         self._set_hyperparameters(hyperparameters)
         # the shape and dtype every step relies on: the state buffers are made for them
         self._layouts = [(p.shape, p.dtype) for p in self.params]
@@ -129,9 +151,16 @@ class Optimizer:
         self._widened = (np.empty(half, np.float32), np.empty(half, np.float32))
         self._bound: list[tuple[Parameter, NDArray, NDArray]] = []
         self._plan: list[tuple[Any, ...]] = []
+        self._buffers: list[NDArray] = []  # every state array, whose flags step() reads
         self._bind(arrays)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("params", "state") and name in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__}.{name} cannot be replaced: the state buffers and the "
+                "step are built for the parameters given at construction; build a new "
+                "optimizer for other parameters"
+            )
         check = self.hyperparameter_checks.get(name)
         if check is None and name in _OTHER_HYPERPARAMETERS:
             # optimizer.learning_rate = 0.01 (Keras' name) or sgd.momentum = 0.9 would set an
@@ -141,7 +170,25 @@ class Optimizer:
                 f"change nothing; its hyperparameters are {', '.join(self.hyperparameter_checks)}"
                 + (" (the learning rate is lr)" if name == "learning_rate" else "")
             )
-        super().__setattr__(name, value if check is None else check(name, value))
+        super().__setattr__(name, value if check is None else self._checked(name, value))
+
+    def _checked(self, name: str, value: Any) -> Any:
+        """Hyperparameter ``name``'s value, checked and normalised by its check and, for the
+        scalars an update multiplies arrays by, against the dtype the update computes in."""
+        value = self.hyperparameter_checks[name](name, value)
+        narrowest = self.__dict__.get("_narrowest")  # None before __init__ sets the parameters
+        if name in _ARRAY_SCALARS and isinstance(value, float) and narrowest is not None:
+            dtype, index = narrowest
+            if abs(value) > float(np.finfo(dtype).max):
+                raise ValueError(
+                    f"{name}={value!r} overflows {dtype} (largest {np.finfo(dtype).max:.3g}), "
+                    f"the dtype {self._parameter_name(index)} is updated in"
+                )
+        return value
+
+    def _parameter_name(self, index: int) -> str:
+        """``"parameter 0 (weight)"``, for messages."""
+        return f"parameter {index} ({self.params[index].name or 'unnamed'})"
 
     # -- what a subclass writes ------------------------------------------------------------
 
@@ -178,10 +225,15 @@ class Optimizer:
             A parameter's value or gradient was replaced by an array the optimizer cannot
             update (another shape or dtype, read-only); nothing is updated then.
         """
+        # flag reads only: a value or a state buffer made read-only in place must stop the
+        # step here, before any update, not with NumPy's error half-way through it
         for param, value, grad in self._bound:
-            if param.value is not value or param.grad is not grad:
+            if param.value is not value or param.grad is not grad or not value.flags.writeable:
                 self._bind([self._checked_arrays(i) for i in range(len(self.params))])
                 break
+        for buffer in self._buffers:
+            if not buffer.flags.writeable:
+                raise self._read_only_buffer(buffer)
         self._begin_step()
         update = self._update
         for value, grad, state, work, wide_value, wide_grad in self._plan:
@@ -194,6 +246,17 @@ class Optimizer:
                 np.copyto(value, wide_value)
             else:
                 self._update_in_blocks(value, grad, state)
+
+    def _read_only_buffer(self, buffer: NDArray) -> ValueError:
+        """The error for a state buffer that was made read-only, naming it."""
+        for index, p in enumerate(self.params):
+            for key, value in self.state[p].items():
+                if value is buffer:
+                    return ValueError(
+                        f"optimizer state {key!r} of {self._parameter_name(index)} is a "
+                        "read-only array, and the step updates it in place; nothing was updated"
+                    )
+        return ValueError("an optimizer state buffer is a read-only array; nothing was updated")
 
     def _update_in_blocks(self, value: NDArray, grad: NDArray, state: dict[str, Any]) -> None:
         """Update a parameter of more than BLOCK_SIZE entries, block by block: consecutive
@@ -256,6 +319,12 @@ class Optimizer:
     def _bind(self, arrays: list[tuple[NDArray, NDArray]]) -> None:
         """Remember each parameter's (checked) arrays and prepare how step() updates them."""
         self._bound = [(p, v, g) for p, (v, g) in zip(self.params, arrays, strict=True)]
+        self._buffers = [
+            buffer
+            for p in self.params
+            for buffer in self.state[p].values()
+            if isinstance(buffer, np.ndarray)
+        ]
         self._plan = []
         for p, (value, grad) in zip(self.params, arrays, strict=True):
             work = wide_value = wide_grad = None
@@ -295,11 +364,9 @@ class Optimizer:
         if unknown or missing:
             raise ValueError(
                 f"{type(self).__name__} hyperparameters are {list(self.hyperparameter_checks)}; "
-                f"missing {sorted(missing)}, unexpected {sorted(map(str, unknown))}"
+                f"missing {sorted(missing)}, unexpected {_keys(unknown)}"
             )
-        return {
-            name: check(name, values[name]) for name, check in self.hyperparameter_checks.items()
-        }
+        return {name: self._checked(name, values[name]) for name in self.hyperparameter_checks}
 
     def _set_hyperparameters(self, values: Mapping[str, Any]) -> None:
         for name, value in self._validated_hyperparameters(values).items():
@@ -319,7 +386,8 @@ class Optimizer:
 
         Everything is checked before anything is written: the structure (a dict with
         ``"hyperparameters"``, a dict, and ``"state"``, a list with one dict per parameter),
-        each state's keys, each buffer's shape and dtype, each count (an integer >= 0) and
+        each state's keys, each buffer's shape, dtype and values (finite; an optimizer may
+        allow more, see :meth:`_buffer_problem`), each count (an integer in [0, 2**53]) and
         each hyperparameter (as on assignment). Buffers are copied into the existing arrays.
 
         Raises
@@ -328,18 +396,14 @@ class Optimizer:
             A part of the wrong type (``state=None``, a buffer that is not an array, a
             count that is not an integer, a hyperparameter that is not a number).
         ValueError
-            The wrong number of parameters or keys, a buffer of another shape or dtype, a
-            negative count or an invalid hyperparameter.
+            The wrong number of parameters or keys, a buffer of another shape or dtype or
+            holding NaN or inf, a count out of range or an invalid hyperparameter.
         """
         if not isinstance(state_dict, Mapping) or set(state_dict) != {"hyperparameters", "state"}:
             raise (ValueError if isinstance(state_dict, Mapping) else TypeError)(
                 "an optimizer state_dict is a dict with the keys 'hyperparameters' and 'state', "
                 f"got {type(state_dict).__name__}"
-                + (
-                    f" with keys {sorted(map(str, state_dict))}"
-                    if isinstance(state_dict, Mapping)
-                    else ""
-                )
+                + (f" with keys {_keys(state_dict)}" if isinstance(state_dict, Mapping) else "")
             )
         states = state_dict["state"]
         if not isinstance(states, (list, tuple)):
@@ -360,13 +424,16 @@ class Optimizer:
                 )
             if set(saved) != set(own):
                 raise ValueError(
-                    f"optimizer state of parameter {index} has keys {sorted(map(str, saved))}, "
+                    f"optimizer state of parameter {index} has keys {_keys(saved)}, "
                     f"expected {sorted(own)}"
                 )
             for key, value in own.items():
-                _check_state_entry(
-                    f"optimizer state {key!r} of parameter {index}", value, saved[key]
-                )
+                what = f"optimizer state {key!r} of parameter {index}"
+                _check_state_entry(what, value, saved[key])
+                if isinstance(value, np.ndarray):
+                    problem = self._buffer_problem(key, saved[key])
+                    if problem is not None:
+                        raise ValueError(f"{what} {problem}; nothing was loaded")
         hyperparameters = self._validated_hyperparameters(state_dict["hyperparameters"])
         # everything is valid: write
         for name, value in hyperparameters.items():
@@ -378,6 +445,12 @@ class Optimizer:
                     np.copyto(value, saved[key])
                 else:
                     own[key] = int(saved[key])
+
+    def _buffer_problem(self, key: str, buffer: NDArray) -> str | None:
+        """What makes ``buffer`` unfit to be loaded as state buffer ``key`` (its shape and
+        dtype are already checked), or None. Here: NaN or inf, which would make every later
+        step non-finite. A subclass may refuse more, or allow a value its own steps reach."""
+        return _first_bad(buffer, ~np.isfinite(buffer), "NaN or infinite values")
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
@@ -397,7 +470,7 @@ def state_dtype(dtype: np.dtype) -> np.dtype:
 
 def _check_state_entry(what: str, own: Any, saved: Any) -> None:
     """Raise unless ``saved`` can replace ``own``: an array of the same shape and dtype, or a
-    count (an integer >= 0)."""
+    count (an integer in [0, MAX_COUNT])."""
     if isinstance(own, np.ndarray):
         if not isinstance(saved, np.ndarray):
             raise TypeError(f"{what} must be a NumPy array, got {_given(saved)}")
@@ -407,9 +480,28 @@ def _check_state_entry(what: str, own: Any, saved: Any) -> None:
                 f"expected {own.shape} and {own.dtype}"
             )
     elif isinstance(saved, (bool, np.bool_)) or not isinstance(saved, (int, np.integer)):
-        raise TypeError(f"{what} must be an integer count >= 0, got {saved!r}")
+        raise TypeError(f"{what} must be an integer count >= 0, got {_given(saved)}")
     elif saved < 0:
-        raise ValueError(f"{what} must be an integer count >= 0, got {saved!r}")
+        raise ValueError(f"{what} must be an integer count >= 0, got {_shortened(saved)}")
+    elif saved > MAX_COUNT:
+        raise ValueError(
+            f"{what} must be an integer count of at most 2**53, got {_shortened(saved)}"
+        )
+
+
+def _first_bad(array: NDArray, bad: NDArray[np.bool_], what: str) -> str | None:
+    """``"holds <what>: nan at index (0, 2), 3 in all"`` for the first True of ``bad`` (a mask
+    of ``array``'s shape), or None when there is none."""
+    if not bad.any():
+        return None
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    return f"holds {what}: {array[first]} at index {first}, {int(bad.sum())} in all"
+
+
+def _keys(mapping: Iterable[Any]) -> list[str]:
+    """The keys of a dict from outside, sorted as text for a message, each shortened (a key
+    may be any object, even an integer too long for str())."""
+    return sorted(key if isinstance(key, str) else _shortened(key) for key in mapping)
 
 
 def _copy(value: Any) -> Any:
@@ -452,11 +544,23 @@ def real(name: str, value: Any, **bounds: Any) -> float:
         raise ValueError(f"{name} must be a finite number, got {_given(value)}") from None
 
 
+def raise_for_scalars(function: str, **scalars: Any) -> None:
+    """Raise TypeError naming the first of an update function's scalar arguments that is
+    not a real number (a ValueError for a ``step`` that is not an integer in [1, 2**53]);
+    return if all are. Called only once the update has failed, so it costs the step nothing.
+    """
+    for name, value in scalars.items():
+        if name == "step":
+            check_integer(f"{function}: step", value, minimum=1, maximum=MAX_COUNT)
+        elif isinstance(value, (str, bytes)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{function}: {name} must be a real number, got {_given(value)}")
+
+
 def check_fraction(name: str, value: Any) -> float:
     """``value`` as a float in [0, 1): TypeError for a non-number, ValueError outside."""
     number = real(name, value, finite=False)
     if not 0.0 <= number < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        raise ValueError(f"{name} must be in [0, 1), got {_shortened(value)}")
     return number
 
 

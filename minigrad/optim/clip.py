@@ -16,16 +16,49 @@ __all__ = ["clip_grad_norm", "global_grad_norm"]
 def global_grad_norm(params: Iterable[Parameter]) -> float:
     """sqrt(sum over every parameter of sum(grad ** 2)), accumulated in float64.
 
+    The norm is finite whenever the true one is: when the sum of squares overflows float64
+    (gradients beyond about 1e154) or underflows (below about 1e-154), it is computed again
+    from the gradients divided by the largest magnitude among them, n = a ||g / a||. NaN in a
+    gradient gives NaN, an infinite entry inf.
+
     >>> p = Parameter(np.zeros(2)); p.grad[:] = [3.0, 4.0]
     >>> global_grad_norm([p])
     5.0
+    >>> q = Parameter(np.zeros(4)); q.grad[:] = 1e200  # squares overflow float64, the norm not
+    >>> global_grad_norm([q])
+    2e+200
     """
+    params = _parameter_list(params, "global_grad_norm")
     total = 0.0
-    for p in _parameter_list(params, "global_grad_norm"):
-        # in float64: float32 squares overflow past 1.8e19 and vanish below 1e-23
-        flat = p.grad.reshape(-1).astype(np.float64, copy=False)
+    with np.errstate(over="ignore"):  # an overflow to inf is answered below
+        for p in params:
+            # in float64: float32 squares overflow past 1.8e19 and vanish below 1e-23
+            flat = p.grad.reshape(-1).astype(np.float64, copy=False)
+            total += float(np.dot(flat, flat))
+    if math.isnan(total) or _SMALLEST_EXACT < total < math.inf:
+        return math.sqrt(total)
+    return _scaled_norm(params)
+
+
+#: Below this a sum of squares may hold squares that underflowed (float64 squares of
+#: magnitudes below 1.5e-154 are subnormal or 0): such a sum is computed again, scaled
+_SMALLEST_EXACT = 1e-280
+
+
+def _scaled_norm(params: list[Parameter]) -> float:
+    """The global norm as a ||g / a||, a the largest magnitude of any gradient entry: each
+    scaled square is at most 1, so the sum neither overflows nor loses the small entries."""
+    largest = 0.0
+    for p in params:
+        if p.grad.size:
+            largest = max(largest, float(np.max(p.grad)), -float(np.min(p.grad)))
+    if largest == 0.0 or not math.isfinite(largest):  # all zero, or an infinite entry
+        return largest
+    total = 0.0
+    for p in params:
+        flat = np.divide(p.grad.reshape(-1), largest, dtype=np.float64)
         total += float(np.dot(flat, flat))
-    return math.sqrt(total)
+    return largest * math.sqrt(total)
 
 
 def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
@@ -52,5 +85,9 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
     scale = max_norm / (norm + 1e-6)
     if math.isfinite(norm) and scale < 1.0:
         for p in params:
-            p.grad *= p.grad.dtype.type(scale)
+            if scale >= np.finfo(p.grad.dtype).tiny:
+                p.grad *= p.grad.dtype.type(scale)
+            else:  # a scale that is subnormal (or 0) in the gradient's dtype: g / n, then * max
+                for operation, factor in ((np.divide, norm + 1e-6), (np.multiply, max_norm)):
+                    operation(p.grad, factor, out=p.grad, dtype=np.float64, casting="same_kind")
     return norm

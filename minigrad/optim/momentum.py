@@ -15,6 +15,7 @@ from minigrad.optim.base import (
     check_fraction,
     check_non_negative,
     decayed_gradient,
+    raise_for_scalars,
 )
 from minigrad.optim.safe_step import norm
 from minigrad.parameter import Parameter
@@ -40,6 +41,10 @@ def momentum_update(
     Shape: value, grad, buffer (the velocity b) and scratch all of one shape (any); value
     and buffer are updated in place, grad is left unchanged.
 
+    This runs inside every step and checks nothing that would cost time: the scalars must be
+    real numbers, lr and weight_decay >= 0 and momentum in [0, 1) (what :class:`Momentum`
+    checks on assignment); one that is not a number raises a TypeError naming it.
+
     Examples
     --------
     >>> value, grad, velocity = np.array([1.0]), np.array([1.0]), np.zeros(1)
@@ -49,13 +54,19 @@ def momentum_update(
     >>> value, velocity
     (array([0.675]), array([1.5]))
     """
-    direction = decayed_gradient(value, grad, weight_decay, scratch)
+    try:
+        # a Python product first: it fails for a string before any array is written
+        lr_momentum = lr * momentum
+        direction = decayed_gradient(value, grad, weight_decay, scratch)
+    except TypeError:  # NumPy's error names a dtype ('<U3'), not the argument
+        raise_for_scalars("momentum_update", lr=lr, momentum=momentum, weight_decay=weight_decay)
+        raise
     buffer *= momentum
     buffer += direction
     if nesterov:
         np.multiply(direction, lr, out=scratch)  # direction may be scratch: fine in place
         value -= scratch
-        np.multiply(buffer, lr * momentum, out=scratch)
+        np.multiply(buffer, lr_momentum, out=scratch)
     else:
         np.multiply(buffer, lr, out=scratch)
     value -= scratch

@@ -13,6 +13,7 @@ from minigrad.optim.base import (
     Optimizer,
     check_non_negative,
     decayed_gradient,
+    raise_for_scalars,
 )
 from minigrad.parameter import Parameter
 
@@ -25,6 +26,9 @@ def sgd_update(
     """One SGD step in place: value -= lr * (grad + weight_decay * value).
 
     ``scratch`` is a work array of ``value``'s shape and dtype; ``grad`` is left unchanged.
+    This runs inside every step and checks nothing that would cost time: ``lr`` and
+    ``weight_decay`` must be real numbers >= 0 (what :class:`SGD` checks on assignment). One
+    that is not a number fails before ``value`` is written, with a TypeError naming it.
 
     Shape: value, grad and scratch all of one shape (any); value is updated in place.
 
@@ -35,8 +39,12 @@ def sgd_update(
     >>> value  # 1 - 0.1 (0.5 + 0.1), 2 - 0.1 (-1 + 0.2)
     array([0.94, 2.08])
     """
-    direction = decayed_gradient(value, grad, weight_decay, scratch)
-    np.multiply(direction, lr, out=scratch)
+    try:
+        direction = decayed_gradient(value, grad, weight_decay, scratch)
+        np.multiply(direction, lr, out=scratch)
+    except TypeError:  # NumPy's error names a dtype ('<U3'), not the argument
+        raise_for_scalars("sgd_update", lr=lr, weight_decay=weight_decay)
+        raise
     value -= scratch
 
 
