@@ -1077,7 +1077,7 @@ CHECKPOINT_CASES = [
             ("null-lr", ("lr",), None, r""),
             ("list-lr", ("lr",), [0.01], r""),
             ("huge-int-lr", ("lr",), 10**400, r""),
-            ("negative-eps", ("eps",), -1.0, r"eps must be a finite number >= 0"),
+            ("negative-eps", ("eps",), -1.0, r"eps must be a finite number > 0"),
             ("one-beta", ("betas",), [0.9], r"betas must be a pair"),
             ("beta-above-1", ("betas",), [1.5, 0.999], r"betas\[0\] must be in \[0, 1\)"),
             ("beta-string", ("betas",), "0.9,0.999", r"betas must be a pair"),
