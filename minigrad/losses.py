@@ -177,13 +177,15 @@ class BinaryCrossEntropy(Loss):
         """L = -(1/N) sum [t log p + (1 - t) log(1 - p)], with p = sigmoid(pred) for logits."""
         self._pred = self._target = None  # a failed call leaves nothing for backward
         pred = _as_prediction(pred, "BinaryCrossEntropy")
-        target = real_array(target, pred.dtype, "BinaryCrossEntropy target")
+        target = real_array(target, None, "BinaryCrossEntropy target")
         check_same_shape(pred, target, "BinaryCrossEntropy")
         if not (target.min() >= 0 and target.max() <= 1):
             raise ValueError(
                 "BinaryCrossEntropy targets must lie in [0, 1], got values from "
                 f"{target.min()} to {target.max()}"
             )
+        if target.dtype != pred.dtype:  # values in [0, 1]: the cast cannot overflow
+            target = target.astype(pred.dtype)
         if self.from_logits:
             # max(z, 0) - z t + log(1 + e^-|z|) = -[t log s(z) + (1 - t) log(1 - s(z))]. An
             # infinite logit gives inf - inf = NaN (as in PyTorch), a divergence to report,
@@ -303,12 +305,14 @@ class CrossEntropy(Loss):
                 )
             return _class_indices(target, classes)
         if target.shape == logits.shape:
-            rows = real_array(target, logits.dtype, "CrossEntropy target")
+            rows = real_array(target, None, "CrossEntropy target")
             if not (rows.min() >= 0 and rows.max() <= 1):
                 raise ValueError(
                     "CrossEntropy probability targets must lie in [0, 1], got values from "
                     f"{rows.min()} to {rows.max()}"
                 )
+            if rows.dtype != logits.dtype:  # values in [0, 1]: the cast cannot overflow
+                rows = rows.astype(logits.dtype)
             sums = rows.sum(axis=1)
             bad = np.flatnonzero(np.abs(sums - 1) > 1e-3)
             if bad.size:

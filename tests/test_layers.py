@@ -803,3 +803,18 @@ def test_backward_after_a_failed_forward_raises_instead_of_the_previous_batch(ma
         RuntimeError, match=r"before forward\(\), or after a forward pass that failed"
     ):
         layer.backward(np.ones_like(out))
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"),
+    [
+        (np.array([[70000], [-3]], np.int32), [[np.inf], [-3.0]]),
+        (np.array([[65535], [1]], np.uint16), [[np.inf], [1.0]]),
+        (np.array([[32767], [-32768]], np.int16), [[32768.0], [-32768.0]]),  # rounded, in range
+        (np.array([[1e5], [0.5]], np.float32), [[np.inf], [0.5]]),
+    ],
+    ids=["int32", "uint16", "int16", "float32"],
+)
+def test_inputs_beyond_float16_become_inf_in_a_float16_layer_without_a_warning(x, expected):
+    layer = Dense(1, 1, init=lambda shape, rng, dtype: np.ones(shape, dtype), dtype=np.float16)
+    np.testing.assert_array_equal(layer(x), expected)
