@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
+import os
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from minigrad.errors import ShapeError
 
@@ -50,8 +54,8 @@ def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
 def forward_not_called(owner: object) -> RuntimeError:
     """The error for ``backward()`` before ``forward()``."""
     return RuntimeError(
-        f"{type(owner).__name__}.backward() was called before forward(): "
-        "run a forward pass on a batch first"
+        f"{type(owner).__name__}.backward() was called before forward(), or after a forward "
+        "pass that failed: run a forward pass on a batch first"
     )
 
 
@@ -121,6 +125,34 @@ def check_real(
     return number
 
 
+def check_float_dtype(name: str, dtype: object) -> np.dtype:
+    """``dtype`` as float16, float32 or float64, the dtypes of parameters (what model files
+    and optimizers take); TypeError naming ``name`` for anything else.
+
+    None is refused (NumPy would read it as float64), as are integer, complex, bool and
+    object dtypes and float128.
+    """
+    allowed = "a floating-point type: float16, float32 or float64 (np.float32 is usual)"
+    if dtype is None:
+        raise TypeError(f"{name} must be {allowed}, got None")
+    try:
+        resolved = np.dtype(dtype)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be {allowed}, got {_given(dtype)}") from None
+    if resolved.name not in ("float16", "float32", "float64"):
+        raise TypeError(f"{name} must be {allowed}, got {resolved}")
+    return resolved
+
+
+def shown(value: object) -> str:
+    """``repr(value)``, at most 80 characters (a hostile value must not fill a message)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int with more digits than Python converts to text
+        text = f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _given(value: object) -> str:
     """``value`` and its type, for a message: ``'False' (str)``."""
     return f"{_shortened(value)} ({type(value).__name__})"
@@ -138,3 +170,110 @@ def _range(minimum: int | None, maximum: int | None) -> str:
     if minimum is not None:
         return f">= {minimum}"
     return f"<= {maximum}"
+
+
+# -- attributes checked on assignment -------------------------------------------------------
+
+
+class Checked(property):
+    """A data attribute whose every assignment passes through ``check``.
+
+    ``check(name, value) -> value`` is one of the checks above (or any function of that
+    form, such as ``functools.partial(check_real, minimum=0)``): it returns the value to
+    store and raises TypeError or ValueError naming ``name``, which is
+    ``"<class name> <attribute>"`` (``"BinaryCrossEntropy from_logits"``). So a constructor
+    that assigns ``self.flag = flag`` and a later ``obj.flag = "False"`` are checked alike.
+
+    The value is stored on the instance under ``_<attribute>``; a class attribute of that
+    name gives the default for instances that never assign one. Reading is a property
+    whose getter is ``operator.attrgetter``, all in C: some 25 ns more than a plain
+    attribute, so a flag read once per forward pass costs nothing measurable (a Python
+    ``__get__`` would cost 100 ns). Only assignments run Python code.
+
+    Examples
+    --------
+    >>> class Loss:
+    ...     from_logits = Checked(check_bool, "Whether predictions are logits.")
+    ...     def __init__(self, from_logits=False):
+    ...         self.from_logits = from_logits
+    >>> loss = Loss()
+    >>> loss.from_logits = np.bool_(True)
+    >>> loss.from_logits
+    True
+    >>> loss.from_logits = "False"
+    Traceback (most recent call last):
+        ...
+    TypeError: Loss from_logits must be True or False, got 'False' (str)
+    """
+
+    def __init__(self, check: Callable[[str, Any], Any], doc: str | None = None) -> None:
+        super().__init__(doc=doc)
+        self.check = check
+        self._doc = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        private = "_" + name
+        check = self.check
+
+        def checked_set(obj: object, value: object) -> None:
+            setattr(obj, private, check(f"{type(obj).__name__} {name}", value))
+
+        # The getter and the setter need the attribute's name, known only now: property
+        # takes them at initialisation, so initialise it again with them
+        property.__init__(self, operator.attrgetter(private), checked_set, None, self._doc)
+        self.__doc__ = self._doc
+
+
+# -- sizes checked before allocating ---------------------------------------------------------
+
+
+def check_allocation(what: str, shape: tuple[int, ...], dtype: DTypeLike) -> None:
+    """MemoryError naming ``what`` and the size, unless an array of ``shape`` and ``dtype``
+    can exist: within NumPy's largest array and this machine's physical memory.
+
+    Call it before allocating an array whose size comes from an argument, so that a stray
+    value (a label of 10^6, a width of 10^12) is reported in the caller's terms rather
+    than as NumPy's "Unable to allocate 7.28 TiB" or "array is too big".
+
+    Examples
+    --------
+    >>> check_allocation("a (3, 3) matrix", (3, 3), np.int64)
+    >>> check_allocation("a (10^12, 10^12) matrix", (10**12, 10**12), np.int64)
+    ... # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+        ...
+    MemoryError: a (10^12, 10^12) matrix would hold 1e+24 values of int64 (7.28e+12 TiB),
+    more than any array can hold
+    """
+    dtype = np.dtype(dtype)
+    count = math.prod(shape)
+    size = count * dtype.itemsize
+    message = f"{what} would hold {_count(count)} values of {dtype} ({_bytes(size)})"
+    if size > np.iinfo(np.intp).max:
+        raise MemoryError(f"{message}, more than any array can hold")
+    memory = physical_memory()
+    if memory is not None and size > memory:
+        raise MemoryError(f"{message}, more than this machine's {_bytes(memory)} of memory")
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return None
+
+
+def _count(count: int) -> str:
+    return f"{count:,}" if count < 10**9 else f"{float(count):.3g}"
+
+
+def _bytes(size: int) -> str:
+    """``size`` in the largest binary unit that keeps it >= 1 (beyond float range too)."""
+    for unit, power in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << power:
+            try:
+                return f"{size / 2**power:.3g} {unit}"
+            except OverflowError:
+                return f"2^{size.bit_length() - 1 - power} {unit}"
+    return f"{size} bytes"

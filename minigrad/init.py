@@ -2,7 +2,11 @@
 
 Every initialiser has the signature ``init(shape, rng, dtype) -> ndarray`` with
 ``shape = (fan_out, fan_in)`` for a Dense weight, and draws from the NumPy Generator it is
-given (or one made from a seed, see :func:`generator`), so results are reproducible.
+given (or one made from a seed, see :func:`generator`), so results are reproducible. The
+built-in ones check their arguments: ``shape`` is a tuple of two integers >= 1 (Python or
+NumPy), ``dtype`` float16, float32 or float64 (None, integer, complex, bool and object
+dtypes are a TypeError); a shape whose float64 draw cannot fit in memory is a MemoryError
+naming it, raised before drawing.
 
 =================  ======================================  ==================================
 name               distribution                            suits
@@ -24,7 +28,9 @@ import numbers
 from collections.abc import Callable
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
+
+from minigrad._validation import check_allocation, check_float_dtype, shown
 
 __all__ = [
     "Initializer",
@@ -39,18 +45,31 @@ __all__ = [
 Initializer = Callable[[tuple[int, ...], np.random.Generator, np.dtype], NDArray[np.floating]]
 
 
-def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    """(fan_in, fan_out) of a weight of shape (fan_out, fan_in)."""
-    if not isinstance(shape, tuple) or len(shape) != 2 or min(shape) < 1:
-        raise ValueError(
-            f"initialisers expect a 2-D weight shape (fan_out, fan_in) of positive widths, "
-            f"got {shape}"
-        )
-    fan_out, fan_in = shape
-    return fan_in, fan_out
+def _checked(
+    name: str, shape: tuple[int, ...], dtype: DTypeLike
+) -> tuple[tuple[int, int], np.dtype]:
+    """``shape`` as two Python ints (fan_out, fan_in) >= 1 and ``dtype`` as float16, float32
+    or float64, or a TypeError / ValueError naming the initialiser; MemoryError before a
+    draw that cannot fit (the values are drawn in float64, then cast)."""
+    expected = f"{name} expects a 2-D weight shape (fan_out, fan_in) of positive widths"
+    if not isinstance(shape, tuple) or len(shape) != 2:
+        error = TypeError if not isinstance(shape, tuple) else ValueError
+        raise error(f"{expected}, got {shown(shape)}")
+    for index, width in enumerate(shape):
+        if isinstance(width, (bool, np.bool_)) or not isinstance(width, numbers.Integral):
+            raise TypeError(
+                f"{expected}, got {shown(shape)}: shape[{index}] is {shown(width)} "
+                f"({type(width).__name__}), not an integer"
+            )
+        if width < 1:
+            raise ValueError(f"{expected}, got {shown(shape)}")
+    fans = (int(shape[0]), int(shape[1]))
+    dtype = check_float_dtype(f"{name} dtype", dtype)
+    check_allocation(f"{name}{fans} is too large: its float64 draw", fans, np.float64)
+    return fans, dtype
 
 
-def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype) -> NDArray:
+def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> NDArray:
     """N(0, std^2) with std = sqrt(2 / fan_in) (He et al., 2015).
 
     Shape: ``shape`` = (fan_out, fan_in) -> an array of that shape and ``dtype``.
@@ -61,12 +80,12 @@ def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype)
     >>> w.shape, w.dtype, round(float(w.std() / np.sqrt(2 / 512)), 2)  # std / sqrt(2 / fan_in)
     ((256, 512), dtype('float32'), 1.0)
     """
-    fan_in, _ = _fans(shape)
+    (fan_out, fan_in), dtype = _checked("he_normal", shape, dtype)
     rng = generator(rng)
-    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+    return (rng.standard_normal((fan_out, fan_in)) * np.sqrt(2.0 / fan_in)).astype(dtype)
 
 
-def he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype) -> NDArray:
+def he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> NDArray:
     """U(-a, a) with a = sqrt(6 / fan_in), the same variance as he_normal.
 
     Shape: ``shape`` = (fan_out, fan_in) -> an array of that shape and ``dtype``.
@@ -77,12 +96,12 @@ def he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype
     >>> bool(np.abs(w).max() <= np.sqrt(6 / 512)), round(float(w.std() / np.sqrt(2 / 512)), 2)
     (True, 1.0)
     """
-    fan_in, _ = _fans(shape)
+    (fan_out, fan_in), dtype = _checked("he_uniform", shape, dtype)
     bound = np.sqrt(6.0 / fan_in)
-    return generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
+    return generator(rng).uniform(-bound, bound, size=(fan_out, fan_in)).astype(dtype)
 
 
-def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype) -> NDArray:
+def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> NDArray:
     """N(0, std^2) with std = sqrt(2 / (fan_in + fan_out)) (Glorot and Bengio, 2010).
 
     Shape: ``shape`` = (fan_out, fan_in) -> an array of that shape and ``dtype``.
@@ -93,12 +112,13 @@ def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dt
     >>> w.dtype, round(float(w.std() / np.sqrt(2 / (512 + 256))), 2)
     (dtype('float64'), 1.0)
     """
-    fan_in, fan_out = _fans(shape)
+    (fan_out, fan_in), dtype = _checked("xavier_normal", shape, dtype)
     rng = generator(rng)
-    return (rng.standard_normal(shape) * np.sqrt(2.0 / (fan_in + fan_out))).astype(dtype)
+    scale = np.sqrt(2.0 / (fan_in + fan_out))
+    return (rng.standard_normal((fan_out, fan_in)) * scale).astype(dtype)
 
 
-def xavier_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype) -> NDArray:
+def xavier_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> NDArray:
     """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), the same variance as xavier_normal.
 
     Shape: ``shape`` = (fan_out, fan_in) -> an array of that shape and ``dtype``.
@@ -109,9 +129,9 @@ def xavier_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.d
     >>> bool(np.abs(w).max() <= np.sqrt(6 / 768)), round(float(w.std() / np.sqrt(2 / 768)), 2)
     (True, 1.0)
     """
-    fan_in, fan_out = _fans(shape)
+    (fan_out, fan_in), dtype = _checked("xavier_uniform", shape, dtype)
     bound = np.sqrt(6.0 / (fan_in + fan_out))
-    return generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
+    return generator(rng).uniform(-bound, bound, size=(fan_out, fan_in)).astype(dtype)
 
 
 _BY_NAME: dict[str, Initializer] = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from minigrad._validation import check_bool, check_ndim, check_same_shape
+from minigrad._validation import Checked, check_bool, check_ndim, check_same_shape
 from minigrad.errors import ShapeError
 from minigrad.layers._checks import as_array, real_array, refused
 from minigrad.layers.activations import sigmoid
@@ -71,8 +71,8 @@ class Loss:
 
     def _not_called(self) -> RuntimeError:
         return RuntimeError(
-            f"{type(self).__name__}.backward() was called before the loss was computed: "
-            "call loss(pred, target) first"
+            f"{type(self).__name__}.backward() was called before the loss was computed, or "
+            "after a call that failed: call loss(pred, target) first"
         )
 
     def extra_repr(self) -> str:
@@ -89,6 +89,11 @@ class MSE(Loss):
     N = pred.size, as torch.nn.MSELoss(reduction="mean"). pred and target must have the same
     shape; a (m, 1) prediction is never broadcast against a (m,) target.
 
+    The differences are taken in float64 against the target as given, so the value is exact
+    even for a float32 prediction and a target beyond float32's range; the gradient is then
+    rounded once to pred's dtype (to +-inf where it does not fit, without a warning, as
+    PyTorch's float32 gradient would be).
+
     Shape: pred (batch, ...) and target of the same shape -> float.
     Backward: dL/dpred = 2 (pred - target) / N.
 
@@ -101,25 +106,32 @@ class MSE(Loss):
     """
 
     def __init__(self) -> None:
-        self._diff: NDArray[np.floating] | None = None
+        self._diff: NDArray[np.float64] | None = None
+        self._dtype: np.dtype = np.dtype(np.float64)
 
     def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
-        """L = (1/N) sum (pred - target)^2, caching pred - target."""
+        """L = (1/N) sum (pred - target)^2, caching pred - target (in float64)."""
+        self._diff = None  # a failed call leaves nothing for backward
         pred = _as_prediction(pred, "MSE")
-        target = real_array(target, pred.dtype, "MSE target")
+        target = real_array(target, None, "MSE target")
         check_same_shape(pred, target, "MSE")
-        with np.errstate(over="ignore"):  # beyond the dtype's range the gradient is inf
-            self._diff = pred - target
-        # the value in float64, where no difference or square of float32 numbers overflows
-        diff = pred.astype(np.float64) - target
-        return float(np.vdot(diff, diff)) / diff.size
+        # In float64, where no difference or square of float32 numbers overflows; beyond
+        # float64's range (1e308 against -1e308) the value is inf, as a float64 sum would be
+        with np.errstate(over="ignore", invalid="ignore"):
+            diff = np.subtract(pred, target, dtype=np.float64)
+            value = float(np.vdot(diff, diff)) / diff.size
+        self._diff, self._dtype = diff, pred.dtype
+        return value
 
     def backward(self) -> NDArray[np.floating]:
-        """dL/dpred = 2 (pred - target) / N."""
-        if self._diff is None:
+        """dL/dpred = 2 (pred - target) / N, in pred's dtype."""
+        diff = self._diff
+        if diff is None:
             raise self._not_called()
-        with np.errstate(over="ignore"):
-            return self._diff * (2.0 / self._diff.size)
+        grad = np.empty(diff.shape, self._dtype)
+        with np.errstate(over="ignore"):  # beyond pred's dtype the gradient is +-inf
+            np.multiply(diff, 2.0 / diff.size, out=grad)
+        return grad
 
 
 class BinaryCrossEntropy(Loss):
@@ -153,24 +165,33 @@ class BinaryCrossEntropy(Loss):
     array([[-2.]])
     """
 
+    # Checked on assignment too: loss.from_logits = "False" is a TypeError, not logits mode
+    from_logits = Checked(check_bool, "Whether pred holds logits rather than probabilities.")
+
     def __init__(self, from_logits: bool = False) -> None:
-        self.from_logits = check_bool("BinaryCrossEntropy from_logits", from_logits)
+        self.from_logits = from_logits
         self._pred: NDArray[np.floating] | None = None
         self._target: NDArray[np.floating] | None = None
 
     def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
         """L = -(1/N) sum [t log p + (1 - t) log(1 - p)], with p = sigmoid(pred) for logits."""
+        self._pred = self._target = None  # a failed call leaves nothing for backward
         pred = _as_prediction(pred, "BinaryCrossEntropy")
-        target = real_array(target, pred.dtype, "BinaryCrossEntropy target")
+        target = real_array(target, None, "BinaryCrossEntropy target")
         check_same_shape(pred, target, "BinaryCrossEntropy")
         if not (target.min() >= 0 and target.max() <= 1):
             raise ValueError(
                 "BinaryCrossEntropy targets must lie in [0, 1], got values from "
                 f"{target.min()} to {target.max()}"
             )
+        if target.dtype != pred.dtype:  # values in [0, 1]: the cast cannot overflow
+            target = target.astype(pred.dtype)
         if self.from_logits:
-            # max(z, 0) - z t + log(1 + e^-|z|) = -[t log s(z) + (1 - t) log(1 - s(z))]
-            losses = np.maximum(pred, 0) - pred * target + np.log1p(np.exp(-np.abs(pred)))
+            # max(z, 0) - z t + log(1 + e^-|z|) = -[t log s(z) + (1 - t) log(1 - s(z))]. An
+            # infinite logit gives inf - inf = NaN (as in PyTorch), a divergence to report,
+            # not a warning
+            with np.errstate(invalid="ignore"):
+                losses = np.maximum(pred, 0) - pred * target + np.log1p(np.exp(-np.abs(pred)))
         else:
             if not (pred.min() >= 0 and pred.max() <= 1):
                 _check_probabilities(pred)
@@ -230,27 +251,34 @@ class CrossEntropy(Loss):
 
     def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
         """L = -(1/m) sum_ij t_ij log softmax(z)_ij, caching the softmax."""
+        self._probs = None  # a failed call leaves nothing for backward
         logits = _as_prediction(pred, "CrossEntropy")
         check_ndim(logits, 2, "CrossEntropy pred", hint=" (batch, classes) of logits")
         target = self._check_target(logits, target)
         m = logits.shape[0]
-        row_max = np.maximum.reduce(logits, axis=1, keepdims=True)
-        with np.errstate(over="ignore"):  # a gap beyond the dtype's range is -inf: exp gives 0
-            probs = logits - row_max  # each row's maximum becomes 0 ...
-        np.exp(probs, out=probs)  # ... so every exp is <= 1 and each row holds an exp(0) = 1
-        sums = np.add.reduce(probs, axis=1, keepdims=True)  # >= 1
-        probs /= sums
         rows = self._rows
         if rows is None or rows.shape[0] != m:  # kept between calls: batches repeat their size
             rows = np.arange(m)
+        # A gap beyond the dtype's range is -inf, whose exp is 0. An infinite logit makes its
+        # row NaN (inf - inf), as in PyTorch: a divergence for fit to report, not a warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            row_max = np.maximum.reduce(logits, axis=1, keepdims=True)
+            probs = logits - row_max  # each row's maximum becomes 0 ...
+            np.exp(probs, out=probs)  # ... so every exp is <= 1 and each row holds an exp(0) = 1
+            sums = np.add.reduce(probs, axis=1, keepdims=True)  # >= 1
+            probs /= sums
+            # -log p_ij = log(sum_i) + (max_i - z_ij): two terms >= 0, so the loss is >= 0. The
+            # gap max_i - z_ij is taken in float64, where a gap between float32 logits cannot
+            # overflow (float64 logits 1e308 and -1e308 can: inf, with exp 0 above).
+            row_max = row_max.astype(np.float64)
+            if target.ndim == 1:
+                per_row = np.log(sums[:, 0]) + (row_max[:, 0] - logits[rows, target])
+            else:
+                # Classes of weight 0 are left out: their gap may be inf, and 0 * inf is NaN
+                gaps = np.log(sums) + (row_max - logits)
+                weighted = np.multiply(target, gaps, out=np.zeros(gaps.shape), where=target != 0)
+                per_row = np.add.reduce(weighted, axis=1)
         self._probs, self._target, self._rows = probs, target, rows
-        # -log p_ij = log(sum_i) + (max_i - z_ij): two terms >= 0, so the loss is >= 0. The gap
-        # max_i - z_ij is taken in float64, where a gap between float32 logits cannot overflow.
-        row_max = row_max.astype(np.float64)
-        if target.ndim == 1:
-            per_row = np.log(sums[:, 0]) + (row_max[:, 0] - logits[rows, target])
-        else:
-            per_row = np.add.reduce(target * (np.log(sums) + (row_max - logits)), axis=1)
         return float(np.add.reduce(per_row)) / m
 
     def backward(self) -> NDArray[np.floating]:
@@ -277,12 +305,14 @@ class CrossEntropy(Loss):
                 )
             return _class_indices(target, classes)
         if target.shape == logits.shape:
-            rows = real_array(target, logits.dtype, "CrossEntropy target")
+            rows = real_array(target, None, "CrossEntropy target")
             if not (rows.min() >= 0 and rows.max() <= 1):
                 raise ValueError(
                     "CrossEntropy probability targets must lie in [0, 1], got values from "
                     f"{rows.min()} to {rows.max()}"
                 )
+            if rows.dtype != logits.dtype:  # values in [0, 1]: the cast cannot overflow
+                rows = rows.astype(logits.dtype)
             sums = rows.sum(axis=1)
             bad = np.flatnonzero(np.abs(sums - 1) > 1e-3)
             if bad.size:

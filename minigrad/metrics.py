@@ -11,8 +11,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from minigrad._validation import check_integer, check_real
-from minigrad.layers._checks import REAL_KINDS, as_array, refused
+from minigrad._validation import check_allocation, check_integer, check_real
+from minigrad.layers._checks import REAL_KINDS, as_array, refused, shown
 
 __all__ = ["METRICS", "accuracy", "confusion_matrix", "predicted_classes"]
 
@@ -83,6 +83,7 @@ def _labels(target: ArrayLike, n: int, classes: int, width: int) -> NDArray[np.i
                 f"one-hot targets have {target.shape[1]} columns, but the predictions choose "
                 f"between {width} classes"
             )
+        _check_rows(target)
         labels = target.argmax(axis=1)
     else:
         labels = target.reshape(-1)
@@ -104,6 +105,23 @@ def _labels(target: ArrayLike, n: int, classes: int, width: int) -> NDArray[np.i
     return labels.astype(np.int64, copy=False)
 
 
+def _check_rows(target: NDArray) -> None:
+    """ValueError naming the first row of ``target`` that picks no class: one holding NaN,
+    infinity or a negative value, or only zeros.
+
+    argmax would make any row a class: such a row would count as class 0 and silently
+    change the score. Rows need not sum to 1 (unnormalised soft labels pick their largest).
+    """
+    rows = target.astype(np.float64, copy=False)
+    valid = ((rows >= 0) & (rows < np.inf)).all(axis=1) & (rows > 0).any(axis=1)
+    if not valid.all():
+        row = int(np.argmin(valid))
+        raise ValueError(
+            "one-hot or probability targets must be rows of finite values >= 0, not all "
+            f"zero; row {row} is {shown(target[row])}"
+        )
+
+
 def accuracy(pred: ArrayLike, target: ArrayLike, threshold: float = 0.5) -> float:
     """The fraction of samples whose predicted class equals the target class.
 
@@ -114,8 +132,10 @@ def accuracy(pred: ArrayLike, target: ArrayLike, threshold: float = 0.5) -> floa
         accuracy = (1/n) sum_i [yhat_i == t_i],   yhat = predicted_classes(pred, threshold)
 
     Raises ValueError for no samples (the accuracy of nothing is undefined), for a NaN
-    prediction (naming its row) and for a target outside the C classes the predictions
-    choose between (naming its index); TypeError for targets or predictions that are not
+    prediction (naming its row), for a target outside the C classes the predictions
+    choose between (naming its index) and for a one-hot or probability row that picks no
+    class (holding NaN, infinity or a negative value, or all zeros, which argmax would
+    count as class 0; naming the row); TypeError for targets or predictions that are not
     real numbers.
 
     Shape: pred (n, C), (n, 1) or (n,); target (n,), (n, 1) or one-hot (n, C) -> float.
@@ -144,7 +164,8 @@ def confusion_matrix(
     ``classes`` defaults to the width of ``pred`` (2 for binary outputs); every target must
     lie in [0, classes), which is checked before the matrix is allocated (so a stray label
     of 10^6 is an error naming it, not a request for terabytes). Pass a larger ``classes``
-    to count classes the predictions never pick.
+    to count classes the predictions never pick; one whose C x C matrix would not fit in
+    memory is a MemoryError naming it and the size, raised before allocating.
 
     Shape: pred (n, C), (n, 1) or (n,); target as for :func:`accuracy` -> (C, C) int64.
 
@@ -162,6 +183,11 @@ def confusion_matrix(
         raise ValueError(
             f"predictions pick class {predicted.max()}, outside the {classes} classes asked for"
         )
+    check_allocation(
+        f"confusion_matrix(classes={classes}) is too large: the matrix",
+        (classes, classes),
+        np.int64,
+    )
     counts = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(counts, (true, predicted), 1)
     return counts

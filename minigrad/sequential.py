@@ -179,8 +179,15 @@ class Sequential(Layer):
         return self._output_width()[0]
 
     def children(self) -> Iterator[tuple[str, Layer]]:
-        """Yield ``(str(index), layer)`` for each layer in order ("0", "1", ...)."""
+        """Yield ``(str(index), layer)`` for each layer in order ("0", "1", ...).
+
+        Raises TypeError for an item of ``.layers`` that is not a Layer (put there by hand:
+        ``append`` refuses it), so the tree walk behind ``parameters()`` and
+        ``state_dict()`` names it rather than failing on a missing attribute.
+        """
         for index, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise _not_a_layer(index, layer)
             yield str(index), layer
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
@@ -191,6 +198,8 @@ class Sequential(Layer):
             for index, layer in enumerate(self.layers):  # noqa: B007 (the handler reads index)
                 x = layer.forward(x)
         except Exception as error:
+            if not isinstance(self.layers[index], Layer):
+                raise _not_a_layer(index, self.layers[index]) from error
             _in_layer(error, index, self.layers[index], "forward")
             raise
         return x  # type: ignore[return-value]
@@ -230,6 +239,8 @@ class Sequential(Layer):
             layers[0].backward_parameters(grad_output)
             return None
         except Exception as error:
+            if not isinstance(layers[index], Layer):
+                raise _not_a_layer(index, layers[index]) from error
             _in_layer(error, index, layers[index], "backward")
             raise
 
@@ -260,13 +271,28 @@ class Sequential(Layer):
         lines = [f"{type(self).__name__}("]
         for index, layer in enumerate(self.layers):
             text = repr(layer).replace("\n", "\n  ")
-            count = layer.num_parameters()
-            suffix = (
-                f"  # {_parameters(count)}" if count and not isinstance(layer, Sequential) else ""
-            )
+            if not isinstance(layer, Layer):  # put in .layers by hand: show it, say so
+                lines.append(f"  ({index}): {_shortened(text)}  # not a Layer")
+                continue
+            count = 0 if isinstance(layer, Sequential) else _counted(layer)
+            suffix = f"  # {_parameters(count)}" if isinstance(count, int) and count else ""
             lines.append(f"  ({index}): {text}{suffix}")
-        lines.append(f")  # {_parameters(self.num_parameters())}")
+        total = _counted(self)
+        lines.append(f")  # {_parameters(total) if isinstance(total, int) else total}")
         return "\n".join(lines)
+
+
+def _not_a_layer(index: int, item: object) -> TypeError:
+    """The error for an item of ``Sequential.layers`` that is not a Layer."""
+    return TypeError(
+        f"Sequential layer {index} is {_shortened(repr(item))} ({type(item).__name__}), not a "
+        "minigrad Layer: it was put into .layers by hand; add layers with append(), which "
+        "checks them"
+    )
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _short(layer: Layer) -> str:
@@ -275,6 +301,15 @@ def _short(layer: Layer) -> str:
         return f"Sequential of {len(layer)} layers"
     text = repr(layer).replace("\n", " ")
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _counted(layer: Layer) -> int | str:
+    """``layer.num_parameters()``, or why the tree cannot be counted (a repr never raises
+    for a model changed by hand into one that other methods refuse)."""
+    try:
+        return layer.num_parameters()
+    except (TypeError, ValueError) as error:
+        return f"parameters not counted: {_shortened(str(error))}"
 
 
 def _parameters(count: int) -> str:

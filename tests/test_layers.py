@@ -496,8 +496,12 @@ def test_dense_takes_numpy_integers_and_bools():
     assert type(layer.in_features) is int
 
 
-def test_a_width_beyond_the_address_space_is_a_value_error_not_a_numpy_error():
-    with pytest.raises(ValueError, match=r"Dense\(4294967296, 4294967296\) is too large"):
+def test_a_width_beyond_the_address_space_is_a_memory_error_not_a_numpy_error():
+    with pytest.raises(
+        MemoryError,
+        match=r"Dense\(4294967296, 4294967296\) is too large: its weight would hold "
+        r"1\.84e\+19 values of float32 \(6\.71e\+07 TiB\), more than any array can hold",
+    ):
         Dense(2**32, 2**32)
     with pytest.raises(ValueError, match="in_features must be a positive integer, got <int too"):
         Dense(10**5000, 2)
@@ -631,3 +635,186 @@ def test_a_config_with_many_unknown_keys_gives_a_short_message():
     with pytest.raises(ValueError, match=r"and 9990 more$") as caught:
         Dense.from_config({f"key{i}" * 20: 1 for i in range(10_000)})
     assert len(str(caught.value)) < 700
+
+
+# -- settable attributes are checked when assigned -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "attribute", "value", "error", "message"),
+    [
+        (Tanh, "training", "False", TypeError, r"Tanh training must be True or False, got 'False'"),
+        (lambda: Dense(2, 2), "training", 0, TypeError, r"Dense training must be True or False"),
+        (
+            LeakyReLU,
+            "negative_slope",
+            "x",
+            TypeError,
+            r"LeakyReLU negative_slope must be a real number, got 'x' \(str\)",
+        ),
+        (LeakyReLU, "negative_slope", np.inf, ValueError, "negative_slope must be finite"),
+        (Softmax, "axis", "1", TypeError, r"Softmax axis must be an integer, got '1' \(str\)"),
+        (Softmax, "axis", 64, ValueError, r"Softmax axis must be in \[-64, 63\], got 64"),
+    ],
+    ids=["training str", "training int", "slope str", "slope inf", "axis str", "axis range"],
+)
+def test_attributes_are_checked_when_assigned_not_at_the_next_forward(
+    make, attribute, value, error, message
+):
+    layer = make()
+    before = getattr(layer, attribute)
+    with pytest.raises(error, match=message):
+        setattr(layer, attribute, value)
+    assert getattr(layer, attribute) == before  # unchanged
+
+
+def test_checked_attributes_take_numpy_values_and_work_in_forward():
+    leaky = LeakyReLU()
+    leaky.negative_slope = np.float32(0.5)
+    assert type(leaky.negative_slope) is float
+    np.testing.assert_array_equal(leaky(np.array([[-2.0, 2.0]])), [[-1.0, 2.0]])
+    softmax = Softmax()
+    softmax.axis = np.int64(0)
+    np.testing.assert_allclose(softmax(np.zeros((2, 1))), [[0.5], [0.5]])
+    layer = Dense(2, 2)
+    layer.training = np.bool_(False)
+    assert layer.training is False
+
+
+def test_a_layer_that_forgets_super_init_still_has_a_training_flag():
+    class NoInit(Layer):
+        def __init__(self):  # no super().__init__()
+            pass
+
+        def forward(self, x):
+            return x
+
+    layer = NoInit()
+    assert layer.training is True
+    assert layer.eval().training is False
+
+
+@pytest.mark.parametrize("name", ["weight", "bias"])
+def test_a_parameter_replaced_by_an_array_is_named_at_the_next_forward(name):
+    layer = Dense(3, 2)
+    layer(np.ones((1, 3), np.float32))
+    setattr(layer, name, np.ones(getattr(layer, name).shape, np.float32))
+    message = rf"Dense\.{name} must be a Parameter.*got ndarray: .*layer\.{name}\.value\[\.\.\.\]"
+    with pytest.raises(TypeError, match=message):
+        layer.backward(np.ones((1, 2), np.float32))
+    with pytest.raises(TypeError, match=message):
+        layer(np.ones((1, 3), np.float32))
+
+
+# -- huge sizes are refused by name, before NumPy tries ------------------------------------------
+
+
+def test_a_weight_larger_than_memory_is_refused_naming_the_widths():
+    with pytest.raises(
+        MemoryError,
+        match=r"Dense\(1000000, 1000000\) is too large: its weight would hold 1e\+12 values of "
+        r"float32 \(3\.64 TiB\), more than this machine's .* of memory",
+    ):
+        Dense(10**6, 10**6)
+
+
+# -- backward returns the forward's dtype, whatever the gradient's --------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda dtype: Dense(3, 3, rng=0, dtype=dtype),
+        lambda dtype: Tanh(),
+        lambda dtype: Sigmoid(),
+        lambda dtype: ReLU(),
+        lambda dtype: LeakyReLU(0.1),
+        lambda dtype: Softmax(),
+    ],
+    ids=["dense", "tanh", "sigmoid", "relu", "leaky", "softmax"],
+)
+def test_backward_of_a_float64_gradient_has_the_forward_dtype(make, dtype):
+    x = np.array([[0.5, -1.0, 2.0], [-0.3, 0.8, -2.5]], dtype=dtype)
+    g = np.array([[0.1, -0.7, 0.4], [1.3, 0.2, -0.6]])
+    layer = make(dtype)
+    layer(x)
+    grad = layer.backward(g)
+    assert grad.dtype == dtype
+    expected = layer.backward(g.astype(dtype))  # the gradient given in the layer's dtype
+    np.testing.assert_array_equal(grad, expected)
+    if isinstance(layer, Dense):
+        assert layer.weight.grad.dtype == dtype and layer.bias.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("make", [Tanh, Sigmoid, ReLU], ids=["tanh", "sigmoid", "relu"])
+def test_a_float64_gradient_beyond_float16_becomes_inf_without_a_warning(make):
+    # the conversion used to overflow inside the in-place product, with a warning
+    layer = make()
+    layer(np.array([[0.5, 1.0]], np.float16))
+    grad = layer.backward(np.array([[1e300, 1e300]]))
+    assert grad.dtype == np.float16
+    np.testing.assert_array_equal(grad, [[np.inf, np.inf]])
+
+
+# -- extreme inputs: a value (or NaN), never a warning --------------------------------------------
+
+
+def test_a_float64_input_beyond_float32_becomes_inf_in_a_float32_dense_without_a_warning():
+    layer = Dense(1, 1, init=lambda shape, rng, dtype: np.ones(shape, dtype))
+    np.testing.assert_array_equal(
+        layer(np.array([[1e300], [-1e300], [2.0]])), [[np.inf], [-np.inf], [2.0]]
+    )
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"),
+    [
+        ([[np.inf, 0.0]], [[np.nan, np.nan]]),
+        ([[-np.inf, -np.inf]], [[np.nan, np.nan]]),
+        ([[3e38, -3e38]], [[1.0, 0.0]]),
+    ],
+    ids=["inf", "all -inf", "float32 extremes"],
+)
+def test_softmax_of_extreme_inputs_is_nan_as_in_pytorch_or_exact_without_a_warning(x, expected):
+    np.testing.assert_array_equal(Softmax()(np.array(x, np.float32)), expected)
+
+
+# -- a failed forward leaves nothing for backward -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "good", "bad"),
+    [
+        (lambda: Dense(3, 2, rng=0), np.ones((4, 3), np.float32), np.ones((2, 5), np.float32)),
+        (lambda: Dense(3, 2, rng=0), np.ones((4, 3), np.float32), [["a", "b", "c"]]),
+        (Tanh, np.ones((4, 3)), np.ones((4, 3), complex)),
+        (ReLU, np.ones((4, 3)), "abc"),
+        (Softmax, np.ones((4, 3)), np.ones((4, 0))),
+    ],
+    ids=["dense width", "dense strings", "tanh complex", "relu string", "softmax empty"],
+)
+def test_backward_after_a_failed_forward_raises_instead_of_the_previous_batch(make, good, bad):
+    layer = make()
+    out = layer(good)
+    with pytest.raises((TypeError, ValueError)):
+        layer(bad)
+    with pytest.raises(
+        RuntimeError, match=r"before forward\(\), or after a forward pass that failed"
+    ):
+        layer.backward(np.ones_like(out))
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"),
+    [
+        (np.array([[70000], [-3]], np.int32), [[np.inf], [-3.0]]),
+        (np.array([[65535], [1]], np.uint16), [[np.inf], [1.0]]),
+        (np.array([[32767], [-32768]], np.int16), [[32768.0], [-32768.0]]),  # rounded, in range
+        (np.array([[1e5], [0.5]], np.float32), [[np.inf], [0.5]]),
+    ],
+    ids=["int32", "uint16", "int16", "float32"],
+)
+def test_inputs_beyond_float16_become_inf_in_a_float16_layer_without_a_warning(x, expected):
+    layer = Dense(1, 1, init=lambda shape, rng, dtype: np.ones(shape, dtype), dtype=np.float16)
+    np.testing.assert_array_equal(layer(x), expected)

@@ -833,3 +833,102 @@ def test_bce_gives_a_nan_loss_for_nan_probabilities_like_the_other_losses():
     assert math.isnan(MSE()(pred, np.zeros((2, 1))))
     with pytest.raises(ValueError, match=r"got values from 0\.5 to 1\.5"):
         BinaryCrossEntropy()(np.array([[0.5], [np.nan], [1.5]]), np.zeros((3, 1)))
+
+
+# -- extreme inputs: a value or NaN, never a warning (pytest turns warnings into errors) ----------
+
+
+def test_cross_entropy_leaves_out_classes_of_zero_weight():
+    # the gap to the -1e308 logit overflows float64 to inf; its weight 0 used to make 0 * inf
+    loss = CrossEntropy()
+    assert loss(np.array([[1e308, -1e308]]), np.array([[1.0, 0.0]])) == 0.0
+    np.testing.assert_array_equal(loss.backward(), [[0.0, 0.0]])
+    assert loss(np.array([[1e308, -1e308]]), np.array([0])) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("logits", "target"),
+    [
+        ([[np.inf, 0.0]], [0]),
+        ([[np.inf, 0.0]], [[1.0, 0.0]]),
+        ([[-np.inf, -np.inf]], [1]),
+        ([[np.nan, 0.0]], [0]),
+    ],
+    ids=["inf labels", "inf soft", "all -inf", "nan"],
+)
+def test_cross_entropy_of_non_finite_logits_is_nan_as_in_pytorch(logits, target):
+    loss = CrossEntropy()
+    assert math.isnan(loss(np.array(logits), np.array(target)))
+    assert np.isnan(loss.backward()).all()
+
+
+def test_bce_from_logits_of_an_infinite_logit_is_nan_or_inf_without_a_warning():
+    loss = BinaryCrossEntropy(from_logits=True)
+    # +inf with target 1: max(z, 0) - z t = inf - inf, NaN as in PyTorch
+    assert math.isnan(loss(np.array([[np.inf, 0.0]]), np.array([[1.0, 0.0]])))
+    # -inf with target 1: -log sigmoid(-inf) = inf, computed as 0 + inf (PyTorch: NaN)
+    assert loss(np.array([[-np.inf, 0.0]]), np.array([[1.0, 0.0]])) == math.inf
+
+
+def test_mse_beyond_float64_is_inf_without_a_warning():
+    loss = MSE()
+    assert loss(np.array([[1e308]]), np.array([[-1e308]])) == math.inf
+    np.testing.assert_array_equal(loss.backward(), [[math.inf]])
+
+
+def test_mse_against_a_target_beyond_the_prediction_dtype():
+    # the value is exact (the difference is taken in float64); the gradient does not fit
+    # float32 and is -inf, as PyTorch's float32 gradient is
+    loss = MSE()
+    value = loss(np.array([[1.0]], np.float32), np.array([[1e39]]))
+    assert value == pytest.approx(1e78, rel=1e-12)
+    grad = loss.backward()
+    assert grad.dtype == np.float32
+    np.testing.assert_array_equal(grad, [[-np.inf]])
+    assert loss(np.array([[1.0]], np.float32), np.array([[1e300]])) == math.inf
+
+
+def test_mse_gradient_is_the_float64_gradient_rounded_once():
+    pred = np.array([[0.1, 0.7]], np.float32)
+    target = np.array([[0.3, -0.2]])
+    loss = MSE()
+    loss(pred, target)
+    expected = (2 * (pred.astype(np.float64) - target) / 2).astype(np.float32)
+    np.testing.assert_array_equal(loss.backward(), expected)
+
+
+# -- a failed call leaves no gradient behind -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        ("mse", (np.zeros((2, 2)), np.zeros((3, 2)))),
+        ("bce", (np.full((2, 2), 0.5), np.full((2, 2), 2.0))),
+        ("bce_logits", (np.zeros((2, 2)), "not numbers")),
+        ("ce_labels", (CE_LOGITS[:2], np.array([0, 9]))),
+        ("ce_soft", (CE_LOGITS, np.full((3, 3), 0.5))),
+    ],
+)
+def test_backward_after_a_failed_call_raises_instead_of_the_previous_gradient(name, bad):
+    loss = FACTORIES[name]()
+    loss(*FIXED[name])
+    with pytest.raises((ValueError, TypeError)):
+        loss(*bad)
+    with pytest.raises(RuntimeError, match=r"backward\(\) was called before the loss was computed"):
+        loss.backward()
+
+
+# -- flags are checked when assigned, not only in the constructor -------------------------------
+
+
+def test_from_logits_is_checked_when_assigned():
+    loss = BinaryCrossEntropy()
+    with pytest.raises(
+        TypeError, match=r"BinaryCrossEntropy from_logits must be True or False, got 'False'"
+    ):
+        loss.from_logits = "False"
+    assert loss.from_logits is False  # unchanged
+    loss.from_logits = np.bool_(True)
+    assert loss.from_logits is True
+    assert loss(np.array([[0.0]]), np.array([[1.0]])) == pytest.approx(math.log(2))

@@ -422,3 +422,58 @@ def test_the_threshold_must_be_a_number(threshold, error):
 def test_predictions_that_are_not_real_numbers_are_a_type_error(pred, dtype):
     with pytest.raises(TypeError, match=f"predictions must be real numbers, got dtype {dtype}"):
         accuracy(pred, LABELS)
+
+
+# -- one-hot targets are checked, and a huge class count is refused by name ----------------------
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "shown"),
+    [
+        ([np.nan, np.nan, np.nan], r"array\(\[nan, nan, nan\]\)"),
+        ([0.0, 0.0, 0.0], r"array\(\[0\., 0\., 0\.\]\)"),
+        ([-1.0, -2.0, -3.0], r"array\(\[-1\., -2\., -3\.\]\)"),
+        ([np.inf, 0.0, 0.0], r"array\(\[inf,  0\.,  0\.\]\)"),
+        ([1.0, np.nan, 0.0], r"array\(\[ 1\., nan,  0\.\]\)"),
+    ],
+    ids=["nan", "zeros", "negative", "inf", "one nan"],
+)
+@pytest.mark.parametrize("metric", [accuracy, confusion_matrix])
+def test_a_one_hot_row_that_picks_no_class_is_refused_naming_it(metric, bad_row, shown):
+    # argmax made each of these class 0: against label 0 it counted as right
+    target = np.eye(3)[LABELS]
+    target[2] = bad_row
+    with pytest.raises(
+        ValueError, match=r"rows of finite values >= 0, not all zero; row 2 is " + shown
+    ):
+        metric(LOGITS, target)
+
+
+def test_the_finding_nan_and_zero_one_hot_rows_against_class_zero():
+    with pytest.raises(ValueError, match="row 0 is"):
+        accuracy(np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([[np.nan, np.nan], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match="row 1 is"):
+        accuracy(np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([[1.0, 0.0], [0.0, 0.0]]))
+
+
+def test_soft_and_integer_and_boolean_one_hot_rows_are_still_accepted():
+    one_hot = np.eye(3)[LABELS]
+    assert accuracy(LOGITS, one_hot.astype(bool)) == 0.6
+    assert accuracy(LOGITS, one_hot.astype(np.int8)) == 0.6
+    assert accuracy(LOGITS, 0.8 * one_hot + 0.1) == 0.6  # unnormalised soft labels
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [
+        (10**6, r"would hold 1e\+12 values of int64 \(7\.28 TiB\), more than this machine's"),
+        (10**12, r"would hold 1e\+24 values of int64 .*more than any array can hold"),
+        (2**63, r"would hold 8\.51e\+37 values of int64 .*more than any array can hold"),
+    ],
+    ids=["1e6", "1e12", "2^63"],
+)
+def test_a_class_count_whose_matrix_cannot_fit_is_refused_by_name(classes, message):
+    with pytest.raises(MemoryError, match=rf"confusion_matrix\(classes={classes}\) is too large: "):
+        confusion_matrix(LOGITS, LABELS, classes=classes)
+    with pytest.raises(MemoryError, match=message):
+        confusion_matrix(LOGITS, LABELS, classes=classes)

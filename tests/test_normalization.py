@@ -270,3 +270,88 @@ def test_sequential_checks_its_width_against_its_neighbours():
     with pytest.raises(ShapeError, match=r"expects 2 input features, but layer 0 .*outputs 3"):
         Sequential(Normalization(3), Dense(2, 1))
     assert Sequential(Normalization(3), Dense(3, 1)).in_features == 3
+
+
+# -- hardening: sizes, extremes, dtypes, unusable statistics from a file -------------------------
+
+
+def test_a_width_larger_than_memory_is_refused_naming_it():
+    with pytest.raises(
+        MemoryError,
+        match=r"Normalization\(1000000000000\) is too large: its mean and std would hold 2e\+12 "
+        r"values of float32 \(7\.28 TiB\)",
+    ):
+        Normalization(10**12)
+
+
+@pytest.mark.parametrize("value", [1e300, -1e300, 1e154])
+def test_a_huge_constant_feature_gets_std_one_without_a_warning(value):
+    # the bound of the constant-column test, (n mean eps)^2, overflowed float64
+    norm = Normalization(2, dtype=np.float64).adapt([[value, 0.0], [value, 1.0], [value, 2.0]])
+    assert norm.std.value[0] == 1.0
+    assert norm.mean.value[0] == value
+
+
+def test_a_float64_input_beyond_float32_becomes_inf_without_a_warning():
+    np.testing.assert_array_equal(Normalization(1)(np.array([[1e300], [2.0]])), [[np.inf], [2.0]])
+
+
+def test_backward_of_a_float64_gradient_has_the_layers_dtype():
+    norm = Normalization(2, std=[2.0, 4.0])
+    norm(np.ones((1, 2), np.float32))
+    grad = norm.backward(np.array([[1.0, 1.0]]))
+    assert grad.dtype == np.float32
+    np.testing.assert_array_equal(grad, [[0.5, 0.25]])
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("std", 0.0, r"state_dict\['0\.std'\] holds 0\.0 for feature 1: a Normalization std "
+         r"must be finite and > 0"),
+        ("std", -2.0, r"'0\.std'\] holds -2\.0 for feature 1"),
+        ("std", np.nan, r"'0\.std'\] holds nan for feature 1"),
+        ("std", np.inf, r"'0\.std'\] holds inf for feature 1"),
+        ("mean", np.nan, r"state_dict\['0\.mean'\] holds nan for feature 1: a Normalization mean "
+         r"must be finite$"),
+        ("mean", -np.inf, r"'0\.mean'\] holds -inf for feature 1"),
+    ],
+)  # fmt: skip
+def test_unusable_statistics_are_refused_by_load_state_dict_naming_the_buffer(name, value, message):
+    model = Sequential(Normalization(2).adapt(raw_data()), Dense(2, 1, rng=0))
+    before = model.state_dict()
+    state = model.state_dict()
+    state[f"0.{name}"][1] = value
+    with pytest.raises(ValueError, match=message):
+        model.load_state_dict(state)
+    for key, array in model.state_dict().items():  # nothing was written
+        np.testing.assert_array_equal(array, before[key])
+    with pytest.raises(ValueError, match=message.replace("'0\\.", "'")):
+        model[0].load_state_dict({key[2:]: state[key] for key in ("0.mean", "0.std")})
+
+
+def test_a_model_file_with_a_zero_std_is_refused(tmp_path):
+    pytest.importorskip("safetensors")
+    model = Sequential(Normalization(2).adapt(raw_data()), Dense(2, 1, rng=0))
+    model[0].std.value[0] = 0.0  # as a damaged or hand-edited file would hold it
+    path = tmp_path / "model.safetensors"
+    mg.save(model, path)
+    with pytest.raises(mg.ModelFileError, match=r"'0\.std'\] holds 0\.0 for feature 0"):
+        mg.load(path)
+
+
+@pytest.mark.parametrize("name", ["mean", "std"])
+def test_a_statistic_replaced_by_an_array_is_named_at_the_next_forward(name):
+    norm = Normalization(2)
+    setattr(norm, name, np.ones(2, np.float32))
+    with pytest.raises(TypeError, match=rf"Normalization\.{name} must be a Buffer, got ndarray"):
+        norm(np.ones((1, 2), np.float32))
+
+
+def test_backward_after_a_failed_forward_raises_instead_of_the_previous_batch():
+    norm = Normalization(2)
+    norm(np.ones((3, 2), np.float32))
+    with pytest.raises(ShapeError):
+        norm(np.ones((3, 5), np.float32))
+    with pytest.raises(RuntimeError, match=r"or after a forward pass that failed"):
+        norm.backward(np.ones((3, 2), np.float32))

@@ -564,3 +564,33 @@ def test_a_width_mismatch_with_a_big_container_gives_a_one_line_message():
         "Sequential layer 1 (Sequential of 1000 layers) expects 4 input features, but layer 0 "
         "(Dense(in_features=2, out_features=3, bias=True)) outputs 3"
     )
+
+
+# -- an item put into .layers by hand that is not a Layer -----------------------------------------
+
+
+@pytest.mark.parametrize("item", [3, np.tanh, Tanh], ids=["int", "function", "class"])
+def test_a_non_layer_put_into_layers_by_hand_is_a_type_error_naming_its_position(item):
+    model = Sequential(Dense(2, 2, rng=0), Tanh())
+    model.layers.append(item)
+    message = r"Sequential layer 2 is .* not a minigrad Layer: .*by hand; add layers with append"
+    for call in (
+        lambda: model(np.ones((1, 2), np.float32)),
+        lambda: model.backward(np.ones((1, 2), np.float32)),
+        model.parameters,
+        model.state_dict,
+        model.train,
+    ):
+        with pytest.raises(TypeError, match=message):
+            call()
+    text = repr(model)  # printing never raises
+    assert "(2): " in text and "# not a Layer" in text and "parameters not counted" in text
+
+
+def test_backward_after_a_failed_forward_raises_instead_of_mixing_batches():
+    model = Sequential(Dense(3, 4, rng=0), ReLU(), Dense(4, 2, rng=1))
+    model(np.ones((5, 3), np.float32))
+    with pytest.raises(ShapeError):
+        model(np.ones((5, 4), np.float32))  # fails in layer 0: layers 1 and 2 keep the old batch
+    with pytest.raises(RuntimeError, match=r"layer 0 \(Dense\) backward.*after a forward pass"):
+        model.backward(np.ones((5, 2), np.float32))

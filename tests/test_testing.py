@@ -233,3 +233,155 @@ def test_float32_buffers_are_refused_like_float32_parameters():
 def test_strategies_check_their_arguments(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+# -- a check that cannot pass a wrong gradient, and arguments that cannot mislead it -------------
+
+
+class CubeOfReLUWithWrongFactor(Layer):
+    """y = max(x, 0)^3, whose backward says 2 max(x, 0)^2 instead of 3 max(x, 0)^2."""
+
+    def forward(self, x):
+        self.x = x
+        return np.maximum(x, 0) ** 3
+
+    def backward(self, grad_output):
+        return 2 * np.maximum(self.x, 0) ** 2 * grad_output
+
+
+def test_zero_absolute_tolerance_still_fails_a_wrong_gradient():
+    # At x = -1 both gradients are 0, so the tolerance there is 0 and the ratio was 0 / 0:
+    # NaN, which argmax picked as the worst entry and which is never > 1
+    x = np.array([[-1.0, 2.0, 3.0]])
+    with pytest.raises(GradientCheckError, match=r"gradient of 'input' at \(0, [12]\)"):
+        check_gradients(CubeOfReLUWithWrongFactor(), x, atol=0.0)
+
+
+def test_zero_tolerance_entries_pass_only_when_both_gradients_are_equal():
+    class CubeOfReLU(CubeOfReLUWithWrongFactor):
+        def backward(self, grad_output):
+            return 3 * np.maximum(self.x, 0) ** 2 * grad_output
+
+    report = check_gradients(CubeOfReLU(), np.array([[-1.0, 2.0, 3.0]]), atol=0.0)
+    assert 0 < report.errors["input"] <= 1
+    assert check_gradients(MSE(), np.zeros((1, 2)), np.zeros((1, 2)), atol=0.0).worst == 0.0
+
+
+def test_numerical_gradient_refuses_a_read_only_array():
+    x = np.ones(2)
+    x.flags.writeable = False
+    with pytest.raises(ValueError, match=r"x must be writeable, got a read-only array"):
+        numerical_gradient(lambda: float(x.sum()), x)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "eps", "shown"),
+    [(np.float16, 1e-6, "1"), (np.float32, 1e-9, "1"), (np.float64, 1e-320, "1")],
+    ids=["float16", "float32", "denormal eps"],
+)
+def test_numerical_gradient_refuses_a_step_that_rounds_away(dtype, eps, shown):
+    # x + eps rounded to x's dtype is x again: the estimate was silently all zeros
+    x = np.ones(2, dtype=dtype)
+    with pytest.raises(
+        ValueError, match=rf"eps={eps!r} does not change x\[0\] = {shown} in {np.dtype(dtype)}"
+    ):
+        numerical_gradient(lambda: float((x.astype(np.float64) ** 2).sum()), x, eps)
+    np.testing.assert_array_equal(x, 1.0)  # restored
+
+
+def test_numerical_gradient_of_float32_uses_the_step_actually_taken():
+    x = np.array([3.0], dtype=np.float32)
+    # eps = 1e-3 is rounded in float32; the quotient divides by the step that was taken
+    grad = numerical_gradient(lambda: float(x.astype(np.float64)[0] * 7.0), x, 1e-3)
+    assert grad[0] == pytest.approx(7.0, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        (np.ones(2), r"got an array of shape \(2,\) \(ndarray\)"),
+        ("0.5", r"got '0\.5' \(str\)"),
+        (None, r"got None \(NoneType\)"),
+    ],
+    ids=["array", "string", "None"],
+)
+def test_numerical_gradient_needs_f_to_return_one_real_number(returned, message):
+    with pytest.raises(TypeError, match=r"f\(\) must return a real number .*" + message):
+        numerical_gradient(lambda: returned, np.ones(2))
+
+
+def test_numerical_gradient_takes_numpy_scalars_and_zero_dimensional_arrays():
+    x = np.array([2.0])
+    assert numerical_gradient(lambda: np.float32(x[0]), x, 1e-3)[0] == pytest.approx(1.0, 1e-4)
+    assert numerical_gradient(lambda: np.array(x[0] ** 2), x)[0] == pytest.approx(4.0)
+
+
+def test_an_empty_input_is_named_not_called_non_contiguous():
+    assert numerical_gradient(lambda: 0.0, np.ones((0, 3))).shape == (0, 3)
+    with pytest.raises(ValueError, match=r"at least one input value, got x of shape \(0, 3\)"):
+        check_gradients(Tanh(), np.ones((0, 3)))
+
+
+def test_a_strided_view_is_named_with_the_fix():
+    x = np.ones((3, 4))[:, :2]
+    with pytest.raises(ValueError, match=r"strided view of shape \(3, 2\).*ascontiguousarray"):
+        numerical_gradient(lambda: float(x.sum()), x)
+
+
+def test_a_step_too_large_to_measure_a_derivative_is_refused():
+    with pytest.raises(ValueError, match=r"eps must be <= 1, got 1e\+308: .*secant"):
+        check_gradients(Tanh(), np.ones((1, 2)), eps=1e308)
+    with pytest.raises(ValueError, match=r"eps=1e-320 does not change x\[0, 0\] = 1 in float64"):
+        check_gradients(Tanh(), np.ones((1, 2)), eps=1e-320)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (
+            lambda: sequential_stacks(activations="abc"),
+            TypeError,
+            r"activations must be a list or tuple of Activation classes .*got 'abc' \(str\)",
+        ),
+        (
+            lambda: sequential_stacks(activations=[Dense]),
+            TypeError,
+            r"activations\[0\] must be an Activation class .*Dense does not keep its input's",
+        ),
+        (
+            lambda: sequential_stacks(activations=[Tanh()]),
+            TypeError,
+            r"activations\[0\] .*got Tanh\(\): pass the class Tanh, not an instance",
+        ),
+        (
+            lambda: batches(3, elements=3.0),
+            TypeError,
+            r"elements must be a hypothesis strategy of floats .*got 3\.0 \(float\)",
+        ),
+        (
+            lambda: batches(10**12),
+            MemoryError,
+            r"batches\(1000000000000, max_batch=8\) is too large: a batch would hold 8e\+12",
+        ),
+        (
+            lambda: sequential_stacks(max_width=10**7),
+            MemoryError,
+            r"sequential_stacks\(max_width=10000000\) is too large: a Dense weight would hold",
+        ),
+    ],
+    ids=["string", "layer class", "instance", "elements", "huge batch", "huge width"],
+)
+def test_strategies_refuse_bad_arguments_when_built_not_when_drawn(make, error, message):
+    with pytest.raises(error, match=message):
+        make()  # no draw: the strategy itself is refused
+
+
+def test_an_activation_that_needs_arguments_is_refused_when_the_strategy_is_built():
+    from minigrad import Activation
+
+    class Scaled(Activation):
+        def __init__(self, factor):
+            super().__init__()
+
+    with pytest.raises(TypeError, match=r"activations\[0\]: Scaled\(\) must build without"):
+        sequential_stacks(activations=(Scaled,))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from minigrad._validation import check_integer
+from minigrad._validation import check_float_dtype, check_integer, shown
 from minigrad.errors import ShapeError
 
 #: dtype kinds that convert to floating point without losing anything but precision:
@@ -28,7 +28,26 @@ def real_array(x: ArrayLike, dtype: DTypeLike | None, what: str) -> NDArray[np.f
         raise TypeError(f"{what} must be a numeric array of real numbers, {refused(array)}")
     if dtype is None:
         return array if kind == "f" else array.astype(np.float64)
-    return array if array.dtype == dtype else array.astype(dtype)
+    return array if array.dtype == dtype else in_dtype(array, dtype)
+
+
+def in_dtype(array: NDArray, dtype: DTypeLike) -> NDArray:
+    """``array`` converted to ``dtype``; values beyond its range become +-inf, as a cast
+    makes them, without NumPy's overflow warning (float64 1e300 into float32, int 10^5 into
+    float16).
+
+    Silencing the warning costs about a microsecond (``np.errstate``), paid only by
+    conversions that can overflow: to a narrower float, or from integers of 16 bits or
+    more to float16. Integers into float32 or float64 cannot, and cost nothing extra.
+    """
+    target = np.dtype(dtype)
+    source = array.dtype
+    if (source.kind == "f" and source.itemsize > target.itemsize) or (
+        target.itemsize == 2 and source.kind in "iu" and source.itemsize >= 2
+    ):
+        with np.errstate(over="ignore"):
+            return array.astype(target)
+    return array.astype(target)
 
 
 def as_array(x: ArrayLike, what: str) -> NDArray:
@@ -69,16 +88,7 @@ def parameter_dtype(owner: str, dtype: object) -> np.dtype:
 
     None is refused (NumPy would read it as float64), as are other kinds and float128.
     """
-    allowed = "a floating-point type: float16, float32 or float64 (np.float32 is usual)"
-    if dtype is None:
-        raise TypeError(f"{owner} dtype must be {allowed}, got None")
-    try:
-        resolved = np.dtype(dtype)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise TypeError(f"{owner} dtype must be {allowed}, got {shown(dtype)}") from None
-    if resolved.name not in ("float16", "float32", "float64"):
-        raise TypeError(f"{owner} dtype must be {allowed}, got {resolved}")
-    return resolved
+    return check_float_dtype(f"{owner} dtype", dtype)
 
 
 def bad_gradient(layer: object, grad_output: object, shape: tuple[int, ...]) -> Exception:
@@ -95,15 +105,6 @@ def bad_gradient(layer: object, grad_output: object, shape: tuple[int, ...]) -> 
         f"{name} expected grad_output of shape {shape} (the forward output's), "
         f"got {grad_output.shape}"
     )
-
-
-def shown(value: object) -> str:
-    """``repr(value)``, at most 80 characters (a hostile value must not fill a message)."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int with more digits than Python converts to text
-        text = f"<{type(value).__name__} too large to show>"
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def listed(keys: object, limit: int = 10) -> str:

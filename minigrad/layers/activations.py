@@ -2,21 +2,24 @@
 
 Each keeps the shape and the dtype of a floating-point input (integers and booleans become
 float64; complex numbers, strings and objects are refused with a TypeError naming the
-dtype) and caches one array for backward.
+dtype) and caches one array for backward. Backward returns dL/dx in the dtype of the
+forward output: a gradient of another float dtype is converted first (to +-inf where it
+does not fit, without a warning), so a float32 model's gradients stay float32.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from functools import partial
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from minigrad._validation import check_integer, check_real, forward_not_called
+from minigrad._validation import Checked, check_integer, check_real, forward_not_called
 from minigrad.errors import ShapeError
-from minigrad.layers._checks import bad_gradient, real_array
+from minigrad.layers._checks import bad_gradient, in_dtype, real_array
 from minigrad.layers.base import Layer, stale_backward
 
 __all__ = ["Activation", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh", "sigmoid"]
@@ -40,16 +43,21 @@ class Activation(Layer):
     """
 
     _cache: NDArray | None = None
+    #: the dtype of the last forward output, which backward returns
+    _dtype: np.dtype = np.dtype(np.float64)
 
     def _input(self, x: ArrayLike) -> NDArray[np.floating]:
-        """``x`` as a float array, and the mode recorded for backward's check."""
+        """``x`` as a float array, and the mode and dtype recorded for backward."""
         self._forward_training = self.training
-        if type(x) is np.ndarray and x.dtype.kind == "f":
-            return x
-        return real_array(x, None, f"{type(self).__name__} input")
+        if type(x) is not np.ndarray or x.dtype.kind != "f":
+            self._cache = None  # a failed forward leaves nothing for backward
+            x = real_array(x, None, f"{type(self).__name__} input")
+        self._dtype = x.dtype
+        return x
 
-    def _cached(self, grad_output: NDArray) -> NDArray:
-        """The array forward cached, after checking that grad_output fits it."""
+    def _cached(self, grad_output: NDArray) -> tuple[NDArray, NDArray[np.floating]]:
+        """The array forward cached and grad_output in the forward dtype, after checking
+        that grad_output fits."""
         cache = self._cache
         if cache is None or (self.training and not self._forward_training):
             raise forward_not_called(self) if cache is None else stale_backward(self)
@@ -59,7 +67,10 @@ class Activation(Layer):
             or grad_output.dtype.kind != "f"
         ):
             raise bad_gradient(self, grad_output, cache.shape)
-        return cache
+        dtype = grad_output.dtype
+        if dtype is not self._dtype and dtype != self._dtype:  # identical objects: no compare
+            grad_output = in_dtype(grad_output, self._dtype)
+        return cache, grad_output
 
 
 def sigmoid(z: ArrayLike) -> NDArray[np.floating]:
@@ -98,7 +109,7 @@ class Tanh(Activation):
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
         """dL/dx = g (1 - y^2)."""
-        y = self._cached(grad_output)
+        y, grad_output = self._cached(grad_output)
         grad = np.multiply(y, y)
         np.subtract(1.0, grad, out=grad)
         grad *= grad_output
@@ -122,7 +133,7 @@ class Sigmoid(Activation):
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
         """dL/dx = g y (1 - y)."""
-        y = self._cached(grad_output)
+        y, grad_output = self._cached(grad_output)
         grad = np.subtract(1.0, y)
         grad *= y
         grad *= grad_output
@@ -147,7 +158,21 @@ class ReLU(Activation):
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
         """dL/dx = g where x > 0, else 0."""
-        return np.multiply(grad_output, self._cached(grad_output))
+        mask, grad_output = self._cached(grad_output)
+        return np.multiply(grad_output, mask)
+
+
+def _finite_slope(name: str, value: object) -> float:
+    """LeakyReLU's negative_slope as a float: a real number (not a bool or a string), finite."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        if abs(value) > 2**1023:  # float() would raise OverflowError
+            raise ValueError(
+                f"{name} must be finite, got an integer of {int(value).bit_length()} bits"
+            )
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+    return check_real(name, value)
 
 
 class LeakyReLU(Activation):
@@ -160,9 +185,12 @@ class LeakyReLU(Activation):
     array([[-0.2,  3. ]])
     """
 
+    # Checked on assignment too, so leaky.negative_slope = "x" fails where it is written
+    negative_slope = Checked(_finite_slope, "The slope for x <= 0 (a finite real number).")
+
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = _finite_slope(negative_slope)
+        self.negative_slope = negative_slope
 
     def get_config(self) -> dict[str, Any]:
         """``{"negative_slope": ...}``, the argument that rebuilds this layer."""
@@ -179,7 +207,8 @@ class LeakyReLU(Activation):
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
         """dL/dx = g where x > 0, else negative_slope * g."""
-        return self._scale(grad_output, self._cached(grad_output))
+        mask, grad_output = self._cached(grad_output)
+        return self._scale(grad_output, mask)
 
     def extra_repr(self) -> str:
         """``negative_slope=...``, shown in the repr."""
@@ -201,9 +230,13 @@ class Softmax(Activation):
            [1. , 0. ]])
     """
 
+    axis = Checked(
+        partial(check_integer, minimum=-64, maximum=63), "The axis to normalise over (an int)."
+    )
+
     def __init__(self, axis: int = -1) -> None:
         super().__init__()
-        self.axis = check_integer("Softmax axis", axis, minimum=-64, maximum=63)
+        self.axis = axis
 
     def get_config(self) -> dict[str, Any]:
         """``{"axis": ...}``, the argument that rebuilds this layer."""
@@ -213,10 +246,14 @@ class Softmax(Activation):
         """y = exp(x - max) / sum exp(x - max) along ``axis``, caching y."""
         x = self._input(x)
         if not -x.ndim <= self.axis < x.ndim or x.shape[self.axis] == 0:
+            self._cache = None
             raise self._shape_error(x)
-        y = x - x.max(axis=self.axis, keepdims=True)
-        np.exp(y, out=y)
-        y /= y.sum(axis=self.axis, keepdims=True)
+        # An infinite input makes its row NaN (inf - inf), as in PyTorch; a gap beyond the
+        # dtype's range is -inf, whose exp is 0. Neither is worth a warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = x - x.max(axis=self.axis, keepdims=True)
+            np.exp(y, out=y)
+            y /= y.sum(axis=self.axis, keepdims=True)
         self._cache = y
         return y
 
@@ -233,7 +270,7 @@ class Softmax(Activation):
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
         """dL/dx = y (g - sum_k g_k y_k) along ``axis``."""
-        y = self._cached(grad_output)
+        y, grad_output = self._cached(grad_output)
         grad = grad_output - (grad_output * y).sum(axis=self.axis, keepdims=True)
         grad *= y
         return grad
@@ -241,17 +278,3 @@ class Softmax(Activation):
     def extra_repr(self) -> str:
         """``axis=...``, shown in the repr."""
         return f"axis={self.axis}"
-
-
-def _finite_slope(value: object) -> float:
-    """LeakyReLU's negative_slope as a float: a real number (not a bool or a string), finite."""
-    name = "LeakyReLU negative_slope"
-    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
-        if abs(value) > 2**1023:  # float() would raise OverflowError
-            raise ValueError(
-                f"{name} must be finite, got an integer of {int(value).bit_length()} bits"
-            )
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-    return check_real(name, value)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from minigrad._validation import check_bool
+from minigrad._validation import Checked, check_bool
 from minigrad.parameter import Buffer, Parameter
 
 __all__ = ["Layer"]
@@ -106,8 +106,10 @@ class Layer:
     '0.weight': tied parameters are not supported: ...
     """
 
+    # Checked on assignment: layer.training = "False" is a TypeError, not training mode
+    training = Checked(check_bool, "Whether the layer is in training mode: train(), eval().")
     # Class-level defaults, so that a user layer that forgets super().__init__() still works
-    training: bool = True
+    _training: bool = True
     #: the mode the last forward ran in; built-in layers and Sequential set it in forward
     _forward_training: bool = True
 
@@ -249,9 +251,11 @@ class Layer:
         """Copy values from ``state`` into this layer's parameters and buffers, in place.
 
         Every key must be present, with no extra keys, and every array must have the
-        parameter's (or buffer's) shape and dtype. Everything is checked before anything is
-        written, so a failed load leaves the layer unchanged. Optimizers keep working after
-        a load because the parameter arrays are the same objects.
+        parameter's (or buffer's) shape and dtype; then each layer of the tree checks the
+        values meant for it (``_check_loaded``: Normalization refuses a std that is not
+        positive, for one). Everything is checked before anything is written, so a failed
+        load leaves the layer unchanged. Optimizers keep working after a load because the
+        parameter arrays are the same objects.
 
         Raises
         ------
@@ -259,14 +263,16 @@ class Layer:
             ``state`` is not a mapping (a dict) of arrays.
         ValueError
             Keys are missing or unexpected (both are listed in the message, the first ten
-            of each), or a shape or dtype differs from the parameter's.
+            of each), a shape or dtype differs from the parameter's, or a layer refuses its
+            values (the message names the key).
         """
         if not isinstance(state, Mapping):
             raise TypeError(
                 f"load_state_dict takes a dict of arrays keyed like state_dict(), "
                 f"got {type(state).__name__}"
             )
-        own = self._named_arrays()
+        tree = list(self._tree())
+        own = {key: item for key, item in tree if not isinstance(item, Layer)}
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if missing or unexpected:
@@ -292,8 +298,18 @@ class Layer:
                     f"but the {what} has dtype {item.dtype}; cast it with .astype({item.dtype})"
                 )
             arrays[key] = array
+        _check_loaded(tree, arrays)
         for key, item in own.items():
             np.copyto(item.value, arrays[key])
+
+    def _check_loaded(self, arrays: dict[str, NDArray[np.floating]], prefix: str) -> None:
+        """Raise ValueError if values about to be loaded into this layer are unusable.
+
+        ``arrays`` maps this layer's own parameter and buffer names (``"std"``) to the
+        arrays, already of the right shape and dtype; the message should name the key as
+        ``prefix + name``. Called by ``load_state_dict`` on every layer of the tree before
+        anything is written. The default accepts any values.
+        """
 
     # -- configuration (for model files) ------------------------------------------------
 
@@ -325,6 +341,23 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _check_loaded(
+    tree: list[tuple[str, Layer | Parameter | Buffer]], arrays: dict[str, NDArray]
+) -> None:
+    """Let each layer of ``tree`` (from ``_tree``) check the arrays meant for its own
+    parameters and buffers, which ``_tree`` lists right after the layer itself."""
+    owner: Layer | None = None
+    prefix, own = "", {}
+    for key, item in [*tree, ("", None)]:  # a sentinel, to finish the last layer
+        if isinstance(item, (Parameter, Buffer)):
+            own[key[len(prefix) :]] = arrays[key]
+            continue
+        if owner is not None and own and type(owner)._check_loaded is not Layer._check_loaded:
+            owner._check_loaded(own, prefix)
+        if isinstance(item, Layer):
+            owner, prefix, own = item, f"{key}." if key else "", {}
 
 
 def _first_place(seen: dict[int, str], item: Layer | Parameter | Buffer, path: str) -> None:

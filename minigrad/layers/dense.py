@@ -7,11 +7,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from minigrad._validation import check_bool, forward_not_called
+from minigrad._validation import check_allocation, check_bool, forward_not_called
 from minigrad.errors import ShapeError
 from minigrad.init import Initializer, generator, get_initializer
 from minigrad.layers._checks import (
     bad_gradient,
+    in_dtype,
     layer_width,
     listed,
     parameter_dtype,
@@ -39,8 +40,9 @@ class Dense(Layer):
     rng : int, numpy.random.Generator or None
         Seed (an integer >= 0) or generator for the initial weights (None: fresh entropy).
     dtype : float16, float32 or float64, default float32
-        dtype of the parameters, and so of the output and of every gradient. None is
-        refused (NumPy would read it as float64).
+        dtype of the parameters, and so of the output and of every gradient (dL/dx
+        included, whatever the dtype of grad_output). None is refused (NumPy would read it
+        as float64).
 
     Attributes
     ----------
@@ -51,10 +53,11 @@ class Dense(Layer):
     Shape
     -----
     x: (batch, in_features) -> y: (batch, out_features). Floating-point inputs of another
-    precision, integers and booleans are converted to the layer's dtype; complex numbers,
-    strings and object arrays are refused with a TypeError naming the dtype (NumPy would
-    drop the imaginary part, parse the strings and turn None into NaN). backward takes a
-    floating-point grad_output of the forward output's shape.
+    precision, integers and booleans are converted to the layer's dtype (values beyond its
+    range become +-inf, as a cast makes them); complex numbers, strings and object arrays
+    are refused with a TypeError naming the dtype (NumPy would drop the imaginary part,
+    parse the strings and turn None into NaN). backward takes a floating-point grad_output
+    of the forward output's shape, converted to the layer's dtype the same way.
 
     Notes
     -----
@@ -97,12 +100,16 @@ class Dense(Layer):
         bias = check_bool("Dense bias", bias)
         dtype = parameter_dtype("Dense", dtype)
         shape = (self.out_features, self.in_features)
-        if self.in_features * self.out_features > np.iinfo(np.intp).max // dtype.itemsize:
-            raise ValueError(
-                f"Dense({self.in_features}, {self.out_features}) is too large: its weight "
-                "would not fit in the address space"
-            )
-        weight = np.asarray(get_initializer(init)(shape, generator(rng, "Dense rng"), dtype))
+        what = f"Dense({self.in_features}, {self.out_features}) is too large: its weight"
+        check_allocation(what, shape, dtype)
+        init = get_initializer(init)
+        try:
+            weight = np.asarray(init(shape, generator(rng, "Dense rng"), dtype))
+        except MemoryError as error:  # the init's draw, or memory that is not free now
+            raise MemoryError(
+                f"Dense({self.in_features}, {self.out_features}): its weight of shape {shape} "
+                f"could not be allocated: {error}"
+            ) from error
         if weight.shape != shape:
             raise ValueError(
                 f"Dense init returned an array of shape {weight.shape}, expected {shape}"
@@ -122,22 +129,33 @@ class Dense(Layer):
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         """y = x W^T + b for x of shape (batch, in_features)."""
-        weight = self.weight.value
+        try:  # free unless it fails (a weight replaced by a plain array)
+            weight = self.weight.value
+            bias = None if self.bias is None else self.bias.value
+        except AttributeError:
+            self._x = None
+            raise _not_parameters(self) from None
         if type(x) is not np.ndarray or x.dtype != weight.dtype:
+            self._x = None  # a failed forward leaves nothing for backward
             x = real_array(x, weight.dtype, "Dense input")
         if x.ndim != 2 or x.shape[1] != self.in_features:
+            self._x = None
             raise self._input_error(x)
         self._x = x
         self._forward_training = self.training
         y = x @ weight.T
-        if self.bias is not None:
-            y += self.bias.value
+        if bias is not None:
+            y += bias
         return y
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
         """Fill weight.grad and bias.grad; return dL/dx = g W of shape (batch, in_features)."""
-        self.backward_parameters(grad_output)
-        return grad_output @ self.weight.value
+        self.backward_parameters(grad_output)  # checks grad_output
+        weight = self.weight.value
+        dtype = grad_output.dtype
+        if dtype is not weight.dtype and dtype != weight.dtype:
+            grad_output = in_dtype(grad_output, weight.dtype)
+        return grad_output @ weight
 
     def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
         """Fill weight.grad = g^T x and bias.grad = sum_i g_i, skipping dL/dx."""
@@ -151,9 +169,17 @@ class Dense(Layer):
             or grad_output.dtype.kind != "f"
         ):
             raise bad_gradient(self, grad_output, shape)
-        np.matmul(grad_output.T, x, out=self.weight.grad)
-        if self.bias is not None:
-            np.add.reduce(grad_output, axis=0, out=self.bias.grad)
+        dtype = grad_output.dtype
+        if dtype is not x.dtype and dtype != x.dtype:  # identical dtype objects: no compare
+            grad_output = in_dtype(grad_output, x.dtype)
+        try:  # free unless it fails (a parameter replaced by a plain array)
+            weight_grad = self.weight.grad
+            bias_grad = None if self.bias is None else self.bias.grad
+        except AttributeError:
+            raise _not_parameters(self) from None
+        np.matmul(grad_output.T, x, out=weight_grad)
+        if bias_grad is not None:
+            np.add.reduce(grad_output, axis=0, out=bias_grad)
 
     def get_config(self) -> dict[str, Any]:
         """The widths, the bias flag and the dtype name: what :meth:`from_config` rebuilds."""
@@ -206,6 +232,19 @@ class Dense(Layer):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"
         )
+
+
+def _not_parameters(layer: Dense) -> TypeError:
+    """The error for a weight or bias that is no longer a Parameter (assigned an array)."""
+    for name in ("weight", "bias"):
+        value = getattr(layer, name, None)
+        if not isinstance(value, Parameter) and not (name == "bias" and value is None):
+            return TypeError(
+                f"Dense.{name} must be a Parameter{' or None' if name == 'bias' else ''}, got "
+                f"{type(value).__name__}: to set its values, write into the parameter "
+                f"(layer.{name}.value[...] = array) instead of replacing it"
+            )
+    return TypeError("Dense.weight and Dense.bias must be Parameters")
 
 
 def _zeros(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype) -> NDArray:

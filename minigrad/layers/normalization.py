@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from minigrad._validation import forward_not_called
+from minigrad._validation import check_allocation, forward_not_called
 from minigrad.errors import ShapeError
 from minigrad.layers._checks import (
     bad_gradient,
+    in_dtype,
     layer_width,
     listed,
     parameter_dtype,
@@ -52,8 +53,9 @@ class Normalization(Layer):
     Shape
     -----
     x: (batch, num_features) -> y: (batch, num_features). Floating-point inputs of another
-    precision, integers and booleans are converted to the layer's dtype; complex numbers,
-    strings and object arrays are refused.
+    precision, integers and booleans are converted to the layer's dtype (values beyond its
+    range become +-inf, as a cast makes them); complex numbers, strings and object arrays
+    are refused. backward returns dL/dx in the layer's dtype.
 
     Notes
     -----
@@ -94,6 +96,11 @@ class Normalization(Layer):
         super().__init__()
         self.num_features = layer_width("Normalization num_features", num_features)
         dtype = parameter_dtype("Normalization", dtype)
+        check_allocation(
+            f"Normalization({self.num_features}) is too large: its mean and std",
+            (2, self.num_features),
+            dtype,
+        )
         self.mean = Buffer(np.zeros(self.num_features, dtype), name="mean")
         self.std = Buffer(np.ones(self.num_features, dtype), name="std")
         if mean is not None:
@@ -195,7 +202,8 @@ class Normalization(Layer):
         # Below this bound a variance is float64 rounding of a constant column (the bound
         # scikit-learn's StandardScaler uses to find constant features)
         eps = np.finfo(np.float64).eps
-        constant = variance <= n * eps * variance + (n * mean * eps) ** 2
+        with np.errstate(over="ignore"):  # a bound beyond float64 is inf: within rounding
+            constant = variance <= n * eps * variance + (n * mean * eps) ** 2
         std = np.where(constant, 1.0, np.sqrt(variance))
         self._check_fits("mean", mean)
         self._check_fits("std", std)
@@ -205,17 +213,23 @@ class Normalization(Layer):
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         """y = (x - mean) / std for x of shape (batch, num_features)."""
-        mean = self.mean.value
+        try:  # free unless it fails (a statistic replaced by a plain array)
+            mean, std = self.mean.value, self.std.value
+        except AttributeError:
+            self._batch = None
+            raise _not_buffers(self) from None
         if type(x) is not np.ndarray or x.dtype != mean.dtype:
+            self._batch = None  # a failed forward leaves nothing for backward
             x = real_array(x, mean.dtype, "Normalization input")
         if x.ndim != 2 or x.shape[1] != self.num_features:
+            self._batch = None
             raise ShapeError(
                 f"{self!r} expected input of shape (batch, {self.num_features}), got {x.shape}"
             )
         self._batch = len(x)
         self._forward_training = self.training
         y = x - mean
-        y /= self.std.value
+        y /= std
         return y
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -230,7 +244,14 @@ class Normalization(Layer):
             or grad_output.dtype.kind != "f"
         ):
             raise bad_gradient(self, grad_output, shape)
-        return grad_output / self.std.value
+        try:
+            std = self.std.value
+        except AttributeError:
+            raise _not_buffers(self) from None
+        dtype = grad_output.dtype
+        if dtype is not std.dtype and dtype != std.dtype:
+            grad_output = in_dtype(grad_output, std.dtype)
+        return grad_output / std
 
     def get_config(self) -> dict[str, Any]:
         """The width and the dtype name; the statistics travel as tensors (buffers)."""
@@ -253,9 +274,36 @@ class Normalization(Layer):
             )
         return cls(**config)
 
+    def _check_loaded(self, arrays: dict[str, NDArray[np.floating]], prefix: str) -> None:
+        """Refuse statistics that forward cannot use: a mean that is not finite, a std that
+        is not finite and positive (from a damaged or hand-edited model file)."""
+        for name in ("mean", "std"):
+            values = arrays[name]
+            bad = ~np.isfinite(values) if name == "mean" else ~(np.isfinite(values) & (values > 0))
+            if bad.any():
+                feature = int(np.argmax(bad))
+                raise ValueError(
+                    f"state_dict[{prefix + name!r}] holds {values[feature]} for feature "
+                    f"{feature}: a Normalization {name} must be finite"
+                    + (" and > 0" if name == "std" else "")
+                )
+
     def extra_repr(self) -> str:
         """``num_features=...``, shown in the repr."""
         return f"num_features={self.num_features}"
+
+
+def _not_buffers(layer: Normalization) -> TypeError:
+    """The error for a mean or std that is no longer a Buffer (assigned an array)."""
+    for name in ("mean", "std"):
+        value = getattr(layer, name, None)
+        if not isinstance(value, Buffer):
+            return TypeError(
+                f"Normalization.{name} must be a Buffer, got {type(value).__name__}: to set "
+                f"the statistics, write into the buffer (layer.{name}.value[...] = array), "
+                "call adapt(x) or pass them to the constructor"
+            )
+    return TypeError("Normalization.mean and Normalization.std must be Buffers")
 
 
 def _check_finite(x: NDArray, sums: NDArray[np.float64]) -> None:

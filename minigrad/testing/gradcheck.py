@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from minigrad._validation import check_integer, check_real
+from minigrad._validation import check_integer, check_real, shown
 from minigrad.layers._checks import real_array
 from minigrad.layers.base import Layer
 from minigrad.losses import Loss
@@ -46,8 +47,9 @@ class GradientReport:
     """The largest disagreement found for each checked array.
 
     ``errors[name]`` is max |analytic - numeric| / (atol + rtol |numeric|) over the array's
-    entries: a value <= 1 passes. Names are ``"input"``, ``"pred"`` or parameter keys
-    such as ``"0.weight"``.
+    entries: a value <= 1 passes. An entry whose tolerance is 0 (``atol=0`` and a numeric
+    gradient of 0) counts 0 when both gradients are 0 and inf otherwise. Names are
+    ``"input"``, ``"pred"`` or parameter keys such as ``"0.weight"``.
 
     Examples
     --------
@@ -72,11 +74,23 @@ def numerical_gradient(
 ) -> NDArray[np.float64]:
     """Estimate df/dx by central differences, perturbing ``x`` in place entry by entry.
 
-    (f(x + eps e_i) - f(x - eps e_i)) / (2 eps) for every entry i; ``x`` is restored after
-    each entry. ``f`` takes no argument and must read ``x`` (for example through a layer
-    that owns it), so the same estimate works for inputs and for parameters.
+    (f(x + eps e_i) - f(x - eps e_i)) / (2 eps) for every entry i, where the step is the
+    one actually taken once x_i +- eps is rounded to x's dtype; ``x`` is restored after
+    each entry. ``f`` takes no argument, must read ``x`` (for example through a layer that
+    owns it) and return a real number, so the same estimate works for inputs and for
+    parameters.
 
     Shape: x (any shape, contiguous) -> float64 array of x's shape.
+
+    Raises
+    ------
+    TypeError
+        ``f`` is not callable or returns something other than a real number; ``x`` is not
+        a floating-point NumPy array.
+    ValueError
+        ``x`` is read-only or not contiguous (it could not be perturbed in place), or
+        ``eps`` is so small against an entry of ``x`` that x_i +- eps rounds back to x_i
+        in x's dtype (eps=1e-6 in float16 would give a gradient of zeros).
 
     Examples
     --------
@@ -93,19 +107,53 @@ def numerical_gradient(
         )
     eps = check_real("eps", eps, above=0)
     grad = np.zeros(x.shape, dtype=np.float64)
+    if x.size == 0:
+        return grad
+    if not x.flags.writeable:
+        raise ValueError(
+            "numerical_gradient perturbs x in place, so x must be writeable, got a "
+            "read-only array: perturb a copy (x.copy()) that f reads"
+        )
     flat_x = x.reshape(-1)  # a view: x must be contiguous so that writes reach it
     if not np.shares_memory(flat_x, x):
-        raise ValueError("numerical_gradient needs a contiguous array to perturb in place")
+        raise ValueError(
+            f"numerical_gradient perturbs x in place, so x must be contiguous, got a strided "
+            f"view of shape {x.shape}: perturb np.ascontiguousarray(x), which f must read"
+        )
     flat_grad = grad.reshape(-1)
     for i in range(flat_x.size):
         original = flat_x[i]
         flat_x[i] = original + eps
-        f_plus = f()
+        plus, f_plus = flat_x[i], _value(f)
         flat_x[i] = original - eps
-        f_minus = f()
+        minus, f_minus = flat_x[i], _value(f)
         flat_x[i] = original
-        flat_grad[i] = (f_plus - f_minus) / (2 * eps)
+        if plus == original or minus == original:
+            index = tuple(int(k) for k in np.unravel_index(i, x.shape))
+            raise ValueError(
+                f"numerical_gradient: eps={eps!r} does not change x{list(index)} = "
+                f"{original:g} in {x.dtype} (the perturbed value rounds back to it), so "
+                f"the estimate would be 0: use a larger eps"
+                + (" or float64" if x.dtype != np.float64 else "")
+            )
+        flat_grad[i] = (f_plus - f_minus) / (float(plus) - float(minus))
     return grad
+
+
+def _value(f: Callable[[], float]) -> float:
+    """``f()`` as a float, or TypeError: it must return one real number."""
+    value = f()
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        described = (
+            f"an array of shape {value.shape}" if isinstance(value, np.ndarray) else shown(value)
+        )
+        raise TypeError(
+            f"numerical_gradient: f() must return a real number (the scalar to "
+            f"differentiate), got {described} ({type(value).__name__})"
+        )
+    return float(value)
 
 
 def check_gradients(
@@ -140,7 +188,8 @@ def check_gradients(
         The input batch (for a Loss: the prediction). Converted to float64.
     target : array, required for a Loss
     eps : float
-        The finite-difference step.
+        The finite-difference step, in (0, 1]: a larger step measures a secant, not the
+        derivative, and the failure would be blamed on the layer.
     atol, rtol : float
         An entry passes when |analytic - numeric| <= atol + rtol * |numeric|.
     seed : int
@@ -155,6 +204,9 @@ def check_gradients(
     ------
     GradientCheckError
         An entry fails; the message names the array, the entry and both values.
+    ValueError
+        ``x`` is empty (there would be nothing to check), or ``eps`` does not change an
+        entry (see :func:`numerical_gradient`).
 
     Examples
     --------
@@ -171,10 +223,20 @@ def check_gradients(
             f"{module.__name__}; pass {module.__name__}(...)"
         )
     eps = check_real("eps", eps, above=0)
+    if eps > 1:
+        raise ValueError(
+            f"eps must be <= 1, got {eps:g}: a finite-difference step that large measures a "
+            "secant, not the derivative, and the check would blame the layer"
+        )
     atol = check_real("atol", atol, minimum=0)
     rtol = check_real("rtol", rtol, minimum=0)
     seed = check_integer("seed", seed, minimum=0)
     x = real_array(x, None, "check_gradients x").astype(np.float64)  # a private copy
+    if x.size == 0:
+        raise ValueError(
+            f"check_gradients needs at least one input value, got x of shape {x.shape}: "
+            "an empty batch would pass without checking anything"
+        )
     if isinstance(module, Loss):
         if target is None:
             raise ValueError("check_gradients on a Loss needs a target")
@@ -243,10 +305,16 @@ def _compare(name: str, analytic: NDArray, numeric: NDArray, atol: float, rtol: 
         )
     if analytic.size == 0:
         return 0.0
-    ratio = np.abs(analytic - numeric) / (atol + rtol * np.abs(numeric))
-    ratio[~(np.isfinite(analytic) & np.isfinite(numeric))] = np.inf  # NaN never passes
+    # |a - n| / (atol + rtol |n|) per entry, without a 0 / 0: an entry of zero tolerance
+    # passes only when both are equal, and a non-finite entry never passes
+    with np.errstate(over="ignore", invalid="ignore"):
+        difference = np.abs(analytic - numeric)
+        tolerance = atol + rtol * np.abs(numeric)
+        finite = np.isfinite(analytic) & np.isfinite(numeric)
+        ratio = np.where(finite & (difference == 0), 0.0, np.inf)
+        np.divide(difference, tolerance, out=ratio, where=finite & (tolerance > 0))
     worst = int(np.argmax(ratio))
-    if ratio.flat[worst] > 1:
+    if not ratio.flat[worst] <= 1:
         index = np.unravel_index(worst, analytic.shape)
         raise GradientCheckError(
             f"gradient of {name!r} at {tuple(int(i) for i in index)}: analytic "

@@ -20,15 +20,15 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minigrad._validation import check_integer, check_real
-from minigrad.layers.activations import LeakyReLU, ReLU, Sigmoid, Tanh
+from minigrad._validation import check_allocation, check_integer, check_real, shown
+from minigrad.layers.activations import Activation, LeakyReLU, ReLU, Sigmoid, Tanh
 from minigrad.layers.base import Layer
 from minigrad.layers.dense import Dense
 from minigrad.sequential import Sequential
 
 __all__ = ["batches", "batches_for", "floats_away_from_zero", "sequential_stacks"]
 
-DEFAULT_ACTIVATIONS: tuple[type[Layer], ...] = (Tanh, Sigmoid, ReLU, LeakyReLU)
+DEFAULT_ACTIVATIONS: tuple[type[Activation], ...] = (Tanh, Sigmoid, ReLU, LeakyReLU)
 
 
 def floats_away_from_zero(
@@ -82,6 +82,17 @@ def batches(
         features = check_integer("features", features, minimum=0)
     min_batch = check_integer("min_batch", min_batch, minimum=0)
     max_batch = check_integer("max_batch", max_batch, minimum=min_batch)
+    if not isinstance(features, st.SearchStrategy):
+        check_allocation(
+            f"batches({features}, max_batch={max_batch}) is too large: a batch",
+            (max_batch, features),
+            np.float64,
+        )
+    if elements is not None and not isinstance(elements, st.SearchStrategy):
+        raise TypeError(
+            "elements must be a hypothesis strategy of floats (such as "
+            f"st.floats(-1.0, 1.0)), got {shown(elements)} ({type(elements).__name__})"
+        )
     widths = features if isinstance(features, st.SearchStrategy) else st.just(features)
     values = elements if elements is not None else floats_away_from_zero()
     return st.tuples(st.integers(min_batch, max_batch), widths).flatmap(
@@ -117,21 +128,21 @@ def batches_for(layer: Layer, **kwargs: object) -> st.SearchStrategy[np.ndarray]
     return batches(width, **kwargs)  # type: ignore[arg-type]
 
 
-@st.composite
 def sequential_stacks(
-    draw: st.DrawFn,
     *,
     min_layers: int = 1,
     max_layers: int = 3,
     min_width: int = 1,
     max_width: int = 6,
-    activations: Sequence[type[Layer]] = DEFAULT_ACTIVATIONS,
-) -> Sequential:
+    activations: Sequence[type[Activation]] = DEFAULT_ACTIVATIONS,
+) -> st.SearchStrategy[Sequential]:
     """Random float64 Sequential stacks: Dense layers of random widths, each followed by a
     randomly chosen activation (or none).
 
     Biases are drawn at random rather than left at zero, so no pre-activation sits exactly
-    on a ReLU kink for simple inputs.
+    on a ReLU kink for simple inputs. ``activations`` is a list or tuple of Activation
+    classes that build without arguments (the classes, not instances). The arguments are
+    checked when the strategy is built, not at the first draw.
 
     Shape: the stack maps (batch, widths[0]) -> (batch, widths[-1]), each width drawn from
     [min_width, max_width]; draw its inputs with :func:`batches_for`.
@@ -147,10 +158,57 @@ def sequential_stacks(
     ...     check_gradients(model, data.draw(batches_for(model)))
     >>> check_stack()
     """
+    # Checked here, when the strategy is built, so that a mistake fails where it is written
+    # rather than inside hypothesis at the first draw
     min_layers = check_integer("min_layers", min_layers, minimum=1)
     max_layers = check_integer("max_layers", max_layers, minimum=min_layers)
     min_width = check_integer("min_width", min_width, minimum=1)
     max_width = check_integer("max_width", max_width, minimum=min_width)
+    check_allocation(
+        f"sequential_stacks(max_width={max_width}) is too large: a Dense weight",
+        (max_width, max_width),
+        np.float64,
+    )
+    return _stacks(min_layers, max_layers, min_width, max_width, _activation_classes(activations))
+
+
+def _activation_classes(activations: object) -> tuple[type[Activation], ...]:
+    """``activations`` as a tuple of Activation classes that build without arguments."""
+    if isinstance(activations, (str, bytes)) or not isinstance(activations, Sequence):
+        raise TypeError(
+            "activations must be a list or tuple of Activation classes (such as [Tanh, ReLU]), "
+            f"got {shown(activations)} ({type(activations).__name__})"
+        )
+    for index, activation in enumerate(activations):
+        if not (isinstance(activation, type) and issubclass(activation, Activation)):
+            hint = ""
+            if isinstance(activation, Layer):
+                hint = f": pass the class {type(activation).__name__}, not an instance"
+            elif isinstance(activation, type) and issubclass(activation, Layer):
+                hint = f": {activation.__name__} does not keep its input's shape"
+            raise TypeError(
+                f"activations[{index}] must be an Activation class such as Tanh, got "
+                f"{shown(activation)}{hint}"
+            )
+        try:
+            activation()
+        except Exception as error:
+            raise TypeError(
+                f"activations[{index}]: {activation.__name__}() must build without arguments, "
+                f"but raised {type(error).__name__}: {error}"
+            ) from error
+    return tuple(activations)
+
+
+@st.composite
+def _stacks(
+    draw: st.DrawFn,
+    min_layers: int,
+    max_layers: int,
+    min_width: int,
+    max_width: int,
+    activations: tuple[type[Activation], ...],
+) -> Sequential:
     depth = draw(st.integers(min_layers, max_layers))
     widths = draw(
         st.lists(st.integers(min_width, max_width), min_size=depth + 1, max_size=depth + 1)
