@@ -160,7 +160,12 @@ def _given(value: object) -> str:
 
 def _shortened(value: object) -> str:
     """``repr(value)``, cut to 80 characters."""
-    text = repr(value) if not isinstance(value, int) or abs(value) < 10**70 else "a huge integer"
+    if isinstance(value, int) and abs(value) >= 10**70:
+        return "a huge integer"
+    try:
+        text = repr(value)
+    except ValueError:  # a container of integers beyond Python's 4300-digit repr limit
+        return f"a {type(value).__name__} holding a huge integer"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -277,3 +282,46 @@ def _bytes(size: int) -> str:
             except OverflowError:
                 return f"2^{size.bit_length() - 1 - power} {unit}"
     return f"{size} bytes"
+
+
+class Setting:
+    """A setting checked on every assignment, in ``__init__`` and after, and kept under its
+    own name in the instance's ``__dict__``, so that ``vars()`` (which reprs of settings
+    objects read) and copies see a plain attribute: for schedules, data loaders and the
+    like, read once per epoch or call. (Attributes read in every forward pass use
+    :class:`Checked`, whose reads cost less.)
+
+    ``check(name, value) -> value`` gets the attribute's name and returns the value to keep
+    or raises.
+
+    Examples
+    --------
+    >>> class Decay:
+    ...     every = Setting(lambda name, value: check_integer(name, value, minimum=1))
+    ...     def __init__(self, every):
+    ...         self.every = every
+    >>> decay = Decay(np.int64(10))
+    >>> vars(decay), decay.every
+    ({'every': 10}, 10)
+    >>> decay.every = 0
+    Traceback (most recent call last):
+        ...
+    ValueError: every must be >= 1, got 0
+    """
+
+    def __init__(self, check: Callable[[str, Any], Any]) -> None:
+        self.check = check
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        try:
+            return instance.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(f"{type(instance).__name__} has no {self.name} yet") from None
+
+    def __set__(self, instance: object, value: Any) -> None:
+        instance.__dict__[self.name] = self.check(self.name, value)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
 from typing import Any
 
-from minigrad._validation import _given, _shortened, check_integer
+from minigrad._validation import Setting, _given, _shortened, check_integer
 from minigrad.optim.base import check_non_negative, real
 
 __all__ = [
@@ -50,30 +49,6 @@ def _then(name: str, then: Any) -> Schedule:
             f"{name} must be a Schedule (such as CosineDecay(0.1, total=90)) or a number, "
             f"got {_given(then)}"
         ) from None
-
-
-class _Checked:
-    """A setting checked on every assignment, in ``__init__`` and after: ``check(name,
-    value)`` returns the value to keep or raises. The value is kept in the instance's
-    ``__dict__`` under the attribute's own name, so that ``vars()`` (which the repr reads)
-    sees a plain attribute."""
-
-    def __init__(self, check: Callable[[str, Any], Any]) -> None:
-        self.check = check
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        try:
-            return instance.__dict__[self.name]
-        except KeyError:
-            raise AttributeError(f"{type(instance).__name__} has no {self.name} yet") from None
-
-    def __set__(self, instance: object, value: Any) -> None:
-        instance.__dict__[self.name] = self.check(self.name, value)
 
 
 def _power(base: float, exponent: int) -> float:
@@ -166,7 +141,7 @@ class Constant(Schedule):
     (Constant(lr=0.05), 0.05, 0.05)
     """
 
-    lr = _Checked(check_non_negative)
+    lr = Setting(check_non_negative)
 
     def __init__(self, lr: float) -> None:
         self.lr = lr
@@ -188,9 +163,9 @@ class StepDecay(Schedule):
     [0.1, 0.1, 0.09, 0.081]
     """
 
-    lr = _Checked(check_non_negative)
-    factor = _Checked(_positive)
-    every = _Checked(_count)
+    lr = Setting(check_non_negative)
+    factor = Setting(_positive)
+    every = Setting(_count)
 
     def __init__(self, lr: float, factor: float = 0.9, every: int = 100) -> None:
         self.lr, self.factor, self.every = lr, factor, every
@@ -207,8 +182,8 @@ class ExponentialDecay(Schedule):
     0.125
     """
 
-    lr = _Checked(check_non_negative)
-    gamma = _Checked(_positive)
+    lr = Setting(check_non_negative)
+    gamma = Setting(_positive)
 
     def __init__(self, lr: float, gamma: float) -> None:
         self.lr, self.gamma = lr, gamma
@@ -225,8 +200,8 @@ class InverseTimeDecay(Schedule):
     0.05
     """
 
-    lr = _Checked(check_non_negative)
-    decay_rate = _Checked(check_non_negative)
+    lr = Setting(check_non_negative)
+    decay_rate = Setting(check_non_negative)
 
     def __init__(self, lr: float, decay_rate: float) -> None:
         self.lr, self.decay_rate = lr, decay_rate
@@ -254,9 +229,9 @@ class CosineDecay(Schedule):
     (1.0, 0.5, 0.0, 0.0)
     """
 
-    lr = _Checked(check_non_negative)
-    total = _Checked(_count)
-    final_lr = _Checked(check_non_negative)
+    lr = Setting(check_non_negative)
+    total = Setting(_count)
+    final_lr = Setting(check_non_negative)
 
     def __init__(self, lr: float, total: int, final_lr: float = 0.0) -> None:
         self.lr, self.total, self.final_lr = lr, total, final_lr
@@ -280,9 +255,9 @@ class LinearWarmup(Schedule):
     [0.0, 0.5, 1.0, 0.8536, 0.5, 0.1464, 0.0]
     """
 
-    then = _Checked(_then)
-    warmup = _Checked(_count)
-    start_factor = _Checked(lambda name, value: real(name, value, minimum=0.0, maximum=1.0))
+    then = Setting(_then)
+    warmup = Setting(_count)
+    start_factor = Setting(lambda name, value: real(name, value, minimum=0.0, maximum=1.0))
 
     def __init__(self, then: Schedule | float, warmup: int, start_factor: float = 0.0) -> None:
         self.then, self.warmup, self.start_factor = then, warmup, start_factor

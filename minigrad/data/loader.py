@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from minigrad._validation import _given, _shortened, check_bool, check_integer
+from minigrad._validation import Setting, _given, _shortened, check_bool, check_integer
 from minigrad.errors import ShapeError
 
 __all__ = ["DataLoader"]
@@ -44,29 +43,6 @@ def _generator(seed: object, name: str = "seed") -> np.random.Generator:
             f"{_given(seed)}{hint}"
         )
     return np.random.default_rng(check_integer(name, seed, minimum=0))
-
-
-class _Checked:
-    """An attribute checked on every assignment, in ``__init__`` and after: ``check(name,
-    value)`` returns the value to keep or raises. The value is kept in the instance's
-    ``__dict__`` under the attribute's own name."""
-
-    def __init__(self, check: Callable[[str, Any], Any]) -> None:
-        self.check = check
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        try:
-            return instance.__dict__[self.name]
-        except KeyError:
-            raise AttributeError(f"{type(instance).__name__} has no {self.name} yet") from None
-
-    def __set__(self, instance: object, value: Any) -> None:
-        instance.__dict__[self.name] = self.check(self.name, value)
 
 
 class DataLoader:
@@ -106,10 +82,10 @@ class DataLoader:
     (3, [[0, 1], [2, 3], [4]])
     """
 
-    batch_size = _Checked(lambda name, value: check_integer(name, value, minimum=1))
-    shuffle = _Checked(check_bool)
-    drop_last = _Checked(check_bool)
-    rng = _Checked(lambda name, value: _generator(value, name))
+    batch_size = Setting(lambda name, value: check_integer(name, value, minimum=1))
+    shuffle = Setting(check_bool)
+    drop_last = Setting(check_bool)
+    rng = Setting(lambda name, value: _generator(value, name))
 
     def __init__(
         self,

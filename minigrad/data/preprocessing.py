@@ -7,9 +7,9 @@ import numbers
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from minigrad._validation import _given, _shortened, check_bool, check_integer
+from minigrad._validation import Setting, _given, _shortened, check_bool, check_integer
 from minigrad.data.datasets import _gib, _physical_memory
-from minigrad.data.loader import _Checked, _generator, _samples
+from minigrad.data.loader import _generator, _samples
 from minigrad.errors import ShapeError
 
 __all__ = ["Standardizer", "one_hot", "train_test_split"]
@@ -91,8 +91,8 @@ class Standardizer:
     array([[1., 6.]], dtype=float32)
     """
 
-    mean = _Checked(lambda name, value: _statistic(name, value, positive=False))
-    std = _Checked(lambda name, value: _statistic(name, value, positive=True))
+    mean = Setting(lambda name, value: _statistic(name, value, positive=False))
+    std = Setting(lambda name, value: _statistic(name, value, positive=True))
 
     def __init__(self) -> None:
         self.mean = None
