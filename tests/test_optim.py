@@ -1806,7 +1806,8 @@ def test_a_huge_integer_momentum_or_beta_is_reported_shortened():
         Adam(one_param(), betas=(10**400, 0.9))
     with pytest.raises(
         ValueError,
-        match=r"^betas must be a pair \(beta1, beta2\), got 3 values: a tuple holding a huge integer",
+        match=r"^betas must be a pair \(beta1, beta2\), got 3 values: a tuple holding a huge "
+        r"integer",
     ):
         Adam(one_param(), betas=(0.9, 0.9, 10**5000))
     with pytest.raises(
