@@ -12,7 +12,7 @@ gradient that starts backpropagation, and optimizers update parameters in place.
 >>> y = np.array([[0], [1], [1], [0]], dtype=np.float32)
 >>> for step in range(300):
 ...     value = loss(model(x), y)
-...     _ = model.backward(loss.backward())
+...     model.backward(loss.backward())  # fills every .grad; returns None
 ...     optimizer.step()
 >>> value < 0.05
 True

@@ -72,7 +72,7 @@ class GradientBounds:
     ...                         input_width=2)
     >>> loss = mg.CrossEntropy()
     >>> value = loss(model(x), y)
-    >>> _ = model.backward(loss.backward())
+    >>> model.backward(loss.backward())
     >>> limits = bounds(parameter_norms(model.parameters()), rows=2, loss_value=value)
     >>> all(norm(p.grad) <= limits[id(p)] for p in model.parameters())
     True

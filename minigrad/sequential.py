@@ -34,10 +34,16 @@ class Sequential(Layer):
 
     Notes
     -----
-    ``forward`` runs the layers in order; ``backward`` runs their ``backward`` in reverse,
-    feeding each the gradient the next one returned (the chain rule). Adjacent layers with
-    known widths (Dense, Normalization, possibly separated by activations) are checked for
-    matching widths at construction.
+    ``forward`` runs the layers in order; ``backward`` runs them in reverse, feeding each
+    the gradient the next one returned (the chain rule). It asks every layer but the first
+    for its dL/dx (``backward_input``), and the first only when the caller asks for the
+    model's dL/dx (``backward(g, input_grad=True)``); otherwise the first layer's
+    ``backward_parameters`` fills its ``.grad`` and skips its dL/dx, the largest product
+    of a training step at a wide input. A Sequential answers ``backward_input`` with its
+    dL/dx, so one nested at any position works as a layer does.
+
+    Adjacent layers with known widths (Dense, Normalization, possibly separated by
+    activations) are checked for matching widths at construction.
 
     Each layer object may appear once in the whole tree, nested Sequentials included, and
     so may each Parameter (no tied weights): ``append`` refuses a layer that breaks this,
@@ -69,6 +75,29 @@ class Sequential(Layer):
     ['0.weight', '0.bias', '2.weight', '2.bias']
     >>> model(np.zeros((3, 2))).shape
     (3, 1)
+
+    ``backward`` fills every parameter's ``.grad`` and returns dL/dx only when asked:
+
+    >>> g = np.ones((3, 1))
+    >>> model.backward(g) is None
+    True
+    >>> model.backward(g, input_grad=True).shape
+    (3, 2)
+
+    A layer of your own that holds a Sequential asks it for dL/dx, here a residual block
+    y = x + body(x), whose backward is g + dL/dx of the body:
+
+    >>> class Residual(Layer):
+    ...     def __init__(self, body):
+    ...         super().__init__()
+    ...         self.body = body
+    ...     def forward(self, x):
+    ...         return x + self.body(x)
+    ...     def backward(self, grad_output):  # body.backward_input(g) is the same
+    ...         return grad_output + self.body.backward(grad_output, input_grad=True)
+    >>> block = Residual(Sequential(Dense(2, 2, rng=0), Tanh()))
+    >>> block(np.ones((3, 2))).shape, block.backward(np.ones((3, 2))).shape
+    ((3, 2), (3, 2))
     """
 
     def __init__(self, *layers: Layer | Iterable[Layer]) -> None:
@@ -205,17 +234,33 @@ class Sequential(Layer):
         return x  # type: ignore[return-value]
 
     def backward(
-        self, grad_output: NDArray[np.floating], *, input_grad: bool = True
+        self, grad_output: NDArray[np.floating], *, input_grad: bool = False
     ) -> NDArray[np.floating] | None:
-        """Run every layer's backward in reverse order, filling every parameter's ``.grad``.
+        """Run the layers' backward in reverse order, filling every parameter's ``.grad``.
 
-        Returns dL/dx for the model's input, or None with ``input_grad=False``: training
-        never needs the gradient with respect to the data, and skipping it saves the first
-        layer's largest product (as PyTorch does for inputs without ``requires_grad``).
+        Returns None, or with ``input_grad=True`` dL/dx for the model's input, of the last
+        forward input's shape. A training step never needs the gradient with respect to
+        the data, so by default the first layer skips it (``backward_parameters``; for a
+        Dense the product g W, the largest product of the step at a wide input), as PyTorch
+        computes no gradient for an input that does not require one. Ask for it for
+        saliency maps, adversarial examples or a Sequential inside a layer of your own
+        (or call :meth:`backward_input`). Every other layer is asked for its dL/dx
+        (``backward_input``), which the layer before it needs.
 
         Raises RuntimeError when the model is in training mode but its last forward ran in
         evaluation mode (``mg.predict`` or ``mg.evaluate`` between the loss and backward):
         the layers' caches then hold that pass's values, not the loss's batch's.
+
+        Examples
+        --------
+        >>> from minigrad import Dense, Tanh
+        >>> model = Sequential(Dense(4, 3, rng=0), Tanh(), Dense(3, 2, rng=1))
+        >>> x, g = np.ones((5, 4), np.float32), np.ones((5, 2), np.float32)
+        >>> _ = model(x)
+        >>> model.backward(g) is None, model[0].weight.grad.shape
+        (True, (3, 4))
+        >>> model.backward(g, input_grad=True).shape
+        (5, 4)
         """
         if self.training and not self._forward_training:
             raise stale_backward(self)
@@ -228,14 +273,14 @@ class Sequential(Layer):
             input_grad = check_bool("input_grad", input_grad)
         layers = self.layers
         if not layers:
-            return grad_output
+            return grad_output if input_grad else None
         index = len(layers) - 1
         try:
             while index > 0:
-                grad_output = layers[index].backward(grad_output)
+                grad_output = layers[index].backward_input(grad_output)
                 index -= 1
             if input_grad:
-                return layers[0].backward(grad_output)
+                return layers[0].backward_input(grad_output)
             layers[0].backward_parameters(grad_output)
             return None
         except Exception as error:
@@ -245,8 +290,14 @@ class Sequential(Layer):
             raise
 
     def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
-        """``backward(grad_output, input_grad=False)``: fill every ``.grad``, skip dL/dx."""
+        """``backward(grad_output)``: fill every ``.grad``, skip dL/dx (what a container
+        asks of a Sequential at its first position)."""
         self.backward(grad_output, input_grad=False)
+
+    def backward_input(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+        """``backward(grad_output, input_grad=True)``: fill every ``.grad`` and return dL/dx
+        (what a container asks of a Sequential after its first position)."""
+        return self.backward(grad_output, input_grad=True)  # type: ignore[return-value]
 
     def __len__(self) -> int:
         return len(self.layers)

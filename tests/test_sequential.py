@@ -49,7 +49,7 @@ def test_sequential_is_the_composition_of_its_layers(model, data):
         expected = layer.forward(expected)
     np.testing.assert_array_equal(model(x), expected)
     g = np.random.default_rng(0).normal(size=expected.shape)
-    dx = model.backward(g)
+    dx = model.backward(g, input_grad=True)
     for layer in reversed(model.layers):
         g = layer.backward(g)
     np.testing.assert_array_equal(dx, g)
@@ -110,7 +110,7 @@ def test_forward_backward_and_parameter_gradients_match_torch(torch):
 
     loss = CrossEntropy()
     value = loss(model(x), labels)
-    dx = model.backward(loss.backward())
+    dx = model.backward(loss.backward(), input_grad=True)
 
     tx = torch.tensor(x, requires_grad=True)
     tvalue = torch.nn.functional.cross_entropy(reference(tx), torch.from_numpy(labels))
@@ -219,36 +219,157 @@ def test_a_list_of_layers_also_works():
     assert len(model) == 2
 
 
-def test_backward_without_input_gradient_fills_the_same_parameter_gradients():
+def test_backward_returns_none_by_default_and_fills_the_parameter_gradients_of_input_grad():
     model = mlp(np.float64)
     x = np.random.default_rng(0).normal(size=(5, 4))
     g = np.random.default_rng(1).normal(size=(5, 3))
     model(x)
-    dx = model.backward(g)
+    dx = model.backward(g, input_grad=True)
+    assert dx.shape == x.shape
     expected = {key: p.grad.copy() for key, p in model.named_parameters()}
-    model.zero_grad()
-    assert model.backward(g, input_grad=False) is None
+    for p in model.parameters():
+        p.grad[...] = np.nan  # so that a gradient the default leaves unwritten shows
+    assert model.backward(g) is None
     for key, p in model.named_parameters():
         np.testing.assert_array_equal(p.grad, expected[key])
-    assert dx.shape == x.shape
+    assert model.backward(g, input_grad=False) is None
+    np.testing.assert_array_equal(model.backward_input(g), dx)
+    assert model.backward_parameters(g) is None
 
 
-def test_backward_without_input_gradient_skips_the_first_layers_product():
-    class CountingDense(Dense):
-        products = 0
+class CountingDense(Dense):
+    """A Dense that counts the products g W it computes (its backward's dL/dx)."""
 
-        def backward(self, grad_output):
-            CountingDense.products += 1
-            return super().backward(grad_output)
+    products = 0
 
-    model = Sequential(CountingDense(3, 4), Tanh(), CountingDense(4, 2))
+    def backward(self, grad_output):
+        CountingDense.products += 1
+        return super().backward(grad_output)
+
+
+@pytest.mark.parametrize(
+    ("build", "by_default", "when_asked"),
+    [
+        (lambda: Sequential(CountingDense(3, 4), Tanh(), CountingDense(4, 2)), 1, 2),
+        (
+            lambda: Sequential(
+                Sequential(CountingDense(3, 4), Tanh()), Sequential(CountingDense(4, 2))
+            ),
+            1,
+            2,
+        ),
+        (
+            lambda: Sequential(
+                Sequential(Sequential(CountingDense(3, 4)), Tanh()), CountingDense(4, 2)
+            ),
+            1,
+            2,
+        ),
+        # the first layer is Tanh, whose backward needs the Dense's dL/dx: nothing to skip
+        (lambda: Sequential(Tanh(), Sequential(Sequential(CountingDense(3, 2)))), 1, 1),
+    ],
+    ids=["flat", "nested", "nested twice", "behind an activation"],
+)
+def test_the_first_layers_input_gradient_is_computed_only_when_asked(build, by_default, when_asked):
+    """How many products g W (a Dense's dL/dx) a backward computes, by default and with
+    ``input_grad=True``: a Dense first, at any depth, skips its own."""
+    model = build()
     model(np.ones((2, 3)))
-    model.backward(np.ones((2, 2)), input_grad=False)
-    assert CountingDense.products == 1  # only the second layer computed its dL/dx
-    inner = Sequential(Tanh(), Sequential(Dense(3, 2)))
-    inner(np.ones((2, 3)))
-    assert inner.backward(np.ones((2, 2)), input_grad=False) is None
-    assert inner[1][0].weight.grad.any()
+    CountingDense.products = 0
+    assert model.backward(np.ones((2, 2))) is None
+    assert CountingDense.products == by_default
+    assert all(p.grad.any() for p in model.parameters())
+    CountingDense.products = 0
+    assert model.backward(np.ones((2, 2)), input_grad=True).shape == (2, 3)
+    assert CountingDense.products == when_asked
+
+
+def flat_and_nested(position):
+    """The same five-layer float64 stack twice: flat, and with layers grouped into inner
+    Sequentials, one of them at ``position`` (0: first, 1: in the middle, 2: last)."""
+    flat = Sequential(
+        Dense(3, 4, rng=0, dtype=np.float64),
+        Tanh(),
+        Dense(4, 5, rng=1, dtype=np.float64),
+        Sigmoid(),
+        Dense(5, 2, rng=2, dtype=np.float64),
+    )
+    copy = Sequential(
+        Dense(3, 4, rng=9, dtype=np.float64),
+        Tanh(),
+        Dense(4, 5, rng=9, dtype=np.float64),
+        Sigmoid(),
+        Dense(5, 2, rng=9, dtype=np.float64),
+    )
+    copy.load_state_dict(flat.state_dict())
+    layers = copy.layers
+    groups = {
+        0: [Sequential(*layers[:3]), *layers[3:]],
+        1: [layers[0], Sequential(*layers[1:4]), layers[4]],
+        2: [*layers[:3], Sequential(Sequential(*layers[3:]))],
+    }[position]
+    return flat, Sequential(*groups)
+
+
+@pytest.mark.parametrize("position", [0, 1, 2], ids=["first", "middle", "last"])
+def test_a_nested_sequential_at_any_position_gives_the_flat_models_gradients(position):
+    flat, nested = flat_and_nested(position)
+    rng = np.random.default_rng(3)
+    x, g = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    np.testing.assert_array_equal(nested(x), flat(x))
+    expected_dx = flat.backward(g, input_grad=True)
+    np.testing.assert_array_equal(nested.backward(g, input_grad=True), expected_dx)
+    expected = [p.grad.copy() for p in flat.parameters()]
+    for p in nested.parameters():
+        p.grad[...] = np.nan
+    flat.backward(g)
+    assert nested.backward(g) is None
+    for mine, theirs, want in zip(nested.parameters(), flat.parameters(), expected, strict=True):
+        np.testing.assert_array_equal(mine.grad, want)
+        np.testing.assert_array_equal(theirs.grad, want)
+    report = check_gradients(nested, x)  # and against finite differences
+    assert set(report.errors) == {"input", *nested.state_dict()}
+
+
+class Residual(Layer):
+    """y = x + body(x), for a Sequential body: dL/dx = g + dL/dx of the body."""
+
+    def __init__(self, body, ask):
+        super().__init__()
+        self.body = body
+        self.ask = ask
+
+    def forward(self, x):
+        return x + self.body(x)
+
+    def backward(self, grad_output):
+        return grad_output + self.ask(self.body, grad_output)
+
+
+@pytest.mark.parametrize(
+    "ask",
+    [
+        lambda body, g: body.backward_input(g),
+        lambda body, g: body.backward(g, input_grad=True),
+    ],
+    ids=["backward_input", "input_grad=True"],
+)
+def test_a_layer_holding_a_sequential_gets_its_input_gradient_by_asking(ask):
+    def block(seed):
+        body = Sequential(Dense(3, 3, rng=seed, dtype=np.float64), Tanh())
+        return Residual(body, ask)
+
+    model = Sequential(block(0), Dense(3, 3, rng=1, dtype=np.float64), block(2))
+    x = np.random.default_rng(4).normal(size=(5, 3))
+    report = check_gradients(model, x)
+    assert set(report.errors) == {"input", *model.state_dict()}
+
+
+def test_a_layer_holding_a_sequential_that_does_not_ask_gets_none():
+    model = Residual(Sequential(Dense(3, 3, rng=0)), lambda body, g: body.backward(g))
+    model(np.ones((2, 3)))
+    with pytest.raises(TypeError, match="NoneType"):
+        model.backward(np.ones((2, 3)))
 
 
 def test_the_same_layer_object_twice_is_refused():
@@ -461,8 +582,9 @@ def test_backward_takes_an_array_not_a_list():
     model(np.ones((2, 4), np.float32))
     with pytest.raises(TypeError, match=r"Sequential\.backward takes the gradient as a NumPy "):
         model.backward([[0.0, 0.0, 0.0]] * 2)
-    with pytest.raises(TypeError, match="input_grad must be True or False, got 'no'"):
-        model.backward(np.zeros((2, 3), np.float32), input_grad="no")
+    for flag in ("no", "False", 0, None):
+        with pytest.raises(TypeError, match=f"input_grad must be True or False, got {flag!r}"):
+            model.backward(np.zeros((2, 3), np.float32), input_grad=flag)
 
 
 # -- errors keep their identity ------------------------------------------------------------------

@@ -49,7 +49,22 @@ class Layer:
         dL/dparameter for that batch. Gradients do not accumulate: calling forward and
         backward twice gives the same gradients, not double. (PyTorch accumulates into
         ``.grad`` until ``zero_grad()``; minigrad's layers overwrite, so ``zero_grad()`` is
-        never required, but it exists and is always safe to call.)
+        never required, but it exists, costs nothing and is always safe to call.)
+        A container is the exception: ``Sequential.backward(g)`` returns dL/dx only when
+        asked (``input_grad=True``), as PyTorch computes no gradient for an input that
+        does not require one.
+    ``backward_parameters(grad_output)``
+        Fills the parameters' ``.grad`` like backward and returns nothing: what a container
+        asks of its **first** layer when its own caller did not ask for dL/dx (a training
+        step never needs the gradient with respect to the data). The default runs
+        ``backward`` and drops the result.
+    ``backward_input(grad_output)``
+        Fills the parameters' ``.grad`` and returns dL/dx: what a container asks of every
+        layer that is not its first, and of its first when its own caller asked. The
+        default is ``backward(grad_output)``; a container returns its dL/dx here even
+        though its ``backward`` does not by default. A layer of your own that holds a
+        Sequential gets dL/dx from it with ``body.backward(g, input_grad=True)`` or
+        ``body.backward_input(g)`` (see :class:`~minigrad.Sequential`).
     ``backward`` belongs to the **last** forward
         What backward uses is what the last forward cached. Run the forward, the loss and
         backward in that order, with no other forward pass in between: a forward on other
@@ -129,12 +144,23 @@ class Layer:
     def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
         """Fill the parameters' ``.grad`` like backward, without returning dL/dx.
 
-        ``Sequential.backward(g, input_grad=False)`` calls this on its first layer, where
-        nothing needs the gradient with respect to the data. The default runs ``backward``
-        and drops the result; a layer overrides it when dL/dx costs work of its own (Dense
-        skips the product g W, a third of its backward).
+        ``Sequential.backward(g)`` (``input_grad=False``, the default) calls this on its
+        first layer, where nothing needs the gradient with respect to the data. The default
+        runs ``backward`` and drops the result; a layer overrides it when dL/dx costs work
+        of its own (Dense skips the product g W, a third of its backward).
         """
         self.backward(grad_output)
+
+    def backward_input(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+        """Fill the parameters' ``.grad`` and return dL/dx, of the last forward input's shape.
+
+        What a container asks of a layer that is not its first (or of its first when its
+        own caller asked for dL/dx). The default returns ``self.backward(grad_output)``,
+        which is dL/dx for every leaf layer; a container whose ``backward`` returns dL/dx
+        only when asked overrides it (``Sequential.backward_input(g)`` is
+        ``backward(g, input_grad=True)``).
+        """
+        return self.backward(grad_output)
 
     def __call__(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
         return self.forward(x)

@@ -170,9 +170,10 @@ def check_gradients(
 
     For a Layer (a whole Sequential included) the scalar checked is L = sum(forward(x) * r)
     for a fixed random r, so that dL/dy = r exercises every output; the input gradient and
-    every parameter's ``.grad`` are compared with finite differences of L. Forward and
-    backward run twice first and must give the same gradients, since backward overwrites
-    ``.grad``. For a Loss, the
+    every parameter's ``.grad`` are compared with finite differences of L. The analytic
+    gradients come from ``backward_input`` (``backward`` for a layer of your own, and
+    ``backward(g, input_grad=True)`` for a Sequential). Forward and backward run twice first
+    and must give the same gradients, since backward overwrites ``.grad``. For a Loss, the
     gradient of ``loss(x, target)`` with respect to ``x`` (the prediction) is checked.
 
     Work in float64 (``dtype=np.float64`` for Dense): float32 rounding swamps finite
@@ -277,7 +278,9 @@ def _check_layer(
     passes = []
     for _ in range(2):
         layer.forward(x)
-        grad_input = np.array(layer.backward(weights.copy()), dtype=np.float64)
+        # backward_input: dL/dx from every Layer, a Sequential's (returned only when asked)
+        # included
+        grad_input = np.array(layer.backward_input(weights.copy()), dtype=np.float64)
         passes.append((grad_input, {key: p.grad.copy() for key, p in layer.named_parameters()}))
     (analytic_input, analytic_params), (second_input, second_params) = passes
     for key, first in {"input": analytic_input, **analytic_params}.items():
