@@ -1,20 +1,33 @@
-"""One MLP training step: minigrad against PyTorch eager, the BLAS floor and hand-written NumPy.
+"""One MLP training step as users write it: minigrad against PyTorch eager, the BLAS floor and
+hand-written NumPy.
 
-Everything runs in one process, interleaved round by round so that all implementations see
-the same machine noise; each time is the median of the turns, each ratio the median of
-ratios taken turn by turn.
-
-- minigrad: Sequential of Dense + ReLU, CrossEntropy, SGD / Momentum / Adam, float32.
-- torch: the same model, loss and optimizer in PyTorch eager mode (when torch is installed).
+- minigrad: the loop the README shows, ``value = loss(model(x), y)``,
+  ``model.backward(loss.backward())``, ``optimizer.step()``, on a Sequential of Dense + ReLU
+  with CrossEntropy and SGD / Momentum / Adam, float32, with the optimizers' defaults (their
+  fused one-pass kernels when numba is installed, the ``fast`` extra).
+- minigrad + zero_grad: the same loop with ``optimizer.zero_grad()`` first, as PyTorch users
+  write it.
+- minigrad, NumPy update: the README loop with ``fused=False``, what an install without the
+  ``fast`` extra runs (measured only when the fused kernels are the default).
+- torch: the same model, loss and optimizer in PyTorch eager mode (when torch is installed),
+  ``zero_grad()``, forward, ``backward()``, ``step()``.
 - floor: only the matrix products the step needs (forward, weight gradients, input gradients
   of every layer but the first), into preallocated arrays: no framework can beat it.
 - numpy: a hand-written NumPy step, as the seeds' lesson writes it (fresh arrays every step).
 
+Each setting is timed twice. Interleaved: every implementation in one process, taking turns
+so that all see the same machine noise; each time is the median of the turns, each ratio the
+median of ratios taken turn by turn. Isolated: each implementation in a process of its own
+(minigrad's without PyTorch imported), since a library's thread pool keeps spinning after its
+last call and can slow whatever runs next; there the ratios are ratios of medians. When the
+two disagree, the isolated numbers are the ones to quote.
+
 Also measured: step time against batch size and against width, and the peak memory of a
 training step (minigrad's against its own budget of parameters + gradients + optimizer
-buffers + activations, and both frameworks' peak resident memory).
+buffers + activations, and both frameworks' peak resident memory). The BLAS library, its
+kernel and the thread counts are recorded with the results.
 
-Run:  python benchmarks/step_benchmark.py            (about eight minutes; prints the table)
+Run:  python benchmarks/step_benchmark.py            (about ten minutes; prints the tables)
       python benchmarks/step_benchmark.py --write    (the same, and updates benchmarks/results/)
       python benchmarks/step_benchmark.py --smoke    (seconds; checks that everything runs)
 Results are written only when asked: --write puts step.json, step.md and step.png in
@@ -24,6 +37,7 @@ benchmarks/results/ (the files the README quotes), --out DIR in another folder.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -40,11 +54,6 @@ import numpy as np
 
 import minigrad as mg
 
-try:
-    import torch
-except ImportError:  # the comparison is skipped without PyTorch
-    torch = None
-
 CONFIGS: dict[str, tuple[tuple[int, ...], int]] = {
     "xor": ((2, 3, 2), 4),
     "digits": ((64, 64, 10), 32),
@@ -57,11 +66,48 @@ HYPERPARAMETERS = {
     "momentum": {"lr": 0.01, "momentum": 0.9},
     "adam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8},
 }
-IMPLEMENTATIONS = ("minigrad", "torch", "floor", "numpy")
+#: the minigrad rows, all ratios are taken for them
+OURS = ("minigrad", "minigrad_zero_grad", "minigrad_numpy_update")
+LABELS = {
+    "minigrad": "minigrad",
+    "minigrad_zero_grad": "minigrad + zero_grad",
+    "minigrad_numpy_update": "minigrad, NumPy update",
+    "torch": "PyTorch",
+    "floor": "floor",
+    "numpy": "hand-written NumPy",
+}
 WARMUP_SECONDS = 0.3
 RESULTS = Path(__file__).resolve().parent / "results"
 
 Step = Callable[[], None]
+
+
+def load_torch():
+    """PyTorch, imported on first use (None when it is not installed): the isolated minigrad
+    processes never import it, so its threads cannot slow them."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def fused_by_default() -> bool:
+    """Whether minigrad's optimizers use their fused kernels unless told not to."""
+    if "fused" not in inspect.signature(mg.SGD).parameters:
+        return False
+    probe = mg.SGD([mg.Parameter(np.zeros(1, np.float32))])
+    return bool(getattr(probe, "fused", False))
+
+
+def implementations() -> list[str]:
+    """The implementations this machine can run, in table order."""
+    names = ["floor", "numpy", "torch", "minigrad", "minigrad_zero_grad"]
+    if fused_by_default():
+        names.append("minigrad_numpy_update")
+    if load_torch() is None:
+        names.remove("torch")
+    return names
 
 
 # -- the same problem for everyone --------------------------------------------------------
@@ -82,7 +128,11 @@ def problem(sizes: tuple[int, ...], batch: int, seed: int = 0):
     return x, y, weights
 
 
-def minigrad_step(sizes, weights, x, y, optimizer: str) -> Step:
+def minigrad_step(
+    sizes, weights, x, y, optimizer: str, *, zero_grad: bool = False, fused: bool | None = None
+) -> Step:
+    """The README's loop; with ``zero_grad``, ``optimizer.zero_grad()`` first; ``fused=False``
+    for the NumPy update."""
     layers: list[mg.Layer] = []
     for index, (w, b) in enumerate(weights):
         dense = mg.Dense(w.shape[1], w.shape[0])
@@ -94,18 +144,32 @@ def minigrad_step(sizes, weights, x, y, optimizer: str) -> Step:
     model = mg.Sequential(*layers)
     loss = mg.CrossEntropy()
     make = {"sgd": mg.SGD, "momentum": mg.Momentum, "adam": mg.Adam}[optimizer]
-    opt = make(model.parameters(), **HYPERPARAMETERS[optimizer])
+    settings = dict(HYPERPARAMETERS[optimizer])
+    if fused is not None:
+        settings["fused"] = fused
+    opt = make(model.parameters(), **settings)
 
-    def step() -> None:
-        loss(model(x), y)
-        model.backward(loss.backward(), input_grad=False)
-        opt.step()
+    if zero_grad:
+
+        def step() -> None:
+            opt.zero_grad()
+            loss(model(x), y)
+            model.backward(loss.backward())
+            opt.step()
+
+    else:
+
+        def step() -> None:
+            loss(model(x), y)
+            model.backward(loss.backward())
+            opt.step()
 
     step.model, step.optimizer = model, opt  # type: ignore[attr-defined]
     return step
 
 
 def torch_step(sizes, weights, x, y, optimizer: str) -> Step | None:
+    torch = load_torch()
     if torch is None:
         return None
     modules = []
@@ -126,12 +190,30 @@ def torch_step(sizes, weights, x, y, optimizer: str) -> Step | None:
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
     def step() -> None:
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         torch.nn.functional.cross_entropy(model(tx), ty).backward()
         opt.step()
 
     step.model = model  # type: ignore[attr-defined]
     return step
+
+
+def make_step(name: str, sizes, batch: int, optimizer: str) -> Step | None:
+    """Implementation ``name``'s step on the configuration's problem."""
+    x, y, weights = problem(sizes, batch)
+    if name == "minigrad":
+        return minigrad_step(sizes, weights, x, y, optimizer)
+    if name == "minigrad_zero_grad":
+        return minigrad_step(sizes, weights, x, y, optimizer, zero_grad=True)
+    if name == "minigrad_numpy_update":
+        return minigrad_step(sizes, weights, x, y, optimizer, fused=False)
+    if name == "torch":
+        return torch_step(sizes, weights, x, y, optimizer)
+    if name == "floor":
+        return floor_step(sizes, weights, x)
+    if name == "numpy":
+        return numpy_step(sizes, weights, x, y, optimizer)
+    raise ValueError(f"unknown implementation {name!r}")
 
 
 def floor_step(sizes, weights, x) -> Step:
@@ -244,38 +326,56 @@ def step_times(
     return per_pass
 
 
-def summary(per_pass: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    """Median step seconds, and minigrad's ratios to the others paired pass by pass.
+def summary(per_pass: dict[str, list[float]], paired: bool = True) -> dict[str, dict[str, float]]:
+    """Median step seconds, and each minigrad row's ratio to every other implementation.
 
-    The machine's speed drifts over minutes; within one pass every implementation sees
-    nearly the same machine, so the median of per-pass ratios is steadier than a ratio of
-    medians.
+    ``paired``: the implementations took turns in one process, and the ratios are medians of
+    ratios taken pass by pass (the machine's speed drifts over minutes; within one pass
+    every implementation sees nearly the same machine, so the median of per-pass ratios is
+    steadier than a ratio of medians). Otherwise (separate processes) ratios of medians.
+    Ratio keys read ``"ours/theirs"``.
     """
     seconds = {name: statistics.median(values) for name, values in per_pass.items()}
-    ratios = {
-        other: statistics.median(
-            ours / theirs
-            for ours, theirs in zip(per_pass["minigrad"], per_pass[other], strict=True)
-        )
-        for other in per_pass
-        if other != "minigrad"
-    }
+    ratios = {}
+    for ours in (name for name in OURS if name in per_pass):
+        for other in (name for name in per_pass if name != ours):
+            if paired:
+                pairs = zip(per_pass[ours], per_pass[other], strict=True)
+                ratios[f"{ours}/{other}"] = statistics.median(a / b for a, b in pairs)
+            else:
+                ratios[f"{ours}/{other}"] = seconds[ours] / seconds[other]
     return {"seconds": seconds, "ratios": ratios}
 
 
 def compare(
-    sizes: tuple[int, ...], batch: int, optimizer: str, timing: dict[str, float]
+    sizes: tuple[int, ...], batch: int, optimizer: str, timing: dict[str, float], names: list[str]
 ) -> dict[str, dict[str, float]]:
-    """Step seconds and minigrad's ratios on one configuration (see :func:`summary`)."""
-    x, y, weights = problem(sizes, batch)
-    steps = {
-        "minigrad": minigrad_step(sizes, weights, x, y, optimizer),
-        "torch": torch_step(sizes, weights, x, y, optimizer),
-        "floor": floor_step(sizes, weights, x),
-        "numpy": numpy_step(sizes, weights, x, y, optimizer),
-    }
+    """Interleaved: every implementation in ``names`` in this process, taking turns."""
+    steps = {name: make_step(name, sizes, batch, optimizer) for name in names}
     available = {name: step for name, step in steps.items() if step is not None}
     return summary(step_times(available, **timing))
+
+
+def compare_isolated(
+    config: str, optimizer: str, timing: dict[str, float], names: list[str]
+) -> dict[str, dict[str, float]]:
+    """Isolated: each implementation timed in a fresh process of its own, one after another."""
+    per_pass = {}
+    for name in names:
+        command = [sys.executable, __file__, "--time-alone", name, config, optimizer]
+        command += ["--timing", json.dumps(timing)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"timing {name} alone failed:\n{result.stderr}")
+        per_pass[name] = json.loads(result.stdout.strip().splitlines()[-1])
+    return summary(per_pass, paired=False)
+
+
+def time_alone(name: str, config: str, optimizer: str, timing: dict[str, float]) -> None:
+    """Run in a child process: print the per-pass seconds of one implementation as JSON."""
+    sizes, batch = CONFIGS[config]
+    step = make_step(name, sizes, batch, optimizer)
+    print(json.dumps(step_times({name: step}, **timing)[name]))
 
 
 # -- memory ---------------------------------------------------------------------------------
@@ -353,64 +453,112 @@ def probe(framework: str, config: str, optimizer: str) -> None:
 
 
 def environment() -> dict[str, object]:
+    """The machine, the versions, the BLAS library, its kernel and the thread counts."""
     info: dict[str, object] = {
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "torch": getattr(torch, "__version__", None),
         "machine": platform.machine(),
+        "processor": _processor(),
         "cpus": os.cpu_count(),
+        "openblas_variables": sorted(k for k in os.environ if k.startswith("OPENBLAS")),
+        "minigrad_fused_update": fused_by_default(),
     }
     try:
         from threadpoolctl import threadpool_info
 
-        info["blas"] = [
-            {k: pool.get(k) for k in ("internal_api", "num_threads", "architecture")}
+        info["thread_pools"] = [
+            {k: pool.get(k) for k in ("user_api", "internal_api", "num_threads", "architecture")}
             for pool in threadpool_info()
-            if pool.get("user_api") == "blas"
         ]
     except ImportError:
         pass
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+    except ImportError:
+        info["numba"] = None
+    torch = load_torch()
+    info["torch"] = None if torch is None else torch.__version__
     if torch is not None:
         info["torch_threads"] = torch.get_num_threads()
+        info["torch_blas"] = "MKL" if torch.backends.mkl.is_available() else "other"
     return info
+
+
+def _processor() -> str:
+    """The CPU model name (Linux), else what the platform module says."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def _blas(env: dict) -> str:
+    pools = [pool for pool in env.get("thread_pools", []) if pool.get("user_api") == "blas"]
+    return ", ".join(
+        f"{pool['internal_api']} {pool['architecture']} x{pool['num_threads']}" for pool in pools
+    )
 
 
 def markdown(results: dict) -> str:
     env = results["environment"]
-    blas = ", ".join(
-        f"{pool['internal_api']} {pool['architecture']} x{pool['num_threads']}"
-        for pool in env.get("blas", [])
+    names = [name for name in LABELS if name in results["steps"][0]["interleaved"]["seconds"]]
+    torch_note = (
+        f"PyTorch {env['torch']} ({env.get('torch_blas')}, {env.get('torch_threads')} threads)"
+        if env.get("torch")
+        else "PyTorch not installed"
+    )
+    update = (
+        "fused (numba " + str(env.get("numba")) + ")" if env["minigrad_fused_update"] else "NumPy"
     )
     lines = [
-        f"Python {env['python']}, NumPy {env['numpy']} ({blas or 'BLAS unknown'}), "
-        f"PyTorch {env['torch'] or 'not installed'}, {env['cpus']} CPUs; float32; median of "
-        f"{results['timing']['passes']} turns x {results['timing']['rounds']} rounds per "
-        "implementation, all in one process; ratios are medians of ratios paired turn by turn.",
+        f"{env['processor']}, {env['cpus']} CPUs; Python {env['python']}, NumPy {env['numpy']} "
+        f"({_blas(env) or 'BLAS unknown'}), {torch_note}; minigrad's optimizer update: {update}. "
+        f"float32. Times: median of {results['timing']['passes']} turns x "
+        f"{results['timing']['rounds']} rounds, each implementation in a process of its own "
+        "(isolated) and all in one process taking turns (interleaved).",
         "",
-        "| config | optimizer | floor (us) | hand-written NumPy (us) | PyTorch (us) "
-        "| minigrad (us) | minigrad / PyTorch | minigrad / floor | minigrad / NumPy |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "Step time in microseconds (isolated):",
+        "",
+        "| config | optimizer | " + " | ".join(LABELS[name] for name in names) + " |",
+        "| --- | --- |" + " ---: |" * len(names),
     ]
 
     def us(value: float | None) -> str:
-        return (
-            "-"
-            if value is None
-            else f"{value * 1e6:,.0f}"
-            if value >= 1e-4
-            else f"{value * 1e6:.1f}"
-        )
+        if value is None:
+            return "-"
+        return f"{value * 1e6:,.0f}" if value >= 1e-4 else f"{value * 1e6:.1f}"
 
     def r(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}"
 
     for row in results["steps"]:
-        t, q = row["seconds"], row["ratios"]
-        lines.append(
-            f"| {row['config']} | {row['optimizer']} | {us(t.get('floor'))} | {us(t.get('numpy'))} "
-            f"| {us(t.get('torch'))} | {us(t.get('minigrad'))} "
-            f"| {r(q.get('torch'))} | {r(q.get('floor'))} | {r(q.get('numpy'))} |"
-        )
+        t = row["isolated"]["seconds"]
+        cells = " | ".join(us(t.get(name)) for name in names)
+        lines.append(f"| {row['config']} | {row['optimizer']} | {cells} |")
+    columns = [
+        ("minigrad/torch", "isolated", "minigrad / PyTorch"),
+        ("minigrad/torch", "interleaved", "minigrad / PyTorch (interleaved)"),
+        ("minigrad_zero_grad/torch", "isolated", "+ zero_grad / PyTorch"),
+        ("minigrad_numpy_update/torch", "isolated", "NumPy update / PyTorch"),
+        ("minigrad/floor", "isolated", "minigrad / floor"),
+        ("minigrad/numpy", "isolated", "minigrad / hand-written NumPy"),
+    ]
+    present = results["steps"][0]["isolated"]["ratios"]
+    columns = [column for column in columns if column[0] in present]
+    lines += [
+        "",
+        "Ratios (isolated: ratios of medians; interleaved: medians of ratios paired turn by turn):",
+        "",
+        "| config | optimizer | " + " | ".join(label for *_, label in columns) + " |",
+        "| --- | --- |" + " ---: |" * len(columns),
+    ]
+    for row in results["steps"]:
+        cells = " | ".join(r(row[mode]["ratios"].get(key)) for key, mode, _ in columns)
+        lines.append(f"| {row['config']} | {row['optimizer']} | {cells} |")
     if results.get("memory"):
         lines += [
             "",
@@ -481,6 +629,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     where.add_argument("--out", type=Path, help="write the results to this folder instead")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and rounds: checks only")
     parser.add_argument("--probe", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--time-alone", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--timing", type=json.loads, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.passes < 1 or not args.round_seconds > 0:
         parser.error(
@@ -503,6 +653,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.probe:
         probe(*args.probe)
         return {}
+    if args.time_alone:
+        time_alone(*args.time_alone, args.timing)
+        return {}
 
     configs = {name: CONFIGS[name] for name in args.configs}
     timing = {"rounds": args.rounds, "round_seconds": args.round_seconds, "passes": args.passes}
@@ -515,22 +668,29 @@ def main(argv: list[str] | None = None) -> dict:
         scaling_timing = timing
         batches, widths, memory_configs = [8, 16], [16, 32], ["digits"]
 
+    names = implementations()
     results: dict = {"environment": environment(), "timing": timing, "steps": [], "memory": []}
     for config, (sizes, batch) in configs.items():
         for optimizer in args.optimizers:
-            row = compare(sizes, batch, optimizer, timing)
-            results["steps"].append({"config": config, "optimizer": optimizer, **row})
-            seconds = row["seconds"]
+            row = {
+                "config": config,
+                "optimizer": optimizer,
+                "isolated": compare_isolated(config, optimizer, timing, names),
+                "interleaved": compare(sizes, batch, optimizer, timing, names),
+            }
+            results["steps"].append(row)
             print(
                 f"{config:7s} {optimizer:9s}",
-                *(f"{k} {v * 1e6:9.1f} us" for k, v in seconds.items()),
+                *(f"{name} {row['isolated']['seconds'][name] * 1e6:9.1f} us" for name in names),
                 flush=True,
             )
     for config in memory_configs:
         sizes, batch = CONFIGS[config]
         for optimizer in args.optimizers:
             resident = {"minigrad": resident_memory("minigrad", config, optimizer)}
-            resident["torch"] = resident_memory("torch", config, optimizer) if torch else None
+            resident["torch"] = (
+                resident_memory("torch", config, optimizer) if "torch" in names else None
+            )
             results["memory"].append(
                 {
                     "config": config,
@@ -539,12 +699,15 @@ def main(argv: list[str] | None = None) -> dict:
                     "resident": resident,
                 }
             )
+    scaling_names = [name for name in ("minigrad", "torch", "floor", "numpy") if name in names]
     results["scaling"] = {
         "batch": [
-            {"batch": b, **compare((784, 256, 128, 10), b, "sgd", scaling_timing)} for b in batches
+            {"batch": b, **compare((784, 256, 128, 10), b, "sgd", scaling_timing, scaling_names)}
+            for b in batches
         ],
         "width": [
-            {"width": w, **compare((784, w, w, 10), 128, "sgd", scaling_timing)} for w in widths
+            {"width": w, **compare((784, w, w, 10), 128, "sgd", scaling_timing, scaling_names)}
+            for w in widths
         ],
     }
     if args.out is not None:

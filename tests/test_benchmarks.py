@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +43,14 @@ def test_a_smoke_run_computes_every_result_and_writes_only_when_asked(bench, tmp
         ("digits", "sgd"),
     ]
     for row in saved["steps"]:
-        assert {"minigrad", "floor", "numpy"} <= set(row["seconds"])
-        assert all(seconds > 0 for seconds in row["seconds"].values())
-        assert {"floor", "numpy"} <= set(row["ratios"])
+        for mode in ("isolated", "interleaved"):
+            assert {"minigrad", "minigrad_zero_grad", "floor", "numpy"} <= set(row[mode]["seconds"])
+            assert all(seconds > 0 for seconds in row[mode]["seconds"].values())
+            assert {"minigrad/floor", "minigrad/numpy", "minigrad_zero_grad/floor"} <= set(
+                row[mode]["ratios"]
+            )
+    assert saved["environment"]["cpus"] >= 1
+    assert "minigrad_fused_update" in saved["environment"]
     (memory,) = saved["memory"]
     assert 0 < memory["minigrad"]["held_before_step"] <= memory["minigrad"]["peak"]
     assert memory["minigrad"]["budget"] > 0
@@ -59,7 +66,10 @@ def test_ratios_are_paired_turn_by_turn(bench):
     per_pass = {"minigrad": [1.0, 2.0, 3.0, 10.0, 1.2], "torch": [2.0, 4.0, 6.0, 1.0, 2.4]}
     result = bench.summary(per_pass)
     assert result["seconds"] == {"minigrad": 2.0, "torch": 2.4}
-    assert result["ratios"] == {"torch": 0.5}
+    assert result["ratios"] == {"minigrad/torch": 0.5}
+    # separate processes cannot be paired: the ratio of the medians
+    alone = bench.summary(per_pass, paired=False)
+    assert alone["ratios"] == {"minigrad/torch": 2.0 / 2.4}
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
@@ -158,3 +168,39 @@ def test_the_safe_step_benchmark_runs_and_its_checked_step_is_the_plain_step(cap
         guard.step(bounds.for_step(guard.params, len(x), value, len(x) * 3))
     for key, array in plain.state_dict().items():
         np.testing.assert_array_equal(checked.state_dict()[key], array)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_the_loop_variants_compute_the_same_update_bit_for_bit(bench, optimizer):
+    """zero_grad first, or the NumPy update instead of the fused one, changes no bit."""
+    sizes, batch = (6, 5, 4, 3), 7
+    x, y, weights = bench.problem(sizes, batch)
+    variants = [
+        bench.minigrad_step(sizes, weights, x, y, optimizer),
+        bench.minigrad_step(sizes, weights, x, y, optimizer, zero_grad=True),
+    ]
+    if bench.fused_by_default():
+        variants.append(bench.minigrad_step(sizes, weights, x, y, optimizer, fused=False))
+    for _ in range(3):
+        for step in variants:
+            step()
+    reference = variants[0].model.state_dict()
+    for step in variants[1:]:
+        for key, value in step.model.state_dict().items():
+            np.testing.assert_array_equal(value, reference[key])
+
+
+def test_an_isolated_minigrad_timing_never_imports_torch():
+    path = str(ROOT / "benchmarks" / "step_benchmark.py")
+    script = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('b', {path!r})\n"
+        "b = importlib.util.module_from_spec(spec); spec.loader.exec_module(b)\n"
+        "b.main(['--time-alone', 'minigrad', 'xor', 'sgd', '--timing',"
+        ' \'{"rounds": 1, "round_seconds": 0.001, "passes": 2, "warmup": 0.0}\'])\n'
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    per_pass = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(per_pass) == 2 and all(seconds > 0 for seconds in per_pass)
