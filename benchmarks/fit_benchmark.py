@@ -2,11 +2,11 @@
 
 Model 64-64-10 (ReLU), CrossEntropy, SGD, batch 32, on the 8x8 digits (1,797 samples; random
 data of that shape when scikit-learn is missing). The bare loop iterates the same DataLoader
-and does only what the README's loop does (forward, loss, backward, step); fit adds the accuracy metric, the checked
-step, the per-epoch bookkeeping and, in the second variant, the tqdm progress bar (written
-to a string, not a terminal). Variants take turns of EPOCHS epochs each (fit's checks before
-the first step are paid once per call, as in real use); each ratio is the median of ratios
-over the turns.
+and does only what the README's loop does (forward, loss, backward, step); fit adds the
+accuracy metric, the checked step, the per-epoch bookkeeping and, in the second variant, the
+tqdm progress bar (written to a string, not a terminal). Variants take turns of EPOCHS epochs
+each (fit's checks before the first step are paid once per call, as in real use); each ratio
+is the median of ratios over the turns.
 
 Run:  python benchmarks/fit_benchmark.py [--turns 31]   (prints the numbers)
       python benchmarks/fit_benchmark.py --write        (and updates benchmarks/results/fit.json)
