@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -16,9 +18,13 @@ class _Owned:
     optimizers write into it in place and reshape it into views.
     """
 
-    # Plain slots, so that reading value (and grad), which optimizers and layers do at every
-    # step, costs a C-level attribute read; only assignments go through __setattr__
+    # Plain slots, so that reading value, which optimizers and layers do at every step, costs
+    # a C-level attribute read (Parameter.grad adds one flag test); only assignments go
+    # through __setattr__
     __slots__ = ("name", "value")
+
+    #: the array attributes whose replacement is checked, and the slot that holds each
+    _array_slots: ClassVar[dict[str, str]] = {"value": "value"}
 
     def __init__(self, value: ArrayLike, name: str) -> None:
         self.name = name
@@ -41,11 +47,15 @@ class _Owned:
         object.__setattr__(self, "value", array)
 
     def __setattr__(self, name: str, new: object) -> None:
-        if name in _ARRAYS:
+        slot = self._array_slots.get(name)
+        if slot is not None:
             # An unset slot is being filled (by __init__, copy or pickle): nothing to keep
-            old = getattr(self, name, None)
+            old = getattr(self, slot, None)
             if old is not None and new is not old:  # ``p.value -= step`` assigns it back
                 new = _fitting(self, name, new, old)
+            if slot == "_grad":  # the assigned array's values are the gradient now
+                object.__setattr__(self, "_zero_pending", False)
+            name = slot
         elif name == "name" and not isinstance(new, str):
             raise TypeError(f"{type(self).__name__} name must be a str, got {type(new).__name__}")
         object.__setattr__(self, name, new)
@@ -67,10 +77,6 @@ class _Owned:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, shape={self.shape}, dtype={self.dtype})"
-
-
-#: the array attributes whose replacement is checked
-_ARRAYS = frozenset({"value", "grad"})
 
 
 def _fitting(owner: _Owned, what: str, new: object, old: NDArray) -> NDArray:
@@ -123,11 +129,18 @@ class Parameter(_Owned):
         naming the parameter, rather than at the optimizer's next step).
     grad : ndarray
         dL/dvalue, same shape and dtype as ``value``, allocated once. A layer's ``backward``
-        overwrites it (gradients do not accumulate across backward calls). The same rules
-        as for ``value`` apply to assigning it.
+        overwrites it (gradients do not accumulate across backward calls). After
+        :meth:`zero_grad` it reads as zeros. The same rules as for ``value`` apply to
+        assigning it.
 
     Notes
     -----
+    :meth:`zero_grad` is free, like PyTorch's ``zero_grad(set_to_none=True)``: it only marks
+    the gradient as zero. Reading ``grad`` then fills the array with zeros first (once), so
+    code that reads it or adds into it (``p.grad += g``, gradient clipping, an optimizer
+    step) sees zeros; a backward that writes every entry takes the array through
+    :meth:`grad_to_overwrite` instead and skips that pass. The array stays the same object.
+
     A Parameter belongs to exactly one place in a model: layers refuse to share one (tied
     weights), because each backward overwrites ``grad`` and a shared parameter would keep
     only its last use's gradient (see :class:`~minigrad.layers.base.Layer`).
@@ -140,6 +153,10 @@ class Parameter(_Owned):
     Parameter(name='weight', shape=(2, 3), dtype=float32)
     >>> p.grad.shape, p.grad.dtype
     ((2, 3), dtype('float32'))
+    >>> p.grad[...] = 1.0
+    >>> p.zero_grad()  # free: the zeros are written when grad is next read
+    >>> p.grad.tolist()
+    [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
     >>> p.value[...] = 0.5  # change the values in place
     >>> p.value = np.zeros((3, 2), dtype=np.float32)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -147,20 +164,45 @@ class Parameter(_Owned):
     ValueError: Parameter 'weight'.value must keep its shape (2, 3), got an array of shape (3, 2)...
     """
 
-    __slots__ = ("grad",)
+    # _grad holds the gradient array; _zero_pending says that zero_grad() was called since it
+    # was last written, so that its zeros are still to be filled in
+    __slots__ = ("_grad", "_zero_pending")
+    _array_slots: ClassVar[dict[str, str]] = {"value": "value", "grad": "_grad"}
 
     value: NDArray[np.floating]
-    grad: NDArray[np.floating]
+    _grad: NDArray[np.floating]
+    _zero_pending: bool
 
     def __init__(self, value: NDArray[np.floating], name: str = "") -> None:
         super().__init__(value, name)
         # np.zeros, not zeros_like: the system hands out zeroed pages lazily, so a gradient
         # costs no memory until backward first writes it
-        object.__setattr__(self, "grad", np.zeros(self.value.shape, self.value.dtype))
+        object.__setattr__(self, "_grad", np.zeros(self.value.shape, self.value.dtype))
+        object.__setattr__(self, "_zero_pending", False)
+
+    @property
+    def grad(self) -> NDArray[np.floating]:
+        """dL/dvalue (see the class notes); zeros after :meth:`zero_grad`, filled in here."""
+        if self._zero_pending:
+            self._grad.fill(0)
+            object.__setattr__(self, "_zero_pending", False)
+        return self._grad
+
+    def grad_to_overwrite(self) -> NDArray[np.floating]:
+        """The gradient array, for a backward that writes every entry of it: skips a pending
+        :meth:`zero_grad`'s fill, which the backward would overwrite anyway.
+
+        A backward that adds into the gradient, or writes only some entries, reads
+        ``grad`` instead, which holds zeros after ``zero_grad()``.
+        """
+        if self._zero_pending:
+            object.__setattr__(self, "_zero_pending", False)
+        return self._grad
 
     def zero_grad(self) -> None:
-        """Set the gradient to zero in place."""
-        self.grad.fill(0)
+        """Mark the gradient as zero, for free: reading ``grad`` next fills it with zeros,
+        a backward that overwrites it (through :meth:`grad_to_overwrite`) skips the fill."""
+        object.__setattr__(self, "_zero_pending", True)
 
 
 class Buffer(_Owned):

@@ -365,3 +365,12 @@ def test_a_scale_below_the_dtypes_normal_range_keeps_its_precision(dtype, size, 
     np.testing.assert_allclose(
         p.grad, np.array([1.0, -1.0, 0.5, 0.0]) / 1.5 * max_norm, rtol=rtol, atol=0
     )
+
+
+def test_gradients_after_zero_grad_have_norm_zero():
+    params = make_params([(3,), (2, 2)], seed=0, scale=100.0)
+    for p in params:
+        p.zero_grad()
+    assert global_grad_norm(params) == 0.0
+    assert clip_grad_norm(params, 1.0) == 0.0
+    assert not any(p.grad.any() for p in params)

@@ -571,6 +571,77 @@ def test_zero_grad_is_safe_before_any_backward_and_twice(cls):
         np.testing.assert_array_equal(p.value, old)
 
 
+def explicit_zeros(params):
+    for p in params:
+        p.grad[...] = 0.0
+
+
+@all_optimizers
+@pytest.mark.parametrize(
+    "between",
+    [
+        lambda params: None,
+        # a value replaced by an array of the same layout: step() rebinds its arrays
+        lambda params: setattr(params[0], "value", params[0].value.copy()),
+    ],
+    ids=["plain", "rebound"],
+)
+def test_a_step_after_zero_grad_with_no_backward_uses_zero_gradients(make, between):
+    """zero_grad() writes no zeros, and step() reads the gradient arrays it cached: it must
+    still see zeros, not the last (stale) gradients, with decay and state applied as usual."""
+    opt, params = trained(make)  # the last step's gradients are still in .grad
+    reference, expected = trained(make)
+    opt.zero_grad()
+    explicit_zeros(expected)
+    between(params)
+    opt.step()
+    reference.step()
+    for p, q in zip(params, expected, strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
+        assert not p.grad.any()
+    assert_state_dicts_equal(opt.state_dict(), reference.state_dict())
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("block_size", [10**6, 10], ids=["whole", "in blocks"])
+def test_sgd_after_zero_grad_moves_only_by_weight_decay(dtype, block_size, monkeypatch):
+    import minigrad.optim.base as base
+
+    monkeypatch.setattr(base, "BLOCK_SIZE", block_size)
+    start = np.random.default_rng(0).normal(size=(7, 9)).astype(dtype)
+    plain, decayed, reference = (Parameter(start.copy()) for _ in range(3))
+    sgd, sgd_decay = SGD([plain], lr=0.5), SGD([decayed], lr=0.5, weight_decay=0.1)
+    for p in (plain, decayed):
+        p.grad[...] = 1.0  # stale
+    sgd.zero_grad()
+    sgd_decay.zero_grad()
+    sgd.step()
+    sgd_decay.step()
+    np.testing.assert_array_equal(plain.value, start)
+    explicit_zeros([reference])
+    SGD([reference], lr=0.5, weight_decay=0.1).step()
+    np.testing.assert_array_equal(decayed.value, reference.value)
+    assert not np.array_equal(decayed.value, start)
+
+
+def test_a_frozen_branch_after_zero_grad_is_not_stepped_with_its_old_gradient():
+    model = Sequential(Dense(2, 3, rng=0), Tanh(), Dense(3, 1, rng=1))
+    branch = Dense(2, 1, rng=2)
+    opt = SGD(model.parameters() + branch.parameters(), lr=0.1)
+    loss, x, y = MSE(), np.ones((4, 2), np.float32), np.zeros((4, 1), np.float32)
+    for layer in (model, branch):
+        loss(layer(x), y)
+        layer.backward(loss.backward())
+    opt.step()
+    frozen = [p.value.copy() for p in branch.parameters()]
+    opt.zero_grad()
+    loss(model(x), y)  # the branch takes no part in this step
+    model.backward(loss.backward())
+    opt.step()
+    for p, value in zip(branch.parameters(), frozen, strict=True):
+        np.testing.assert_array_equal(p.value, value)
+
+
 def test_zero_grad_does_not_touch_optimizer_state():
     opt, _ = trained(FACTORIES["adam"])
     saved = opt.state_dict()
@@ -1567,7 +1638,7 @@ def test_a_read_only_value_is_refused(cls):
 def test_the_optimizer_step_names_the_replaced_parameter():
     p, q = two_params()
     opt = SGD([q, p], lr=0.1)
-    object.__setattr__(p, "grad", np.ones(4))  # past any check a Parameter makes itself
+    object.__setattr__(p, "_grad", np.ones(4))  # past any check a Parameter makes itself
     with pytest.raises(
         ShapeError,
         match=r"optimizer parameter 1 \(weight\): its grad has shape \(4,\), but SGD was built "

@@ -130,6 +130,8 @@ def test_a_buffer_has_a_value_and_no_gradient():
     buffer = Buffer(np.zeros(3, np.float32), name="mean")
     assert repr(buffer) == "Buffer(name='mean', shape=(3,), dtype=float32)"
     assert not hasattr(buffer, "grad")
+    with pytest.raises(AttributeError, match="'Buffer' object has no attribute 'grad'"):
+        buffer.grad = np.zeros(3, np.float32)
     assert not isinstance(buffer, Parameter)
     with pytest.raises(ValueError, match=r"Buffer 'mean'\.value must keep its shape \(3,\)"):
         buffer.value = np.zeros(4, np.float32)
@@ -168,3 +170,148 @@ def test_models_with_parameters_and_buffers_copy_and_pickle():
         with pytest.raises(ValueError, match="must keep its shape"):
             clone[1].weight.value = np.zeros(3, np.float32)
         clone.append(Dense(3, 1))  # the copy's own bookkeeping holds
+
+
+# -- zero_grad is free: it marks the gradient, and reading grad fills in the zeros ---------------
+
+
+class CountingFills(np.ndarray):
+    """A gradient array that counts the passes ``fill`` makes over it."""
+
+    fills = 0
+
+    def fill(self, value):
+        CountingFills.fills += 1
+        super().fill(value)
+
+
+def counted(p):
+    """Give ``p`` a gradient array that counts its fills (holding 7s), and return it."""
+    grad = np.full(p.shape, 7.0, p.dtype).view(CountingFills)
+    p.grad = grad
+    CountingFills.fills = 0
+    return grad
+
+
+def test_zero_grad_then_reading_grad_gives_zeros_in_the_same_array():
+    p = weight()
+    grad = p.grad
+    grad[...] = 3.0
+    p.zero_grad()
+    assert p.grad is grad
+    np.testing.assert_array_equal(p.grad, np.zeros((2, 3), np.float32))
+
+
+def test_zero_grad_writes_nothing_and_the_zeros_are_filled_once_when_read():
+    p = weight()
+    grad = counted(p)
+    p.zero_grad()
+    p.zero_grad()
+    assert CountingFills.fills == 0 and (grad == 7.0).all()  # marked, not written
+    assert not p.grad.any()
+    assert not p.grad.any()
+    assert CountingFills.fills == 1
+
+
+def test_writing_into_grad_after_zero_grad_keeps_what_was_written():
+    p = weight()
+    p.grad[...] = 3.0
+    p.zero_grad()
+    p.grad[0] = 5.0  # the zeros are filled in first, then the row is written
+    np.testing.assert_array_equal(p.grad, [[5.0] * 3, [0.0] * 3])
+    p.zero_grad()
+    p.grad += 2.0
+    np.testing.assert_array_equal(p.grad, np.full((2, 3), 2.0))
+
+
+def test_assigning_an_array_after_zero_grad_keeps_its_values():
+    p = weight()
+    p.zero_grad()
+    new = np.full((2, 3), 4.0, np.float32)
+    p.grad = new
+    assert p.grad is new
+    np.testing.assert_array_equal(p.grad, np.full((2, 3), 4.0))
+
+
+def test_grad_to_overwrite_skips_the_fill_and_reading_grad_after_it_keeps_the_values():
+    p = weight()
+    grad = counted(p)
+    p.zero_grad()
+    assert p.grad_to_overwrite() is grad
+    grad[...] = 2.0  # what a backward writing every entry does
+    np.testing.assert_array_equal(p.grad, np.full((2, 3), 2.0))
+    assert CountingFills.fills == 0
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_dense_backward_after_zero_grad_gives_its_gradient_without_a_fill(bias):
+    layer = Dense(3, 2, bias=bias, rng=0, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    x, g = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+    grads = [counted(p) for p in layer.parameters()]
+    layer(x)
+    layer.zero_grad()
+    dx = layer.backward(g)
+    assert CountingFills.fills == 0  # the products overwrote the arrays, no zeros first
+    assert layer.weight.grad is grads[0]
+    np.testing.assert_array_equal(layer.weight.grad, g.T @ x)
+    if bias:
+        np.testing.assert_array_equal(layer.bias.grad, np.add.reduce(g, axis=0))
+    np.testing.assert_array_equal(dx, g @ layer.weight.value)
+    assert CountingFills.fills == 0  # and reading them afterwards fills nothing in
+
+
+def test_a_dense_backward_that_fails_on_a_replaced_bias_leaves_the_weights_zeros_pending():
+    layer = Dense(3, 2, rng=0)
+    layer(np.ones((1, 3), np.float32))
+    layer.backward(np.ones((1, 2), np.float32))
+    layer.zero_grad()
+    layer.bias = np.zeros(2, np.float32)
+    with pytest.raises(TypeError, match=r"Dense\.bias must be a Parameter"):
+        layer.backward(np.ones((1, 2), np.float32))
+    assert not layer.weight.grad.any()  # untouched: still the zeros zero_grad asked for
+
+
+class Scale(mg.Layer):
+    """y = a * x, whose backward adds into a.grad, PyTorch-style."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = Parameter(np.array([2.0]), name="a")
+
+    def forward(self, x):
+        self.x = x
+        return self.a.value * x
+
+    def backward(self, grad_output):
+        self.a.grad += np.sum(grad_output * self.x)
+        return self.a.value * grad_output
+
+
+def test_a_backward_that_adds_into_grad_after_zero_grad_adds_to_zeros():
+    layer = Scale()
+    x = np.array([[1.0, 2.0]])
+    layer(x)
+    layer.backward(np.ones((1, 2)))
+    layer.backward(np.ones((1, 2)))
+    assert layer.a.grad[0] == 6.0  # accumulated: 3 + 3
+    layer.zero_grad()
+    layer.backward(np.ones((1, 2)))
+    assert layer.a.grad[0] == 3.0
+
+
+def test_a_parameter_with_zeros_pending_copies_and_pickles():
+    import copy
+    import pickle
+
+    p = weight()
+    p.grad[...] = 3.0
+    p.zero_grad()
+    for clone in (copy.deepcopy(p), pickle.loads(pickle.dumps(p))):
+        assert not clone.grad.any()
+        clone.grad[...] = 1.0
+    assert not p.grad.any()
+    p.grad[...] = 5.0
+    clone = copy.deepcopy(p)
+    np.testing.assert_array_equal(clone.grad, np.full((2, 3), 5.0))
+    assert clone.grad is not p.grad

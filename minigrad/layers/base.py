@@ -245,7 +245,12 @@ class Layer:
         return sum(p.size for p in self.parameters())
 
     def zero_grad(self) -> None:
-        """Set every parameter's gradient to zero (never required: backward overwrites)."""
+        """Set every parameter's gradient to zero, for free: it marks them as zero.
+
+        The next backward overwrites them without writing the zeros first; anything else
+        that reads ``.grad`` (a backward of your own that adds into it, clipping, an
+        optimizer step) sees zeros. Never required: backward overwrites ``.grad``.
+        """
         for p in self.parameters():
             p.zero_grad()
 

@@ -172,14 +172,17 @@ class Dense(Layer):
         dtype = grad_output.dtype
         if dtype is not x.dtype and dtype != x.dtype:  # identical dtype objects: no compare
             grad_output = in_dtype(grad_output, x.dtype)
-        try:  # free unless it fails (a parameter replaced by a plain array)
-            weight_grad = self.weight.grad
-            bias_grad = None if self.bias is None else self.bias.grad
+        # Both products write every entry, so a pending zero_grad's fill is skipped. The
+        # methods are looked up before either is called: a parameter replaced by a plain
+        # array fails there, with neither gradient touched
+        try:  # free unless it fails
+            weight_grad = self.weight.grad_to_overwrite
+            bias_grad = None if self.bias is None else self.bias.grad_to_overwrite
         except AttributeError:
             raise _not_parameters(self) from None
-        np.matmul(grad_output.T, x, out=weight_grad)
+        np.matmul(grad_output.T, x, out=weight_grad())
         if bias_grad is not None:
-            np.add.reduce(grad_output, axis=0, out=bias_grad)
+            np.add.reduce(grad_output, axis=0, out=bias_grad())
 
     def get_config(self) -> dict[str, Any]:
         """The widths, the bias flag and the dtype name: what :meth:`from_config` rebuilds."""

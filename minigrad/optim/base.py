@@ -226,9 +226,13 @@ class Optimizer:
             update (another shape or dtype, read-only); nothing is updated then.
         """
         # flag reads only: a value or a state buffer made read-only in place must stop the
-        # step here, before any update, not with NumPy's error half-way through it
+        # step here, before any update, not with NumPy's error half-way through it.
+        # Reading param.grad also fills in a pending zero_grad (one flag test; a pass over
+        # the array only when pending): a parameter that no backward wrote since zero_grad()
+        # is stepped with a zero gradient, not its stale one. After a break,
+        # _checked_arrays reads every param.grad the same way.
         for param, value, grad in self._bound:
-            if param.value is not value or param.grad is not grad or not value.flags.writeable:
+            if param.grad is not grad or param.value is not value or not value.flags.writeable:
                 self._bind([self._checked_arrays(i) for i in range(len(self.params))])
                 break
         for buffer in self._buffers:
@@ -336,10 +340,14 @@ class Optimizer:
             self._plan.append((value, grad, self.state[p], work, wide_value, wide_grad))
 
     def zero_grad(self) -> None:
-        """Set every parameter's gradient to zero.
+        """Set every parameter's gradient to zero, for free: it marks them as zero (see
+        :meth:`Parameter.zero_grad <minigrad.Parameter.zero_grad>`).
 
-        Never required in minigrad (a layer's backward overwrites ``.grad`` rather than
-        adding to it) and always safe to call, so PyTorch-style loops work unchanged.
+        The next backward overwrites them without writing the zeros first; anything else
+        that reads ``.grad`` (a layer of your own adding into it, clipping, a ``step()``
+        with no backward in between) sees zeros. Never required in minigrad (a layer's
+        backward overwrites ``.grad`` rather than adding to it) and always safe to call, so
+        PyTorch-style loops work unchanged.
         """
         for param in self.params:
             param.zero_grad()
