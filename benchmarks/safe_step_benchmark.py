@@ -75,7 +75,7 @@ def measure(name: str, optimizer: str, turns: int, scale: float) -> dict[str, fl
 
     def forward_backward() -> float:
         value = loss(model(x), y)
-        model.backward(loss.backward(), input_grad=False)
+        model.backward(loss.backward())
         return value
 
     def plain() -> None:
