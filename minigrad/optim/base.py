@@ -233,13 +233,6 @@ class Optimizer:
 
     # -- the public interface ---------------------------------------------------------------
 
-    @property
-    def fused(self) -> bool:
-        """Whether :meth:`step` updates the float32 and float64 parameters with the fused
-        kernels of :mod:`minigrad.optim.fused` (decided at construction from the ``fused``
-        argument; float16 parameters always take the NumPy update, computed in float32)."""
-        return self._fused
-
     def step(self) -> None:
         """Apply one update to every parameter, in place.
 
@@ -385,6 +378,13 @@ class Optimizer:
         """
         for param in self.params:
             param.zero_grad()
+
+    @property
+    def fused(self) -> bool:
+        """Whether :meth:`step` updates the float32 and float64 parameters with the fused
+        kernels of :mod:`minigrad.optim.fused` (decided at construction from the ``fused``
+        argument; float16 parameters always take the NumPy update, computed in float32)."""
+        return self._fused
 
     @property
     def hyperparameter_names(self) -> tuple[str, ...]:

@@ -75,6 +75,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from minigrad._validation import _given
+
 __all__ = ["INSTALL_HINT", "adam_update", "available", "momentum_update", "sgd_update"]
 
 INSTALL_HINT = "pip install 'minigrad-nn[fast]' (or pip install numba)"
@@ -110,8 +112,6 @@ def resolve(fused: Any, has_kernel: bool, dtypes: list[np.dtype], what: str) -> 
     saying which is missing. False: never.
     """
     if fused is not None and not isinstance(fused, (bool, np.bool_)):
-        from minigrad._validation import _given
-
         raise TypeError(f"{what}: fused must be True, False or None, got {_given(fused)}")
     if fused is not None and not fused:
         return False
@@ -194,7 +194,7 @@ def _compiled(kernel: Callable[..., None]) -> Callable[..., None]:
     directory is writable)."""
     numba = _numba()
     if isinstance(numba, Exception):
-        require("the fused kernels")
+        require("minigrad.optim.fused")
     options = {"error_model": "numpy", "fastmath": False, "parallel": False}
     try:
         return numba.njit(cache=True, **options)(kernel)
