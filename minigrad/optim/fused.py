@@ -58,7 +58,8 @@ right after BLAS matrix products, whose idle worker threads keep spinning on the
 Compiling a kernel for a dtype takes a fraction of a second, the first time it runs.
 numba keeps the machine code in a cache on disk (``cache=True``: next to this file, or in
 the user's cache directory when the package directory is read-only, or in
-``NUMBA_CACHE_DIR``), so that later processes load it instead of compiling again.
+``NUMBA_CACHE_DIR``), so that later processes load it instead of compiling again. Where no
+directory is writable, every process compiles its kernels once.
 
 Every function here takes 1-D C-contiguous arrays of one dtype, float32 or float64 (an
 optimizer passes the flattened arrays of a parameter and its state), updates them in place,
