@@ -30,6 +30,7 @@ from minigrad import (
     Tanh,
 )
 from minigrad.optim import adam_update, momentum_update, sgd_update
+from minigrad.optim import fused as fused_kernels
 
 RTOL = 1e-10
 ATOL = 1e-12
@@ -297,51 +298,58 @@ def test_slides_momentum_form_diverges_once_the_lr_changes_and_torch_form_does_n
 
 ORACLE_CASES = {
     "sgd": (
-        lambda ps, lr: SGD(ps, lr=lr),
+        lambda ps, lr, fused: SGD(ps, lr=lr, fused=fused),
         lambda torch, ps, lr: torch.optim.SGD(ps, lr=lr),
     ),
     "sgd_weight_decay": (
-        lambda ps, lr: SGD(ps, lr=lr, weight_decay=0.1),
+        lambda ps, lr, fused: SGD(ps, lr=lr, fused=fused, weight_decay=0.1),
         lambda torch, ps, lr: torch.optim.SGD(ps, lr=lr, weight_decay=0.1),
     ),
     "momentum": (
-        lambda ps, lr: Momentum(ps, lr=lr, momentum=0.9),
+        lambda ps, lr, fused: Momentum(ps, lr=lr, fused=fused, momentum=0.9),
         lambda torch, ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.9),
     ),
     "momentum_weight_decay": (
-        lambda ps, lr: Momentum(ps, lr=lr, momentum=0.8, weight_decay=0.05),
+        lambda ps, lr, fused: Momentum(ps, lr=lr, fused=fused, momentum=0.8, weight_decay=0.05),
         lambda torch, ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.8, weight_decay=0.05),
     ),
     "nesterov_weight_decay": (
-        lambda ps, lr: Momentum(ps, lr=lr, momentum=0.9, nesterov=True, weight_decay=0.01),
+        lambda ps, lr, fused: Momentum(
+            ps, lr=lr, fused=fused, momentum=0.9, nesterov=True, weight_decay=0.01
+        ),
         lambda torch, ps, lr: torch.optim.SGD(
             ps, lr=lr, momentum=0.9, nesterov=True, weight_decay=0.01
         ),
     ),
     "adam": (
-        lambda ps, lr: Adam(ps, lr=lr),
+        lambda ps, lr, fused: Adam(ps, lr=lr, fused=fused),
         lambda torch, ps, lr: torch.optim.Adam(ps, lr=lr),
     ),
     "adam_weight_decay": (
-        lambda ps, lr: Adam(ps, lr=lr, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+        lambda ps, lr, fused: Adam(
+            ps, lr=lr, fused=fused, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1
+        ),
         lambda torch, ps, lr: torch.optim.Adam(
             ps, lr=lr, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1
         ),
     ),
     "adamw": (
-        lambda ps, lr: AdamW(ps, lr=lr, weight_decay=0.1),
+        lambda ps, lr, fused: AdamW(ps, lr=lr, fused=fused, weight_decay=0.1),
         lambda torch, ps, lr: torch.optim.AdamW(ps, lr=lr, weight_decay=0.1),
     ),
 }
 
 
-def compare_with_torch(torch, make, make_torch, dtype, rtol, atol, seed=0):
+def compare_with_torch(torch, make, make_torch, dtype, rtol, atol, fused, seed=0):
+    if fused and not fused_kernels.available():
+        pytest.skip("the fused kernels need numba")
     rng = np.random.default_rng(seed)
     starts = random_arrays(SHAPES, rng, dtype)
     params = [Parameter(v.copy()) for v in starts]
     tparams = [torch.tensor(v.copy(), requires_grad=True) for v in starts]
     assert all(tp.dtype == getattr(torch, np.dtype(dtype).name) for tp in tparams)
-    opt = make(params, SCHEDULE[0])
+    opt = make(params, SCHEDULE[0], fused)
+    assert opt.fused is fused
     topt = make_torch(torch, tparams, SCHEDULE[0])
     for step, lr in enumerate(SCHEDULE, start=1):
         opt.lr = lr
@@ -364,14 +372,20 @@ def compare_with_torch(torch, make, make_torch, dtype, rtol, atol, seed=0):
     assert max(np.abs(p.value - s).max() for p, s in zip(params, starts, strict=True)) > 1e-2
 
 
-@pytest.mark.parametrize(("make", "make_torch"), ORACLE_CASES.values(), ids=ORACLE_CASES)
-def test_matches_torch_float64_with_a_changing_lr(torch, make, make_torch):
-    compare_with_torch(torch, make, make_torch, np.float64, rtol=1e-10, atol=1e-12)
+# the NumPy update and the fused kernels (minigrad/optim/fused.py, skipped without numba)
+each_path = pytest.mark.parametrize("fused", [False, True], ids=["numpy", "fused"])
 
 
+@each_path
 @pytest.mark.parametrize(("make", "make_torch"), ORACLE_CASES.values(), ids=ORACLE_CASES)
-def test_matches_torch_float32_with_a_changing_lr(torch, make, make_torch):
-    compare_with_torch(torch, make, make_torch, np.float32, rtol=1e-5, atol=1e-6)
+def test_matches_torch_float64_with_a_changing_lr(torch, make, make_torch, fused):
+    compare_with_torch(torch, make, make_torch, np.float64, rtol=1e-10, atol=1e-12, fused=fused)
+
+
+@each_path
+@pytest.mark.parametrize(("make", "make_torch"), ORACLE_CASES.values(), ids=ORACLE_CASES)
+def test_matches_torch_float32_with_a_changing_lr(torch, make, make_torch, fused):
+    compare_with_torch(torch, make, make_torch, np.float32, rtol=1e-5, atol=1e-6, fused=fused)
 
 
 # -- 3. in-place updates, state and dtypes ----------------------------------------------------
@@ -1121,7 +1135,8 @@ def test_a_state_dict_that_is_not_one_is_refused():
 
 @pytest.mark.parametrize("make", [SGD, Momentum, Adam, AdamW])
 def test_a_parameter_larger_than_a_block_is_updated_as_a_whole(make, monkeypatch):
-    """Block-wise updates of a large parameter equal the update of the whole array."""
+    """Block-wise updates of a large parameter equal the update of the whole array (the
+    NumPy path: the fused kernels never split a parameter)."""
     import minigrad.optim.base as base
 
     rng = np.random.default_rng(0)
@@ -1130,7 +1145,7 @@ def test_a_parameter_larger_than_a_block_is_updated_as_a_whole(make, monkeypatch
     for block_size in (10**6, 10):  # one whole block; then blocks of 10 with a short last one
         monkeypatch.setattr(base, "BLOCK_SIZE", block_size)
         p, small = Parameter(start.copy()), Parameter(np.ones(3))
-        opt = make([p, small], lr=0.1)
+        opt = make([p, small], lr=0.1, fused=False)
         assert (opt._plan[0][3] is not None) == (block_size > p.size)  # a whole work array
         for g in grads:
             p.grad[...] = g

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from minigrad._validation import _given, _shortened
+from minigrad.optim import fused as fused_kernels
 from minigrad.optim.base import (
     HyperparameterChecks,
     Optimizer,
@@ -157,6 +158,13 @@ class Adam(Optimizer):
     betas : (float, float), each in [0, 1), default (0.9, 0.999)
     eps : float > 0, default 1e-8
     weight_decay : float >= 0, default 0.0
+    fused : bool or None, default None, keyword only
+        Update float32 and float64 parameters in one pass with the numba kernels of
+        :mod:`minigrad.optim.fused`: the same bits as the NumPy update, faster (float16
+        ones keep the NumPy update). None uses them when numba is installed
+        (``pip install 'minigrad-nn[fast]'``), True requires them (ImportError without
+        numba), False never uses them; ``optimizer.fused`` says which. Not a
+        hyperparameter: state_dict and checkpoints leave it out.
 
     Examples
     --------
@@ -184,8 +192,12 @@ class Adam(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        *,
+        fused: bool | None = None,
     ) -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(
+            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused
+        )
 
     def _checked(self, name: str, value: Any) -> Any:
         value = super()._checked(name, value)
@@ -227,6 +239,21 @@ class Adam(Optimizer):
             weight_decay=self.weight_decay,
             decoupled=self.decoupled_weight_decay,
             scratch=work,
+        )
+
+    def _fused_update(self, value: NDArray, grad: NDArray, state: dict[str, Any]) -> None:
+        fused_kernels.adam_update(
+            value,
+            grad,
+            state["m"],
+            state["v"],
+            step=state["step"],
+            lr=self.lr,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            decoupled=self.decoupled_weight_decay,
         )
 
     def state_norms(self) -> dict[str, list[float]]:
@@ -303,8 +330,8 @@ class AdamW(Adam):
     Adam update to the raw gradient: the decay does not pass through the moments, so it acts
     the same on parameters with large and small gradients.
 
-    Parameters are those of :class:`Adam`, with ``weight_decay`` defaulting to 0.01 as in
-    PyTorch.
+    Parameters are those of :class:`Adam` (``fused`` included), with ``weight_decay``
+    defaulting to 0.01 as in PyTorch.
 
     Examples
     --------
@@ -325,5 +352,9 @@ class AdamW(Adam):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.01,
+        *,
+        fused: bool | None = None,
     ) -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(
+            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused
+        )

@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from minigrad._validation import _given, _shortened, check_integer, check_real
 from minigrad.errors import ShapeError
+from minigrad.optim import fused as fused_kernels
 from minigrad.parameter import Parameter
 
 __all__ = ["BLOCK_SIZE", "HyperparameterChecks", "Optimizer"]
@@ -85,6 +86,9 @@ class Optimizer:
     ----------
     params : iterable of Parameter
         Usually ``model.parameters()``. Must be non-empty, without duplicates.
+    fused : bool or None, default None, keyword only
+        Whether to use the subclass's fused kernel (``_fused_update``) where it has one; see
+        :attr:`fused` and :mod:`minigrad.optim.fused`.
     **hyperparameters
         One value for each name in ``hyperparameter_checks``.
 
@@ -119,7 +123,9 @@ class Optimizer:
         "lr": lambda name, value: check_non_negative("learning rate", value),
     }
 
-    def __init__(self, params: Iterable[Parameter], **hyperparameters: Any) -> None:
+    def __init__(
+        self, params: Iterable[Parameter], *, fused: bool | None = None, **hyperparameters: Any
+    ) -> None:
         self.params = _parameter_list(params, "optimizer")
         # the compute dtype of the smallest range (and smallest eps), which hyperparameters
         # must fit, with the first parameter updated in it, for messages
@@ -128,6 +134,9 @@ class Optimizer:
             key=lambda pair: (float(np.finfo(pair[0]).eps), -pair[1]),
         )
         self._set_hyperparameters(hyperparameters)
+        dtypes = [p.dtype for p in self.params]
+        name = type(self).__name__
+        self._fused = fused_kernels.resolve(fused, _has_fused_kernel(type(self)), dtypes, name)
         # the shape and dtype every step relies on: the state buffers are made for them
         self._layouts = [(p.shape, p.dtype) for p in self.params]
         arrays = [self._checked_arrays(index) for index in range(len(self.params))]
@@ -151,6 +160,7 @@ class Optimizer:
         self._widened = (np.empty(half, np.float32), np.empty(half, np.float32))
         self._bound: list[tuple[Parameter, NDArray, NDArray]] = []
         self._plan: list[tuple[Any, ...]] = []
+        self._fused_plan: list[tuple[Any, ...]] = []
         self._buffers: list[NDArray] = []  # every state array, whose flags step() reads
         self._bind(arrays)
 
@@ -206,6 +216,13 @@ class Optimizer:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement _update")
 
+    #: ``_update`` in one pass, ``_fused_update(value, grad, state)`` over a parameter's whole
+    #: flattened arrays (float32 or float64; state's buffers flattened too), giving the same
+    #: bits: see :mod:`minigrad.optim.fused`. Used only where the class that defines it also
+    #: defines the ``_update`` in effect, so that a subclass changing the rule is never
+    #: updated by its parent's kernel.
+    _fused_update: Callable[[NDArray, NDArray, dict[str, Any]], None] | None = None
+
     def _begin_step(self) -> None:
         """Called by :meth:`step` once the parameters are checked, before any update (Adam
         counts its steps here)."""
@@ -250,6 +267,8 @@ class Optimizer:
                 np.copyto(value, wide_value)
             else:
                 self._update_in_blocks(value, grad, state)
+        for value, grad, state, buffers in self._fused_plan:  # whole, flattened
+            self._fused_update(value, grad, {**state, **buffers})
 
     def _read_only_buffer(self, buffer: NDArray) -> ValueError:
         """The error for a state buffer that was made read-only, naming it."""
@@ -330,7 +349,23 @@ class Optimizer:
             if isinstance(buffer, np.ndarray)
         ]
         self._plan = []
+        self._fused_plan = []
         for p, (value, grad) in zip(self.params, arrays, strict=True):
+            if (
+                self._fused
+                and p.dtype in fused_kernels.DTYPES
+                and value.flags.c_contiguous
+                and grad.flags.c_contiguous
+            ):
+                # a fused kernel makes one pass over the whole arrays: no blocks, no work array
+                buffers = {
+                    key: buffer.reshape(-1)
+                    for key, buffer in self.state[p].items()
+                    if isinstance(buffer, np.ndarray)
+                }
+                flat = (value.reshape(-1), grad.reshape(-1))
+                self._fused_plan.append((*flat, self.state[p], buffers))
+                continue
             work = wide_value = wide_grad = None
             if p.size <= BLOCK_SIZE:
                 work = self._work[state_dtype(p.dtype)][: p.size].reshape(p.shape)
@@ -351,6 +386,13 @@ class Optimizer:
         """
         for param in self.params:
             param.zero_grad()
+
+    @property
+    def fused(self) -> bool:
+        """Whether :meth:`step` updates the float32 and float64 parameters with the fused
+        kernels of :mod:`minigrad.optim.fused` (decided at construction from the ``fused``
+        argument; float16 parameters always take the NumPy update, computed in float32)."""
+        return self._fused
 
     @property
     def hyperparameter_names(self) -> tuple[str, ...]:
@@ -474,6 +516,12 @@ def state_dtype(dtype: np.dtype) -> np.dtype:
     (dtype('float32'), dtype('float64'))
     """
     return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
+
+
+def _has_fused_kernel(cls: type[Optimizer]) -> bool:
+    """Whether the class that defines ``cls``'s ``_update`` also defines ``_fused_update``."""
+    owner = next(c for c in cls.__mro__ if "_update" in c.__dict__)
+    return owner.__dict__.get("_fused_update") is not None
 
 
 def _check_state_entry(what: str, own: Any, saved: Any) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from minigrad._validation import check_bool
+from minigrad.optim import fused as fused_kernels
 from minigrad.optim.base import (
     HyperparameterChecks,
     Optimizer,
@@ -97,6 +98,13 @@ class Momentum(Optimizer):
     momentum : float in [0, 1), default 0.9
     nesterov : bool, default False
     weight_decay : float, default 0.0
+    fused : bool or None, default None, keyword only
+        Update float32 and float64 parameters in one pass with the numba kernels of
+        :mod:`minigrad.optim.fused`: the same bits as the NumPy update, faster (float16
+        ones keep the NumPy update). None uses them when numba is installed
+        (``pip install 'minigrad-nn[fast]'``), True requires them (ImportError without
+        numba), False never uses them; ``optimizer.fused`` says which. Not a
+        hyperparameter: state_dict and checkpoints leave it out.
 
     Examples
     --------
@@ -124,9 +132,16 @@ class Momentum(Optimizer):
         momentum: float = 0.9,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        *,
+        fused: bool | None = None,
     ) -> None:
         super().__init__(
-            params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
+            params,
+            lr=lr,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            fused=fused,
         )
 
     def _initial_state(self, param: Parameter) -> dict[str, Any]:
@@ -142,6 +157,17 @@ class Momentum(Optimizer):
             nesterov=self.nesterov,
             weight_decay=self.weight_decay,
             scratch=work,
+        )
+
+    def _fused_update(self, value: NDArray, grad: NDArray, state: dict[str, Any]) -> None:
+        fused_kernels.momentum_update(
+            value,
+            grad,
+            state["velocity"],
+            lr=self.lr,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
         )
 
     def state_norms(self) -> dict[str, list[float]]:

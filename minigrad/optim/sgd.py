@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from minigrad.optim import fused as fused_kernels
 from minigrad.optim.base import (
     HyperparameterChecks,
     Optimizer,
@@ -64,6 +65,13 @@ class SGD(Optimizer):
     params : iterable of Parameter
     lr : float, default 0.01
     weight_decay : float, default 0.0
+    fused : bool or None, default None, keyword only
+        Update float32 and float64 parameters in one pass with the numba kernels of
+        :mod:`minigrad.optim.fused`: the same bits as the NumPy update, faster (float16
+        ones keep the NumPy update). None uses them when numba is installed
+        (``pip install 'minigrad-nn[fast]'``), True requires them (ImportError without
+        numba), False never uses them; ``optimizer.fused`` says which. Not a
+        hyperparameter: state_dict and checkpoints leave it out.
 
     Examples
     --------
@@ -82,12 +90,20 @@ class SGD(Optimizer):
     }
 
     def __init__(
-        self, params: Iterable[Parameter], lr: float = 0.01, weight_decay: float = 0.0
+        self,
+        params: Iterable[Parameter],
+        lr: float = 0.01,
+        weight_decay: float = 0.0,
+        *,
+        fused: bool | None = None,
     ) -> None:
-        super().__init__(params, lr=lr, weight_decay=weight_decay)
+        super().__init__(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
     def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
         sgd_update(value, grad, lr=self.lr, weight_decay=self.weight_decay, scratch=work)
+
+    def _fused_update(self, value: NDArray, grad: NDArray, state: dict[str, Any]) -> None:
+        fused_kernels.sgd_update(value, grad, lr=self.lr, weight_decay=self.weight_decay)
 
     def step_bound(
         self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
