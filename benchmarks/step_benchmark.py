@@ -15,12 +15,12 @@ hand-written NumPy.
   of every layer but the first), into preallocated arrays: no framework can beat it.
 - numpy: a hand-written NumPy step, as the seeds' lesson writes it (fresh arrays every step).
 
-Each setting is timed twice. Interleaved: every implementation in one process, taking turns
-so that all see the same machine noise; each time is the median of the turns, each ratio the
-median of ratios taken turn by turn. Isolated: each implementation in a process of its own
+Each setting is timed twice, the implementations taking turns so that all see the same
+machine noise (each time is the median of the turns, each ratio the median of ratios taken
+turn by turn): interleaved, all in one process, and isolated, each in a process of its own
 (minigrad's without PyTorch imported), since a library's thread pool keeps spinning after its
-last call and can slow whatever runs next; there the ratios are ratios of medians. When the
-two disagree, the isolated numbers are the ones to quote.
+last call and can slow whatever runs next in its process. When the two disagree, the
+isolated numbers are the ones to quote.
 
 Also measured: step time against batch size and against width, and the peak memory of a
 training step (minigrad's against its own budget of parameters + gradients + optimizer
@@ -326,24 +326,20 @@ def step_times(
     return per_pass
 
 
-def summary(per_pass: dict[str, list[float]], paired: bool = True) -> dict[str, dict[str, float]]:
+def summary(per_pass: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     """Median step seconds, and each minigrad row's ratio to every other implementation.
 
-    ``paired``: the implementations took turns in one process, and the ratios are medians of
-    ratios taken pass by pass (the machine's speed drifts over minutes; within one pass
-    every implementation sees nearly the same machine, so the median of per-pass ratios is
-    steadier than a ratio of medians). Otherwise (separate processes) ratios of medians.
-    Ratio keys read ``"ours/theirs"``.
+    The ratios are medians of ratios taken pass by pass: the machine's speed drifts over
+    minutes; within one pass every implementation sees nearly the same machine, so the
+    median of per-pass ratios is steadier than a ratio of medians. Keys read
+    ``"ours/theirs"``.
     """
     seconds = {name: statistics.median(values) for name, values in per_pass.items()}
     ratios = {}
     for ours in (name for name in OURS if name in per_pass):
         for other in (name for name in per_pass if name != ours):
-            if paired:
-                pairs = zip(per_pass[ours], per_pass[other], strict=True)
-                ratios[f"{ours}/{other}"] = statistics.median(a / b for a, b in pairs)
-            else:
-                ratios[f"{ours}/{other}"] = seconds[ours] / seconds[other]
+            pairs = zip(per_pass[ours], per_pass[other], strict=True)
+            ratios[f"{ours}/{other}"] = statistics.median(a / b for a, b in pairs)
     return {"seconds": seconds, "ratios": ratios}
 
 
@@ -359,23 +355,47 @@ def compare(
 def compare_isolated(
     config: str, optimizer: str, timing: dict[str, float], names: list[str]
 ) -> dict[str, dict[str, float]]:
-    """Isolated: each implementation timed in a fresh process of its own, one after another."""
-    per_pass = {}
-    for name in names:
-        command = [sys.executable, __file__, "--time-alone", name, config, optimizer]
-        command += ["--timing", json.dumps(timing)]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"timing {name} alone failed:\n{result.stderr}")
-        per_pass[name] = json.loads(result.stdout.strip().splitlines()[-1])
-    return summary(per_pass, paired=False)
+    """Isolated: each implementation in a process of its own, the processes taking turns.
+
+    One worker process per implementation builds its step once (minigrad's never imports
+    PyTorch); then, pass after pass in rotated order, each worker is told to time one turn
+    while the others wait on their input, idle. Turns are paired pass by pass as in
+    :func:`compare`, without one library's threads in the other's process.
+    """
+    workers = {}
+    try:
+        for name in names:
+            command = [sys.executable, __file__, "--worker", name, config, optimizer]
+            workers[name] = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+        per_pass: dict[str, list[float]] = {name: [] for name in names}
+        one_turn = json.dumps({**timing, "passes": 1})
+        for turn in range(int(timing["passes"])):
+            for name in names[turn % len(names) :] + names[: turn % len(names)]:
+                worker = workers[name]
+                worker.stdin.write(one_turn + "\n")  # type: ignore[union-attr]
+                worker.stdin.flush()  # type: ignore[union-attr]
+                answer = worker.stdout.readline()  # type: ignore[union-attr]
+                if not answer:
+                    raise RuntimeError(f"the {name} worker stopped (exit {worker.wait()})")
+                per_pass[name].append(float(answer))
+    finally:
+        for worker in workers.values():
+            worker.stdin.close()  # type: ignore[union-attr]
+            worker.wait()
+            worker.stdout.close()  # type: ignore[union-attr]
+    return summary(per_pass)
 
 
-def time_alone(name: str, config: str, optimizer: str, timing: dict[str, float]) -> None:
-    """Run in a child process: print the per-pass seconds of one implementation as JSON."""
+def worker(name: str, config: str, optimizer: str) -> None:
+    """Run in a child process: build one implementation's step, then for each line of
+    timing settings on stdin time one turn and print its seconds per step."""
     sizes, batch = CONFIGS[config]
     step = make_step(name, sizes, batch, optimizer)
-    print(json.dumps(step_times({name: step}, **timing)[name]))
+    for line in sys.stdin:
+        (seconds,) = step_times({name: step}, **json.loads(line))[name]
+        print(seconds, flush=True)
 
 
 # -- memory ---------------------------------------------------------------------------------
@@ -551,7 +571,7 @@ def markdown(results: dict) -> str:
     columns = [column for column in columns if column[0] in present]
     lines += [
         "",
-        "Ratios (isolated: ratios of medians; interleaved: medians of ratios paired turn by turn):",
+        "Ratios (medians of ratios paired turn by turn):",
         "",
         "| config | optimizer | " + " | ".join(label for *_, label in columns) + " |",
         "| --- | --- |" + " ---: |" * len(columns),
@@ -629,8 +649,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     where.add_argument("--out", type=Path, help="write the results to this folder instead")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and rounds: checks only")
     parser.add_argument("--probe", nargs=3, help=argparse.SUPPRESS)
-    parser.add_argument("--time-alone", nargs=3, help=argparse.SUPPRESS)
-    parser.add_argument("--timing", type=json.loads, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.passes < 1 or not args.round_seconds > 0:
         parser.error(
@@ -653,8 +672,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.probe:
         probe(*args.probe)
         return {}
-    if args.time_alone:
-        time_alone(*args.time_alone, args.timing)
+    if args.worker:
+        worker(*args.worker)
         return {}
 
     configs = {name: CONFIGS[name] for name in args.configs}
