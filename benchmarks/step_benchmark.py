@@ -69,7 +69,7 @@ HYPERPARAMETERS = {
 #: the minigrad rows, all ratios are taken for them
 OURS = ("minigrad", "minigrad_zero_grad", "minigrad_numpy_update")
 LABELS = {
-    "minigrad": "minigrad",
+    "minigrad": "minigrad (README loop)",
     "minigrad_zero_grad": "minigrad + zero_grad",
     "minigrad_numpy_update": "minigrad, NumPy update",
     "torch": "PyTorch",
