@@ -458,9 +458,10 @@ def probe(framework: str, config: str, optimizer: str) -> None:
     sizes, batch = CONFIGS[config]
     x, y, weights = problem(sizes, batch)
     make = minigrad_step if framework == "minigrad" else torch_step
-    if framework == "torch":  # warm PyTorch's one-off allocations up on a tiny model first
-        tiny = problem((2, 2), 1)
-        torch_step((2, 2), tiny[2], tiny[0], tiny[1], optimizer)()
+    # one-off costs first, on a tiny model: PyTorch's allocations, numba and the fused
+    # kernels (about 100 MiB of compiler, paid once per process when numba is installed)
+    tiny = problem((2, 2), 1)
+    make((2, 2), tiny[2], tiny[0], tiny[1], optimizer)()
     Path("/proc/self/clear_refs").write_text("5")  # restart the high-water mark from here
     baseline = _status_kib("VmRSS")
     step = make(sizes, weights, x, y, optimizer)
