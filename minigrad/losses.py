@@ -347,6 +347,8 @@ def _check_probabilities(pred: NDArray[np.floating]) -> None:
 
 #: itemsize -> 2^(bits-1) = the number of non-negative values of the signed integer dtype
 _SIGNED_LIMIT = {size: 1 << (8 * size - 1) for size in (1, 2, 4, 8)}
+#: itemsize -> the unsigned integer dtype of that size, in native byte order
+_UNSIGNED = {np.dtype(t).itemsize: np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64)}
 
 
 def _class_indices(labels: NDArray, classes: int) -> NDArray[np.intp]:
@@ -363,7 +365,10 @@ def _class_indices(labels: NDArray, classes: int) -> NDArray[np.intp]:
     elif kind == "i" and classes <= _SIGNED_LIMIT[labels.dtype.itemsize]:
         # Viewed as unsigned, a negative label becomes at least 2^(bits-1) >= classes: one
         # max() checks both ends
-        unsigned = labels.view(labels.dtype.str.replace("i", "u"))
+        dtype = labels.dtype
+        unsigned = labels.view(
+            _UNSIGNED[dtype.itemsize] if dtype.isnative else dtype.str.replace("i", "u")
+        )
         out_of_range = np.maximum.reduce(unsigned) >= classes
     elif kind == "i":  # more classes than the dtype has positive values: only negatives fail
         out_of_range = np.minimum.reduce(labels) < 0
