@@ -1125,3 +1125,52 @@ def test_a_checkpoint_with_non_finite_values_is_refused_before_the_model_is_touc
         )
     for key, value in weights(fresh).items():
         np.testing.assert_array_equal(value, before[key])
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+@pytest.mark.parametrize("label_dtype", [np.int64, np.uint8, np.float32])
+def test_fits_batch_accuracy_equals_the_checked_accuracy(one_hot, label_dtype):
+    """fit scores training batches after CrossEntropy without re-checking them; the epoch
+    accuracy must be exactly what the checked metric gives on the same batches."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((103, 5)).astype(np.float32)
+    y = rng.integers(0, 4, 103).astype(label_dtype)
+    if one_hot:
+        y = np.eye(4, dtype=np.float32)[y.astype(np.int64)]
+
+    def checked(pred, target):
+        return mg.metrics.accuracy(pred, target)
+
+    histories = []
+    for metric in ("accuracy", checked):
+        model = mg.Sequential(mg.Dense(5, 8, rng=0), mg.ReLU(), mg.Dense(8, 4, rng=1))
+        history = mg.fit(
+            model,
+            mg.CrossEntropy(),
+            mg.SGD(model.parameters(), lr=0.1),
+            x,
+            y,
+            epochs=3,
+            batch_size=16,
+            metrics=[metric],
+            seed=0,
+            progress=False,
+        )
+        histories.append(history)
+    fast, slow = histories
+    assert fast["accuracy"] == slow["checked"]
+    assert 0 < min(fast["accuracy"]) and max(fast["accuracy"]) <= 1
+
+
+def test_fits_batch_accuracy_skips_the_checks_only_after_cross_entropy(monkeypatch):
+    from minigrad import training
+
+    functions = training._metric_functions(["accuracy"], mg.CrossEntropy())
+    fast = training._batch_metrics(functions, mg.CrossEntropy())
+    assert fast["accuracy"] is training._accuracy_of_accepted_batch
+    for loss in (mg.MSE(), mg.BinaryCrossEntropy()):
+        functions = training._metric_functions(["accuracy"], loss)
+        assert training._batch_metrics(functions, loss) == functions
+    # a single output column is a binary prediction: thresholded, not argmax
+    pred, target = np.array([[0.7], [0.2]], np.float32), np.array([1, 0])
+    assert training._accuracy_of_accepted_batch(pred, target) == 1.0
