@@ -93,6 +93,8 @@ class GradientBounds:
             type(layer) in _KINDS for layer in self.layers
         )
         self._plan: list[tuple[Any, ...]] = []
+        # key -> (params, the grad_bounds function for_step made for it)
+        self._for_step: dict[tuple[Any, ...], tuple[list[Parameter], Callable[..., Any]]] = {}
         self.resync()
 
     def resync(self) -> None:
@@ -150,9 +152,21 @@ class GradientBounds:
         self, params: list[Parameter], rows: int, loss_value: float, entries: int = 0
     ) -> Callable[[dict[int, float]], list[float]] | None:
         """The ``grad_bounds`` function :meth:`SafeStep.step` takes for this batch: bounds
-        on ||g|| for each of ``params``, in order; None if the model is not supported."""
+        on ||g|| for each of ``params``, in order; None if the model is not supported.
+
+        The function's ``key`` attribute says what the bounds depend on besides the norms
+        (the batch's size, and the loss value for MSE): SafeStep reuses a proof across
+        batches of one key. Call :meth:`resync` (and SafeStep's) after changing what the
+        bounds treat as constants.
+        """
         if not self.supported:
             return None
+        # What the bounds depend on besides the norms: two batches with the same key have
+        # the same bound function (MSE's depends on the loss value too), made once
+        key = (id(params), rows, entries, loss_value if type(self.loss) is MSE else None)
+        made = self._for_step.get(key)
+        if made is not None and made[0] is params:
+            return made[1]
 
         def grad_bounds(value_norms: dict[int, float]) -> list[float]:
             try:
@@ -164,6 +178,10 @@ class GradientBounds:
                     "a parameter given is not one of the model's"
                 ) from None
 
+        grad_bounds.key = (id(self), *key)  # type: ignore[attr-defined]
+        if len(self._for_step) > 16:  # MSE's keys change every step: keep a few
+            self._for_step.clear()
+        self._for_step[key] = (params, grad_bounds)
         return grad_bounds
 
 

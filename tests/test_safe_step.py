@@ -234,3 +234,117 @@ def test_a_non_finite_optimizer_state_is_reported_at_resync():
     optimizer.state[p]["velocity"][0] = np.nan
     with pytest.raises(mg.DivergenceError, match="'velocity' buffer of parameter 0 holds NaN"):
         SafeStep(optimizer).resync()
+
+
+# -- steps proven at once ----------------------------------------------------------------------
+
+
+def bounded_problem(name, seed=0, lr=None):
+    model, x, y = problem(seed)
+    optimizer = OPTIMIZERS[name](model.parameters())
+    if lr is not None:
+        optimizer.lr = lr
+    loss = mg.CrossEntropy()
+    row_norm = float(np.linalg.norm(x, axis=1).max())
+    bounds = mg.gradient_bounds.GradientBounds(model, loss, row_norm, x.shape[1])
+    guard = SafeStep(optimizer)
+    guard.resync()
+
+    def step(rows=16):
+        value = loss(model(x[:rows]), y[:rows])
+        model.backward(loss.backward())
+        guard.step(bounds.for_step(guard.params, rows, value, rows * 3))
+
+    return model, optimizer, guard, step
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(sorted(OPTIMIZERS)),
+    lr=st.floats(1e-4, 3.0),
+    steps=st.integers(1, 40),
+    seed=st.integers(0, 1000),
+)
+def test_the_bounds_hold_through_steps_proven_at_once(name, lr, steps, seed):
+    """The tracked bounds on ||p|| and on the optimizer's state are upper bounds after
+    every step, whether it was proven alone or with the ones before it."""
+    _, optimizer, guard, step = bounded_problem(name, seed, lr)
+    for _ in range(steps):
+        step()
+        for p, bound in zip(guard.params, guard._value_norms, strict=True):
+            assert norm(p.value) <= bound * (1 + 1e-9)
+        for key, bounds in guard._state_norms.items():
+            for p, bound in zip(guard.params, bounds, strict=True):
+                assert norm(optimizer.state[p][key]) <= bound * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("name", ["sgd", "sgd-wd", "momentum", "nesterov"])
+def test_steps_are_proven_at_once_and_are_the_plain_steps(name):
+    model, _, guard, step = bounded_problem(name, lr=0.003)
+    plain, x, y = problem()
+    plain_opt = OPTIMIZERS[name](plain.parameters())
+    plain_opt.lr = 0.003
+    proofs = []
+    step_bound = guard.optimizer.step_bound
+    guard.optimizer.step_bound = lambda *args: proofs.append(1) or step_bound(*args)
+    for _ in range(50):
+        step()
+        gradients(plain, x, y)
+        plain_opt.step()
+    assert len(proofs) < 25  # most of the 50 steps were proven in advance
+    for key, value in plain.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[key], value)
+
+
+def test_adam_proves_each_step_on_its_own():
+    _, _, guard, step = bounded_problem("adam")
+    for _ in range(5):
+        step()
+        assert guard.certified_steps == 0
+
+
+def test_a_hyperparameter_change_ends_the_proof():
+    _, optimizer, guard, step = bounded_problem("sgd", lr=0.003)
+    step()
+    assert guard.certified_steps > 10
+    proofs = []
+    step_bound = optimizer.step_bound
+    optimizer.step_bound = lambda *args: proofs.append(1) or step_bound(*args)
+    step()
+    assert proofs == []  # within the proof
+    optimizer.lr = 0.003  # any assignment, even of the same value, is proven again
+    step()
+    assert proofs
+
+
+def test_resync_and_another_batch_size_end_the_proof():
+    _, optimizer, guard, step = bounded_problem("momentum", lr=0.003)
+    step()
+    assert guard.certified_steps > 0
+    guard.resync()
+    assert guard.certified_steps == 0
+    step()
+    proofs = []
+    step_bound = optimizer.step_bound
+    optimizer.step_bound = lambda *args: proofs.append(1) or step_bound(*args)
+    step(rows=5)  # another key: proven again
+    assert proofs
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum"])
+def test_no_more_steps_are_proven_than_the_caps_allow(name):
+    """A tight case: each step moves ||p|| by exactly the bound on its change, so a proof of
+    one step too many would leave ||p|| above the tracked bound."""
+    p = mg.Parameter(np.array([1.0]))
+    optimizer = mg.SGD([p], lr=1.0) if name == "sgd" else mg.Momentum([p], lr=1.0, momentum=0.0)
+    guard = SafeStep(optimizer)
+
+    def grad_bounds(norms):
+        return [1.0]  # |g| = 1 exactly, whatever the norms
+
+    grad_bounds.key = "constant"
+    for _ in range(12):
+        p.grad[...] = -1.0
+        guard.step(grad_bounds)
+        assert norm(p.value) <= guard._value_norms[0]
+    assert p.value[0] == 13.0

@@ -180,7 +180,11 @@ class Optimizer:
                 f"change nothing; its hyperparameters are {', '.join(self.hyperparameter_checks)}"
                 + (" (the learning rate is lr)" if name == "learning_rate" else "")
             )
-        super().__setattr__(name, value if check is None else self._checked(name, value))
+        if check is not None:
+            value = self._checked(name, value)
+            # counted, so that bounds proven for the old values are known to be stale
+            self.__dict__["revision"] = self.__dict__.get("revision", 0) + 1
+        super().__setattr__(name, value)
 
     def _checked(self, name: str, value: Any) -> Any:
         """Hyperparameter ``name``'s value, checked and normalised by its check and, for the

@@ -174,6 +174,24 @@ class Momentum(Optimizer):
         """||b|| of each velocity buffer, for :class:`~minigrad.optim.SafeStep`."""
         return {"velocity": [norm(self.state[p]["velocity"]) for p in self.params]}
 
+    def state_caps(
+        self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
+    ) -> dict[str, list[float]]:
+        """Bounds on ||b|| for every later step, for :class:`~minigrad.optim.SafeStep`,
+        while ||g|| and ||p|| stay within ``grad_norms`` and ``value_norms``.
+
+        With d = ||g|| + wd ||p||, ||b'|| <= mu ||b|| + d, and a bound B >= d / (1 - mu)
+        keeps itself: mu B + d <= B. So max(||b||, d / (1 - mu)), made a millionth larger
+        against rounding, holds now and after any number of such steps.
+        """
+        mu, wd = self.momentum, self.weight_decay
+        return {
+            "velocity": [
+                max(b, (g + wd * v) / (1.0 - mu) * (1.0 + 1e-6))
+                for g, v, b in zip(grad_norms, value_norms, state_norms["velocity"], strict=True)
+            ]
+        }
+
     def step_bound(
         self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
     ) -> tuple[list[float], list[float], dict[str, list[float]]]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,6 +40,8 @@ __all__ = ["SafeStep", "norm"]
 
 #: Bounds must stay below the dtype's largest value divided by this, a margin for rounding.
 HEADROOM = 16.0
+#: The most steps proven at once (fit proves them again at every epoch anyway).
+MAX_CERTIFIED = 100_000
 
 
 def norm(array: NDArray[np.floating]) -> float:
@@ -97,6 +100,14 @@ class SafeStep:
     changing parameters or optimizer state outside ``step()`` (``fit`` calls it at the
     start of every epoch).
 
+    With a ``grad_bounds`` function that has a ``key`` (``GradientBounds.for_step`` gives
+    one) and an optimizer that bounds its state for all later steps (``state_caps``: SGD
+    and Momentum), one proof covers several steps: while the norms stay below caps of
+    twice their bounds, the gradients' bounds at the caps hold, and so does each step's
+    change bound at the caps; the steps that cannot carry ||p|| past its cap are proven
+    together (see ``_certify``), and those steps cost one comparison each. A change of a
+    hyperparameter, of the key or a :meth:`resync` ends such a proof.
+
     Examples
     --------
     >>> import minigrad as mg
@@ -141,6 +152,9 @@ class SafeStep:
         self.value_norms: dict[int, float] = {}
         self._value_norms: list[float] | None = None
         self._state_norms: dict[str, list[float]] = {}
+        # steps proven in advance, for grad_bounds of this key and this optimizer revision
+        self.certified_steps = 0
+        self._certificate: tuple[Any, int] | None = None
 
     def resync(self) -> None:
         """Recompute the norms of the parameters and the optimizer state from the arrays.
@@ -151,6 +165,7 @@ class SafeStep:
             A parameter or an optimizer state buffer already holds NaN or inf (it was
             changed outside ``step()``, or loaded so).
         """
+        self.certified_steps = 0
         with np.errstate(over="ignore", invalid="ignore"):
             norms = [norm(p.value) for p in self.params]
         for name, param, value in zip(self.names, self.params, norms, strict=True):
@@ -208,9 +223,20 @@ class SafeStep:
         if self._value_norms is None:
             self.resync()
         if grad_bounds is not None:
+            if self.certified_steps and self._certificate == (
+                getattr(grad_bounds, "key", None),
+                getattr(self.optimizer, "revision", None),
+            ):
+                self.certified_steps -= 1
+                self.optimizer.step()
+                return
             for attempt in range(2):
                 if attempt:
                     self.resync()
+                if self._certify(grad_bounds):  # this step and the next ones
+                    self.certified_steps -= 1
+                    self.optimizer.step()
+                    return
                 bounds = grad_bounds(self.value_norms)
                 if bounds is None:
                     break
@@ -249,6 +275,61 @@ class SafeStep:
         self.optimizer.step()
         self._set_value_norms(values)
         self._state_norms = state_norms
+        return True
+
+    def _certify(self, grad_bounds: Callable[[dict[int, float]], list[float] | None]) -> bool:
+        """Prove this step and the next ones at once, for batches of the same
+        ``grad_bounds.key``; whether at least this step was proven.
+
+        Caps twice (plus one) the current bound on each ||p||; ``grad_bounds`` at the caps
+        bounds every gradient while the norms stay below them (the bounds grow with the
+        norms), the optimizer's ``state_caps`` bound its state for every later step, and
+        ``step_bound`` at those caps bounds each step's change c. A step that starts below
+        the caps is then finite, and k steps move ||p|| by at most k c: the
+        floor((cap - ||p||) / c) steps from this one are proven. The bounds on ||p|| and
+        the state become their values after those steps, which also hold during them. Any
+        change of a hyperparameter (the optimizer's ``revision``), of the key, or
+        :meth:`resync` ends the proof. The caps' bounds are looser than those at the
+        current norms, so a step this cannot prove may still be proven on its own.
+        """
+        state_caps = getattr(self.optimizer, "state_caps", None)
+        key = getattr(grad_bounds, "key", None)
+        revision = getattr(self.optimizer, "revision", None)
+        if state_caps is None or key is None or self._value_norms is None:
+            return False
+        values = self._value_norms
+        caps = [2.0 * v + 1.0 for v in values]
+        norms = dict(self.value_norms)
+        norms.update((id(p), cap) for p, cap in zip(self.params, caps, strict=True))
+        grads = grad_bounds(norms)
+        if grads is None:
+            return False
+        states = state_caps(grads, caps, self._state_norms)
+        bound = self.optimizer.step_bound(grads, caps, states)  # type: ignore[attr-defined]
+        if bound is None:
+            return False
+        change, peak, after = bound
+        for name, capped in states.items():
+            for new, cap, limit in zip(after[name], capped, self.limits, strict=True):
+                if not (new <= cap <= limit):  # NaN fails too
+                    return False
+        steps = math.inf
+        for value, cap, step, top, limit in zip(
+            values, caps, change, peak, self.limits, strict=True
+        ):
+            if not (cap <= limit and top <= limit and step >= 0):
+                return False
+            if step > 0:
+                steps = min(steps, (cap - value) / step * (1 - 1e-9))  # rounded down
+        steps = int(min(steps, MAX_CERTIFIED))
+        if steps < 1:
+            return False
+        self._set_value_norms(
+            [min(cap, v + steps * c) for v, cap, c in zip(values, caps, change, strict=True)]
+        )
+        self._state_norms = states
+        self.certified_steps = steps
+        self._certificate = (key, revision)
         return True
 
     def _refuse_gradients(self) -> None:

@@ -105,6 +105,13 @@ class SGD(Optimizer):
     def _fused_update(self, value: NDArray, grad: NDArray, state: dict[str, Any]) -> None:
         fused_kernels.sgd_update(value, grad, lr=self.lr, weight_decay=self.weight_decay)
 
+    def state_caps(
+        self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
+    ) -> dict[str, list[float]]:
+        """Bounds on the state's norms for every later step (SGD keeps no state), for
+        :class:`~minigrad.optim.SafeStep`."""
+        return {}
+
     def step_bound(
         self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
     ) -> tuple[list[float], list[float], dict[str, list[float]]]:
