@@ -155,6 +155,8 @@ class SafeStep:
         # steps proven in advance, for grad_bounds of this key and this optimizer revision
         self.certified_steps = 0
         self._certificate: tuple[Any, int] | None = None
+        # after proofs of several steps fail, steps proven alone before the next attempt
+        self._skipped_proofs = self._backoff = 0
 
     def resync(self) -> None:
         """Recompute the norms of the parameters and the optimizer state from the arrays.
@@ -233,10 +235,16 @@ class SafeStep:
             for attempt in range(2):
                 if attempt:
                     self.resync()
-                if self._certify(grad_bounds):  # this step and the next ones
+                if self._skipped_proofs:
+                    self._skipped_proofs -= 1
+                elif self._certify(grad_bounds):  # this step and the next ones
+                    self._backoff = 0
                     self.certified_steps -= 1
                     self.optimizer.step()
                     return
+                else:  # loose bounds: try again after 1, 3, 7, ... steps, at most 63
+                    self._backoff = min(2 * self._backoff + 1, 63)
+                    self._skipped_proofs = self._backoff
                 bounds = grad_bounds(self.value_norms)
                 if bounds is None:
                     break
