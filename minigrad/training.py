@@ -180,8 +180,8 @@ def _check_values(array: NDArray, name: str, what: str, dtype: np.dtype | None) 
                     f"{what}: {name} holds NaN or infinite values, the first at index "
                     f"{index if len(index) > 1 else index[0]} ({array[index]})"
                 )
-        if limit is not None and piece.size:
-            largest = max(largest, float(np.abs(piece, dtype=np.float64).max()))
+        if limit is not None and piece.size:  # two reductions, no float64 copy of the piece
+            largest = max(largest, abs(float(piece.max())), abs(float(piece.min())))
     if limit is not None and largest > limit:
         raise ValueError(
             f"{what}: {name} holds values up to {largest:.3g}, beyond the largest {dtype} "
