@@ -159,12 +159,9 @@ class Adam(Optimizer):
     eps : float > 0, default 1e-8
     weight_decay : float >= 0, default 0.0
     fused : bool or None, default None, keyword only
-        Update float32 and float64 parameters in one pass with the numba kernels of
-        :mod:`minigrad.optim.fused`: the same bits as the NumPy update, faster (float16
-        ones keep the NumPy update). None uses them when numba is installed
-        (``pip install 'minigrad-nn[fast]'``), True requires them (ImportError without
-        numba), False never uses them; ``optimizer.fused`` says which. Not a
-        hyperparameter: state_dict and checkpoints leave it out.
+        The one-pass numba kernels of :mod:`minigrad.optim.fused` (same bits as the NumPy
+        update): None when numba is installed, True always, False never; see
+        :class:`~minigrad.optim.Optimizer`.
 
     Examples
     --------
@@ -241,12 +238,14 @@ class Adam(Optimizer):
             scratch=work,
         )
 
-    def _fused_update(self, value: NDArray, grad: NDArray, state: dict[str, Any]) -> None:
+    def _fused_update(
+        self, value: NDArray, grad: NDArray, state: dict[str, Any], buffers: dict[str, NDArray]
+    ) -> None:
         fused_kernels.adam_update(
             value,
             grad,
-            state["m"],
-            state["v"],
+            buffers["m"],
+            buffers["v"],
             step=state["step"],
             lr=self.lr,
             beta1=self.betas[0],

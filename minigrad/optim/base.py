@@ -87,8 +87,12 @@ class Optimizer:
     params : iterable of Parameter
         Usually ``model.parameters()``. Must be non-empty, without duplicates.
     fused : bool or None, default None, keyword only
-        Whether to use the subclass's fused kernel (``_fused_update``) where it has one; see
-        :attr:`fused` and :mod:`minigrad.optim.fused`.
+        Update float32 and float64 parameters in one pass with the subclass's numba kernel
+        (``_fused_update``, :mod:`minigrad.optim.fused`): the same bits as the NumPy
+        update, faster (float16 ones keep the NumPy update). None uses it when numba is
+        installed (``pip install 'minigrad-nn[fast]'``), True requires it (ImportError
+        without numba), False never uses it; :attr:`fused` says which. Not a
+        hyperparameter: state_dict and checkpoints leave it out.
     **hyperparameters
         One value for each name in ``hyperparameter_checks``.
 
@@ -220,12 +224,15 @@ class Optimizer:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement _update")
 
-    #: ``_update`` in one pass, ``_fused_update(value, grad, state)`` over a parameter's whole
-    #: flattened arrays (float32 or float64; state's buffers flattened too), giving the same
-    #: bits: see :mod:`minigrad.optim.fused`. Used only where the class that defines it also
-    #: defines the ``_update`` in effect, so that a subclass changing the rule is never
+    #: ``_update`` in one pass, ``_fused_update(value, grad, state, buffers)`` over a
+    #: parameter's whole flattened arrays (float32 or float64; ``buffers`` holds state's
+    #: arrays flattened, by key, and ``state`` the rest, such as step counts), giving the
+    #: same bits: see :mod:`minigrad.optim.fused`. Used only where the class that defines it
+    #: also defines the ``_update`` in effect, so that a subclass changing the rule is never
     #: updated by its parent's kernel.
-    _fused_update: Callable[[NDArray, NDArray, dict[str, Any]], None] | None = None
+    _fused_update: Callable[[NDArray, NDArray, dict[str, Any], dict[str, NDArray]], None] | None = (
+        None
+    )
 
     def _begin_step(self) -> None:
         """Called by :meth:`step` once the parameters are checked, before any update (Adam
@@ -272,7 +279,7 @@ class Optimizer:
             else:
                 self._update_in_blocks(value, grad, state)
         for value, grad, state, buffers in self._fused_plan:  # whole, flattened
-            self._fused_update(value, grad, {**state, **buffers})
+            self._fused_update(value, grad, state, buffers)
 
     def _read_only_buffer(self, buffer: NDArray) -> ValueError:
         """The error for a state buffer that was made read-only, naming it."""

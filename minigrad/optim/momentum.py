@@ -99,12 +99,9 @@ class Momentum(Optimizer):
     nesterov : bool, default False
     weight_decay : float, default 0.0
     fused : bool or None, default None, keyword only
-        Update float32 and float64 parameters in one pass with the numba kernels of
-        :mod:`minigrad.optim.fused`: the same bits as the NumPy update, faster (float16
-        ones keep the NumPy update). None uses them when numba is installed
-        (``pip install 'minigrad-nn[fast]'``), True requires them (ImportError without
-        numba), False never uses them; ``optimizer.fused`` says which. Not a
-        hyperparameter: state_dict and checkpoints leave it out.
+        The one-pass numba kernels of :mod:`minigrad.optim.fused` (same bits as the NumPy
+        update): None when numba is installed, True always, False never; see
+        :class:`~minigrad.optim.Optimizer`.
 
     Examples
     --------
@@ -159,11 +156,13 @@ class Momentum(Optimizer):
             scratch=work,
         )
 
-    def _fused_update(self, value: NDArray, grad: NDArray, state: dict[str, Any]) -> None:
+    def _fused_update(
+        self, value: NDArray, grad: NDArray, state: dict[str, Any], buffers: dict[str, NDArray]
+    ) -> None:
         fused_kernels.momentum_update(
             value,
             grad,
-            state["velocity"],
+            buffers["velocity"],
             lr=self.lr,
             momentum=self.momentum,
             nesterov=self.nesterov,
