@@ -584,8 +584,9 @@ def fit(
                         callback.on_epoch_begin(state)
                     if not model.training:  # a callback switched the model to eval mode
                         _set_mode(model, True)
-                    guard.resync()  # callbacks may have changed parameters
-                    bounds.resync()
+                    if callbacks:  # they may have changed parameters or hyperparameters
+                        guard.resync()
+                        bounds.resync()
                     logs = _train_epoch(
                         state,
                         metric_functions,
@@ -607,7 +608,8 @@ def fit(
                         logs.update({f"val_{name}": value for name, value in scores.items()})
                     logs["lr"] = float(optimizer.lr)
                     state.history.append(logs)
-                    guard.resync()  # nothing non-finite reaches a callback that writes files
+                    if callbacks:  # nothing non-finite reaches a callback that writes files
+                        guard.resync()
                     for callback in callbacks:
                         callback.on_epoch_end(state, logs)
                     if check_bool("TrainingState.stop_training", state.stop_training):
@@ -741,7 +743,10 @@ def _train_epoch(
             total += value * n
             seen += n
             for name, metric in batch_metrics.items():
-                sums[name] += _score(name, metric, pred, y_batch) * n
+                if metric is _accuracy_of_accepted_batch:  # a float already
+                    sums[name] += metric(pred, y_batch) * n
+                else:
+                    sums[name] += _score(name, metric, pred, y_batch) * n
             model.backward_parameters(loss.backward())
             if clip_norm is not None:
                 clip_grad_norm(guard.params, clip_norm)

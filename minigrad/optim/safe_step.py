@@ -289,9 +289,11 @@ class SafeStep:
         """Prove this step and the next ones at once, for batches of the same
         ``grad_bounds.key``; whether at least this step was proven.
 
-        Caps twice (plus one) the current bound on each ||p||; ``grad_bounds`` at the caps
-        bounds every gradient while the norms stay below them (the bounds grow with the
-        norms), the optimizer's ``state_caps`` bound its state for every later step, and
+        Caps each ||p|| at 4 (||p|| + 1), four times its current bound plus four (larger
+        caps prove more steps at once, as far as the bounds' growth with them allows);
+        ``grad_bounds`` at the caps bounds every gradient while the norms stay below them
+        (the bounds grow with the norms), the optimizer's ``state_caps`` bound its state for
+        every later step, and
         ``step_bound`` at those caps bounds each step's change c. A step that starts below
         the caps is then finite, and k steps move ||p|| by at most k c: the
         floor((cap - ||p||) / c) steps from this one are proven. The bounds on ||p|| and
@@ -306,7 +308,7 @@ class SafeStep:
         if state_caps is None or key is None or self._value_norms is None:
             return False
         values = self._value_norms
-        caps = [2.0 * v + 1.0 for v in values]
+        caps = [4.0 * v + 4.0 for v in values]
         norms = dict(self.value_norms)
         norms.update((id(p), cap) for p, cap in zip(self.params, caps, strict=True))
         grads = grad_bounds(norms)
