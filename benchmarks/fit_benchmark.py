@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
             times[name].append(time.perf_counter() - start)
     batches = len(DataLoader(x, y, batch_size=32)) * EPOCHS
     results = {
-        "batches_per_epoch": batches,
+        "batches_per_turn": batches,
         "microseconds_per_batch": {
             name: statistics.median(t) / batches * 1e6 for name, t in times.items()
         },
