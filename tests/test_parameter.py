@@ -147,6 +147,20 @@ def test_buffers_are_in_the_state_dict_but_never_trained():
     assert model[1].offset not in optimizer.state
 
 
+def test_a_buffer_may_be_an_int64_count_and_a_parameter_may_not():
+    count = Buffer(np.zeros((), np.int64), name="count")
+    assert repr(count) == "Buffer(name='count', shape=(), dtype=int64)"
+    count.value += 3
+    assert count.value == 3 and count.dtype == np.int64
+    with pytest.raises(TypeError, match="must keep its dtype int64, got float64"):
+        count.value = np.zeros(())
+    for dtype in (np.int32, np.uint64, np.bool_):
+        with pytest.raises(TypeError, match="Buffer values must be floating point or int64, got"):
+            Buffer(np.zeros(2, dtype))
+    with pytest.raises(TypeError, match="Parameter values must be floating point, got dtype int64"):
+        Parameter(np.zeros(2, np.int64))
+
+
 def test_load_state_dict_restores_buffers_in_place():
     source, target = Shift(3), Shift(3)
     source.offset.value[...] = [5.0, 6.0, 7.0]
