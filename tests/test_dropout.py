@@ -3,6 +3,7 @@ state but that checkpoints save and restore (resume bit for bit), PyTorch intero
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -13,6 +14,8 @@ from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
 from minigrad import Dropout, Layer
+from minigrad.errors import ModelFileError
+from minigrad.serialization.safetensors_file import read_safetensors, write_safetensors
 from minigrad.testing import check_gradients
 
 pytest.importorskip("safetensors")
@@ -166,7 +169,7 @@ def test_named_generators_lists_every_layer_s_generator_by_path():
     assert model[1].rng is model[2][0].rng  # a shared generator is listed under each path
 
 
-# -- the generator is not state ----------------------------------------------------------------
+# -- the generator is not state, but checkpoints save it ----------------------------------------
 
 
 def dropout_model(seed):
@@ -198,6 +201,142 @@ def test_dropout_has_no_state_dict_entries_and_the_model_loads_into_torch(torch,
     expected = twin.eval()(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(mg.predict(model, x), expected, rtol=1e-5, atol=1e-6)
     assert repr(Dropout(0.3)) == repr(torch.nn.Dropout(0.3)).replace(", inplace=False", "")
+
+
+def spirals():
+    x, y = mg.data.make_spirals(90, classes=3, seed=0)
+    return np.column_stack([x, x * x]).astype(np.float32), y
+
+
+def test_resuming_a_model_with_dropout_gives_the_uninterrupted_run_bit_for_bit(tmp_path):
+    x, y = spirals()
+    loss = mg.CrossEntropy()
+    model = dropout_model(seed=7)
+    optimizer = mg.Momentum(model.parameters(), lr=0.05)
+    every_epoch = mg.ModelCheckpoint(tmp_path / "epoch{epoch}.safetensors")
+    whole = mg.fit(
+        model, loss, optimizer, x, y, epochs=4, batch_size=16, seed=3, progress=False,
+        callbacks=[every_epoch],
+    )  # fmt: skip
+
+    # A model built with another seed for its Dropout: only the checkpoint makes its masks
+    # those of the uninterrupted run
+    resumed = dropout_model(seed=99)
+    resumed_optimizer = mg.Momentum(resumed.parameters(), lr=0.05)
+    history = mg.fit(
+        resumed, loss, resumed_optimizer, x, y, epochs=4, batch_size=16, progress=False,
+        resume_from=tmp_path / "epoch2.safetensors",
+    )  # fmt: skip
+    assert history == whole
+    for key, value in model.state_dict().items():
+        assert resumed.state_dict()[key].dtype == value.dtype
+        np.testing.assert_array_equal(resumed.state_dict()[key], value, err_msg=key)
+    assert resumed[3].rng.bit_generator.state == model[3].rng.bit_generator.state
+
+    # without the generator's state the run differs: the test above has something to catch
+    fresh = dropout_model(seed=99)
+    checkpoint = mg.load_checkpoint(tmp_path / "epoch2.safetensors")
+    checkpoint.restore(fresh, mg.Momentum(fresh.parameters(), lr=0.05))
+    fresh[3].rng = 99
+    mg.fit(
+        fresh, loss, mg.Momentum(fresh.parameters(), lr=0.05), x, y, epochs=1, batch_size=16,
+        seed=0, progress=False,
+    )  # fmt: skip
+    assert not np.array_equal(fresh[0].weight.value, model[0].weight.value)
+
+
+def test_a_checkpoint_stores_each_layer_generator_by_path_and_load_restores_it(tmp_path):
+    model = dropout_model(seed=5)
+    model(np.ones((4, 4)))  # the generator has drawn a mask
+    path = tmp_path / "c.safetensors"
+    mg.save_checkpoint(path, model, mg.SGD(model.parameters()))
+    saved = json.loads(read_safetensors(path)[1]["minigrad.generators"])
+    assert list(saved) == ["3.rng"] and saved["3.rng"] == model[3].rng.bit_generator.state
+    loaded = mg.load_checkpoint(path).model
+    assert loaded[3].rng.bit_generator.state == model[3].rng.bit_generator.state
+
+
+def test_restore_refuses_a_model_whose_generators_differ_and_writes_nothing(tmp_path):
+    model = dropout_model(seed=5)
+    path = tmp_path / "c.safetensors"
+    mg.save_checkpoint(path, model, mg.SGD(model.parameters()))
+    checkpoint = mg.load_checkpoint(path)
+    other = dropout_model(seed=6)
+    other.layers[3] = mg.Tanh()  # same parameters, no generator
+    before = other.state_dict()
+    with pytest.raises(
+        ValueError, match=r"random generators at \['3\.rng'\]; this model has them at \[\]"
+    ):
+        checkpoint.restore(other, mg.SGD(other.parameters()))
+    for key, value in other.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+
+    dxsm = dropout_model(seed=5)
+    dxsm[3].rng = np.random.Generator(np.random.PCG64DXSM(0))
+    with pytest.raises(ValueError, match=r"a PCG64 state for the generator at '3\.rng', but .*"):
+        checkpoint.restore(dxsm, mg.SGD(dxsm.parameters()))
+
+
+def test_a_generator_checkpoints_cannot_save_is_named_by_path(tmp_path):
+    model = mg.Sequential(
+        mg.Dense(2, 2), Dropout(0.5, rng=np.random.Generator(np.random.MT19937()))
+    )
+    with pytest.raises(ValueError, match=r"the generator at '1\.rng' \(a layer's\) cannot be"):
+        mg.save_checkpoint(tmp_path / "c.safetensors", model, mg.SGD(model.parameters()))
+    assert not (tmp_path / "c.safetensors").exists()
+
+
+def rewrite_generators(tmp_path, value):
+    model = dropout_model(seed=5)
+    path = tmp_path / "c.safetensors"
+    mg.save_checkpoint(path, model, mg.SGD(model.parameters()))
+    tensors, metadata = read_safetensors(path)
+    if value is None:
+        del metadata["minigrad.generators"]
+    else:
+        metadata["minigrad.generators"] = json.dumps(value)
+    write_safetensors(path, tensors, metadata)
+    return path, model[3].rng.bit_generator.state
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([1, 2], "minigrad.generators must map layer paths to generator states"),
+        ("PCG64", "minigrad.generators must map layer paths to generator states"),
+        ({}, r"holds the states of generators at \[\], but the architecture's layers own "),
+        (None, r"holds the states of generators at \[\], but the architecture's layers"),
+        ("extra", r"holds the states of generators at \['3\.rng', 'evil'\]"),
+        ({"3.rng": {"bit_generator": "MT19937"}}, r"\['3\.rng'\]: a generator state names"),
+        ({"3.rng": "os.system"}, r"\['3\.rng'\]: a generator state names its bit generator"),
+        ("negative", r"\['3\.rng'\]: a PCG64 state is"),
+        ("dxsm", r"\['3\.rng'\] is a PCG64DXSM state, but the rebuilt layer draws from PCG64"),
+    ],
+)
+def test_a_checkpoint_s_generators_that_do_not_fit_its_model_are_a_model_file_error(
+    tmp_path, value, message
+):
+    path, state = rewrite_generators(tmp_path, None)
+    if value == "extra":
+        value = {"3.rng": state, "evil": state}
+    elif value == "negative":
+        value = {"3.rng": {**state, "state": {"state": -1, "inc": 1}}}
+    elif value == "dxsm":
+        value = {"3.rng": np.random.Generator(np.random.PCG64DXSM(0)).bit_generator.state}
+    path, _ = rewrite_generators(tmp_path, value)
+    with pytest.raises(ModelFileError, match=message):
+        mg.load_checkpoint(path)
+
+
+def test_a_checkpoint_without_generators_loads_into_a_model_without_any(tmp_path):
+    """A checkpoint written before layers had generators has no such entry."""
+    model = mg.Sequential(mg.Dense(2, 2, rng=0))
+    path = tmp_path / "c.safetensors"
+    mg.save_checkpoint(path, model, mg.SGD(model.parameters()))
+    tensors, metadata = read_safetensors(path)
+    del metadata["minigrad.generators"]
+    write_safetensors(path, tensors, metadata)
+    mg.load_checkpoint(path).restore(model, mg.SGD(model.parameters()))
 
 
 # -- configuration and errors --------------------------------------------------------------------
