@@ -523,6 +523,25 @@ def test_what_a_load_would_refuse_for_its_size_is_refused_at_save(tmp_path, monk
     assert list(tmp_path.iterdir()) == []
 
 
+def test_int64_and_zero_dimensional_tensors_round_trip_with_their_shape(tmp_path):
+    from minigrad.serialization import safetensors_file
+
+    path = tmp_path / "t.safetensors"
+    tensors = {
+        "count": np.array(7, np.int64),
+        "counts": np.arange(3, dtype=np.int64),
+        "scale": np.array(0.5, np.float32),
+        "strided": np.arange(6.0).reshape(2, 3)[:, ::2],
+    }
+    safetensors_file.write_safetensors(path, tensors, {})
+    loaded, _ = read_safetensors(path)
+    for name, array in tensors.items():
+        assert loaded[name].shape == array.shape and loaded[name].dtype == array.dtype
+        np.testing.assert_array_equal(loaded[name], array)
+    with pytest.raises(TypeError, match="has dtype int32; model files hold float16, float32, "):
+        safetensors_file.write_safetensors(path, {"c": np.zeros(2, np.int32)}, {})
+
+
 def test_messages_about_user_classes_and_layers_stay_short(tmp_path):
     def identity(self, x):
         return x

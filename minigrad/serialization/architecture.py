@@ -22,8 +22,13 @@ from typing import Any, TypeVar
 from minigrad._files import error_text, listing, quoted, shortened, type_name
 from minigrad.errors import ModelFileError
 from minigrad.layers import (
+    BatchNorm1d,
+    BatchNorm2d,
     Dense,
+    Dropout,
+    Embedding,
     Layer,
+    LayerNorm,
     LeakyReLU,
     Normalization,
     ReLU,
@@ -52,6 +57,9 @@ OptimizerClass = TypeVar("OptimizerClass", bound=type[Optimizer])
 _LAYERS: dict[str, type[Layer]] = {
     cls.__name__: cls for cls in (Dense, Tanh, Sigmoid, ReLU, LeakyReLU, Softmax, Normalization)
 }
+_LAYERS.update(
+    (cls.__name__, cls) for cls in (BatchNorm1d, BatchNorm2d, LayerNorm, Dropout, Embedding)
+)
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
     cls.__name__: cls for cls in (SGD, Momentum, Adam, AdamW)
 }
