@@ -30,14 +30,20 @@ from minigrad.callbacks import (
 from minigrad.data import DataLoader
 from minigrad.errors import DivergenceError, ModelFileError, ShapeError
 from minigrad.layers import (
+    ELU,
+    GELU,
     Activation,
     Dense,
+    Identity,
     Layer,
     LeakyReLU,
+    LogSoftmax,
     Normalization,
     ReLU,
     Sigmoid,
+    SiLU,
     Softmax,
+    Softplus,
     Tanh,
 )
 from minigrad.losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss
@@ -61,6 +67,8 @@ from minigrad.training import History, evaluate, fit, predict
 __version__ = "0.1.0"
 
 __all__ = [
+    "ELU",
+    "GELU",
     "MSE",
     "SGD",
     "Activation",
@@ -78,9 +86,11 @@ __all__ = [
     "EarlyStopping",
     "History",
     "HistoryLogger",
+    "Identity",
     "Layer",
     "LeakyReLU",
     "LearningRateScheduler",
+    "LogSoftmax",
     "Loss",
     "ModelCheckpoint",
     "ModelFileError",
@@ -91,8 +101,10 @@ __all__ = [
     "ReLU",
     "Sequential",
     "ShapeError",
+    "SiLU",
     "Sigmoid",
     "Softmax",
+    "Softplus",
     "Tanh",
     "__version__",
     "accuracy",

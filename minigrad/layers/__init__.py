@@ -1,18 +1,37 @@
 """Layers: the base class, Dense, the activations and Normalization."""
 
-from minigrad.layers.activations import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from minigrad.layers.activations import (
+    ELU,
+    GELU,
+    Activation,
+    Identity,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
 from minigrad.layers.base import Layer
 from minigrad.layers.dense import Dense
 from minigrad.layers.normalization import Normalization
 
 __all__ = [
+    "ELU",
+    "GELU",
     "Activation",
     "Dense",
+    "Identity",
     "Layer",
     "LeakyReLU",
+    "LogSoftmax",
     "Normalization",
     "ReLU",
+    "SiLU",
     "Sigmoid",
     "Softmax",
+    "Softplus",
     "Tanh",
 ]

@@ -31,6 +31,7 @@ from minigrad.layers import (
     Softmax,
     Tanh,
 )
+from minigrad.layers.activations import ELU, GELU, Identity, LogSoftmax, SiLU, Softplus
 from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer
 from minigrad.sequential import Sequential
 
@@ -52,6 +53,7 @@ OptimizerClass = TypeVar("OptimizerClass", bound=type[Optimizer])
 _LAYERS: dict[str, type[Layer]] = {
     cls.__name__: cls for cls in (Dense, Tanh, Sigmoid, ReLU, LeakyReLU, Softmax, Normalization)
 }
+_LAYERS.update((cls.__name__, cls) for cls in (GELU, SiLU, ELU, Softplus, LogSoftmax, Identity))
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
     cls.__name__: cls for cls in (SGD, Momentum, Adam, AdamW)
 }
