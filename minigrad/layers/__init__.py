@@ -15,6 +15,7 @@ from minigrad.layers.activations import (
     Tanh,
 )
 from minigrad.layers.base import Layer
+from minigrad.layers.containers import Concat, Residual, Sequential
 from minigrad.layers.dense import Dense
 from minigrad.layers.normalization import Normalization
 
@@ -22,6 +23,7 @@ __all__ = [
     "ELU",
     "GELU",
     "Activation",
+    "Concat",
     "Dense",
     "Identity",
     "Layer",
@@ -29,6 +31,8 @@ __all__ = [
     "LogSoftmax",
     "Normalization",
     "ReLU",
+    "Residual",
+    "Sequential",
     "SiLU",
     "Sigmoid",
     "Softmax",
