@@ -64,6 +64,7 @@ from minigrad.serialization import (
     save,
     save_checkpoint,
 )
+from minigrad.summaries import summary
 from minigrad.training import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
@@ -129,4 +130,5 @@ __all__ = [
     "save",
     "save_checkpoint",
     "schedules",
+    "summary",
 ]
