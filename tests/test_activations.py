@@ -14,7 +14,8 @@ from hypothesis.extra import numpy as hnp
 import minigrad as mg
 from minigrad import ELU, GELU, Identity, LogSoftmax, ShapeError, SiLU, Softplus
 from minigrad.layers._special import erf, erfc
-from minigrad.testing import check_gradients, floats_away_from_zero
+from minigrad.testing import batches_for, check_gradients, floats_away_from_zero, sequential_stacks
+from minigrad.testing.strategies import DEFAULT_ACTIVATIONS
 
 #: (id, build, the same function in torch.nn.functional: f(F, x))
 ACTIVATIONS = [
@@ -444,3 +445,16 @@ def test_widths_are_seen_through_the_new_activations():
     assert model.out_features == 3
     with pytest.raises(ShapeError, match=r"layer 6 .*expects 4 input features, but layer 0"):
         model.append(mg.Dense(4, 1))
+
+
+# -- random stacks ---------------------------------------------------------------------------
+
+
+def test_random_stacks_draw_the_new_element_wise_activations():
+    assert {GELU, SiLU, ELU, Softplus} <= set(DEFAULT_ACTIVATIONS)
+
+
+@given(model=sequential_stacks(activations=(GELU, SiLU, ELU, Softplus, Identity)), data=st.data())
+def test_random_stacks_of_the_new_activations_pass_the_gradient_check(model, data):
+    report = check_gradients(model, data.draw(batches_for(model)))
+    assert set(report.errors) == {"input", *model.state_dict()}

@@ -923,3 +923,13 @@ def test_an_image_meeting_a_dense_names_the_layer_at_the_first_forward():
     ):
         model = Sequential(Dense(18, 2))
         mg.fit(model, mg.CrossEntropy(), mg.SGD(model.parameters()), x, y, epochs=1)
+
+
+def test_sums_beyond_float32_are_inf_without_a_warning():
+    model = Residual(Identity(), shortcut=Identity())
+    x = np.array([[3e38, -3e38, 1.0]], np.float32)
+    np.testing.assert_array_equal(model(x), [[np.inf, -np.inf, 2.0]])
+    np.testing.assert_array_equal(model.backward_input(np.full_like(x, 3e38)), [[np.inf] * 3])
+    concat = Concat(Identity(), Identity(), dim=0)
+    concat(x)
+    assert np.isinf(concat.backward_input(np.full((2, 3), 3e38, np.float32))).all()

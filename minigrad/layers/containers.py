@@ -568,7 +568,8 @@ class Residual(_Container):
         input_dtype = getattr(x, "dtype", None)
         dtype = _common_dtype([out.dtype, short.dtype], input_dtype)
         out, short = (a if a.dtype == dtype else in_dtype(a, dtype) for a in (out, short))
-        y = out + short  # a new array: either output may be a child's cache
+        with np.errstate(over="ignore"):  # a sum beyond the dtype's range is inf, silently
+            y = out + short  # a new array: either output may be a child's cache
         self._shape, self._input_dtype = y.shape, input_dtype
         return y
 
@@ -932,9 +933,10 @@ def _summed(container: Residual | Concat, grads: list[NDArray], names: Iterable[
         return first
     dtype = _common_dtype([grad.dtype for grad in grads], container._input_dtype)
     grads = [grad if grad.dtype == dtype else in_dtype(grad, dtype) for grad in grads]
-    total = grads[0] + grads[1]  # a new array: a child's dL/dx may be g itself
-    for grad in grads[2:]:
-        total += grad
+    with np.errstate(over="ignore"):  # a sum beyond the dtype's range is inf, silently
+        total = grads[0] + grads[1]  # a new array: a child's dL/dx may be g itself
+        for grad in grads[2:]:
+            total += grad
     return total
 
 
