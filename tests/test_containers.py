@@ -336,13 +336,16 @@ def test_a_resnet_like_float32_model_matches_torch(torch):
     x = rng.normal(size=(16, 6)).astype(np.float32)
     g = rng.normal(size=(16, 3)).astype(np.float32)
     y = model(x)
-    assert y.dtype == np.float32 and model.backward_input(g).dtype == np.float32
-    wide = model  # the same parameters, compared in float64 against PyTorch in float64
-    reference = torch_model(torch, wide)
+    dx = model.backward_input(g)
+    assert y.dtype == dx.dtype == np.float32
+    assert all(p.grad.dtype == np.float32 for p in model.parameters())
+    # PyTorch in float64 on the same float32 parameters: the exact answer to compare with
+    reference = torch_model(torch, model)
     tx = torch.tensor(x.astype(f64), requires_grad=True)
-    reference(tx).backward(torch.from_numpy(g.astype(f64)))
-    model(x)
-    np.testing.assert_allclose(model.backward_input(g), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    ty = reference(tx)
+    ty.backward(torch.from_numpy(g.astype(f64)))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
     grads = dict(reference.named_parameters())
     for key, p in model.named_parameters():
         np.testing.assert_allclose(p.grad, grads[key].grad.numpy(), rtol=1e-4, atol=1e-5)
@@ -933,3 +936,46 @@ def test_sums_beyond_float32_are_inf_without_a_warning():
     concat = Concat(Identity(), Identity(), dim=0)
     concat(x)
     assert np.isinf(concat.backward_input(np.full((2, 3), 3e38, np.float32))).all()
+
+
+def test_a_registered_layer_of_your_own_that_holds_layers_is_refused_at_save(tmp_path, monkeypatch):
+    from minigrad.serialization import architecture
+
+    class Twice(Layer):
+        def __init__(self):
+            super().__init__()
+            self.inner = Dense(2, 2)
+
+        def forward(self, x):
+            return self.inner(x)
+
+    monkeypatch.setitem(architecture._LAYERS, "Twice", Twice)  # registered for this test only
+
+    with pytest.raises(
+        ValueError,
+        match=r"cannot save layer 1 \(.*Twice\): it holds sub-layers, and only Sequential, "
+        "Residual and Concat containers are rebuilt from files",
+    ):
+        mg.save(Sequential(Dense(2, 2), Twice()), tmp_path / "model.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"max_depth": -1}, ValueError, r"max_depth must be in \[0, 8\], got -1"),
+        ({"max_depth": 1.5}, TypeError, "max_depth must be an integer"),
+        ({"min_width": 0}, ValueError, "min_width must be >= 1, got 0"),
+        ({"min_width": 3, "max_width": 2}, ValueError, "max_width must be >= 3, got 2"),
+        ({"max_width": 10**9}, MemoryError, r"nested_containers\(max_width=1000000000\) is too"),
+        ({"activations": [Dense]}, TypeError, r"activations\[0\] must be an Activation class"),
+    ],
+)
+def test_nested_containers_checks_its_arguments_when_built(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        nested_containers(**kwargs)
+
+
+@given(model=nested_containers(max_depth=0))
+def test_depth_zero_draws_a_dense_with_or_without_an_activation(model):
+    dense_ = model if isinstance(model, Dense) else model[0]
+    assert isinstance(dense_, Dense) and dense_.weight.dtype == f64
