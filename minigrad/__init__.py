@@ -30,19 +30,27 @@ from minigrad.callbacks import (
 from minigrad.data import DataLoader
 from minigrad.errors import DivergenceError, ModelFileError, ShapeError
 from minigrad.layers import (
+    ELU,
+    GELU,
     Activation,
     BatchNorm1d,
     BatchNorm2d,
+    Concat,
     Dense,
     Dropout,
     Embedding,
+    Identity,
     Layer,
     LayerNorm,
     LeakyReLU,
+    LogSoftmax,
     Normalization,
     ReLU,
+    Residual,
     Sigmoid,
+    SiLU,
     Softmax,
+    Softplus,
     Tanh,
 )
 from minigrad.losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss
@@ -61,11 +69,14 @@ from minigrad.serialization import (
     save,
     save_checkpoint,
 )
+from minigrad.summaries import summary
 from minigrad.training import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ELU",
+    "GELU",
     "MSE",
     "SGD",
     "Activation",
@@ -77,6 +88,7 @@ __all__ = [
     "Buffer",
     "Callback",
     "Checkpoint",
+    "Concat",
     "CrossEntropy",
     "DataLoader",
     "Dense",
@@ -87,10 +99,12 @@ __all__ = [
     "Embedding",
     "History",
     "HistoryLogger",
+    "Identity",
     "Layer",
     "LayerNorm",
     "LeakyReLU",
     "LearningRateScheduler",
+    "LogSoftmax",
     "Loss",
     "ModelCheckpoint",
     "ModelFileError",
@@ -99,10 +113,13 @@ __all__ = [
     "Optimizer",
     "Parameter",
     "ReLU",
+    "Residual",
     "Sequential",
     "ShapeError",
+    "SiLU",
     "Sigmoid",
     "Softmax",
+    "Softplus",
     "Tanh",
     "__version__",
     "accuracy",
@@ -123,4 +140,5 @@ __all__ = [
     "save",
     "save_checkpoint",
     "schedules",
+    "summary",
 ]

@@ -504,7 +504,7 @@ def test_what_a_load_would_refuse_for_its_size_is_refused_at_save(tmp_path, monk
         nested = mg.Sequential(nested)
     with pytest.raises(
         ValueError,
-        match=r"cannot save layer 0(\.0){32} \(Dense\): Sequential containers "
+        match=r"cannot save layer 0(\.0){32} \(Dense\): containers "
         r"nested more than 32 deep, which a load refuses",
     ):
         mg.save(nested, path)
