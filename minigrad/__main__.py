@@ -1,4 +1,4 @@
-"""``python -m minigrad`` (or ``minigrad``): train a small MLP and report its accuracy.
+"""``python -m minigrad`` (or ``minigrad``): train a small MLP or CNN and report its accuracy.
 
 Problems end in one ``minigrad: error: ...`` line on stderr that says the fix, never a
 traceback. Exit status 2: the command cannot start (a bad option value, as argparse reports
@@ -25,8 +25,11 @@ import numpy as np
 from minigrad import (
     SGD,
     Adam,
+    Conv2d,
     CrossEntropy,
     Dense,
+    Flatten,
+    MaxPool2d,
     Momentum,
     Normalization,
     ReLU,
@@ -62,6 +65,7 @@ BUILT_IN: dict[str, Callable[[int], tuple[np.ndarray, np.ndarray]]] = {
     "blobs": lambda seed: make_blobs(1000, centers=4, spread=1.5, seed=seed),
 }
 NAMES = [*BUILT_IN, "digits"]
+MODELS = ("mlp", "cnn")
 
 #: Exit statuses: the command could not start (argparse's own status for a bad option), the run
 #: started and failed, and Ctrl-C (128 + SIGINT, as shells report it).
@@ -204,7 +208,8 @@ def _checked_save_path(text: str) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="minigrad",
-        description="Train a small MLP with minigrad and print its train and test accuracy.",
+        description="Train a small MLP or CNN with minigrad and print its train and test "
+        "accuracy.",
         epilog="Exit status: 0 on success; 2 when the command cannot start (a bad option, a "
         "--data folder without MNIST files, a missing optional package); 1 when the run "
         "fails (training diverged, the model cannot be written, out of memory); 130 on "
@@ -217,6 +222,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=_data,
         help=f"data set: {', '.join(NAMES)} (digits needs scikit-learn), "
         "or a folder of MNIST IDX files (its first 80%% trains, the last 20%% tests)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        default="mlp",
+        help="mlp: Dense layers of the --hidden widths; cnn (image data: digits or MNIST): two "
+        "convolution + max-pooling stages (8 and 16 channels, 5x5 kernels) before them",
     )
     parser.add_argument(
         "--hidden", type=_integer(1), nargs="+", default=[64, 64], help="hidden widths"
@@ -242,11 +254,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="PATH",
         type=_save_path,
         help="write the trained model to PATH (.safetensors; load it with minigrad.load). "
-        "It takes the data's raw inputs (its first layer standardises them with the training "
-        "set's mean and deviation), or for MNIST pixels in [0, 1] as minigrad.data.load_mnist "
-        "gives them",
+        "An mlp takes the data's raw inputs (its first layer standardises them with the "
+        "training set's mean and deviation), or for MNIST pixels in [0, 1] as "
+        "minigrad.data.load_mnist gives them; a cnn takes images of shape (1, side, side) "
+        "with pixels in [0, 1]",
     )
     args = parser.parse_args(argv)
+    if args.model == "cnn" and args.data in BUILT_IN:
+        parser.error(
+            f"--model cnn needs image data: --data digits or a folder of MNIST files, not "
+            f"--data {args.data} (points in the plane; use --model mlp)"
+        )
     if args.save is not None and importlib.util.find_spec("safetensors") is None:
         parser.error(
             "--save needs the safetensors package: pip install 'minigrad-nn[files]' "
@@ -262,6 +280,27 @@ def build_model(
     model (and a file it is saved to) takes raw inputs and standardises them itself."""
     init = "he_normal" if activation in ("relu", "leaky_relu") else "xavier_uniform"
     layers: list = [] if x_train is None else [Normalization(widths[0]).adapt(x_train)]
+    for fan_in, fan_out in pairwise(widths[:-1]):
+        layers += [Dense(fan_in, fan_out, init=init, rng=rng), ACTIVATIONS[activation]()]
+    return Sequential(*layers, Dense(widths[-2], widths[-1], rng=rng))
+
+
+def build_cnn(
+    side: int, classes: int, hidden: list[int], activation: str, rng: np.random.Generator
+) -> Sequential:
+    """A LeNet for (batch, 1, side, side) images: two stages of a 5x5 convolution (8, then
+    16 channels, padded to keep the size), the activation and 2x2 max pooling, then Dense
+    layers of the ``hidden`` widths."""
+    init = "he_normal" if activation in ("relu", "leaky_relu") else "xavier_uniform"
+    layers: list = []
+    for c_in, c_out in ((1, 8), (8, 16)):
+        layers += [
+            Conv2d(c_in, c_out, 5, padding=2, init=init, rng=rng),
+            ACTIVATIONS[activation](),
+            MaxPool2d(2),
+        ]
+    widths = [16 * (side // 4) ** 2, *hidden, classes]
+    layers.append(Flatten())
     for fan_in, fan_out in pairwise(widths[:-1]):
         layers += [Dense(fan_in, fan_out, init=init, rng=rng), ACTIVATIONS[activation]()]
     return Sequential(*layers, Dense(widths[-2], widths[-1], rng=rng))
@@ -307,15 +346,22 @@ def run(args: argparse.Namespace) -> None:
     classes = int(max(y_train.max(), y_test.max())) + 1
     rng = np.random.default_rng(args.seed)
     try:
-        # MNIST pixels in [0, 1] train as they are; other data sets are standardised inside
-        # the model, with the training set's mean and deviation
-        standardise = args.data in NAMES
-        model = build_model(
-            [x_train.shape[1], *args.hidden, classes],
-            args.activation,
-            rng,
-            x_train if standardise else None,
-        )
+        if args.model == "cnn":
+            # images, (batch, 1, side, side), pixels in [0, 1] as the loaders give them
+            side = math.isqrt(x_train.shape[1])
+            x_train = x_train.reshape(-1, 1, side, side)
+            x_test = x_test.reshape(-1, 1, side, side)
+            model = build_cnn(side, classes, args.hidden, args.activation, rng)
+        else:
+            # MNIST pixels in [0, 1] train as they are; other data sets are standardised
+            # inside the model, with the training set's mean and deviation
+            standardise = args.data in NAMES
+            model = build_model(
+                [x_train.shape[1], *args.hidden, classes],
+                args.activation,
+                rng,
+                x_train if standardise else None,
+            )
     except MemoryError as error:
         raise CommandError(
             f"out of memory building the model ({_one_line(error)}); use smaller --hidden widths",
