@@ -67,7 +67,7 @@ def _checked(
     float64, then cast)."""
     expected = (
         f"{name} expects a weight shape (fan_out, fan_in), or (out_channels, in_channels "
-        "/ groups, *kernel_size) for a convolution, of positive sizes"
+        "/ groups, *kernel_size) for a convolution, of positive widths"
     )
     if not isinstance(shape, tuple) or len(shape) < 2:
         error = TypeError if not isinstance(shape, tuple) else ValueError

@@ -32,7 +32,7 @@ INITIALISERS = [he_normal, he_uniform, xavier_normal, xavier_uniform]
 def test_a_bad_shape_is_named(init, shape, error, message):
     expected = (
         rf"{init.__name__} expects a weight shape \(fan_out, fan_in\), or \(out_channels, "
-        r"in_channels / groups, \*kernel_size\) for a convolution, of positive sizes"
+        r"in_channels / groups, \*kernel_size\) for a convolution, of positive widths"
     )
     with pytest.raises(error, match=expected + ", " + message):
         init(shape, 0, np.float32)

@@ -22,9 +22,18 @@ from typing import Any, TypeVar
 from minigrad._files import error_text, listing, quoted, shortened, type_name
 from minigrad.errors import ModelFileError
 from minigrad.layers import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
     Dense,
+    Flatten,
     Layer,
     LeakyReLU,
+    MaxPool1d,
+    MaxPool2d,
     Normalization,
     ReLU,
     Sigmoid,
@@ -52,6 +61,20 @@ OptimizerClass = TypeVar("OptimizerClass", bound=type[Optimizer])
 _LAYERS: dict[str, type[Layer]] = {
     cls.__name__: cls for cls in (Dense, Tanh, Sigmoid, ReLU, LeakyReLU, Softmax, Normalization)
 }
+_LAYERS.update(
+    (cls.__name__, cls)
+    for cls in (
+        Conv1d,
+        Conv2d,
+        MaxPool1d,
+        MaxPool2d,
+        AvgPool1d,
+        AvgPool2d,
+        AdaptiveAvgPool1d,
+        AdaptiveAvgPool2d,
+        Flatten,
+    )
+)
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
     cls.__name__: cls for cls in (SGD, Momentum, Adam, AdamW)
 }
