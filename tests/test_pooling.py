@@ -155,6 +155,26 @@ def test_a_window_of_minus_infinity_routes_its_gradient_to_its_first_entry_insid
     np.testing.assert_array_equal(dx, tdx)
 
 
+@pytest.mark.parametrize(
+    "args", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 1, "padding": 1}], ids=str
+)
+def test_an_infinite_or_nan_gradient_reaches_only_the_entries_taken(torch, args):
+    x = np.random.default_rng(0).normal(size=(1, 2, 4, 4))
+    layer = MaxPool2d(**args)
+    y = layer(x)
+    g = np.ones_like(y)
+    g[0, 0, 0, 0], g[0, 1, 1, 1] = np.inf, np.nan
+    _, expected = torch_result(torch, torch.nn.functional.max_pool2d, x, g, **args)
+    np.testing.assert_array_equal(layer.backward(g), expected)  # no inf * 0 = NaN elsewhere
+
+
+def test_the_window_is_read_only():
+    for layer, name in [(MaxPool2d(2), "stride"), (AvgPool1d(2), "padding"),
+                        (AdaptiveAvgPool2d(1), "output_size")]:  # fmt: skip
+        with pytest.raises(AttributeError):
+            setattr(layer, name, 3)
+
+
 def test_ties_go_to_the_first_entry_and_overlapping_windows_add_up():
     layer = MaxPool2d(2)
     layer(np.ones((1, 1, 2, 4)))

@@ -65,7 +65,10 @@ class _ConvNd(Layer):
         self._dilation = _windows.int_tuple(name, "dilation", dilation, dims, 1)
         self._padding, pads = _padding(name, padding, self)
         self._groups = layer_width(f"{name} groups", groups)
-        for what, channels in (("in_channels", self.in_channels), ("out_channels", out_channels)):
+        for what, channels in (
+            ("in_channels", self.in_channels),
+            ("out_channels", self.out_channels),
+        ):
             if channels % self._groups:
                 raise ValueError(
                     f"{name} {what} ({channels}) must be divisible by groups ({self._groups})"
@@ -92,8 +95,9 @@ class _ConvNd(Layer):
         )
         self._columns: NDArray | None = None  # the im2col buffer, reused for one plan
         self._columns_key: tuple | None = None
-        #: the last forward's plan and input shape; None before it, or after one that failed
-        self._cache: tuple[_windows.Plan, tuple[int, ...]] | None = None
+        #: the last forward's plan, input shape and layout (batch axis last?); None before it
+        #: or after one that failed
+        self._cache: tuple[_windows.Plan, tuple[int, ...], bool] | None = None
 
     # -- the fixed geometry ---------------------------------------------------------------
 
@@ -399,10 +403,10 @@ class Conv2d(_ConvNd):
         (fan_in = in_channels / groups * kh * kw). He initialisation is the default, not
         Dense's Xavier, because convolutions are almost always followed by a ReLU, the case
         He et al. derived it for: it keeps the activations' variance through a deep stack,
-        where Xavier would halve it at each layer. Pass "xavier_uniform" for tanh or
-        sigmoid networks. (PyTorch's default, kaiming_uniform with a = sqrt(5), draws
-        U(-1/sqrt(fan_in), 1/sqrt(fan_in)), a third of He's variance.) The bias starts at
-        zero, as a Dense's does.
+        where Xavier would halve it at each layer of as many output as input channels.
+        Pass "xavier_uniform" for tanh or sigmoid networks. (PyTorch's default,
+        kaiming_uniform with a = sqrt(5), draws U(-1/sqrt(fan_in), 1/sqrt(fan_in)), a sixth
+        of He's variance.) The bias starts at zero, as a Dense's does.
     rng : int, numpy.random.Generator or None
         Seed or generator for the initial weights (None: fresh entropy).
     dtype : float16, float32 or float64, default float32

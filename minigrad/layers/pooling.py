@@ -111,10 +111,10 @@ class _WindowPool(_Pool):
         def kept(given: object, checked: tuple[int, ...]) -> int | tuple[int, ...]:
             return checked[0] if as_given and not isinstance(given, (tuple, list)) else checked
 
-        self.kernel_size = kept(kernel_size, kernel)
-        self.stride = kept(kernel_size if stride is None else stride, steps)
-        self.padding = kept(padding, pads)
-        self._dilation_kept = kept(dilation, spread)
+        self._kernel_size = kept(kernel_size, kernel)
+        self._stride = kept(kernel_size if stride is None else stride, steps)
+        self._padding = kept(padding, pads)
+        self._dilation = kept(dilation, spread)
         lead = 2 - dims
         self._geometry = (
             (1,) * lead + kernel,
@@ -122,6 +122,23 @@ class _WindowPool(_Pool):
             (1,) * lead + spread,
             ((0, 0),) * lead + tuple((p, p) for p in pads),
         )
+
+    # The window is fixed at construction (read-only), as the cached plans depend on it
+
+    @property
+    def kernel_size(self) -> int | tuple[int, ...]:
+        """The window's size: an int for every axis, or one per spatial axis."""
+        return self._kernel_size
+
+    @property
+    def stride(self) -> int | tuple[int, ...]:
+        """The step between windows (the kernel size unless given)."""
+        return self._stride
+
+    @property
+    def padding(self) -> int | tuple[int, ...]:
+        """The entries added on both sides of each spatial axis."""
+        return self._padding
 
     def _plan(self, x: NDArray) -> tuple[NDArray, _windows.Plan]:
         """``x`` as (N, C, H, W) and the window's plan over it, or a ShapeError when the
@@ -155,7 +172,7 @@ class _WindowPool(_Pool):
             "kernel_size": self.kernel_size,
             "stride": self.stride,
             "padding": self.padding,
-            "dilation": getattr(self, "_dilation_kept", None),
+            "dilation": self._dilation,
             "count_include_pad": getattr(self, "count_include_pad", None),
         }
         return {key: _windows.as_config(values[key]) for key in self._config_keys}
@@ -189,7 +206,7 @@ class _MaxPoolNd(_WindowPool):
     @property
     def dilation(self) -> int | tuple[int, ...]:
         """The step between the window's taps."""
-        return self._dilation_kept
+        return self._dilation
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         """y = the largest entry of each window, caching which one it was."""
@@ -246,15 +263,24 @@ class _MaxPoolNd(_WindowPool):
         g = self._gradient(grad_output, self._output_shape(x_shape, plan)).reshape(output_shape)
         grad = np.zeros(x_shape, self._dtype)
         chosen = np.empty(output_shape, bool)
-        part = np.empty(output_shape, self._dtype) if plan.overlap else None
+        part = np.empty(output_shape, self._dtype)
+        finite = bool(np.isfinite(g).all())
         for offset in plan.offsets:
-            np.equal(index, offset.k, out=chosen)
-            target = offset.target
-            if part is None:  # windows apart: each entry gets at most one output's gradient
-                np.multiply(g[target], chosen[target], out=grad[offset.source])
+            target, entries = offset.target, grad[offset.source]
+            np.equal(index[target], offset.k, out=chosen[target])
+            # g where the output took this offset, else 0: a product with the mask, or a
+            # selection when g holds inf or NaN, which a product would spread (inf * 0)
+            if not finite:
+                routed = np.where(chosen[target], g[target], self._dtype.type(0))
+            elif plan.overlap:
+                routed = np.multiply(g[target], chosen[target], out=part[target])
+            else:  # windows apart: each entry is in one window at most, so written once
+                np.multiply(g[target], chosen[target], out=entries)
+                continue
+            if plan.overlap:
+                entries += routed
             else:
-                np.multiply(g, chosen, out=part)
-                grad[offset.source] += part[target]
+                entries[...] = routed
         return grad.reshape(self._input_shape(x_shape))
 
     def extra_repr(self) -> str:
@@ -612,9 +638,14 @@ class _AdaptiveAvgPoolNd(_Pool):
                     f"{name} output_size must be {_sizes_wanted(dims)}, got {shown(output_size)}"
                 )
         if items is None:
-            self.output_size = None if output_size is None else int(output_size)  # type: ignore[call-overload]
+            self._output_size = None if output_size is None else int(output_size)  # type: ignore[call-overload]
         else:
-            self.output_size = tuple(None if item is None else int(item) for item in items)
+            self._output_size = tuple(None if item is None else int(item) for item in items)
+
+    @property
+    def output_size(self) -> int | tuple[int | None, ...] | None:
+        """The output's spatial size, as given (fixed at construction)."""
+        return self._output_size
 
     def _sizes(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
         wanted = self.output_size
