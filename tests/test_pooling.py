@@ -168,6 +168,14 @@ def test_an_infinite_or_nan_gradient_reaches_only_the_entries_taken(torch, args)
     np.testing.assert_array_equal(layer.backward(g), expected)  # no inf * 0 = NaN elsewhere
 
 
+def test_count_include_pad_is_checked_when_assigned():
+    layer = AvgPool2d(2)
+    layer.count_include_pad = np.bool_(False)
+    assert layer.count_include_pad is False
+    with pytest.raises(TypeError, match="AvgPool2d count_include_pad must be True or False"):
+        layer.count_include_pad = "True"
+
+
 def test_the_window_is_read_only():
     for layer, name in [(MaxPool2d(2), "stride"), (AvgPool1d(2), "padding"),
                         (AdaptiveAvgPool2d(1), "output_size")]:  # fmt: skip
@@ -255,7 +263,7 @@ def test_the_input_dtype_is_kept_end_to_end(make):
 
 @pytest.mark.parametrize("make", LAYERS, ids=NAMES)
 def test_means_of_the_largest_floats_do_not_overflow(make):
-    # pytest turns warnings into errors; PyTorch sums float32 in float64 for the same reason
+    # pytest turns warnings into errors; PyTorch's float32 sums give inf here
     top = np.finfo(np.float32).max
     x = np.full((1, 1, 6, 6), top, np.float32)
     y = make()(x)

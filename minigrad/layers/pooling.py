@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from minigrad._validation import check_bool, forward_not_called
+from minigrad._validation import Checked, check_bool, forward_not_called
 from minigrad.errors import ShapeError
 from minigrad.layers import _windows
 from minigrad.layers._checks import bad_gradient, in_dtype, listed, real_array, shown
@@ -385,7 +385,8 @@ class MaxPool1d(_MaxPoolNd):
 class _AvgPoolNd(_WindowPool):
     _config_keys = ("kernel_size", "stride", "padding", "count_include_pad")
 
-    count_include_pad: bool
+    # Checked on assignment too, so pool.count_include_pad = "False" fails where it is written
+    count_include_pad = Checked(check_bool, "Whether the padding counts in the divisor.")
 
     def __init__(
         self,
@@ -397,24 +398,23 @@ class _AvgPoolNd(_WindowPool):
     ) -> None:
         super().__init__()
         self._window(kernel_size, stride, padding, 1, as_given=self._dims == 2)
-        self.count_include_pad = check_bool(
-            f"{type(self).__name__} count_include_pad", count_include_pad
-        )
+        self.count_include_pad = count_include_pad
 
     def forward(self, x: ArrayLike) -> NDArray[np.floating]:
         """y = the mean of each window (over kh kw entries, or only those inside the input
         with count_include_pad=False)."""
         x, plan = self._plan(self._input(x))
+        taps = self._taps()
         scale = self._scale(x.shape[2:], plan, x.dtype)
-        # Each entry is divided first, so a sum of entries near the dtype's largest cannot
-        # overflow: every mean is within the range of its entries
+        # Each entry is divided by kh kw first, so that no sum of entries near the dtype's
+        # largest overflows: every mean is within the range of its entries
         with np.errstate(over="ignore", invalid="ignore"):
-            divided = x * scale if np.ndim(scale) == 0 else x * (1.0 / self._taps())
+            divided = x * x.dtype.type(1.0 / taps)
             y = np.zeros((*x.shape[:2], *plan.out), x.dtype)
             for offset in plan.offsets:
                 y[offset.target] += divided[offset.source]
-            if np.ndim(scale):  # the border windows hold fewer entries than kh kw
-                y *= scale * self._taps()
+            if np.ndim(scale):  # border windows with fewer entries inside than kh kw
+                y *= scale * taps
         self._cache = (scale, plan, x.shape)
         return y.reshape(self._output_shape(x.shape, plan))
 
@@ -446,7 +446,7 @@ class _AvgPoolNd(_WindowPool):
         kernel, stride, _, pads = self._geometry
         if self.count_include_pad or pads == ((0, 0), (0, 0)):
             return dtype.type(1.0 / self._taps())
-        return _inside_counts(tuple(sizes), kernel, stride, pads).astype(dtype)
+        return _inverse_counts(tuple(sizes), kernel, stride, pads).astype(dtype)
 
     def extra_repr(self) -> str:
         """PyTorch's: ``kernel_size=..., stride=..., padding=...`` (and count_include_pad
@@ -456,7 +456,7 @@ class _AvgPoolNd(_WindowPool):
 
 
 @lru_cache(maxsize=64)
-def _inside_counts(
+def _inverse_counts(
     sizes: tuple[int, int],
     kernel: tuple[int, int],
     stride: tuple[int, int],
@@ -504,8 +504,8 @@ class AvgPool2d(_AvgPoolNd):
     x~ the input padded with zeros and D[p, q] = kh kw (or the count of the window's entries
     inside the input). Backward: dL/dx[n, c, h, w] = sum of g[n, c, p, q] / D[p, q] over
     the windows that hold (h, w). Entries are divided before they are summed, so the mean
-    of entries near the largest float is finite (PyTorch sums in float64 for the same
-    reason).
+    of entries near the largest float is that float, where PyTorch's float32 sum
+    overflows to inf.
 
     Examples
     --------
