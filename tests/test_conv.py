@@ -306,8 +306,10 @@ def test_float32_by_default_and_the_dtype_is_kept_end_to_end(cls):
     np.testing.assert_allclose(y, layer(x.astype(np.float32)), rtol=0)
     dx = layer.backward(np.ones(y.shape))  # a float64 gradient, too
     assert dx.dtype == layer.weight.grad.dtype == layer.bias.grad.dtype == np.float32
-    double = cls(3, 4, 3, padding=1, dtype=np.float64)
-    assert double(x).dtype == double.backward(np.ones(y.shape)).dtype == np.float64
+    for dtype in (np.float16, np.float64):
+        other = cls(3, 4, 3, padding=1, dtype=dtype)
+        assert other(x).dtype == other.backward(np.ones(y.shape)).dtype == dtype
+        assert other.weight.grad.dtype == dtype
     assert cls(3, 4, 3)(np.ones(shape, dtype=int)).dtype == np.float32  # integers converted
 
 
