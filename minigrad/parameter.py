@@ -11,7 +11,8 @@ __all__ = ["Buffer", "Parameter"]
 
 
 class _Owned:
-    """A named floating-point array that keeps its shape and dtype for life.
+    """A named array of numbers that keeps its shape and dtype for life: floating point, or
+    for a Buffer also int64 (a count).
 
     The value may be updated in place (``value[...] = new``, ``value -= step``) and replaced
     only by an array that fits: same shape and dtype, writeable and C-contiguous, since
@@ -25,6 +26,8 @@ class _Owned:
 
     #: the array attributes whose replacement is checked, and the slot that holds each
     _array_slots: ClassVar[dict[str, str]] = {"value": "value"}
+    #: dtypes allowed besides the floating-point ones (Buffer: int64, for counts)
+    _other_dtypes: ClassVar[tuple[np.dtype, ...]] = ()
 
     def __init__(self, value: ArrayLike, name: str) -> None:
         self.name = name
@@ -36,9 +39,10 @@ class _Owned:
                 f"{kind} {name!r}: the value must be a floating-point array, got "
                 f"{type(value).__name__} ({error})"
             ) from None
-        if not np.issubdtype(array.dtype, np.floating):
+        if not np.issubdtype(array.dtype, np.floating) and array.dtype not in self._other_dtypes:
+            allowed = "".join(f" or {dtype}" for dtype in self._other_dtypes)
             raise TypeError(
-                f"{kind} values must be floating point, got dtype {array.dtype}; "
+                f"{kind} values must be floating point{allowed}, got dtype {array.dtype}; "
                 "convert with .astype(np.float32) or np.float64"
             )
         # A read-only or strided array is copied: optimizers update values in place
@@ -213,11 +217,16 @@ class Buffer(_Owned):
     gradient and optimizers never see it: ``parameters()`` lists only Parameters. This is
     PyTorch's buffer (``register_buffer``), for values such as batch norm's running mean.
 
+    A buffer holds floating-point values, or int64 ones for a count (batch norm's
+    ``num_batches_tracked``, an int64 0-d tensor in PyTorch too); model files and
+    checkpoints store both. Gradient checks, clipping and optimizers read parameters only,
+    so an integer buffer never meets float arithmetic there.
+
     Parameters
     ----------
     value : ndarray
-        The initial value, a floating-point array (copied when it is not C-contiguous and
-        writeable).
+        The initial value, a floating-point or int64 array (copied when it is not
+        C-contiguous and writeable).
     name : str, optional
         A label for messages and reprs; layers set it to the attribute name.
 
@@ -241,9 +250,16 @@ class Buffer(_Owned):
     >>> layer = Shift([1.0, 2.0])
     >>> layer.parameters(), layer.state_dict()
     ([], {'offset': array([1., 2.])})
+    >>> Buffer(np.zeros((), np.int64), name="count")  # a count: int64 is allowed too
+    Buffer(name='count', shape=(), dtype=int64)
+    >>> Buffer(np.zeros(2, np.int32))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    TypeError: Buffer values must be floating point or int64, got dtype int32; convert ...
     """
 
     __slots__ = ()
+    _other_dtypes: ClassVar[tuple[np.dtype, ...]] = (np.dtype(np.int64),)
 
     def __init__(self, value: NDArray[np.floating], name: str = "") -> None:
         super().__init__(value, name)

@@ -201,7 +201,7 @@ def _checked_data(
     model: Layer, loss: Loss, x: ArrayLike, y: ArrayLike, what: str, names: tuple[str, str]
 ) -> tuple[NDArray, NDArray, NDArray]:
     """x and y as arrays, after checking everything a training run would trip over later,
-    and the model's output for the first sample."""
+    and the model's output for the first two samples."""
     x_name, y_name = names
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim == 0 or y.ndim == 0:
@@ -221,12 +221,13 @@ def _checked_data(
     _check_values(x, x_name, what, _model_dtype(model))
     if y.dtype.kind == "c":
         raise TypeError(f"{what}: {y_name} must hold real numbers, got dtype {y.dtype}")
-    # Run the model on one sample and the loss on every target, piece by piece, so that a
+    # Run the model on two samples and the loss on every target, piece by piece, so that a
     # width mismatch or a label the loss cannot take fails now, in the loss's own words,
-    # not mid-training.
+    # not mid-training. (Two: a BatchNorm without running statistics normalises with the
+    # batch's own even in evaluation mode, and one sample has no variance.)
     try:
         with _in_mode(model, training=False), np.errstate(all="ignore"):
-            output = np.asarray(model(x[:1]))
+            output = np.asarray(model(x[:2]))
     except (ValueError, TypeError) as error:
         kind = ValueError if isinstance(error, ValueError) else TypeError
         raise kind(

@@ -1,17 +1,19 @@
-"""Normalization: statistics learned by adapt (or given), kept as buffers, saved with the model."""
+"""Normalization: statistics learned by adapt (or given), kept as buffers, saved with the model.
+LayerNorm: each sample standardised over its trailing axes, checked against finite
+differences and PyTorch."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
-from minigrad import Dense, Normalization, Sequential, ShapeError, Tanh
+from minigrad import Dense, LayerNorm, Normalization, Sequential, ShapeError, Tanh
 from minigrad.layers import normalization
-from minigrad.testing import batches, check_gradients
+from minigrad.testing import GradientCheckError, batches, check_gradients
 
 
 def raw_data(n=200, seed=0):
@@ -355,3 +357,194 @@ def test_backward_after_a_failed_forward_raises_instead_of_the_previous_batch():
         norm(np.ones((3, 5), np.float32))
     with pytest.raises(RuntimeError, match=r"or after a forward pass that failed"):
         norm.backward(np.ones((3, 2), np.float32))
+
+
+# -- LayerNorm ---------------------------------------------------------------------------------
+
+
+@st.composite
+def layer_norms(draw, dtype=np.float64):
+    """A LayerNorm of 1 to 3 normalised axes (weights not 1, bias not 0) and an input with 0 to
+    2 leading axes whose samples have a spread finite differences resolve."""
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    assume(int(np.prod(shape)) >= 2)
+    leading = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    affine, bias = draw(st.sampled_from([(True, True), (True, False), (False, True)]))
+    eps = draw(st.sampled_from([1e-5, 1e-2]))
+    argument = shape[0] if len(shape) == 1 and draw(st.booleans()) else shape
+    layer = LayerNorm(argument, eps=eps, elementwise_affine=affine, bias=bias, dtype=dtype)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if layer.weight is not None:
+        layer.weight.value[...] = rng.uniform(0.5, 2.0, shape) * rng.choice([-1, 1], shape)
+    if layer.bias is not None:
+        layer.bias.value[...] = rng.normal(size=shape)
+    x = rng.normal(rng.normal(0, 5), rng.uniform(0.5, 3), leading + shape)
+    axes = tuple(range(len(leading), x.ndim))
+    assume(np.all(np.std(x, axis=axes) > 0.2))
+    return layer, x
+
+
+@given(case=layer_norms(), training=st.booleans())
+def test_layer_norm_gradients_match_finite_differences(case, training):
+    layer, x = case
+    layer.train(training)
+    report = check_gradients(layer, x)
+    expected = {"input"} | {name for name, _ in layer.named_parameters()}
+    assert set(report.errors) == expected
+
+
+class LayerNormWithConstantStatistics(LayerNorm):
+    def backward(self, grad_output):
+        super().backward(grad_output)
+        return grad_output * self.weight.value * self._inv_std
+
+
+def test_the_layer_norm_gradient_runs_through_each_sample_s_statistics():
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    with pytest.raises(GradientCheckError, match="gradient of 'input'"):
+        check_gradients(LayerNormWithConstantStatistics(4, dtype=np.float64), x)
+
+
+@given(case=layer_norms())
+def test_layer_norm_matches_torch(torch, case):
+    layer, x = case
+    twin = torch.nn.LayerNorm(
+        layer.normalized_shape,
+        eps=layer.eps,
+        elementwise_affine=layer.elementwise_affine,
+        bias=layer.bias is not None,
+    )
+    twin.load_state_dict({key: torch.from_numpy(v) for key, v in layer.state_dict().items()})
+    g = np.random.default_rng(1).normal(size=x.shape)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = twin(tx)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(layer(x), ty.detach().numpy(), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=1e-10, atol=1e-13)
+    for name, p in layer.named_parameters():
+        expected = dict(twin.named_parameters())[name].grad.numpy()
+        np.testing.assert_allclose(p.grad, expected, rtol=1e-10, atol=1e-12)
+    assert list(layer.state_dict()) == list(twin.state_dict())
+    assert repr(layer) == repr(twin)
+
+
+def test_float32_layer_norm_matches_torch_to_a_few_ulps(torch):
+    rng = np.random.default_rng(2)
+    layer = LayerNorm((3, 8))
+    layer.weight.value[...] = rng.uniform(0.5, 2, (3, 8))
+    layer.bias.value[...] = rng.normal(size=(3, 8))
+    twin = torch.nn.LayerNorm((3, 8), dtype=torch.float32)
+    twin.load_state_dict({key: torch.from_numpy(v) for key, v in layer.state_dict().items()})
+    x = rng.normal(3.0, 2.0, (16, 3, 8)).astype(np.float32)
+    g = rng.normal(size=x.shape).astype(np.float32)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = twin(tx)
+    ty.backward(torch.from_numpy(g))
+    ours = [layer(x), layer.backward(g), layer.weight.grad, layer.bias.grad]
+    theirs = [ty.detach().numpy(), tx.grad.numpy(), twin.weight.grad.numpy(), twin.bias.grad]
+    for a, b in zip(ours, theirs, strict=True):
+        b = np.asarray(b)
+        assert a.dtype == np.float32
+        atol = 64 * np.finfo(np.float32).eps * float(np.max(np.abs(b)))
+        np.testing.assert_allclose(a, b, rtol=0, atol=atol)
+
+
+def test_layer_norm_normalises_each_sample_whatever_the_batch_holds():
+    layer = LayerNorm(3, dtype=np.float64)
+    x = np.array([[1.0, 2.0, 6.0], [-100.0, 0.0, 100.0]])
+    expected = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-14)
+    np.testing.assert_allclose(layer(x[1:]), expected[1:], rtol=1e-14)  # alone, the same
+    np.testing.assert_allclose(layer.eval()(x), expected, rtol=1e-14)  # in both modes
+    assert layer.state_dict().keys() == {"weight", "bias"}
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_layer_norm_keeps_the_dtype(dtype):
+    layer = LayerNorm((2, 3), dtype=dtype)
+    x = np.random.default_rng(3).normal(size=(4, 2, 3))
+    y = layer(x)
+    assert y.dtype == layer.backward(np.ones(x.shape)).dtype == layer.weight.grad.dtype == dtype
+
+
+@pytest.mark.parametrize(
+    "row", [[1e30, -1e30, 5e29, 0.0], [3e38, -3e38, 1e38, -2e38], [4.0, 4.0, 4.0, 4.0]]
+)
+def test_extreme_and_constant_float32_rows_give_finite_outputs_without_warnings(row):
+    layer = LayerNorm(4)
+    x = np.array([row, [1.0, 2.0, 3.0, 4.0]], np.float32)
+    y = layer(x)
+    exact = np.array(row) / max(1.0, np.max(np.abs(row)))
+    exact = (exact - exact.mean()) / np.sqrt(exact.var() + (1e-5 if exact.var() == 0 else 0))
+    np.testing.assert_allclose(y[0], exact, rtol=1e-5, atol=1e-5)
+    assert np.isfinite(layer.backward(np.ones_like(x))).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"normalized_shape": 0}, ValueError, "normalized_shape must be a positive integer, got 0"),
+        ({"normalized_shape": "4"}, TypeError, r"must be a positive integer or a tuple of them"),
+        ({"normalized_shape": 4.0}, TypeError, r"normalized_shape must be a positive integer or"),
+        ({"normalized_shape": True}, TypeError, r"normalized_shape must be a positive integer or"),
+        ({"normalized_shape": ()}, ValueError, r"must hold at least one size, got \(\)"),
+        ({"normalized_shape": [2, "3"]}, TypeError, r"normalized_shape\[1\] must be a positive"),
+        ({"normalized_shape": (2, -1)}, ValueError, r"normalized_shape\[1\] must be a positive"),
+        ({"normalized_shape": (1,) * 33}, ValueError, "may hold at most 32 sizes, got 33"),
+        ({"eps": 0.0}, ValueError, "LayerNorm eps must be a finite number > 0, got 0.0"),
+        ({"eps": "0.1"}, TypeError, "LayerNorm eps must be a real number"),
+        ({"elementwise_affine": "True"}, TypeError, "elementwise_affine must be True or False"),
+        ({"bias": None}, TypeError, "LayerNorm bias must be True or False, got None"),
+        ({"dtype": None}, TypeError, "LayerNorm dtype must be a floating-point type"),
+    ],
+)
+def test_layer_norm_arguments_are_checked(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        LayerNorm(**{"normalized_shape": 4, **kwargs})
+
+
+def test_layer_norm_checks_its_input_and_gradient():
+    layer = LayerNorm((2, 3))
+    with pytest.raises(
+        ShapeError,
+        match=r"LayerNorm\(\(2, 3\)\) expected an input whose last 2 axes are \(2, 3\), "
+        r"shape \(\*, 2, 3\), got shape \(4, 3, 2\)",
+    ):
+        layer(np.zeros((4, 3, 2)))
+    with pytest.raises(ShapeError, match=r"got shape \(3,\)"):
+        layer(np.zeros(3))
+    with pytest.raises(TypeError, match=r"LayerNorm input .*got dtype complex128"):
+        layer(np.zeros((1, 2, 3), complex))
+    with pytest.raises(RuntimeError, match="after a forward pass that failed"):
+        layer.backward(np.zeros((1, 2, 3), np.float32))
+    layer(np.ones((4, 2, 3)))
+    with pytest.raises(ShapeError, match=r"expected grad_output of shape \(4, 2, 3\)"):
+        layer.backward(np.zeros((4, 3, 2), np.float32))
+    layer.eval()(np.ones((4, 2, 3)))
+    layer.train()
+    with pytest.raises(RuntimeError, match=r"LayerNorm.backward\(\): the last forward pass ran"):
+        layer.backward(np.zeros((4, 2, 3), np.float32))
+
+
+def test_layer_norm_saves_loads_and_rebuilds_from_its_config(tmp_path):
+    pytest.importorskip("safetensors")
+    model = Sequential(Dense(4, 6, rng=0), LayerNorm(6, eps=1e-3, bias=False), Tanh())
+    model[1].weight.value[:] = np.linspace(0.5, 2, 6)
+    mg.save(model, tmp_path / "m.safetensors")
+    loaded = mg.load(tmp_path / "m.safetensors")
+    assert repr(loaded) == repr(model)
+    x = np.random.default_rng(4).normal(size=(3, 4))
+    np.testing.assert_array_equal(loaded(x), model(x))
+    config = LayerNorm((2, 3)).get_config()
+    assert config == {
+        "normalized_shape": [2, 3],
+        "eps": 1e-5,
+        "elementwise_affine": True,
+        "bias": True,
+        "dtype": "float32",
+    }
+    assert not LayerNorm.from_config(config).weight.value.any()  # for a load to fill
+    with pytest.raises(ValueError, match="a LayerNorm config has the keys"):
+        LayerNorm.from_config({"normalized_shape": [2]})
+    with pytest.raises(ShapeError, match=r"layer 1 \(LayerNorm.*expects 6 input features"):
+        Sequential(Dense(4, 5), LayerNorm(6))

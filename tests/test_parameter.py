@@ -7,6 +7,7 @@ import pytest
 
 import minigrad as mg
 from minigrad import Buffer, Dense, Parameter
+from minigrad.testing import check_gradients
 
 
 def weight():
@@ -145,6 +146,56 @@ def test_buffers_are_in_the_state_dict_but_never_trained():
     assert all(isinstance(p, Parameter) for p in model.parameters())
     optimizer = mg.SGD(model.parameters(), lr=1.0)
     assert model[1].offset not in optimizer.state
+
+
+class Counter(mg.Layer):
+    """A layer keeping an int64 count (as BatchNorm's num_batches_tracked) and a float buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.total = Buffer(np.zeros(2), name="total")
+        self.count = Buffer(np.zeros((), np.int64), name="count")
+
+    def forward(self, x):
+        self.count.value += 1
+        self.total.value += x.sum(axis=0)
+        return x
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+def test_a_buffer_may_be_an_int64_count_and_a_parameter_may_not():
+    count = Buffer(np.zeros((), np.int64), name="count")
+    assert repr(count) == "Buffer(name='count', shape=(), dtype=int64)"
+    count.value += 3
+    assert count.value == 3 and count.dtype == np.int64
+    with pytest.raises(TypeError, match="must keep its dtype int64, got float64"):
+        count.value = np.zeros(())
+    for dtype in (np.int32, np.uint64, np.bool_):
+        with pytest.raises(TypeError, match="Buffer values must be floating point or int64, got"):
+            Buffer(np.zeros(2, dtype))
+    with pytest.raises(TypeError, match="Parameter values must be floating point, got dtype int64"):
+        Parameter(np.zeros(2, np.int64))
+
+
+def test_an_int64_buffer_goes_through_state_dict_files_checkpoints_and_gradient_checks(tmp_path):
+    pytest.importorskip("safetensors")
+    mg.register_layer(Counter)
+    model = mg.Sequential(Dense(2, 2, rng=0, dtype=np.float64), Counter())
+    model(np.ones((3, 2)))
+    assert model.state_dict()["1.count"].dtype == np.int64
+    mg.save(model, tmp_path / "m.safetensors")
+    loaded = mg.load(tmp_path / "m.safetensors")
+    assert loaded[1].count.value == 1 and loaded[1].count.dtype == np.int64
+    optimizer = mg.SGD(model.parameters())
+    mg.save_checkpoint(tmp_path / "c.safetensors", model, optimizer)
+    fresh = mg.Sequential(Dense(2, 2, rng=1, dtype=np.float64), Counter())
+    mg.load_checkpoint(tmp_path / "c.safetensors").restore(fresh, mg.SGD(fresh.parameters()))
+    assert fresh[1].count.value == 1
+    check_gradients(model, np.ones((2, 2)))  # an int64 buffer is no float32 buffer
+    assert model[1].count.value == 1  # and the check restored it
+    assert "Counter()" in repr(model)
 
 
 def test_load_state_dict_restores_buffers_in_place():

@@ -504,7 +504,7 @@ def test_what_a_load_would_refuse_for_its_size_is_refused_at_save(tmp_path, monk
         nested = mg.Sequential(nested)
     with pytest.raises(
         ValueError,
-        match=r"cannot save layer 0(\.0){32} \(Dense\): Sequential containers "
+        match=r"cannot save layer 0(\.0){32} \(Dense\): containers "
         r"nested more than 32 deep, which a load refuses",
     ):
         mg.save(nested, path)
@@ -521,6 +521,25 @@ def test_what_a_load_would_refuse_for_its_size_is_refused_at_save(tmp_path, monk
     ):
         mg.save(mg.Sequential(*[mg.Dense(2, 2, rng=0) for _ in range(10)]), path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_int64_and_zero_dimensional_tensors_round_trip_with_their_shape(tmp_path):
+    from minigrad.serialization import safetensors_file
+
+    path = tmp_path / "t.safetensors"
+    tensors = {
+        "count": np.array(7, np.int64),
+        "counts": np.arange(3, dtype=np.int64),
+        "scale": np.array(0.5, np.float32),
+        "strided": np.arange(6.0).reshape(2, 3)[:, ::2],
+    }
+    safetensors_file.write_safetensors(path, tensors, {})
+    loaded, _ = read_safetensors(path)
+    for name, array in tensors.items():
+        assert loaded[name].shape == array.shape and loaded[name].dtype == array.dtype
+        np.testing.assert_array_equal(loaded[name], array)
+    with pytest.raises(TypeError, match="has dtype int32; model files hold float16, float32, "):
+        safetensors_file.write_safetensors(path, {"c": np.zeros(2, np.int32)}, {})
 
 
 def test_messages_about_user_classes_and_layers_stay_short(tmp_path):
@@ -879,7 +898,7 @@ def test_onnx_export_names_a_layer_it_cannot_convert(tmp_path):
     pytest.importorskip("onnx")
     with pytest.raises(ValueError, match=r"layer 1 \(Scale\(\)\) has no ONNX conversion"):
         mg.export_onnx(mg.Sequential(mg.Dense(2, 2), Scale()), tmp_path / "s.onnx")
-    with pytest.raises(ValueError, match="needs a Dense layer"):
+    with pytest.raises(ValueError, match="cannot tell the input shape of this model"):
         mg.export_onnx(mg.Sequential(mg.Tanh()), tmp_path / "t.onnx")
     assert not list(tmp_path.iterdir())
 
@@ -987,3 +1006,35 @@ def test_normalization_exports_to_onnx(tmp_path):
     mg.export_onnx(model, tmp_path / "model.onnx")
     session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
     np.testing.assert_allclose(session.run(None, {"input": x})[0], model(x), rtol=1e-5, atol=1e-6)
+
+
+def test_onnx_export_names_tensors_after_the_state_dict_and_takes_an_input_shape(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    model = mg.Sequential(mg.Dense(3, 4, rng=0), mg.Sequential(mg.Tanh(), mg.Dense(4, 2, rng=1)))
+    mg.export_onnx(model, tmp_path / "a.onnx", input_shape=(3,))
+    graph = onnx.load(tmp_path / "a.onnx").graph
+    assert [t.name for t in graph.initializer] == list(model.state_dict())
+    assert [node.name for node in graph.node] == ["0", "1.0", "1.1", "output"]
+    dims = graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 2]
+
+
+@pytest.mark.parametrize(
+    ("input_shape", "error", "message"),
+    [
+        ((4,), ValueError, r"does not take an input of shape \(batch, 4\): .*node name: 0\)"),
+        ("34", TypeError, r"input_shape must be a tuple of sizes.*got '34'"),
+        ((), ValueError, r"input_shape must hold at least one size"),
+        ((0,), ValueError, r"input_shape\[0\] must be >= 1, got 0"),
+        ((True,), TypeError, r"input_shape\[0\] must be an integer, got True \(bool\)"),
+        ([3.0], TypeError, r"input_shape\[0\] must be an integer, got 3.0 \(float\)"),
+    ],
+)
+def test_onnx_export_refuses_a_bad_input_shape_and_writes_nothing(
+    tmp_path, input_shape, error, message
+):
+    pytest.importorskip("onnx")
+    model = mg.Sequential(mg.Dense(3, 4, rng=0), mg.Tanh())
+    with pytest.raises(error, match=message):
+        mg.export_onnx(model, tmp_path / "m.onnx", input_shape=input_shape)
+    assert list(tmp_path.iterdir()) == []

@@ -385,3 +385,39 @@ def test_an_activation_that_needs_arguments_is_refused_when_the_strategy_is_buil
 
     with pytest.raises(TypeError, match=r"activations\[0\]: Scaled\(\) must build without"):
         sequential_stacks(activations=(Scaled,))
+
+
+def test_integer_inputs_are_indices_whose_gradient_is_not_checked():
+    model = Sequential(Dense(2, 3, rng=0, dtype=np.float64), Tanh())
+    # a Dense takes integers as numbers; as indices its input gradient is left unchecked
+    assert set(check_gradients(model, np.array([[1, 2], [0, 3]])).errors) == {
+        "0.weight",
+        "0.bias",
+    }
+    assert "input" in check_gradients(model, np.array([[1.0, 2.0], [0.0, 3.0]])).errors
+    with pytest.raises(ValueError, match=r"integer x as indices.*Tanh has no parameters: nothing"):
+        check_gradients(Tanh(), np.array([[1, 2]]))
+    # a Loss's prediction is converted, as before
+    check_gradients(MSE(), np.array([[1, 2]]), np.zeros((1, 2)))
+
+
+class SquarePlusNoise(Layer):
+    """y = x^2 + z, with z ~ N(0, 1) drawn afresh at every forward pass from its generator."""
+
+    def __init__(self):
+        super().__init__()
+        self.rng = np.random.default_rng(0)
+
+    def forward(self, x):
+        self.x = x
+        return x * x + self.rng.normal(size=x.shape)
+
+    def backward(self, grad_output):
+        return 2 * grad_output * self.x
+
+
+def test_every_forward_pass_of_a_check_draws_the_same_random_numbers():
+    layer = SquarePlusNoise()
+    before = layer.rng.bit_generator.state
+    check_gradients(layer, X)  # fresh noise at each pass would swamp the finite differences
+    assert layer.rng.bit_generator.state == before  # left where it was

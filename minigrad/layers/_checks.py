@@ -3,6 +3,9 @@ strings, complex numbers or objects), widths, parameter dtypes and gradients."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
@@ -89,6 +92,23 @@ def parameter_dtype(owner: str, dtype: object) -> np.dtype:
     None is refused (NumPy would read it as float64), as are other kinds and float128.
     """
     return check_float_dtype(f"{owner} dtype", dtype)
+
+
+def checked_config(owner: str, config: object, keys: Iterable[str]) -> dict[str, Any]:
+    """``config`` if it is a dict with exactly ``keys``, its "dtype" (if it has one) the name
+    of a parameter dtype; else a TypeError or ValueError naming ``owner``. The constructor
+    checks the other values: this is what ``from_config`` runs on JSON from a file first."""
+    article = "an" if owner[0] in "AEIOU" else "a"
+    if not isinstance(config, dict):
+        raise TypeError(f"{article} {owner} config is a dict, got {type(config).__name__}")
+    expected = sorted(keys)
+    if set(config) != set(expected):
+        raise ValueError(f"{article} {owner} config has the keys {expected}, got {listed(config)}")
+    if "dtype" in config and config["dtype"] not in ("float16", "float32", "float64"):
+        raise ValueError(
+            f"{owner} dtype must be 'float16', 'float32' or 'float64', got {shown(config['dtype'])}"
+        )
+    return config
 
 
 def bad_gradient(layer: object, grad_output: object, shape: tuple[int, ...]) -> Exception:

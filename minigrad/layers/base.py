@@ -89,6 +89,16 @@ class Layer:
     ``train()`` / ``eval()``
         Set the ``training`` flag, here and in every sub-layer, for layers whose forward
         differs between the two (dropout, batch norm).
+    Random generators
+        A layer that draws random numbers as it runs (Dropout's masks) keeps its own
+        ``numpy.random.Generator`` as an attribute, and it is found by structure too:
+        :meth:`named_generators` lists every Generator attribute of the tree by its path
+        (``"2.rng"``). They are not part of ``state_dict()`` (PyTorch's Dropout has no
+        state, and model files stay loadable into the equivalent PyTorch model), but
+        checkpoints save and restore their states, so that a resumed ``fit`` draws the
+        same masks as an uninterrupted one, and ``check_gradients`` rewinds them before
+        every forward pass, so that each pass draws the same ones. A layer of your own
+        that keeps its generator in an attribute takes part in both.
 
     Shape
     -----
@@ -235,6 +245,40 @@ class Layer:
         for key, item in self._tree():
             if isinstance(item, Buffer):
                 yield prefix + key, item
+
+    def named_generators(self, prefix: str = "") -> Iterator[tuple[str, np.random.Generator]]:
+        """Yield ``(path, generator)`` for every ``numpy.random.Generator`` that this layer or
+        a sub-layer holds as an attribute, in the order of :meth:`named_layers`.
+
+        Paths are the layer's path and the attribute's name (``"2.rng"``, or ``"rng"`` for
+        this layer's own), with ``prefix`` in front. These are the generators whose states
+        checkpoints save and restore and ``check_gradients`` rewinds (see "Random
+        generators" in the class notes). A generator shared by two layers is listed under
+        each path. Raises ValueError when a Layer appears twice, as :meth:`named_layers`.
+
+        Examples
+        --------
+        A layer of your own that draws noise at every forward pass keeps its generator in
+        an attribute, which is all it takes:
+
+        >>> from minigrad import Dense, Sequential
+        >>> class Noise(Layer):  # y = x + 0.1 z, z ~ N(0, 1)
+        ...     def __init__(self, seed):
+        ...         super().__init__()
+        ...         self.rng = np.random.default_rng(seed)
+        ...     def forward(self, x):
+        ...         return x + 0.1 * self.rng.standard_normal(np.shape(x))
+        ...     def backward(self, grad_output):
+        ...         return grad_output
+        >>> model = Sequential(Dense(2, 2), Noise(seed=0), Dense(2, 1))
+        >>> [path for path, _ in model.named_generators()]
+        ['1.rng']
+        """
+        for path, layer in self.named_layers():
+            dotted = f"{path}." if path else ""
+            for name, value in layer._attributes():
+                if isinstance(value, np.random.Generator):
+                    yield prefix + dotted + name, value
 
     def parameters(self) -> list[Parameter]:
         """All trainable parameters of this layer and its sub-layers, in a fixed order."""

@@ -1,16 +1,27 @@
-"""Normalization: standardise each feature with statistics that belong to the model."""
+"""Normalization, which standardises each feature with statistics that belong to the model, and
+LayerNorm, which standardises each sample over its trailing axes."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from minigrad._validation import check_allocation, forward_not_called
+from minigrad._validation import (
+    Checked,
+    check_allocation,
+    check_bool,
+    check_real,
+    forward_not_called,
+)
 from minigrad.errors import ShapeError
 from minigrad.layers._checks import (
     bad_gradient,
+    checked_config,
     in_dtype,
     layer_width,
     listed,
@@ -18,10 +29,15 @@ from minigrad.layers._checks import (
     real_array,
     shown,
 )
+from minigrad.layers._moments import (
+    standardize,
+    standardized_input_gradient,
+    sum_of_products,
+)
 from minigrad.layers.base import Layer, stale_backward
-from minigrad.parameter import Buffer
+from minigrad.parameter import Buffer, Parameter
 
-__all__ = ["Normalization"]
+__all__ = ["LayerNorm", "Normalization"]
 
 #: rows per chunk of adapt's float64 passes: about 8 MiB of float64 at a time
 _CHUNK_VALUES = 1 << 20
@@ -324,3 +340,252 @@ def _check_finite(x: NDArray, sums: NDArray[np.float64]) -> None:
         f"Normalization.adapt: the values of feature (column) {column} are too large to "
         "average in float64"
     )
+
+
+def _normalized_shape(value: object) -> tuple[int, ...]:
+    """LayerNorm's normalized_shape as a tuple of sizes >= 1: an int, or a tuple or list of
+    them (not a string, not a float, not a bool); TypeError or ValueError otherwise."""
+    what = "LayerNorm normalized_shape"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{what} must hold at least one size, got {shown(value)}")
+        if len(value) > 32:
+            raise ValueError(f"{what} may hold at most 32 sizes, got {len(value)}")
+        return tuple(layer_width(f"{what}[{index}]", size) for index, size in enumerate(value))
+    try:
+        return (layer_width(what, value),)
+    except TypeError:
+        raise TypeError(
+            f"{what} must be a positive integer or a tuple of them (the sizes of the trailing "
+            f"axes), got {shown(value)} ({type(value).__name__})"
+        ) from None
+
+
+class LayerNorm(Layer):
+    """Layer normalization: standardise each sample over its trailing axes, as in PyTorch.
+
+    y = (x - mu) / sqrt(var + eps) * w + b, with mu and var the mean and (biased) variance
+    of each sample's values over the last ``len(normalized_shape)`` axes (Ba et al., 2016).
+    Unlike batch normalization nothing depends on the other samples of the batch, so
+    training and evaluation modes compute the same thing and there are no running
+    statistics.
+
+    Parameters
+    ----------
+    normalized_shape : int or tuple of int
+        The sizes of the trailing axes to normalise over: ``LayerNorm(d)`` for
+        (batch, d) or (batch, length, d) inputs, ``LayerNorm((C, H, W))`` for a whole image.
+    eps : float > 0, default 1e-5
+        Added to the variance, so a constant sample gives xhat = 0 rather than 0 / 0.
+    elementwise_affine : bool, default True
+        Learn the weight w (ones) and bias b (zeros), of shape ``normalized_shape``, applied
+        element by element.
+    bias : bool, default True
+        With ``elementwise_affine``, learn b too.
+    dtype : float16, float32 or float64, default float32
+        dtype of the parameters, the output and every gradient; inputs are converted to it.
+
+    Attributes
+    ----------
+    normalized_shape : tuple of int
+    weight, bias : Parameter of shape ``normalized_shape``, or None
+        ``state_dict()`` keys ``weight`` and ``bias``, as PyTorch's.
+
+    Shape
+    -----
+    x: (*, *normalized_shape) -> y of the same shape; the leading axes (the batch, a
+    sequence) are any. Floating-point inputs of another precision, integers and booleans
+    are converted to the layer's dtype; complex numbers, strings and objects are refused.
+
+    Notes
+    -----
+    Forward, for each sample over its M = prod(normalized_shape) values x_j::
+
+        mu = (1/M) sum_j x_j,   var = (1/M) sum_j (x_j - mu)^2
+        xhat_j = (x_j - mu) / sqrt(var + eps),   y_j = w_j xhat_j + b_j
+
+    Backward, with g = dL/dy, h_j = w_j g_j and the sums over the sample's M values::
+
+        dL/dw = sum over samples of g xhat,   dL/db = sum over samples of g
+        dL/dx_j = 1 / (M sqrt(var + eps)) (M h_j - sum_k h_k - xhat_j sum_k h_k xhat_k)
+
+    the full derivative through the sample's mean and variance. The statistics are
+    accumulated in float64 in two passes (the mean, then the squared deviations), so
+    float32 values near 1e30 normalise without overflow.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> norm = LayerNorm(3)
+    >>> norm
+    LayerNorm((3,), eps=1e-05, elementwise_affine=True, bias=True)
+    >>> x = np.array([[1.0, 2.0, 3.0], [10.0, 10.0, 40.0]])
+    >>> norm(x).round(3)  # each row standardised on its own
+    array([[-1.225,  0.   ,  1.225],
+           [-0.707, -0.707,  1.414]], dtype=float32)
+    >>> dx = norm.backward(np.ones((2, 3), np.float32))  # shifting all of a row: no change
+    >>> bool(np.allclose(dx, 0.0, atol=1e-6)), norm.weight.grad.shape
+    (True, (3,))
+    >>> list(LayerNorm((4, 5)).state_dict().items())[0][1].shape
+    (4, 5)
+    """
+
+    eps = Checked(
+        partial(check_real, above=0), "Added to the variance: 1/sqrt(var + eps), eps > 0."
+    )
+
+    def __init__(
+        self,
+        normalized_shape: int | Sequence[int],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        *,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
+        super().__init__()
+        self._build(normalized_shape, eps, elementwise_affine, bias, dtype, True)
+
+    def _build(
+        self,
+        normalized_shape: int | Sequence[int],
+        eps: float,
+        elementwise_affine: bool,
+        bias: bool,
+        dtype: DTypeLike,
+        filled: bool,
+    ) -> None:
+        """Check the arguments and make the parameters; ``filled=False`` leaves the weight
+        at zero (memory untouched) for a load to fill, as ``Dense.from_config`` does."""
+        self.normalized_shape = shape = _normalized_shape(normalized_shape)
+        self.eps = eps
+        affine = check_bool("LayerNorm elementwise_affine", elementwise_affine)
+        bias = check_bool("LayerNorm bias", bias)
+        dtype = parameter_dtype("LayerNorm", dtype)
+        check_allocation(
+            f"LayerNorm({shape}) is too large: its weight and bias", (2, *shape), dtype
+        )
+        ones = np.ones if filled else np.zeros
+        self.weight = Parameter(ones(shape, dtype), name="weight") if affine else None
+        self.bias = Parameter(np.zeros(shape, dtype), name="bias") if affine and bias else None
+        self._dtype = dtype
+        # What backward needs: xhat and 1 / sqrt(var + eps) per sample (float64, axes kept)
+        self._xhat: NDArray[np.floating] | None = None
+        self._inv_std: NDArray[np.float64] | None = None
+
+    @property
+    def elementwise_affine(self) -> bool:
+        """Whether the layer has a learnable weight (and bias)."""
+        return self.weight is not None
+
+    @property
+    def in_features(self) -> int | None:
+        """The input width for a single normalised axis (Sequential checks its neighbours
+        with it); None for several."""
+        return self.normalized_shape[0] if len(self.normalized_shape) == 1 else None
+
+    @property
+    def out_features(self) -> int | None:
+        """The output width, as ``in_features``."""
+        return self.in_features
+
+    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+        """Standardise each sample over the trailing axes, then y = xhat w + b."""
+        dtype = self._dtype
+        if type(x) is not np.ndarray or x.dtype != dtype:
+            self._xhat = None  # a failed forward leaves nothing for backward
+            x = real_array(x, dtype, "LayerNorm input")
+        shape = self.normalized_shape
+        if x.shape[max(0, x.ndim - len(shape)) :] != shape:
+            self._xhat = None
+            sizes = ", ".join(map(str, shape))
+            raise ShapeError(
+                f"{self._short()} expected an input whose last {len(shape)} axes are {shape}, "
+                f"shape (*, {sizes}), got shape {x.shape}"
+            )
+        axes = tuple(range(x.ndim - len(shape), x.ndim))
+        xhat, _, _, inv_std = standardize(x, axes, self.eps)
+        self._xhat, self._inv_std = xhat, inv_std
+        self._forward_training = self.training
+        if self.weight is None:
+            return xhat
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = xhat * self.weight.value
+            if self.bias is not None:
+                y += self.bias.value
+        return y
+
+    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+        """Fill weight.grad and bias.grad; return dL/dx, through each sample's statistics."""
+        g = self._parameter_gradients(grad_output)
+        xhat, inv_std = self._xhat, self._inv_std
+        assert xhat is not None and inv_std is not None
+        if self.weight is not None:
+            g = g * self.weight.value
+        axes = tuple(range(xhat.ndim - len(self.normalized_shape), xhat.ndim))
+        sum_g = np.sum(g, axis=axes, dtype=np.float64, keepdims=True)
+        sum_gx = sum_of_products(g, xhat, axes)
+        count = math.prod(self.normalized_shape)
+        with np.errstate(over="ignore"):
+            scale = inv_std.astype(xhat.dtype)
+        return standardized_input_gradient(g, xhat, scale, sum_g, sum_gx, count)
+
+    def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
+        """Fill weight.grad = sum(g xhat) and bias.grad = sum(g) over the leading axes,
+        skipping dL/dx."""
+        self._parameter_gradients(grad_output)
+
+    def _parameter_gradients(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+        """grad_output checked and in the layer's dtype, after filling the parameters'
+        gradients from it."""
+        xhat = self._xhat
+        if xhat is None or (self.training and not self._forward_training):
+            raise forward_not_called(self) if xhat is None else stale_backward(self)
+        if (
+            not isinstance(grad_output, np.ndarray)
+            or grad_output.shape != xhat.shape
+            or grad_output.dtype.kind != "f"
+        ):
+            raise bad_gradient(self, grad_output, xhat.shape)
+        g = grad_output
+        if g.dtype is not xhat.dtype and g.dtype != xhat.dtype:
+            g = in_dtype(g, xhat.dtype)
+        leading = tuple(range(xhat.ndim - len(self.normalized_shape)))
+        with np.errstate(over="ignore"):  # a float64 sum beyond the dtype becomes inf
+            if self.weight is not None:
+                total = sum_of_products(g, xhat, leading)
+                self.weight.grad_to_overwrite()[...] = total.reshape(self.normalized_shape)
+            if self.bias is not None:
+                self.bias.grad_to_overwrite()[...] = np.sum(g, axis=leading, dtype=np.float64)
+        return g
+
+    def _short(self) -> str:
+        return f"LayerNorm({self.normalized_shape})"
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (the shape as a list, the dtype as its name)."""
+        return {
+            "normalized_shape": list(self.normalized_shape),
+            "eps": self.eps,
+            "elementwise_affine": self.elementwise_affine,
+            "bias": self.bias is not None,
+            "dtype": self._dtype.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LayerNorm:
+        """A LayerNorm of the configured shape, its weight left at zero (memory untouched)
+        for a load to fill in."""
+        keys = ("normalized_shape", "eps", "elementwise_affine", "bias", "dtype")
+        config = checked_config("LayerNorm", config, keys)
+        layer = cls.__new__(cls)
+        Layer.__init__(layer)
+        layer._build(**config, filled=False)
+        return layer
+
+    def extra_repr(self) -> str:
+        """PyTorch's: ``normalized_shape, eps=..., elementwise_affine=..., bias=...``."""
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
+        )

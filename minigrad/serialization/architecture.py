@@ -7,6 +7,10 @@ A model file stores its architecture as a JSON description::
                                       "dtype": "float32"}},
         {"class": "Tanh", "config": {}}]}
 
+Containers describe their children in place: a Sequential its ``"layers"``, a Residual its
+``"block"`` and ``"shortcut"``, a Concat its ``"branches"`` beside its ``"config"``
+(``{"dim": 1}``); they nest up to :data:`MAX_DEPTH` deep.
+
 and :func:`build_layer` turns it back into layers by looking each ``"class"`` up in a table
 of registered classes. Nothing else is ever done with a name from a file: it is not imported,
 evaluated or used as an attribute path, so a file can only ask for layers that the program
@@ -26,11 +30,16 @@ from minigrad.layers import (
     AdaptiveAvgPool2d,
     AvgPool1d,
     AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
     Conv1d,
     Conv2d,
     Dense,
+    Dropout,
+    Embedding,
     Flatten,
     Layer,
+    LayerNorm,
     LeakyReLU,
     MaxPool1d,
     MaxPool2d,
@@ -40,8 +49,9 @@ from minigrad.layers import (
     Softmax,
     Tanh,
 )
+from minigrad.layers.activations import ELU, GELU, Identity, LogSoftmax, SiLU, Softplus
+from minigrad.layers.containers import Concat, Residual, Sequential
 from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer
-from minigrad.sequential import Sequential
 
 __all__ = [
     "build_layer",
@@ -58,23 +68,20 @@ MAX_DEPTH = 32
 LayerClass = TypeVar("LayerClass", bound=type[Layer])
 OptimizerClass = TypeVar("OptimizerClass", bound=type[Optimizer])
 
+#: minigrad's own layers, by the name a file gives; containers are rebuilt from their
+#: descriptions' children (see build_layer) and registered so that no other class takes
+#: their names
 _LAYERS: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (Dense, Tanh, Sigmoid, ReLU, LeakyReLU, Softmax, Normalization)
-}
-_LAYERS.update(
-    (cls.__name__, cls)
+    cls.__name__: cls
     for cls in (
-        Conv1d,
-        Conv2d,
-        MaxPool1d,
-        MaxPool2d,
-        AvgPool1d,
-        AvgPool2d,
-        AdaptiveAvgPool1d,
-        AdaptiveAvgPool2d,
-        Flatten,
+        *(Dense, Tanh, Sigmoid, ReLU, LeakyReLU, Softmax, Normalization),
+        *(GELU, SiLU, ELU, Softplus, LogSoftmax, Identity),
+        *(BatchNorm1d, BatchNorm2d, LayerNorm, Dropout, Embedding),
+        *(Residual, Concat),
+        *(Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d),
+        *(AdaptiveAvgPool1d, AdaptiveAvgPool2d, Flatten),
     )
-)
+}
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
     cls.__name__: cls for cls in (SGD, Momentum, Adam, AdamW)
 }
@@ -138,7 +145,8 @@ def _register(table: dict[str, Any], cls: Any, base: type, kind: str) -> Any:
 
 
 def describe_layer(layer: Layer) -> dict[str, Any]:
-    """The JSON description of ``layer`` (a Sequential describes its layers in order).
+    """The JSON description of ``layer`` (a container describes its children in place: a
+    Sequential its layers in order, a Residual its block and shortcut, a Concat its branches).
 
     Whatever is described can be loaded back: a user-defined layer is rebuilt here from its
     config, as a load would rebuild it, and given its current state, so that a layer that
@@ -149,9 +157,10 @@ def describe_layer(layer: Layer) -> dict[str, Any]:
     ValueError
         A layer's class is not registered; it cannot be rebuilt from its config (no
         ``get_config`` for a constructor that takes arguments, say) or then does not take
-        its own state; it holds sub-layers without being a Sequential (its structure could
-        not be rebuilt from a config); or the Sequentials nest deeper than a load accepts.
-        The message names the layer's position (``layer 2.0`` inside a nested Sequential).
+        its own state; it holds sub-layers without being a Sequential, Residual or Concat
+        (its structure could not be rebuilt from a config); or the containers nest deeper
+        than a load accepts. The message names the layer's position (``layer 2.0`` inside
+        a nested Sequential, ``layer 1.block.0`` inside a Residual).
     TypeError
         A layer's ``get_config()`` holds something that is not a JSON value.
 
@@ -161,6 +170,12 @@ def describe_layer(layer: Layer) -> dict[str, Any]:
     >>> describe_layer(Sequential(Dense(2, 3), Tanh()))  # doctest: +NORMALIZE_WHITESPACE
     {'class': 'Sequential', 'layers': [{'class': 'Dense', 'config': {'in_features': 2,
      'out_features': 3, 'bias': True, 'dtype': 'float32'}}, {'class': 'Tanh', 'config': {}}]}
+    >>> describe_layer(Residual(Tanh()))  # doctest: +NORMALIZE_WHITESPACE
+    {'class': 'Residual', 'block': {'class': 'Tanh', 'config': {}},
+     'shortcut': {'class': 'Identity', 'config': {}}}
+    >>> describe_layer(Concat(Tanh(), Identity(), dim=-1))  # doctest: +NORMALIZE_WHITESPACE
+    {'class': 'Concat', 'config': {'dim': -1}, 'branches': [{'class': 'Tanh', 'config': {}},
+     {'class': 'Identity', 'config': {}}]}
     """
     if not isinstance(layer, Layer):
         raise TypeError(f"describe_layer takes a minigrad Layer, got {type(layer).__name__}")
@@ -172,15 +187,30 @@ def _describe(layer: Layer, position: str, depth: int) -> dict[str, Any]:
     what = f"layer {position} ({type_name(layer)})" if position else f"a {type_name(layer)}"
     if depth > MAX_DEPTH:
         raise ValueError(
-            f"cannot save {what}: Sequential containers nested more than {MAX_DEPTH} deep, "
+            f"cannot save {what}: containers nested more than {MAX_DEPTH} deep, "
             "which a load refuses; flatten the model"
         )
+    prefix = f"{position}." if position else ""
     if type(layer) is Sequential:
         return {
             "class": "Sequential",
             "layers": [
-                _describe(child, f"{position}.{index}" if position else str(index), depth + 1)
-                for index, child in enumerate(layer)
+                _describe(child, f"{prefix}{index}", depth + 1) for index, child in enumerate(layer)
+            ],
+        }
+    if type(layer) is Residual:
+        return {
+            "class": "Residual",
+            "block": _describe(layer.block, f"{prefix}block", depth + 1),
+            "shortcut": _describe(layer.shortcut, f"{prefix}shortcut", depth + 1),
+        }
+    if type(layer) is Concat:
+        return {
+            "class": "Concat",
+            "config": layer.get_config(),
+            "branches": [
+                _describe(branch, f"{prefix}branches.{index}", depth + 1)
+                for index, branch in enumerate(layer.branches)
             ],
         }
     if _LAYERS.get(name) is not type(layer):
@@ -191,8 +221,8 @@ def _describe(layer: Layer, position: str, depth: int) -> dict[str, Any]:
         )
     if any(True for _ in layer.children()):
         raise ValueError(
-            f"cannot save {what}: it holds sub-layers, and only Sequential containers are "
-            "rebuilt from files; build the model as a Sequential"
+            f"cannot save {what}: it holds sub-layers, and only Sequential, Residual and "
+            "Concat containers are rebuilt from files; build the model from those"
         )
     config = layer.get_config()
     if type(layer) not in _OWN:
@@ -304,13 +334,15 @@ def build_layer(description: Any, where: str = "architecture", depth: int = 0) -
     >>> layer = build_layer({"class": "LeakyReLU", "config": {"negative_slope": 0.1}})
     >>> layer, build_layer({"class": "Sequential", "layers": [describe_layer(layer)]})[0]
     (LeakyReLU(negative_slope=0.1), LeakyReLU(negative_slope=0.1))
+    >>> build_layer(describe_layer(Residual(Tanh()))).block
+    Tanh()
     >>> build_layer({"class": "os.system", "config": {}})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
         ...
     minigrad.errors.ModelFileError: architecture names the layer class 'os.system', which is ...
     """
     if depth > MAX_DEPTH:
-        raise ModelFileError(f"{where}: Sequential containers nested more than {MAX_DEPTH} deep")
+        raise ModelFileError(f"{where}: containers nested more than {MAX_DEPTH} deep")
     if not isinstance(description, dict) or not isinstance(description.get("class"), str):
         raise ModelFileError(f"{where} must be an object with a string 'class'")
     name = description["class"]
@@ -328,6 +360,8 @@ def build_layer(description: Any, where: str = "architecture", depth: int = 0) -
             return Sequential(built)
         except Exception as error:  # layers whose widths do not chain, or a user layer's error
             raise ModelFileError(f"{where}: {error_text(error)}") from error
+    if name in ("Residual", "Concat"):
+        return _build_container(description, name, where, depth)
     cls = _LAYERS.get(name)
     if cls is None:
         raise ModelFileError(
@@ -349,6 +383,41 @@ def build_layer(description: Any, where: str = "architecture", depth: int = 0) -
             f"{where}: {name}.from_config returned {type(layer).__name__}, not a Layer"
         )
     return layer
+
+
+def _build_container(description: dict[str, Any], name: str, where: str, depth: int) -> Layer:
+    """A Residual or Concat from its description: its children built first, then it."""
+    if name == "Residual":
+        if set(description) != {"class", "block", "shortcut"}:
+            raise ModelFileError(
+                f"{where}: a Residual is described by 'class', 'block' and 'shortcut'"
+            )
+        config = {
+            key: build_layer(description[key], f"{where}.{key}", depth + 1)
+            for key in ("block", "shortcut")
+        }
+    else:
+        config, branches = description.get("config"), description.get("branches")
+        if (
+            set(description) != {"class", "config", "branches"}
+            or not isinstance(config, dict)
+            or not isinstance(branches, list)
+        ):
+            raise ModelFileError(
+                f"{where}: a Concat is described by 'class', a 'config' object and a "
+                "'branches' list"
+            )
+        if "branches" in config:
+            raise ModelFileError(f"{where}.config: the branches belong in 'branches'")
+        built = [
+            build_layer(item, f"{where}.branches[{index}]", depth + 1)
+            for index, item in enumerate(branches)
+        ]
+        config = {**config, "branches": built}
+    try:
+        return _LAYERS[name].from_config(config)
+    except Exception as error:  # children whose widths do not fit, a bad dim, no branches
+        raise ModelFileError(f"{where}: cannot build {name}: {error_text(error)}") from error
 
 
 def optimizer_class(name: Any, where: str = "optimizer") -> type[Optimizer]:

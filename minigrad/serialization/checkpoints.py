@@ -4,7 +4,8 @@ A checkpoint is a safetensors file holding the model's parameters (under ``"mode
 and the optimizer's buffers (``"optimizer.<parameter index>.<buffer>"``, e.g.
 ``"optimizer.0.m"``), with the rest in the metadata as JSON: the architecture, the optimizer's
 class, hyperparameters and step counts, the number of epochs and steps done, the state of the
-data loader's random generator, and the history so far.
+data loader's random generator, the states of the generators the model's layers own (Dropout's,
+by path: see :meth:`~minigrad.Layer.named_generators`), and the history so far.
 
 Resuming restores all of it, so that training k more epochs from a checkpoint gives the same
 parameters, bit for bit, as training without the interruption::
@@ -60,7 +61,8 @@ class Checkpoint:
     Attributes
     ----------
     model : Layer
-        Rebuilt from the saved architecture, with the saved parameters.
+        Rebuilt from the saved architecture, with the saved parameters and buffers, and its
+        layers' generators (Dropout's) in their saved states.
     optimizer : Optimizer
         The saved optimizer class, on ``model.parameters()``, with its hyperparameters,
         buffers and step counts restored.
@@ -95,10 +97,13 @@ class Checkpoint:
     history: dict[str, list[float]] = field(default_factory=dict)
 
     def restore(self, model: Layer, optimizer: Optimizer) -> None:
-        """Copy the saved parameters and optimizer state into ``model`` and ``optimizer``.
+        """Copy the saved parameters, buffers and optimizer state into ``model`` and
+        ``optimizer``, and the states of the saved model's layer generators into
+        ``model``'s (in place: the same Generator objects, now in the saved states).
 
-        They must have the saved structure: the same parameter names and shapes, and an
-        optimizer of the saved class. Nothing is written unless everything fits.
+        They must have the saved structure: the same parameter names and shapes, generators
+        at the same paths and of the same kinds (a PCG64 cannot take a PCG64DXSM state),
+        and an optimizer of the saved class. Nothing is written unless everything fits.
         """
         if not isinstance(model, Layer) or not isinstance(optimizer, Optimizer):
             raise TypeError(
@@ -116,6 +121,7 @@ class Checkpoint:
                 f"the checkpoint's model has parameters {listing(self.model.state_dict())}; "
                 f"this model has {listing(parameters)}"
             )
+        generators = _matching_generators(self.model, model)
         saved = self.optimizer.state_dict()
         model.load_state_dict(self.model.state_dict())
         try:
@@ -123,6 +129,8 @@ class Checkpoint:
         except ValueError:
             model.load_state_dict(parameters)  # leave the model as it was
             raise
+        for target, source in generators:
+            target.bit_generator.state = source.bit_generator.state
 
     def generator(self) -> np.random.Generator | None:
         """A new Generator in the saved state (None if none was saved)."""
@@ -151,7 +159,8 @@ def save_checkpoint(
         Epochs and optimizer steps completed (integers >= 0, NumPy integers too).
     rng : Generator or None
         The data loader's generator (``loader.rng``); its state is saved so that a resumed
-        run shuffles exactly as the uninterrupted one would have.
+        run shuffles exactly as the uninterrupted one would have. The model's own
+        generators (Dropout's) are always saved, by path.
     history : History or None
         A dict of lists of numbers (``fit``'s History).
 
@@ -162,7 +171,8 @@ def save_checkpoint(
         optimizer state that is neither an array nor an integer count.
     ValueError
         The optimizer is not on the model's parameters, a count is negative, the path is
-        empty or names a device, or the generator is not PCG64/PCG64DXSM. Also what
+        empty or names a device, or the generator (or one a layer owns: the message names
+        its path) is not PCG64/PCG64DXSM. Also what
         ``load_checkpoint`` would refuse: a layer or optimizer class that is not registered
         or cannot be rebuilt from its config, and parameters, buffers or optimizer state
         holding NaN or an infinity (the message names the tensor).
@@ -202,6 +212,7 @@ def save_checkpoint(
             "parameters in the same order)"
         )
     metadata = model_metadata(model, "checkpoint")  # refuses what a load could not rebuild
+    generators = _layer_generator_states(model)
     tensors = {f"model.{key}": p.value for key, p in model.named_parameters()}
     tensors.update((f"model.{key}", b.value) for key, b in model.named_buffers())
     counts: list[dict[str, int]] = []
@@ -231,6 +242,7 @@ def save_checkpoint(
             ),
             "minigrad.progress": json.dumps({"epoch": epoch, "step": step}),
             "minigrad.rng": json.dumps(None if rng is None else _generator_state(rng)),
+            "minigrad.generators": json.dumps(generators),
             "minigrad.history": json.dumps(history),
         }
     )
@@ -334,6 +346,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     rng_state = parse_json(metadata, "minigrad.rng", where)
     if rng_state is not None:
         _generator(rng_state, f"{where}: minigrad.rng")  # checked now, not at resume time
+    _restore_layer_generators(model, metadata, where)
     history = parse_json(metadata, "minigrad.history", where)
     try:
         if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
@@ -413,6 +426,71 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(value)
     return float(value)
+
+
+def _layer_generator_states(model: Layer) -> dict[str, dict[str, Any]]:
+    """The state of every generator the model's layers own, by path, for the metadata."""
+    states = {}
+    for path, generator in model.named_generators():
+        try:
+            states[path] = _generator_state(generator)
+        except ValueError as error:
+            raise ValueError(
+                f"cannot save a checkpoint: the generator at {path!r} (a layer's) cannot be "
+                f"saved: {error}"
+            ) from None
+    return states
+
+
+def _restore_layer_generators(model: Layer, metadata: dict[str, str], where: str) -> None:
+    """Put the generators of ``model`` (rebuilt from the file) in the saved states.
+
+    A checkpoint from before layers had generators has no entry: its model has none."""
+    what = f"{where}: minigrad.generators"
+    saved: Any = {}
+    if "minigrad.generators" in metadata:
+        saved = parse_json(metadata, "minigrad.generators", where)
+    if not isinstance(saved, dict):
+        raise ModelFileError(f"{what} must map layer paths to generator states")
+    paths = [path for path, _ in model.named_generators()]
+    if sorted(saved) != sorted(paths):
+        raise ModelFileError(
+            f"{what} holds the states of generators at {listing(sorted(saved))}, but the "
+            f"architecture's layers own generators at {listing(paths)}"
+        )
+    for path, generator in model.named_generators():
+        restored = _generator(saved[path], f"{what}[{quoted(path)}]")
+        if type(restored.bit_generator) is not type(generator.bit_generator):
+            raise ModelFileError(
+                f"{what}[{quoted(path)}] is a {type(restored.bit_generator).__name__} state, "
+                f"but the rebuilt layer draws from {type(generator.bit_generator).__name__}"
+            )
+        generator.bit_generator.state = restored.bit_generator.state
+
+
+def _matching_generators(
+    saved: Layer, model: Layer
+) -> list[tuple[np.random.Generator, np.random.Generator]]:
+    """``(model's generator, saved model's generator)`` pairs by path, or ValueError when the
+    paths or the kinds of generator differ (nothing is written then)."""
+    sources = dict(saved.named_generators())
+    targets = list(model.named_generators())
+    if [path for path, _ in targets] != list(sources):
+        raise ValueError(
+            f"the checkpoint's model has layers with random generators at "
+            f"{listing(list(sources))}; this model has them at "
+            f"{listing([path for path, _ in targets])}: build the model as the checkpointed "
+            "one was built"
+        )
+    for path, target in targets:
+        kind, saved_kind = type(target.bit_generator), type(sources[path].bit_generator)
+        if kind is not saved_kind:
+            raise ValueError(
+                f"the checkpoint saved a {saved_kind.__name__} state for the generator at "
+                f"{path!r}, but this model's draws from {kind.__name__}; give that layer a "
+                f"{saved_kind.__name__} generator"
+            )
+    return [(target, sources[path]) for path, target in targets]
 
 
 def _generator_state(rng: np.random.Generator) -> dict[str, Any]:

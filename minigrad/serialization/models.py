@@ -113,7 +113,8 @@ def load(path: str | os.PathLike[str]) -> Layer:
 
 
 def load_tensors(path: str | os.PathLike[str]) -> dict[str, NDArray[np.floating]]:
-    """The tensors of any safetensors file of float tensors, by name (checked as in load).
+    """The tensors of any safetensors file of float (and int64) tensors, by name (checked as
+    in load).
 
     This is how weights from PyTorch (``safetensors.torch.save_file(torch_model.state_dict(),
     path)``) get into a minigrad model with the same structure:

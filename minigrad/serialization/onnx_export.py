@@ -1,12 +1,25 @@
 """ONNX export: a trained model as a graph that ONNX runtimes (onnxruntime, browsers, phones)
 run without minigrad.
 
-Needs the ``onnx`` package (``pip install 'minigrad-nn[onnx]'``). Each layer becomes one
-standard operator: Dense -> Gemm (y = x W^T + b, ``transB=1``, the weight stored as minigrad
-holds it), Tanh -> Tanh, Sigmoid -> Sigmoid, ReLU -> Relu, LeakyReLU -> LeakyRelu,
-Softmax -> Softmax, and Normalization -> Sub then Div ((x - mean) / std, its statistics as
-constants); nested Sequentials are flattened. The graph's input ``"input"`` has shape
-(batch, in_features) with a symbolic batch size, and its output is ``"output"``.
+Needs the ``onnx`` package (``pip install 'minigrad-nn[onnx]'``). Each layer becomes standard
+operators of opset 17:
+
+- Dense -> Gemm (y = x W^T + b, ``transB=1``, the weight stored as minigrad holds it);
+  Embedding -> Gather (the graph then takes int64 indices); Normalization -> Sub, Div (its
+  statistics as constants); BatchNorm1d/2d -> BatchNormalization with the running statistics
+  (what evaluation mode computes; without running statistics it is refused); LayerNorm ->
+  LayerNormalization; Dropout and Identity -> Identity (evaluation mode).
+- Tanh, Sigmoid, ReLU (Relu), LeakyReLU (LeakyRelu), ELU (Elu), Softmax, LogSoftmax -> the
+  operator of that name; GELU -> its formula, 0.5 x (1 + Erf(x / sqrt 2)) or with the tanh
+  approximation; SiLU -> x * Sigmoid(x); Softplus -> Softplus(beta x) / beta, and x where
+  beta x > threshold.
+- A container becomes its children's nodes, wired as it wires them: a Sequential in a chain,
+  Residual -> Add of its block and shortcut, Concat -> Concat of its branches.
+
+Constant tensors are named after the ``state_dict`` keys. The graph's input ``"input"`` has
+shape (batch, in_features), or (batch, *input_shape) when that is given, with a symbolic batch
+size, and its output is ``"output"``. (onnxruntime's CPU provider runs Erf, Elu and Softplus
+in float32 only: a float64 graph holding them is valid ONNX that it cannot run.)
 
 The whole graph has one float type, float16, float32 or float64, that of the model's
 parameters and buffers. A model that mixes them is refused rather than exported with Cast
@@ -16,21 +29,37 @@ minigrad.
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from minigrad._files import listing, quoted, type_name, write_atomically
+from minigrad._validation import check_integer
 from minigrad.layers import (
+    ELU,
+    GELU,
+    Activation,
+    BatchNorm1d,
+    BatchNorm2d,
+    Concat,
     Dense,
+    Dropout,
+    Embedding,
+    Identity,
     Layer,
+    LayerNorm,
     LeakyReLU,
+    LogSoftmax,
     Normalization,
     ReLU,
+    Residual,
     Sigmoid,
+    SiLU,
     Softmax,
+    Softplus,
     Tanh,
 )
 from minigrad.sequential import Sequential
@@ -44,14 +73,29 @@ OPSET = 17
 IR_VERSION = 8
 
 
-def export_onnx(model: Layer, path: str | os.PathLike[str]) -> None:
+def export_onnx(
+    model: Layer, path: str | os.PathLike[str], *, input_shape: Sequence[int] | None = None
+) -> None:
     """Write ``model`` to ``path`` as an ONNX graph, atomically.
 
     Each Dense becomes Gemm(x, W, b, transB=1), y = x W^T + b; each activation the ONNX
-    operator of the same name (see the module docstring).
+    operator of the same name (see the module docstring). Initializers are named after the
+    model's ``state_dict`` keys ("0.weight", "3.1.bias", ...) and nodes after the layers'
+    positions.
 
-    Shape: the graph maps "input" (batch, in_features) -> "output" (batch, out_features),
-    with a symbolic batch size, in the dtype of the model's parameters.
+    Shape: the graph maps "input" (batch, d1, d2, ...) -> "output" (batch, ...), where
+    (d1, d2, ...) is ``input_shape``, with a symbolic batch size, in the dtype of the
+    model's parameters; the output's shape is what ONNX shape inference derives from the
+    graph.
+
+    Parameters
+    ----------
+    model : Layer
+    path : str or PathLike
+    input_shape : sequence of int, optional
+        The shape of one sample, without the batch dimension: ``(in_features,)`` for a
+        multilayer perceptron. By default, the input width of the first layer that has one
+        (a Dense or a Normalization, possibly after activations).
 
     Raises
     ------
@@ -62,8 +106,9 @@ def export_onnx(model: Layer, path: str | os.PathLike[str]) -> None:
         parameters are of a dtype ONNX runtimes do not run here (float128) or of more than
         one dtype (the message names the layers of each).
     ValueError
-        The model holds a layer with no ONNX equivalent here (the message names it), or
-        has no Dense layer to fix its input width.
+        The model holds a layer with no ONNX equivalent here (the message names it), its
+        input shape cannot be told and ``input_shape`` is not given, or the graph does not
+        take an input of ``input_shape`` (ONNX shape inference says where).
 
     Nothing is written when any of these is raised.
 
@@ -82,6 +127,7 @@ def export_onnx(model: Layer, path: str | os.PathLike[str]) -> None:
     ((2, 3), True)
     """
     check_model_and_path("export_onnx", model, path)
+    shape = None if input_shape is None else _checked_input_shape(input_shape)
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
@@ -91,57 +137,136 @@ def export_onnx(model: Layer, path: str | os.PathLike[str]) -> None:
             "(or pip install onnx)"
         ) from error
 
-    named = list(_flatten(model))
-    layers = [layer for _, layer in named]
+    named = list(_leaves(model))
     for name, layer in named:
         if type(layer) not in _CONVERTERS:
             raise ValueError(
                 f"export_onnx: layer {name} ({quoted(layer, 200)}) has no ONNX conversion; "
                 "supported: "
-                f"{sorted(cls.__name__ for cls in _CONVERTERS)}"
+                f"{sorted(cls.__name__ for cls in [*_CONVERTERS, *_CONTAINERS])}"
             )
-    dense = [layer for layer in layers if isinstance(layer, Dense)]
-    if not dense:
-        raise ValueError("export_onnx needs a Dense layer to know the input width")
+    if shape is None:
+        shape = _default_input_shape([layer for _, layer in named])
+    dtype = _graph_dtype(named)
+    graph = _Graph(helper, numpy_helper, dtype)
+    last = graph.emit(model, "input", "")
+    graph.nodes.append(helper.make_node("Identity", [last], ["output"], name="output"))
     elem_type = {
         np.dtype(np.float16): TensorProto.FLOAT16,
         np.dtype(np.float32): TensorProto.FLOAT,
         np.dtype(np.float64): TensorProto.DOUBLE,
-    }[_graph_dtype(named)]
-    nodes, initializers = [], []
-    current = "input"
-    for index, layer in enumerate(layers):
-        output = "output" if index == len(layers) - 1 else f"x{index + 1}"
-        made, tensors = _CONVERTERS[type(layer)](layer, current, output, f"layer{index}", helper)
-        nodes.extend(made)
-        initializers.extend(numpy_helper.from_array(array, name) for name, array in tensors)
-        current = output
-    width = dense[-1].out_features if _last_width_is_dense(layers) else None
-    graph = helper.make_graph(
-        nodes,
-        "minigrad",
-        inputs=[helper.make_tensor_value_info("input", elem_type, ["batch", _input_width(layers)])],
-        outputs=[helper.make_tensor_value_info("output", elem_type, ["batch", width])],
-        initializer=initializers,
+    }[dtype]
+    # a model that starts with an Embedding takes integer indices
+    input_type = TensorProto.INT64 if isinstance(named[0][1], Embedding) else elem_type
+    input_info = helper.make_tensor_value_info("input", input_type, ["batch", *shape])
+    onnx_model = _model(
+        helper, graph, input_info, helper.make_tensor_value_info("output", elem_type, None)
     )
-    onnx_model = helper.make_model(
-        graph,
-        producer_name="minigrad",
-        opset_imports=[helper.make_operatorsetid("", OPSET)],
-    )
-    onnx_model.ir_version = IR_VERSION
+    try:
+        inferred = onnx.shape_inference.infer_shapes(onnx_model, strict_mode=True)
+    except onnx.shape_inference.InferenceError as error:
+        # the first error is the cause; those after it are its consequences downstream
+        first = str(error).split("Inference error(s): ", 1)[-1].splitlines()[0]
+        raise ValueError(
+            f"export_onnx: the graph does not take an input of shape (batch, "
+            f"{', '.join(map(str, shape))}): {first}; pass the shape of one sample as "
+            "input_shape"
+        ) from None
+    if last == "input":
+        output_type = input_info.type
+    else:
+        output_type = next(info.type for info in inferred.graph.value_info if info.name == last)
+    output_info = helper.make_value_info("output", output_type)
+    onnx_model = _model(helper, graph, input_info, output_info)
     onnx.checker.check_model(onnx_model)
     write_atomically(path, onnx_model.SerializeToString())
 
 
-def _flatten(layer: Layer, name: str = "") -> Iterator[tuple[str, Layer]]:
-    """The leaf layers in order, each with its position ("2", or "4.0" inside a nested
-    Sequential; "0" for a model that is a single layer)."""
-    if isinstance(layer, Sequential):
-        for index, child in enumerate(layer):
-            yield from _flatten(child, f"{name}.{index}" if name else str(index))
+def _model(helper: Any, graph: _Graph, input_info: Any, output_info: Any) -> Any:
+    made = helper.make_graph(
+        graph.nodes,
+        "minigrad",
+        inputs=[input_info],
+        outputs=[output_info],
+        initializer=graph.initializers,
+    )
+    model = helper.make_model(
+        made, producer_name="minigrad", opset_imports=[helper.make_operatorsetid("", OPSET)]
+    )
+    model.ir_version = IR_VERSION
+    return model
+
+
+def _checked_input_shape(input_shape: Any) -> tuple[int, ...]:
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
+        raise TypeError(
+            "export_onnx input_shape must be a tuple of sizes, the shape of one sample "
+            f"without the batch dimension (e.g. (1, 28, 28)), got {quoted(input_shape)}"
+        )
+    if not input_shape:
+        raise ValueError("export_onnx input_shape must hold at least one size, got ()")
+    return tuple(
+        check_integer(f"export_onnx input_shape[{i}]", size, minimum=1)
+        for i, size in enumerate(input_shape)
+    )
+
+
+class _Graph:
+    """The nodes and constant tensors (initializers) of the graph being built, layer by
+    layer, in the graph's float ``dtype``."""
+
+    def __init__(self, helper: Any, numpy_helper: Any, dtype: np.dtype) -> None:
+        self.helper, self.numpy_helper, self.dtype = helper, numpy_helper, dtype
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._names = 0
+
+    def fresh(self) -> str:
+        """A new name for an intermediate value."""
+        self._names += 1
+        return f"x{self._names}"
+
+    def node(self, op: str, inputs: list[str], output: str, name: str, **attributes: Any) -> str:
+        """Add one operator node; its output's name."""
+        self.nodes.append(self.helper.make_node(op, inputs, [output], name=name, **attributes))
+        return output
+
+    def constant(self, name: str, value: Any) -> str:
+        """Add a constant tensor (a parameter's value, or a number in the graph's dtype)."""
+        array = np.asarray(value) if isinstance(value, np.ndarray) else np.array(value, self.dtype)
+        self.initializers.append(self.numpy_helper.from_array(array, name))
+        return name
+
+    def emit(self, layer: Layer, x: str, path: str) -> str:
+        """Add ``layer`` (at ``path`` in the model) applied to the value ``x``; the name of
+        its output."""
+        container = _CONTAINERS.get(type(layer))
+        if container is not None:
+            return container(self, layer, x, path)
+        y = self.fresh()
+        _CONVERTERS[type(layer)](layer, x, y, path or "0", self)
+        return y
+
+
+def _sequential(graph: _Graph, layer: Sequential, x: str, path: str) -> str:
+    for index, child in enumerate(layer):
+        x = graph.emit(child, x, f"{path}.{index}" if path else str(index))
+    return x
+
+
+#: Containers become the subgraphs of their children, wired together: (graph, layer, input
+#: name, path) -> output name.
+_CONTAINERS: dict[type, Callable[[_Graph, Any, str, str], str]] = {Sequential: _sequential}
+
+
+def _leaves(layer: Layer, path: str = "") -> Iterator[tuple[str, Layer]]:
+    """The leaf layers, depth first, each with its position ("2", or "4.0" inside a nested
+    container; "0" for a model that is a single layer)."""
+    if type(layer) in _CONTAINERS:
+        for name, child in layer.children():
+            yield from _leaves(child, f"{path}.{name}" if path else name)
     else:
-        yield name or "0", layer
+        yield path or "0", layer
 
 
 #: What ONNX runtimes run for Gemm and the activations, by NumPy dtype.
@@ -152,7 +277,8 @@ def _graph_dtype(named: list[tuple[str, Layer]]) -> np.dtype:
     """The one float dtype of every parameter, or TypeError naming the layers of each."""
     positions: dict[np.dtype, list[str]] = {}
     for name, layer in named:
-        for parameter in [*layer.parameters(), *(b for _, b in layer.named_buffers())]:
+        arrays = [*layer.parameters(), *(b for _, b in layer.named_buffers())]
+        for parameter in (a for a in arrays if a.dtype.kind == "f"):  # not counts (int64)
             if parameter.dtype not in _ONNX_FLOATS:
                 raise TypeError(
                     f"export_onnx: layer {name} ({type_name(layer)}) has {parameter.dtype} "
@@ -170,59 +296,160 @@ def _graph_dtype(named: list[tuple[str, Layer]]) -> np.dtype:
             f"export_onnx: the model mixes parameter dtypes ({mixed}); an ONNX graph has one "
             "float type (build every layer with the same dtype)"
         )
-    return next(iter(positions))
+    return next(iter(positions), np.dtype(np.float32))  # no parameters: minigrad's default
 
 
-def _input_width(layers: list[Layer]) -> int:
-    """The input width the first width-setting layer (a Dense or a Normalization) expects."""
-    return next(layer.in_features for layer in layers if isinstance(layer, (Dense, Normalization)))
-
-
-def _last_width_is_dense(layers: list[Layer]) -> bool:
-    """True when every layer after the last Dense keeps its width (the activations)."""
-    last = max(i for i, layer in enumerate(layers) if isinstance(layer, Dense))
-    return all(
-        isinstance(layer, (Tanh, Sigmoid, ReLU, LeakyReLU, Softmax)) for layer in layers[last + 1 :]
+def _default_input_shape(layers: list[Layer]) -> tuple[int, ...]:
+    """(in_features,) of the first layer, past activations, that has a fixed input width."""
+    for layer in layers:
+        width = getattr(layer, "in_features", None)
+        if isinstance(width, int):
+            return (width,)
+        if not isinstance(layer, Activation):
+            break
+    raise ValueError(
+        "export_onnx cannot tell the input shape of this model (its first layer has no "
+        "fixed input width, as a Dense has): pass the shape of one sample as input_shape, "
+        "e.g. input_shape=(1, 28, 28)"
     )
 
 
-#: A converter turns one layer into ONNX nodes from input name x to output name y, with the
-#: constant tensors (name, array) they use.
-Converter = Callable[[Any, str, str, str, Any], tuple[list[Any], list[tuple[str, np.ndarray]]]]
+#: A converter adds one layer's nodes to the graph, from input name x to output name y.
+Converter = Callable[[Any, str, str, str, _Graph], None]
 
 
-def _dense(layer: Dense, x: str, y: str, name: str, helper: Any) -> tuple[list, list]:
-    tensors = [(f"{name}.weight", layer.weight.value)]
-    inputs = [x, f"{name}.weight"]
+def _dense(layer: Dense, x: str, y: str, name: str, graph: _Graph) -> None:
+    inputs = [x, graph.constant(f"{name}.weight", layer.weight.value)]
     if layer.bias is not None:
-        tensors.append((f"{name}.bias", layer.bias.value))
-        inputs.append(f"{name}.bias")
-    return [helper.make_node("Gemm", inputs, [y], name=name, transB=1)], tensors
+        inputs.append(graph.constant(f"{name}.bias", layer.bias.value))
+    graph.node("Gemm", inputs, y, name, transB=1)
 
 
-def _normalization(layer: Normalization, x: str, y: str, name: str, helper: Any) -> tuple:
-    centred = f"{name}.centred"
-    nodes = [
-        helper.make_node("Sub", [x, f"{name}.mean"], [centred], name=f"{name}.sub"),
-        helper.make_node("Div", [centred, f"{name}.std"], [y], name=f"{name}.div"),
+def _normalization(layer: Normalization, x: str, y: str, name: str, graph: _Graph) -> None:
+    mean = graph.constant(f"{name}.mean", layer.mean.value)
+    centred = graph.node("Sub", [x, mean], f"{name}.centred", f"{name}.sub")
+    graph.node("Div", [centred, graph.constant(f"{name}.std", layer.std.value)], y, f"{name}.div")
+
+
+def _batch_norm(layer: BatchNorm1d | BatchNorm2d, x: str, y: str, name: str, graph: _Graph) -> None:
+    """BatchNormalization in inference mode: the running statistics, as in eval mode."""
+    if layer.running_mean is None or layer.running_var is None:
+        raise ValueError(
+            f"export_onnx: layer {name} ({type_name(layer)}) keeps no running statistics "
+            "(track_running_stats=False), so it normalizes every batch with that batch's own "
+            "statistics; ONNX's BatchNormalization needs fixed ones"
+        )
+    features = layer.num_features
+    scale = layer.weight.value if layer.weight is not None else np.ones(features, graph.dtype)
+    shift = layer.bias.value if layer.bias is not None else np.zeros(features, graph.dtype)
+    inputs = [
+        x,
+        graph.constant(f"{name}.weight", scale),
+        graph.constant(f"{name}.bias", shift),
+        graph.constant(f"{name}.running_mean", layer.running_mean.value),
+        graph.constant(f"{name}.running_var", layer.running_var.value),
     ]
-    return nodes, [(f"{name}.mean", layer.mean.value), (f"{name}.std", layer.std.value)]
+    graph.node("BatchNormalization", inputs, y, name, epsilon=layer.eps)
+
+
+def _layer_norm(layer: LayerNorm, x: str, y: str, name: str, graph: _Graph) -> None:
+    shape = tuple(layer.normalized_shape)
+    weight = layer.weight.value if layer.weight is not None else np.ones(shape, graph.dtype)
+    inputs = [x, graph.constant(f"{name}.weight", weight)]
+    if layer.bias is not None:
+        inputs.append(graph.constant(f"{name}.bias", layer.bias.value))
+    graph.node("LayerNormalization", inputs, y, name, axis=-len(shape), epsilon=layer.eps)
+
+
+def _embedding(layer: Embedding, x: str, y: str, name: str, graph: _Graph) -> None:
+    graph.node("Gather", [graph.constant(f"{name}.weight", layer.weight.value), x], y, name)
+
+
+def _gelu(layer: GELU, x: str, y: str, name: str, graph: _Graph) -> None:
+    """0.5 x (1 + erf(x / sqrt 2)), or with tanh(sqrt(2/pi) (x + 0.044715 x^3)) for erf."""
+    if layer.approximate == "tanh":
+        cube = graph.node("Mul", [x, x], f"{name}.square", f"{name}.square")
+        cube = graph.node("Mul", [cube, x], f"{name}.cube", f"{name}.cube")
+        scaled = graph.node(
+            "Mul", [cube, graph.constant(f"{name}.c", 0.044715)], f"{name}.scaled", f"{name}.c"
+        )
+        inner = graph.node("Add", [x, scaled], f"{name}.inner", f"{name}.inner")
+        inner = graph.node(
+            "Mul",
+            [inner, graph.constant(f"{name}.k", math.sqrt(2 / math.pi))],
+            f"{name}.inner_k",
+            f"{name}.k",
+        )
+        curve = graph.node("Tanh", [inner], f"{name}.curve", f"{name}.tanh")
+    else:
+        halved = graph.node(
+            "Div", [x, graph.constant(f"{name}.sqrt2", math.sqrt(2))], f"{name}.z", f"{name}.z"
+        )
+        curve = graph.node("Erf", [halved], f"{name}.curve", f"{name}.erf")
+    one = graph.node("Add", [curve, graph.constant(f"{name}.one", 1.0)], f"{name}.p", f"{name}.p")
+    half = graph.node("Mul", [x, graph.constant(f"{name}.half", 0.5)], f"{name}.h", f"{name}.h")
+    graph.node("Mul", [half, one], y, name)
+
+
+def _silu(layer: SiLU, x: str, y: str, name: str, graph: _Graph) -> None:
+    gate = graph.node("Sigmoid", [x], f"{name}.gate", f"{name}.sigmoid")
+    graph.node("Mul", [x, gate], y, name)
+
+
+def _softplus(layer: Softplus, x: str, y: str, name: str, graph: _Graph) -> None:
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold."""
+    beta = graph.constant(f"{name}.beta", layer.beta)
+    bx = graph.node("Mul", [x, beta], f"{name}.bx", f"{name}.bx")
+    soft = graph.node("Softplus", [bx], f"{name}.soft", f"{name}.softplus")
+    soft = graph.node("Div", [soft, beta], f"{name}.scaled", f"{name}.scaled")
+    threshold = graph.constant(f"{name}.threshold", layer.threshold)
+    linear = graph.node("Greater", [bx, threshold], f"{name}.linear", f"{name}.linear")
+    graph.node("Where", [linear, x, soft], y, name)
 
 
 def _unary(op: str, **attributes: Any) -> Converter:
-    def convert(layer: Layer, x: str, y: str, name: str, helper: Any) -> tuple[list, list]:
-        values = {key: getter(layer) for key, getter in attributes.items()}
-        return [helper.make_node(op, [x], [y], name=name, **values)], []
+    def convert(layer: Layer, x: str, y: str, name: str, graph: _Graph) -> None:
+        graph.node(op, [x], y, name, **{key: get(layer) for key, get in attributes.items()})
 
     return convert
 
 
+def _residual(graph: _Graph, layer: Residual, x: str, path: str) -> str:
+    """block(x) + shortcut(x)."""
+    prefix = f"{path}." if path else ""
+    block = graph.emit(layer.block, x, f"{prefix}block")
+    shortcut = graph.emit(layer.shortcut, x, f"{prefix}shortcut")
+    return graph.node("Add", [block, shortcut], graph.fresh(), path or "residual")
+
+
+def _concat(graph: _Graph, layer: Concat, x: str, path: str) -> str:
+    prefix = f"{path}." if path else ""
+    outputs = [
+        graph.emit(branch, x, f"{prefix}branches.{index}")
+        for index, branch in enumerate(layer.branches)
+    ]
+    return graph.node("Concat", outputs, graph.fresh(), path or "concat", axis=layer.dim)
+
+
+_CONTAINERS.update({Residual: _residual, Concat: _concat})
+
 _CONVERTERS: dict[type, Converter] = {
     Dense: _dense,
     Normalization: _normalization,
+    BatchNorm1d: _batch_norm,
+    BatchNorm2d: _batch_norm,
+    LayerNorm: _layer_norm,
+    Embedding: _embedding,
+    Dropout: _unary("Identity"),  # evaluation mode: the identity
+    Identity: _unary("Identity"),
     Tanh: _unary("Tanh"),
     Sigmoid: _unary("Sigmoid"),
     ReLU: _unary("Relu"),
     LeakyReLU: _unary("LeakyRelu", alpha=lambda layer: layer.negative_slope),
+    ELU: _unary("Elu", alpha=lambda layer: layer.alpha),
+    GELU: _gelu,
+    SiLU: _silu,
+    Softplus: _softplus,
     Softmax: _unary("Softmax", axis=lambda layer: layer.axis),
+    LogSoftmax: _unary("LogSoftmax", axis=lambda layer: layer.dim),
 }

@@ -9,11 +9,12 @@ tables, never imported.
 :func:`read_safetensors` reads the 8-byte length and the header first (only from a regular
 file: a named pipe or a device is refused before a byte is read) and checks the whole header
 itself, before any tensor is read: the length fits in the file, the JSON is an object of
-well-formed entries, every dtype is a floating type minigrad uses, each byte count matches its
-shape, and the tensors tile the data section exactly (no gaps, no overlaps, nothing past the
-end). Only then does it read the rest and hand the bytes to the ``safetensors`` package, which
-checks them again. Any failure is a :class:`~minigrad.errors.ModelFileError` naming the file
-and what is wrong; messages quote at most the first characters of a value from the file.
+well-formed entries, every dtype is one minigrad uses (a float type, or int64 for counts such
+as batch norm's ``num_batches_tracked``), each byte count matches its shape, and the tensors
+tile the data section exactly (no gaps, no overlaps, nothing past the end). Only then does it
+read the rest and hand the bytes to the ``safetensors`` package, which checks them again.
+Any failure is a :class:`~minigrad.errors.ModelFileError` naming the file and what is wrong;
+messages quote at most the first characters of a value from the file.
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ from minigrad.errors import ModelFileError
 
 __all__ = ["read_safetensors", "require_safetensors", "write_safetensors"]
 
-#: safetensors dtype codes minigrad reads and writes, with their NumPy types
+#: safetensors dtype codes minigrad reads and writes, with their NumPy types: parameters are
+#: floats, and a buffer may be an int64 count (batch norm's num_batches_tracked)
 DTYPES: dict[str, np.dtype] = {
     "F16": np.dtype(np.float16),
     "F32": np.dtype(np.float32),
     "F64": np.dtype(np.float64),
+    "I64": np.dtype(np.int64),
 }
 #: The safetensors package refuses headers above 100 MB; so do we, before reading one.
 MAX_HEADER_BYTES = 100_000_000
@@ -90,15 +93,15 @@ def write_safetensors(
     :func:`minigrad._files.write_atomically` for the file's mode and the leftovers of a
     killed save).
 
-    Shape: any tensor shapes (float16, float32 or float64), kept as they are.
+    Shape: any tensor shapes (float16, float32, float64 or int64), kept as they are.
 
     Raises
     ------
     ImportError
         The safetensors package is not installed.
     TypeError
-        A tensor is not a NumPy array of a float type minigrad writes, a name or a metadata
-        entry is not a string, or ``path`` is not a path.
+        A tensor is not a NumPy array of a type minigrad writes (float16, float32, float64,
+        int64), a name or a metadata entry is not a string, or ``path`` is not a path.
     ValueError
         What :func:`read_safetensors` would refuse: a tensor of more than ``MAX_NDIM``
         dimensions, or a header (names and metadata) above ``MAX_HEADER_BYTES``.
@@ -111,10 +114,10 @@ def write_safetensors(
     >>> read_safetensors(path)
     ({'w': array([[1., 0.],
            [0., 1.]], dtype=float32)}, {'note': 'identity'})
-    >>> write_safetensors(path, {"labels": np.arange(3)}, {})
+    >>> write_safetensors(path, {"labels": np.arange(3, dtype=np.int32)}, {})
     Traceback (most recent call last):
         ...
-    TypeError: tensor 'labels' has dtype int64; model files hold float16, float32 or float64
+    TypeError: tensor 'labels' has dtype int32; model files hold float16, float32, float64 or int64
     """
     safetensors_numpy = _safetensors_numpy()
     check_path(path)
@@ -133,7 +136,7 @@ def write_safetensors(
         if array.dtype not in DTYPES.values():
             raise TypeError(
                 f"tensor {quoted(name)} has dtype {array.dtype}; model files hold float16, "
-                "float32 or float64"
+                "float32, float64 or int64"
             )
         if array.ndim > MAX_NDIM:  # the reader refuses it: the file could never be loaded
             raise ValueError(
@@ -143,7 +146,8 @@ def write_safetensors(
     for key, value in metadata.items():
         if not (isinstance(key, str) and isinstance(value, str)):
             raise TypeError(f"metadata maps strings to strings, got {quoted(key)}: {quoted(value)}")
-    contiguous = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
+    # asarray, not ascontiguousarray, which would turn a 0-d count into shape (1,)
+    contiguous = {name: np.asarray(array, order="C") for name, array in tensors.items()}
     content = safetensors_numpy.save(contiguous, metadata=metadata)
     header_length = int.from_bytes(content[:8], "little")
     if header_length > MAX_HEADER_BYTES:  # the reader refuses it: the file could never be loaded
@@ -174,8 +178,8 @@ def read_safetensors(
         ``path`` is a folder.
     ModelFileError
         ``path`` is not a regular file (a named pipe, a device), or the file is not a
-        well-formed safetensors file of float tensors (every check is listed in the module
-        docstring).
+        well-formed safetensors file of float (or int64) tensors (every check is listed in
+        the module docstring).
 
     Examples
     --------

@@ -4,7 +4,7 @@
 - :func:`numerical_gradient`: the finite-difference estimate itself.
 - Hypothesis strategies (need the ``hypothesis`` package, in the ``test`` extra):
   :func:`batches`, :func:`batches_for`, :func:`floats_away_from_zero`,
-  :func:`sequential_stacks`.
+  :func:`sequential_stacks`, :func:`nested_containers`.
 """
 
 from minigrad.testing.gradcheck import (
@@ -14,7 +14,13 @@ from minigrad.testing.gradcheck import (
     numerical_gradient,
 )
 
-_STRATEGIES = ("batches", "batches_for", "floats_away_from_zero", "sequential_stacks")
+_STRATEGIES = (
+    "batches",
+    "batches_for",
+    "floats_away_from_zero",
+    "nested_containers",
+    "sequential_stacks",
+)
 
 __all__ = [
     "GradientCheckError",

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from minigrad._validation import check_integer, check_real, shown
-from minigrad.layers._checks import real_array
+from minigrad.layers._checks import as_array, real_array
 from minigrad.layers.base import Layer
 from minigrad.losses import Loss
 
@@ -176,6 +176,18 @@ def check_gradients(
     and must give the same gradients, since backward overwrites ``.grad``. For a Loss, the
     gradient of ``loss(x, target)`` with respect to ``x`` (the prediction) is checked.
 
+    The layer is checked in the mode it is in: a BatchNorm in training mode through its
+    batch statistics, in evaluation mode with its running ones. Every forward pass of the
+    check sees the same random numbers: the layers' generators (see
+    :meth:`~minigrad.Layer.named_generators`) are rewound to their state at the start
+    before each one, so Dropout draws one mask throughout. When the check ends, the
+    generators and the buffers (BatchNorm's running statistics, which every training-mode
+    forward pass updates) are as they were before it.
+
+    An integer ``x`` is taken as indices (an Embedding's input), as PyTorch's gradcheck
+    leaves integer inputs alone: it is passed as it is, only the parameters' gradients
+    are checked (through ``backward_parameters``) and the report has no ``"input"``.
+
     Work in float64 (``dtype=np.float64`` for Dense): float32 rounding swamps finite
     differences. Keep inputs away from kinks (ReLU at 0), where no derivative exists.
 
@@ -186,7 +198,8 @@ def check_gradients(
     ----------
     module : Layer or Loss
     x : array
-        The input batch (for a Loss: the prediction). Converted to float64.
+        The input batch (for a Loss: the prediction). Converted to float64, except integer
+        indices given to a Layer.
     target : array, required for a Loss
     eps : float
         The finite-difference step, in (0, 1]: a larger step measures a secant, not the
@@ -206,8 +219,9 @@ def check_gradients(
     GradientCheckError
         An entry fails; the message names the array, the entry and both values.
     ValueError
-        ``x`` is empty (there would be nothing to check), or ``eps`` does not change an
-        entry (see :func:`numerical_gradient`).
+        ``x`` is empty (there would be nothing to check), ``x`` holds indices for a layer
+        without parameters (nothing to check either), or ``eps`` does not change an entry
+        (see :func:`numerical_gradient`).
 
     Examples
     --------
@@ -232,7 +246,12 @@ def check_gradients(
     atol = check_real("atol", atol, minimum=0)
     rtol = check_real("rtol", rtol, minimum=0)
     seed = check_integer("seed", seed, minimum=0)
-    x = real_array(x, None, "check_gradients x").astype(np.float64)  # a private copy
+    array = as_array(x, "check_gradients x")
+    indices = isinstance(module, Layer) and array.dtype.kind in "iu"
+    if indices:
+        x = array.copy()  # a private copy, left as integers
+    else:
+        x = real_array(array, None, "check_gradients x").astype(np.float64)  # a private copy
     if x.size == 0:
         raise ValueError(
             f"check_gradients needs at least one input value, got x of shape {x.shape}: "
@@ -243,7 +262,7 @@ def check_gradients(
             raise ValueError("check_gradients on a Loss needs a target")
         return _check_loss(module, x, target, eps, atol, rtol)
     if isinstance(module, Layer):
-        return _check_layer(module, x, eps, atol, rtol, seed)
+        return _check_layer(module, x, eps, atol, rtol, seed, indices)
     raise TypeError(f"check_gradients takes a Layer or a Loss, got {type(module).__name__}")
 
 
@@ -259,42 +278,83 @@ def _check_loss(
 
 
 def _check_layer(
-    layer: Layer, x: NDArray, eps: float, atol: float, rtol: float, seed: int
+    layer: Layer, x: NDArray, eps: float, atol: float, rtol: float, seed: int, indices: bool
 ) -> GradientReport:
     for key, p in [*layer.named_parameters(), *layer.named_buffers()]:
-        if p.dtype != np.float64:
+        if p.dtype.kind == "f" and p.dtype != np.float64:  # an int64 count is no float
             raise TypeError(
                 f"check_gradients needs float64 parameters and buffers, but {key!r} is "
                 f"{p.dtype}: build the layer with dtype=np.float64"
             )
-    out = layer.forward(x)
+    if indices and not layer.parameters():
+        raise ValueError(
+            f"check_gradients takes an integer x as indices, whose gradient is not checked, "
+            f"and {type(layer).__name__} has no parameters: nothing would be checked; pass x "
+            "as floats (x.astype(np.float64)) to check the input gradient"
+        )
+    # Every forward pass must draw the same random numbers (one Dropout mask) and the check
+    # must leave no trace: the generators are rewound before each pass, and the buffers
+    # (running statistics that training-mode passes update) restored at the end
+    generators = [(g, g.bit_generator.state) for _, g in layer.named_generators()]
+    buffers = [(b, b.value.copy()) for _, b in layer.named_buffers()]
+
+    def forward() -> NDArray:
+        for generator, state in generators:
+            generator.bit_generator.state = state
+        return layer.forward(x)
+
+    try:
+        return _compare_layer(layer, x, forward, eps, atol, rtol, seed, indices)
+    finally:
+        for generator, state in generators:
+            generator.bit_generator.state = state
+        for buffer, value in buffers:
+            np.copyto(buffer.value, value)
+
+
+def _compare_layer(
+    layer: Layer,
+    x: NDArray,
+    forward: Callable[[], NDArray],
+    eps: float,
+    atol: float,
+    rtol: float,
+    seed: int,
+    indices: bool,
+) -> GradientReport:
+    out = forward()
     weights = np.random.default_rng(seed).standard_normal(np.shape(out))
 
     def objective() -> float:
-        return float(np.sum(layer.forward(x) * weights))
+        return float(np.sum(forward() * weights))
 
     # Twice: backward must overwrite .grad, so a second pass has to give the same gradients
     # (a backward that adds into .grad, PyTorch-style, fails here).
     passes = []
     for _ in range(2):
-        layer.forward(x)
-        # backward_input: dL/dx from every Layer, a Sequential's (returned only when asked)
-        # included
-        grad_input = np.array(layer.backward_input(weights.copy()), dtype=np.float64)
+        forward()
+        if indices:  # no gradient with respect to indices: the parameters' only
+            layer.backward_parameters(weights.copy())
+            grad_input = None
+        else:
+            # backward_input: dL/dx from every Layer, a Sequential's (returned only when
+            # asked) included
+            grad_input = np.array(layer.backward_input(weights.copy()), dtype=np.float64)
         passes.append((grad_input, {key: p.grad.copy() for key, p in layer.named_parameters()}))
     (analytic_input, analytic_params), (second_input, second_params) = passes
     for key, first in {"input": analytic_input, **analytic_params}.items():
         second = second_input if key == "input" else second_params[key]
-        if not np.array_equal(first, second, equal_nan=True):
+        if first is not None and not np.array_equal(first, second, equal_nan=True):
             raise GradientCheckError(
                 f"gradient of {key!r} changed between two identical forward/backward passes: "
                 "backward must overwrite .grad (p.grad[...] = ...), not add to it"
             )
 
     report = GradientReport()
-    report.errors["input"] = _compare(
-        "input", analytic_input, numerical_gradient(objective, x, eps), atol, rtol
-    )
+    if analytic_input is not None:
+        report.errors["input"] = _compare(
+            "input", analytic_input, numerical_gradient(objective, x, eps), atol, rtol
+        )
     for key, p in layer.named_parameters():
         numeric = numerical_gradient(objective, p.value, eps)
         report.errors[key] = _compare(key, analytic_params[key], numeric, atol, rtol)

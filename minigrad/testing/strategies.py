@@ -21,14 +21,41 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from minigrad._validation import check_allocation, check_integer, check_real, shown
-from minigrad.layers.activations import Activation, LeakyReLU, ReLU, Sigmoid, Tanh
+from minigrad.layers.activations import (
+    ELU,
+    GELU,
+    Activation,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softplus,
+    Tanh,
+)
 from minigrad.layers.base import Layer
+from minigrad.layers.containers import Concat, Residual, Sequential
 from minigrad.layers.dense import Dense
-from minigrad.sequential import Sequential
 
-__all__ = ["batches", "batches_for", "floats_away_from_zero", "sequential_stacks"]
+__all__ = [
+    "batches",
+    "batches_for",
+    "floats_away_from_zero",
+    "nested_containers",
+    "sequential_stacks",
+]
 
-DEFAULT_ACTIVATIONS: tuple[type[Activation], ...] = (Tanh, Sigmoid, ReLU, LeakyReLU)
+#: the element-wise activations that build without arguments (Softmax and LogSoftmax, which
+#: mix a row, and Identity, which adds nothing, are left out)
+DEFAULT_ACTIVATIONS: tuple[type[Activation], ...] = (
+    Tanh,
+    Sigmoid,
+    ReLU,
+    LeakyReLU,
+    GELU,
+    SiLU,
+    ELU,
+    Softplus,
+)
 
 
 def floats_away_from_zero(
@@ -224,3 +251,91 @@ def _stacks(
         if activation is not None:
             layers.append(activation())
     return Sequential(*layers)
+
+
+def nested_containers(
+    *,
+    max_depth: int = 2,
+    min_width: int = 1,
+    max_width: int = 4,
+    activations: Sequence[type[Activation]] = DEFAULT_ACTIVATIONS,
+) -> st.SearchStrategy[Layer]:
+    """Random float64 models of nested containers: Residual, Concat and Sequential around
+    Dense layers, each Dense followed by a randomly chosen activation (or none).
+
+    Each block maps a drawn width to another: a Dense (with its activation); a Residual
+    around a block, with the identity shortcut where the widths allow it or a Dense
+    projection; a Concat (along dim 1, written 1 or -1) of one to three blocks whose output
+    widths add up; or a Sequential of two blocks. Containers nest up to ``max_depth`` deep
+    (0: a Dense alone). Biases are drawn at random, as in :func:`sequential_stacks`.
+
+    Shape: the model maps (batch, in_features) -> (batch, out_features), widths drawn from
+    [min_width, max_width]; every model knows its ``in_features``, so draw its inputs with
+    :func:`batches_for`.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from minigrad.testing import check_gradients
+    >>> @settings(max_examples=10, database=None, deadline=None)
+    ... @given(nested_containers(), st.data())
+    ... def check_model(model, data):
+    ...     x = data.draw(batches_for(model))
+    ...     assert model(x).shape[0] == len(x)
+    ...     check_gradients(model, x)
+    >>> check_model()
+    """
+    max_depth = check_integer("max_depth", max_depth, minimum=0, maximum=8)
+    min_width = check_integer("min_width", min_width, minimum=1)
+    max_width = check_integer("max_width", max_width, minimum=min_width)
+    check_allocation(
+        f"nested_containers(max_width={max_width}) is too large: a Dense weight",
+        (max_width, max_width),
+        np.float64,
+    )
+    return _nested(max_depth, min_width, max_width, _activation_classes(activations))
+
+
+def _distinct(values: list[int]) -> bool:
+    return len(set(values)) == len(values)
+
+
+@st.composite
+def _nested(
+    draw: st.DrawFn,
+    depth: int,
+    min_width: int,
+    max_width: int,
+    activations: tuple[type[Activation], ...],
+) -> Layer:
+    widths = st.integers(min_width, max_width)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+
+    def dense(fan_in: int, fan_out: int) -> Dense:
+        layer = Dense(fan_in, fan_out, rng=rng, dtype=np.float64)
+        layer.bias.value[:] = rng.uniform(-1.0, 1.0, size=fan_out)
+        return layer
+
+    def block(fan_in: int, fan_out: int, depth: int) -> Layer:
+        kinds = ["dense", "residual", "concat", "sequential"] if depth > 0 else ["dense"]
+        kind = draw(st.sampled_from(kinds))
+        if kind == "residual":
+            identity = fan_in == fan_out and draw(st.booleans())
+            inner = block(fan_in, fan_out, depth - 1)
+            return Residual(inner, None if identity else dense(fan_in, fan_out))
+        if kind == "concat":
+            count = draw(st.integers(1, min(3, fan_out)))  # branches, each one wide at least
+            cuts = st.lists(st.integers(1, fan_out - 1), min_size=count - 1, max_size=count - 1)
+            bounds = (
+                [0, *sorted(draw(cuts.filter(_distinct))), fan_out] if count > 1 else [0, fan_out]
+            )
+            branches = [block(fan_in, b - a, depth - 1) for a, b in pairwise(bounds)]
+            return Concat(*branches, dim=draw(st.sampled_from((1, -1))))
+        if kind == "sequential":
+            middle = draw(widths)
+            return Sequential(block(fan_in, middle, depth - 1), block(middle, fan_out, depth - 1))
+        activation = draw(st.sampled_from((None, *activations)))
+        layer = dense(fan_in, fan_out)
+        return layer if activation is None else Sequential(layer, activation())
+
+    return block(draw(widths), draw(widths), depth)
