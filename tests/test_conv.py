@@ -3,6 +3,7 @@ configs and files, and every error message."""
 
 from __future__ import annotations
 
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -324,17 +325,27 @@ def test_huge_values_overflow_to_inf_without_a_warning():
     assert np.isinf(layer.weight.grad).all()
 
 
-def test_the_im2col_buffer_is_made_once_per_input_shape():
-    layer = Conv2d(2, 3, 3, padding=1)
-    x = np.ones((4, 2, 6, 6), np.float32)
-    layer(x)
-    buffer = layer._columns
-    assert buffer.shape == (2 * 3 * 3, 4 * 6 * 6) and buffer.dtype == np.float32
-    layer(x * 2)
-    assert layer._columns is buffer  # reused, and its zeros (the padding) still right
-    np.testing.assert_array_equal(layer(x * 2), layer(x) * 2)
-    layer(np.ones((1, 2, 6, 6)))
-    assert layer._columns is not buffer and layer._columns.shape == (18, 36)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_only_the_input_is_kept_for_backward_not_the_im2col_matrix(layout):
+    layer = Conv2d(8, 8, 3, padding=1, rng=0)
+    x = np.random.default_rng(0).normal(size=(16, 8, 12, 12)).astype(np.float32)
+    columns = 8 * 3 * 3 * 16 * 12 * 12 * 4  # bytes of the im2col matrix, 9 inputs
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_windows, "SHORT_ROWS", LAYOUTS[layout])
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            y = layer(x)
+            after = tracemalloc.get_traced_memory()[0]
+            kept = after - before - y.nbytes
+            tracemalloc.reset_peak()
+            layer.backward(np.ones_like(y))
+            peak = tracemalloc.get_traced_memory()[1] - after
+        finally:
+            tracemalloc.stop()
+    assert kept <= x.nbytes + 4096  # at most a copy of the input (batch-last), not X_col
+    # backward: X_col with g and its copy, then (X_col freed) the arrays of dL/dx
+    assert peak < columns + 3 * y.nbytes
 
 
 def test_an_input_whose_im2col_matrix_cannot_fit_in_memory_is_refused(monkeypatch):

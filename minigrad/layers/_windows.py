@@ -54,13 +54,15 @@ class Plan(NamedTuple):
     kernel offsets that touch the input (those that would read only padding are left out).
 
     ``full``: the first offset is (0, 0) and reads inside the input for every output (the
-    case without padding). ``overlap``: an input entry may be read by several outputs (the
-    dilated window spans more than the stride), so gradients must be added, not written.
+    case without padding). ``inside``: every offset does, so no window reads padding.
+    ``overlap``: an input entry may be read by several outputs (the dilated window spans
+    more than the stride), so gradients must be added, not written.
     """
 
     out: tuple[int, int]
     offsets: tuple[Offset, ...]
     full: bool
+    inside: bool
     overlap: bool
 
 
@@ -119,8 +121,9 @@ def plan(
         if column is not None
     )
     full = bool(offsets) and offsets[0].k == 0 and offsets[0].whole
+    inside = len(offsets) == kernel[0] * kernel[1] and all(offset.whole for offset in offsets)
     overlap = any(d * (k - 1) + 1 > s for k, s, d in zip(kernel, stride, dilation, strict=True))
-    return Plan((out[0], out[1]), offsets, full, overlap)
+    return Plan((out[0], out[1]), offsets, full, inside, overlap)
 
 
 def first_inside(
@@ -165,19 +168,26 @@ def working(index: tuple[slice, ...], last: bool) -> tuple[slice, ...]:
     return index[1:] if last else index
 
 
-def im2col(x: NDArray, plan: Plan, columns: NDArray, last: bool) -> None:
-    """Write the windows of ``x`` (in the working layout, ``last``: the batch axis last)
-    into ``columns`` (C, kh, kw, N, OH, OW), or (C, kh, kw, OH, OW, N).
+def im2col(x: NDArray, plan: Plan, kernel: tuple[int, int], last: bool) -> NDArray:
+    """The windows of ``x`` (C, N, H, W), or (C, H, W, N) when ``last``, as the columns of
+    a matrix (C kh kw, N OH OW), or (C kh kw, OH OW N).
 
-    ``columns[c, i, j, n, oh, ow]`` is the input entry that output (oh, ow) of sample n
-    reads at kernel offset (i, j) of channel c: one strided copy per kernel offset. Entries
-    in the padding are not written, so ``columns`` must hold zeros there (a buffer from
-    ``np.zeros``, reused only for the same plan).
+    Viewed as (C, kh, kw, N, OH, OW), entry [c, i, j, n, oh, ow] is the input entry that
+    output (oh, ow) of sample n reads at kernel offset (i, j) of channel c, zero in the
+    padding: one strided copy per kernel offset, into zeros only when some window reads
+    padding.
     """
+    channels = x.shape[0]
+    n = x.shape[-1] if last else x.shape[1]
+    positions = (*plan.out, n) if last else (n, *plan.out)
+    shape = (channels * kernel[0] * kernel[1], n * plan.out[0] * plan.out[1])
+    columns = (np.empty if plan.inside else np.zeros)(shape, x.dtype)
+    windows = columns.reshape(channels, *kernel, *positions)
     for offset in plan.offsets:
-        columns[:, offset.i, offset.j][working(offset.target, last)] = x[
+        windows[:, offset.i, offset.j][working(offset.target, last)] = x[
             working(offset.source, last)
         ]
+    return columns
 
 
 # -- arguments --------------------------------------------------------------------------------

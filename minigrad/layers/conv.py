@@ -32,9 +32,10 @@ _PADDING_NAMES = ("valid", "same")
 class _ConvNd(Layer):
     """The code Conv1d and Conv2d share; a Conv1d is a Conv2d of height 1 inside.
 
-    The layer keeps the im2col matrix of its last input for backward (dL/dW is a product
-    with it) and reuses that buffer for the next batch of the same shape, so a training
-    loop allocates it once. Nothing else of the input is kept.
+    Between forward and backward the layer keeps its input, as Dense does, not the im2col
+    matrix (kh kw / (s_h s_w) times larger): backward builds that matrix again. That costs
+    a strided copy, but only one im2col matrix exists at a time however many convolutions
+    a network has, so a deep network's memory is its activations, not kh kw times them.
     """
 
     #: the number of spatial axes: 1 for Conv1d, 2 for Conv2d
@@ -93,11 +94,9 @@ class _ConvNd(Layer):
             (1,) * (2 - dims) + self._dilation,
             ((0, 0),) * (2 - dims) + pads,
         )
-        self._columns: NDArray | None = None  # the im2col buffer, reused for one plan
-        self._columns_key: tuple | None = None
-        #: the last forward's plan, input shape and layout (batch axis last?); None before it
-        #: or after one that failed
-        self._cache: tuple[_windows.Plan, tuple[int, ...], bool] | None = None
+        #: the last forward's plan, input shape, layout (batch axis last?) and input in that
+        #: layout; None before it or after one that failed
+        self._cache: tuple[_windows.Plan, tuple[int, ...], bool, NDArray] | None = None
 
     # -- the fixed geometry ---------------------------------------------------------------
 
@@ -146,7 +145,7 @@ class _ConvNd(Layer):
         if x.ndim != self._dims + 2 or x.shape[1] != self.in_channels:
             raise self._input_error(x)
         x4 = x if self._dims == 2 else x[:, :, None, :]
-        n, channels, height, width = x4.shape
+        n, _, height, width = x4.shape
         kernel, stride, dilation, pads = self._geometry
         sizes = (height, width)
         if any(
@@ -158,14 +157,10 @@ class _ConvNd(Layer):
         out_channels, groups = self.out_channels, self._groups
         last = _windows.batch_last(plan)
         positions = (*plan.out, n) if last else (n, *plan.out)  # in the working layout
-        columns = self._buffer(x, plan, last)
-        work = x4.transpose(_windows.work_axes(last))  # a view; batch-last is copied once
-        _windows.im2col(
-            np.ascontiguousarray(work) if last else work,
-            plan,
-            columns.reshape(channels, *kernel, *positions),
-            last,
-        )
+        work = x4.transpose(_windows.work_axes(last))  # a view; copied when batch-last
+        if last:
+            work = np.ascontiguousarray(work)
+        columns = self._im2col(work, plan, x.shape, last)
         y = np.empty((n, out_channels, *plan.out), weight.dtype)
         # Overflow to inf is the answer for inputs that large; it is not worth a warning
         with np.errstate(over="ignore", invalid="ignore"):
@@ -179,7 +174,7 @@ class _ConvNd(Layer):
                 np.copyto(y, product)
             else:
                 np.add(product, bias[:, None, None], out=y)
-        self._cache = (plan, x.shape, last)
+        self._cache = (plan, x.shape, last, work)
         self._forward_training = self.training
         return y.reshape(n, out_channels, *plan.out[2 - self._dims :])
 
@@ -195,7 +190,7 @@ class _ConvNd(Layer):
         cache = self._cache
         if cache is None or (self.training and not self._forward_training):
             raise forward_not_called(self) if cache is None else stale_backward(self)
-        plan, x_shape, last = cache
+        plan, x_shape, last, work = cache
         n, out_channels, groups = x_shape[0], self.out_channels, self._groups
         shape = (n, out_channels, *plan.out[2 - self._dims :])
         if (
@@ -204,7 +199,7 @@ class _ConvNd(Layer):
             or grad_output.dtype.kind != "f"
         ):
             raise bad_gradient(self, grad_output, shape)
-        weight, columns = self.weight.value, self._columns
+        weight = self.weight.value
         if grad_output.dtype != weight.dtype:
             grad_output = in_dtype(grad_output, weight.dtype)
         try:  # looked up before either is written: a plain array fails here, untouched
@@ -212,6 +207,7 @@ class _ConvNd(Layer):
             bias_grad = None if self.bias is None else self.bias.grad_to_overwrite
         except AttributeError:
             raise _not_parameters(self) from None
+        columns = self._im2col(work, plan, x_shape, last)  # built again from the input
         count = columns.shape[1]  # N OH OW
         # g in the working layout of the columns: (O, N, OH, OW) or (O, OH, OW, N), a copy
         g = grad_output.reshape(n, out_channels, *plan.out).transpose(_windows.work_axes(last))
@@ -223,6 +219,7 @@ class _ConvNd(Layer):
                 columns.reshape(groups, columns.shape[0] // groups, count).transpose(0, 2, 1),
                 out=weight_grad().reshape(groups, out_channels // groups, -1),
             )
+            del columns  # freed before dL/dx allocates its arrays
             if bias_grad is not None:
                 np.add.reduce(g.reshape(out_channels, count), axis=1, out=bias_grad())
             if not input_grad:
@@ -252,22 +249,19 @@ class _ConvNd(Layer):
             ]
         return np.ascontiguousarray(grad.transpose(_windows.nchw_axes(last))).reshape(x_shape)
 
-    def _buffer(self, x: NDArray, plan: _windows.Plan, last: bool) -> NDArray:
-        """The im2col buffer for ``x``: the last one when it was made for the same plan
-        and layout (its entries in the padding are still zero), else a new one of zeros."""
-        dtype = self.weight.dtype
-        key = (x.shape, dtype, plan, last)
-        if self._columns_key == key:
-            return self._columns  # type: ignore[return-value]
+    def _im2col(
+        self, work: NDArray, plan: _windows.Plan, x_shape: tuple[int, ...], last: bool
+    ) -> NDArray:
+        """The im2col matrix of the input in the working layout, after checking that it
+        fits in memory (a batch too large says so in the layer's terms)."""
         kernel = self._geometry[0]
-        shape = (self.in_channels * kernel[0] * kernel[1], x.shape[0] * plan.out[0] * plan.out[1])
-        self._columns = self._columns_key = None  # free the old buffer first
+        shape = (self.in_channels * kernel[0] * kernel[1], x_shape[0] * plan.out[0] * plan.out[1])
         check_allocation(
-            f"{self!r} on input of shape {x.shape}: its im2col matrix {shape}", shape, dtype
+            f"{self!r} on input of shape {x_shape}: its im2col matrix {shape}",
+            shape,
+            work.dtype,
         )
-        self._columns = np.zeros(shape, dtype)
-        self._columns_key = key
-        return self._columns
+        return _windows.im2col(work, plan, kernel, last)
 
     # -- messages -------------------------------------------------------------------------
 
@@ -457,9 +451,10 @@ class Conv2d(_ConvNd):
         Y = W_mat X_col + b,   dL/dW_mat = g_mat X_col^T,   dL/dX_col = W_mat^T g_mat
 
     one BLAS matrix product each, with dL/dX_col added back into dL/dx one kernel offset at
-    a time (col2im). The layer keeps X_col (in_channels kh kw x N OH OW values, about
-    kh kw / (s_h s_w) times the input) from forward to backward, and reuses its buffer for
-    the next batch of the same shape. ``backward_parameters`` (what a Sequential asks of
+    a time (col2im). X_col holds in_channels kh kw x N OH OW values, about kh kw / (s_h s_w)
+    times the input: the layer keeps only its input from forward to backward (as Dense
+    does) and builds X_col again there, so that one such matrix exists at a time in a
+    network, not one per convolution. ``backward_parameters`` (what a Sequential asks of
     its first layer) skips dL/dx.
 
     Examples
@@ -495,7 +490,7 @@ class Conv1d(_ConvNd):
                                      of g[n, o, p] W[o, c, i]
 
     with x~ the input padded with zeros and g = dL/dy (see Conv2d for the parameters,
-    padding_mode "zeros" only, the default He initialisation and the memory it keeps).
+    padding_mode "zeros" only, the default He initialisation and what it keeps in memory).
 
     Shape
     -----
