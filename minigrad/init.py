@@ -1,12 +1,24 @@
 """Weight initialisers: He (Kaiming) and Xavier (Glorot), normal and uniform.
 
 Every initialiser has the signature ``init(shape, rng, dtype) -> ndarray`` with
-``shape = (fan_out, fan_in)`` for a Dense weight, and draws from the NumPy Generator it is
-given (or one made from a seed, see :func:`generator`), so results are reproducible. The
-built-in ones check their arguments: ``shape`` is a tuple of two integers >= 1 (Python or
-NumPy), ``dtype`` float16, float32 or float64 (None, integer, complex, bool and object
-dtypes are a TypeError); a shape whose float64 draw cannot fit in memory is a MemoryError
-naming it, raised before drawing.
+``shape = (fan_out, fan_in)`` for a Dense weight and ``(out_channels, in_channels / groups,
+*kernel_size)`` for a convolution's, and draws from the NumPy Generator it is given (or one
+made from a seed, see :func:`generator`), so results are reproducible. The built-in ones
+check their arguments: ``shape`` is a tuple of two or more integers >= 1 (Python or NumPy),
+``dtype`` float16, float32 or float64 (None, integer, complex, bool and object dtypes are a
+TypeError); a shape whose float64 draw cannot fit in memory is a MemoryError naming it,
+raised before drawing.
+
+The fans of a weight of more than two dimensions count the kernel's taps, as
+``torch.nn.init`` computes them: with ``receptive = prod(shape[2:])`` (kh * kw for a 2-d
+convolution),
+
+    fan_in = shape[1] * receptive = in_channels / groups * kh * kw
+    fan_out = shape[0] * receptive = out_channels * kh * kw
+
+so fan_in is the number of inputs each output sums. (For a grouped convolution each input
+feeds only out_channels / groups channels; like PyTorch, fan_out is read from the shape alone,
+which does not hold the number of groups.)
 
 =================  ======================================  ==================================
 name               distribution                            suits
@@ -24,6 +36,7 @@ name               distribution                            suits
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 
@@ -47,12 +60,16 @@ Initializer = Callable[[tuple[int, ...], np.random.Generator, np.dtype], NDArray
 
 def _checked(
     name: str, shape: tuple[int, ...], dtype: DTypeLike
-) -> tuple[tuple[int, int], np.dtype]:
-    """``shape`` as two Python ints (fan_out, fan_in) >= 1 and ``dtype`` as float16, float32
-    or float64, or a TypeError / ValueError naming the initialiser; MemoryError before a
-    draw that cannot fit (the values are drawn in float64, then cast)."""
-    expected = f"{name} expects a 2-D weight shape (fan_out, fan_in) of positive widths"
-    if not isinstance(shape, tuple) or len(shape) != 2:
+) -> tuple[tuple[int, ...], int, int, np.dtype]:
+    """``shape`` as a tuple of Python ints >= 1 (at least two), its fans (fan_in, fan_out)
+    and ``dtype`` as float16, float32 or float64, or a TypeError / ValueError naming the
+    initialiser; MemoryError before a draw that cannot fit (the values are drawn in
+    float64, then cast)."""
+    expected = (
+        f"{name} expects a weight shape (fan_out, fan_in), or (out_channels, in_channels "
+        "/ groups, *kernel_size) for a convolution, of positive widths"
+    )
+    if not isinstance(shape, tuple) or len(shape) < 2:
         error = TypeError if not isinstance(shape, tuple) else ValueError
         raise error(f"{expected}, got {shown(shape)}")
     for index, width in enumerate(shape):
@@ -63,16 +80,18 @@ def _checked(
             )
         if width < 1:
             raise ValueError(f"{expected}, got {shown(shape)}")
-    fans = (int(shape[0]), int(shape[1]))
+    sizes = tuple(int(width) for width in shape)
     dtype = check_float_dtype(f"{name} dtype", dtype)
-    check_allocation(f"{name}{fans} is too large: its float64 draw", fans, np.float64)
-    return fans, dtype
+    check_allocation(f"{name}{sizes} is too large: its float64 draw", sizes, np.float64)
+    receptive = math.prod(sizes[2:])
+    return sizes, sizes[1] * receptive, sizes[0] * receptive, dtype
 
 
 def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> NDArray:
     """N(0, std^2) with std = sqrt(2 / fan_in) (He et al., 2015).
 
-    Shape: ``shape`` = (fan_out, fan_in) -> an array of that shape and ``dtype``.
+    Shape: ``shape`` = (fan_out, fan_in) or (out_channels, in_channels / groups,
+    *kernel_size) -> an array of that shape and ``dtype``.
 
     Examples
     --------
@@ -80,31 +99,39 @@ def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike
     >>> w.shape, w.dtype, round(float(w.std() / np.sqrt(2 / 512)), 2)  # std / sqrt(2 / fan_in)
     ((256, 512), dtype('float32'), 1.0)
     """
-    (fan_out, fan_in), dtype = _checked("he_normal", shape, dtype)
+    shape, fan_in, _, dtype = _checked("he_normal", shape, dtype)
     rng = generator(rng)
-    return (rng.standard_normal((fan_out, fan_in)) * np.sqrt(2.0 / fan_in)).astype(dtype)
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
 
 
 def he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> NDArray:
     """U(-a, a) with a = sqrt(6 / fan_in), the same variance as he_normal.
 
-    Shape: ``shape`` = (fan_out, fan_in) -> an array of that shape and ``dtype``.
+    Shape: ``shape`` = (fan_out, fan_in) or (out_channels, in_channels / groups,
+    *kernel_size) -> an array of that shape and ``dtype``.
 
     Examples
     --------
     >>> w = he_uniform((256, 512), np.random.default_rng(0), np.float32)
     >>> bool(np.abs(w).max() <= np.sqrt(6 / 512)), round(float(w.std() / np.sqrt(2 / 512)), 2)
     (True, 1.0)
+
+    A Conv2d(32, 64, kernel_size=3) weight: fan_in = 32 * 3 * 3 inputs per output.
+
+    >>> w = he_uniform((64, 32, 3, 3), np.random.default_rng(0), np.float32)
+    >>> bool(np.abs(w).max() <= np.sqrt(6 / 288)), round(float(w.std() / np.sqrt(2 / 288)), 2)
+    (True, 1.0)
     """
-    (fan_out, fan_in), dtype = _checked("he_uniform", shape, dtype)
+    shape, fan_in, _, dtype = _checked("he_uniform", shape, dtype)
     bound = np.sqrt(6.0 / fan_in)
-    return generator(rng).uniform(-bound, bound, size=(fan_out, fan_in)).astype(dtype)
+    return generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
 
 
 def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> NDArray:
     """N(0, std^2) with std = sqrt(2 / (fan_in + fan_out)) (Glorot and Bengio, 2010).
 
-    Shape: ``shape`` = (fan_out, fan_in) -> an array of that shape and ``dtype``.
+    Shape: ``shape`` = (fan_out, fan_in) or (out_channels, in_channels / groups,
+    *kernel_size) -> an array of that shape and ``dtype``.
 
     Examples
     --------
@@ -112,16 +139,17 @@ def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DType
     >>> w.dtype, round(float(w.std() / np.sqrt(2 / (512 + 256))), 2)
     (dtype('float64'), 1.0)
     """
-    (fan_out, fan_in), dtype = _checked("xavier_normal", shape, dtype)
+    shape, fan_in, fan_out, dtype = _checked("xavier_normal", shape, dtype)
     rng = generator(rng)
     scale = np.sqrt(2.0 / (fan_in + fan_out))
-    return (rng.standard_normal((fan_out, fan_in)) * scale).astype(dtype)
+    return (rng.standard_normal(shape) * scale).astype(dtype)
 
 
 def xavier_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> NDArray:
     """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), the same variance as xavier_normal.
 
-    Shape: ``shape`` = (fan_out, fan_in) -> an array of that shape and ``dtype``.
+    Shape: ``shape`` = (fan_out, fan_in) or (out_channels, in_channels / groups,
+    *kernel_size) -> an array of that shape and ``dtype``.
 
     Examples
     --------
@@ -129,9 +157,9 @@ def xavier_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTyp
     >>> bool(np.abs(w).max() <= np.sqrt(6 / 768)), round(float(w.std() / np.sqrt(2 / 768)), 2)
     (True, 1.0)
     """
-    (fan_out, fan_in), dtype = _checked("xavier_uniform", shape, dtype)
+    shape, fan_in, fan_out, dtype = _checked("xavier_uniform", shape, dtype)
     bound = np.sqrt(6.0 / (fan_in + fan_out))
-    return generator(rng).uniform(-bound, bound, size=(fan_out, fan_in)).astype(dtype)
+    return generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
 
 
 _BY_NAME: dict[str, Initializer] = {

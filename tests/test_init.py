@@ -20,16 +20,76 @@ INITIALISERS = [he_normal, he_uniform, xavier_normal, xavier_uniform]
         ((3, True), TypeError, r"got \(3, True\): shape\[1\] is True \(bool\), not an integer"),
         ([3, 2], TypeError, r"got \[3, 2\]"),
         ((3,), ValueError, r"got \(3,\)"),
-        ((3, 2, 1), ValueError, r"got \(3, 2, 1\)"),
+        ((), ValueError, r"got \(\)"),
         ((3, 0), ValueError, r"got \(3, 0\)"),
         ((-1, 2), ValueError, r"got \(-1, 2\)"),
+        ((4, 2, 3, 0), ValueError, r"got \(4, 2, 3, 0\)"),
+        ((4, 2, 3.0), TypeError, r"got \(4, 2, 3\.0\): shape\[2\] is 3\.0 \(float\)"),
     ],
-    ids=["str", "float", "bool", "list", "1-D", "3-D", "zero", "negative"],
-)
+    ids=["str", "float", "bool", "list", "1-D", "0-D", "zero", "negative", "kernel zero",
+         "kernel float"],
+)  # fmt: skip
 def test_a_bad_shape_is_named(init, shape, error, message):
-    expected = rf"{init.__name__} expects a 2-D weight shape \(fan_out, fan_in\) of positive widths"
+    expected = (
+        rf"{init.__name__} expects a weight shape \(fan_out, fan_in\), or \(out_channels, "
+        r"in_channels / groups, \*kernel_size\) for a convolution, of positive widths"
+    )
     with pytest.raises(error, match=expected + ", " + message):
         init(shape, 0, np.float32)
+
+
+# -- convolution weights: fans count the kernel's taps, as torch.nn.init does ------------------
+
+#: (variance as a function of fan_in and fan_out) for each initialiser
+VARIANCES = {
+    he_normal: lambda fan_in, fan_out: 2 / fan_in,
+    he_uniform: lambda fan_in, fan_out: 2 / fan_in,
+    xavier_normal: lambda fan_in, fan_out: 2 / (fan_in + fan_out),
+    xavier_uniform: lambda fan_in, fan_out: 2 / (fan_in + fan_out),
+}
+
+
+@pytest.mark.parametrize("init", INITIALISERS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    ("shape", "fan_in", "fan_out"),
+    [
+        ((48, 40, 6), 240, 288),  # Conv1d(40, 48, 6)
+        ((64, 12, 3, 5), 180, 960),  # Conv2d(24, 64, (3, 5), groups=2): in_channels / groups
+        ((64, 3, 4, 4, 4), 192, 4096),  # a 3-d kernel: every axis after the second counts
+    ],
+)
+def test_a_convolution_weight_has_the_variance_of_its_fans(init, shape, fan_in, fan_out):
+    weight = init(shape, np.random.default_rng(0), np.float64)
+    assert weight.shape == shape and weight.dtype == np.float64
+    variance = VARIANCES[init](fan_in, fan_out)
+    # over 10^4 draws the sample variance is within 1.5% of the variance (one standard error)
+    np.testing.assert_allclose(weight.var(), variance, rtol=0.05)
+    assert abs(weight.mean()) < 0.05 * np.sqrt(variance)
+    if init in (he_uniform, xavier_uniform):
+        bound = np.sqrt(3 * variance)
+        assert np.abs(weight).max() <= bound
+        assert np.abs(weight).max() > 0.99 * bound  # not a narrower distribution
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (48, 40, 5), (32, 12, 3, 5), (8, 3, 2, 2, 2)])
+def test_the_fans_are_torch_nn_inits(torch, shape):
+    # torch's xavier_uniform_ bound is sqrt(6 / (fan_in + fan_out)) and kaiming_uniform_'s
+    # (a=0) sqrt(6 / fan_in): the largest magnitude of many draws finds the bound
+    big = (shape[0] * 50, *shape[1:])
+    xavier = torch.nn.init.xavier_uniform_(torch.empty(big)).abs().max().item()
+    kaiming = torch.nn.init.kaiming_uniform_(torch.empty(big), nonlinearity="relu")
+    kaiming = kaiming.abs().max().item()
+    ours_xavier = np.abs(xavier_uniform(big, np.random.default_rng(0), np.float64)).max()
+    ours_he = np.abs(he_uniform(big, np.random.default_rng(0), np.float64)).max()
+    np.testing.assert_allclose(ours_xavier, xavier, rtol=0.01)
+    np.testing.assert_allclose(ours_he, kaiming, rtol=0.01)
+
+
+def test_a_dense_weight_draws_the_same_numbers_as_before():
+    # the n-d shapes must not change the 2-d draw: saved seeds keep their models
+    weight = he_normal((2, 3), np.random.default_rng(0), np.float64)
+    expected = np.random.default_rng(0).standard_normal((2, 3)) * np.sqrt(2 / 3)
+    np.testing.assert_array_equal(weight, expected)
 
 
 @pytest.mark.parametrize("init", INITIALISERS, ids=lambda f: f.__name__)

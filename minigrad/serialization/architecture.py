@@ -26,14 +26,23 @@ from typing import Any, TypeVar
 from minigrad._files import error_text, listing, quoted, shortened, type_name
 from minigrad.errors import ModelFileError
 from minigrad.layers import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
+    Conv1d,
+    Conv2d,
     Dense,
     Dropout,
     Embedding,
+    Flatten,
     Layer,
     LayerNorm,
     LeakyReLU,
+    MaxPool1d,
+    MaxPool2d,
     Normalization,
     ReLU,
     Sigmoid,
@@ -69,6 +78,8 @@ _LAYERS: dict[str, type[Layer]] = {
         *(GELU, SiLU, ELU, Softplus, LogSoftmax, Identity),
         *(BatchNorm1d, BatchNorm2d, LayerNorm, Dropout, Embedding),
         *(Residual, Concat),
+        *(Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d),
+        *(AdaptiveAvgPool1d, AdaptiveAvgPool2d, Flatten),
     )
 }
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
