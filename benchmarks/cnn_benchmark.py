@@ -47,7 +47,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 import minigrad as mg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from step_benchmark import (  # noqa: E402  (the shared timing and reporting)
+from step_benchmark import (  # the shared timing and reporting
     _blas,
     environment,
     load_torch,
@@ -144,9 +144,9 @@ def minigrad_model(layout, weights) -> mg.Sequential:
         elif spec[0] == "dense":
             layer = mg.Dense(spec[1], spec[2])
         else:
-            layers.append({"relu": mg.ReLU, "pool": lambda: mg.MaxPool2d(2), "flatten": mg.Flatten}[
-                spec[0]
-            ]())
+            layers.append(
+                {"relu": mg.ReLU, "pool": lambda: mg.MaxPool2d(2), "flatten": mg.Flatten}[spec[0]]()
+            )
             continue
         w, b = next(params)
         layer.weight.value[...] = w
@@ -182,9 +182,9 @@ def torch_step(layout, weights, x, y):
         elif spec[0] == "dense":
             module = nn.Linear(spec[1], spec[2], dtype=torch.float32)
         else:
-            modules.append({"relu": nn.ReLU, "pool": lambda: nn.MaxPool2d(2), "flatten": nn.Flatten}[
-                spec[0]
-            ]())
+            modules.append(
+                {"relu": nn.ReLU, "pool": lambda: nn.MaxPool2d(2), "flatten": nn.Flatten}[spec[0]]()
+            )
             continue
         w, b = next(params)
         with torch.no_grad():
@@ -450,16 +450,17 @@ def markdown(results: dict) -> str:
         f"{results['timing']['rounds']} rounds, isolated (each implementation in a process of "
         "its own); ratios: medians of ratios paired turn by turn.",
         "",
-        "| config | " + " | ".join(f"{LABELS[n]} (ms)" for n in names)
+        "| config | "
+        + " | ".join(f"{LABELS[n]} (ms)" for n in names)
         + " | minigrad / PyTorch | minigrad / PyTorch (interleaved) | minigrad / floor "
         "| minigrad / hand-written NumPy | minigrad peak / budget |",
         "| --- |" + " ---: |" * (len(names) + 5),
     ]
     for row in results["rows"]:
-        seconds, ratios = row["isolated"]["seconds"], row["isolated"]["ratios"]
+        seconds = row["isolated"]["seconds"]
         memory = row["memory"]
 
-        def r(key: str, mode: str = "isolated") -> str:
+        def r(key: str, mode: str = "isolated", row: dict = row) -> str:
             value = row[mode]["ratios"].get(key)
             return "-" if value is None else f"{value:.2f}"
 
@@ -470,7 +471,6 @@ def markdown(results: dict) -> str:
             r("minigrad/numpy"),
             f"{memory['peak'] / memory['budget']:.2f}",
         ]
-        del ratios
         lines.append(f"| {row['config']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

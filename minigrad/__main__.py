@@ -208,8 +208,7 @@ def _checked_save_path(text: str) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="minigrad",
-        description="Train a small MLP or CNN with minigrad and print its train and test "
-        "accuracy.",
+        description="Train a small MLP or CNN with minigrad and print its train and test accuracy.",
         epilog="Exit status: 0 on success; 2 when the command cannot start (a bad option, a "
         "--data folder without MNIST files, a missing optional package); 1 when the run "
         "fails (training diverged, the model cannot be written, out of memory); 130 on "

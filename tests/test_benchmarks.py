@@ -203,3 +203,14 @@ def test_an_isolated_minigrad_worker_never_imports_torch():
     assert result.returncode == 0, result.stderr
     per_turn = [float(line) for line in result.stdout.split()]
     assert len(per_turn) == 2 and all(seconds > 0 for seconds in per_turn)
+
+
+def test_the_cnn_benchmark_smoke_run_times_every_implementation(tmp_path):
+    path = ROOT / "benchmarks" / "cnn_benchmark.py"
+    spec = importlib.util.spec_from_file_location("cnn_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = module.main(["--smoke", "--out", str(tmp_path)])
+    (row,) = results["rows"]
+    assert {"minigrad", "floor", "numpy"} <= set(row["isolated"]["seconds"])
+    assert row["memory"]["peak"] > 0 and (tmp_path / "cnn.md").exists()

@@ -287,3 +287,16 @@ def test_output_that_cannot_be_written_is_never_a_traceback(redirect):
     if redirect == "> /dev/full":
         assert result.stderr.strip().endswith("No space left on device")
         assert result.stderr.startswith("minigrad: error: cannot write the output")
+
+
+def test_model_cnn_trains_a_lenet_on_the_digits_and_refuses_points_in_the_plane(capsys):
+    pytest.importorskip("sklearn")
+    from minigrad.__main__ import main
+
+    main(["--data", "digits", "--model", "cnn", "--epochs", "1", "--quiet", "--hidden", "16"])
+    out = capsys.readouterr().out
+    assert "Conv2d(1, 8, kernel_size=(5, 5)" in out and "test accuracy" in out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data", "spirals", "--model", "cnn"])
+    assert exit_info.value.code == 2
+    assert "--model cnn needs image data" in capsys.readouterr().err
