@@ -238,6 +238,8 @@ def _failure(error: Exception, shape: tuple[int, ...], path: str, layer: Layer) 
             return kind(message)
     if hasattr(error, "add_note"):
         error.add_note(message)
+    else:  # Python 3.10: kept where 3.11's tracebacks would read it
+        error.__notes__ = [*getattr(error, "__notes__", ()), message]  # type: ignore[attr-defined]
     return error
 
 
