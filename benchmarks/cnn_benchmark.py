@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
@@ -50,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from step_benchmark import (  # the shared timing and reporting
     _blas,
     environment,
+    isolated_turns,
     load_torch,
     step_times,
     summary,
@@ -401,30 +401,8 @@ def compare(layout, timing: dict, names: list[str]) -> dict:
 
 def compare_isolated(config: str, timing: dict, names: list[str]) -> dict:
     """Isolated: each implementation in a worker process of its own, taking turns."""
-    workers = {}
-    try:
-        for name in names:
-            command = [sys.executable, __file__, "--worker", name, config]
-            workers[name] = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-            )
-        per_pass: dict[str, list[float]] = {name: [] for name in names}
-        one_turn = json.dumps({**timing, "passes": 1})
-        for turn in range(int(timing["passes"])):
-            for name in names[turn % len(names) :] + names[: turn % len(names)]:
-                worker = workers[name]
-                worker.stdin.write(one_turn + "\n")  # type: ignore[union-attr]
-                worker.stdin.flush()  # type: ignore[union-attr]
-                answer = worker.stdout.readline()  # type: ignore[union-attr]
-                if not answer:
-                    raise RuntimeError(f"the {name} worker stopped (exit {worker.wait()})")
-                per_pass[name].append(float(answer))
-    finally:
-        for worker in workers.values():
-            worker.stdin.close()  # type: ignore[union-attr]
-            worker.wait()
-            worker.stdout.close()  # type: ignore[union-attr]
-    return summary(per_pass)
+    commands = {name: [sys.executable, __file__, "--worker", name, config] for name in names}
+    return summary(isolated_turns(commands, timing))
 
 
 def worker(name: str, config: str) -> None:

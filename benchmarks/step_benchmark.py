@@ -355,17 +355,27 @@ def compare(
 def compare_isolated(
     config: str, optimizer: str, timing: dict[str, float], names: list[str]
 ) -> dict[str, dict[str, float]]:
-    """Isolated: each implementation in a process of its own, the processes taking turns.
+    """Isolated: each implementation in a process of its own, the processes taking turns
+    (see :func:`isolated_turns`)."""
+    commands = {
+        name: [sys.executable, __file__, "--worker", name, config, optimizer] for name in names
+    }
+    return summary(isolated_turns(commands, timing))
 
-    One worker process per implementation builds its step once (minigrad's never imports
-    PyTorch); then, pass after pass in rotated order, each worker is told to time one turn
-    while the others wait on their input, idle. Turns are paired pass by pass as in
-    :func:`compare`, without one library's threads in the other's process.
+
+def isolated_turns(commands: dict[str, list[str]], timing: dict[str, float]) -> dict[str, list]:
+    """Seconds per step of each implementation, one per pass, each timed in a worker process
+    of its own started with ``commands[name]``.
+
+    Each worker builds its step once (minigrad's never imports PyTorch); then, pass after
+    pass in rotated order, each worker is told to time one turn while the others wait on
+    their input, idle. Turns are paired pass by pass as in :func:`compare`, without one
+    library's threads in the other's process.
     """
+    names = list(commands)
     workers = {}
     try:
-        for name in names:
-            command = [sys.executable, __file__, "--worker", name, config, optimizer]
+        for name, command in commands.items():
             workers[name] = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
             )
@@ -385,7 +395,7 @@ def compare_isolated(
             worker.stdin.close()  # type: ignore[union-attr]
             worker.wait()
             worker.stdout.close()  # type: ignore[union-attr]
-    return summary(per_pass)
+    return per_pass
 
 
 def worker(name: str, config: str, optimizer: str) -> None:

@@ -13,9 +13,9 @@ from minigrad.init import Initializer, generator, get_initializer
 from minigrad.layers import _windows
 from minigrad.layers._checks import (
     bad_gradient,
+    checked_config,
     in_dtype,
     layer_width,
-    listed,
     parameter_dtype,
     real_array,
     shown,
@@ -316,30 +316,10 @@ class _ConvNd(Layer):
         cost no memory until written, so a file that claims absurd sizes costs nothing
         before the load finds that its tensors do not match)."""
         name = cls.__name__
-        expected = {
-            "in_channels",
-            "out_channels",
-            "kernel_size",
-            "stride",
-            "padding",
-            "dilation",
-            "groups",
-            "bias",
-            "dtype",
-        }
-        if not isinstance(config, dict):
-            raise TypeError(f"a {name} config is a dict, got {type(config).__name__}")
-        if set(config) != expected:
-            raise ValueError(
-                f"a {name} config has the keys {sorted(expected)}, got {listed(config)}"
-            )
+        keys = ("in_channels", "out_channels", "kernel_size", "stride", "padding")
+        config = checked_config(name, config, (*keys, "dilation", "groups", "bias", "dtype"))
         if not isinstance(config["bias"], bool):
             raise TypeError(f"{name} bias must be true or false, got {shown(config['bias'])}")
-        if config["dtype"] not in ("float16", "float32", "float64"):
-            raise ValueError(
-                f"{name} dtype must be 'float16', 'float32' or 'float64', "
-                f"got {shown(config['dtype'])}"
-            )
         return cls(**config, init=_zeros)
 
     def extra_repr(self) -> str:

@@ -12,9 +12,9 @@ from minigrad.errors import ShapeError
 from minigrad.init import Initializer, generator, get_initializer
 from minigrad.layers._checks import (
     bad_gradient,
+    checked_config,
     in_dtype,
     layer_width,
-    listed,
     parameter_dtype,
     real_array,
     shown,
@@ -201,20 +201,9 @@ class Dense(Layer):
         so even a file that claims an absurd width costs nothing before the load finds that
         its tensors do not match.
         """
-        expected = {"in_features", "out_features", "bias", "dtype"}
-        if not isinstance(config, dict):
-            raise TypeError(f"a Dense config is a dict, got {type(config).__name__}")
-        if set(config) != expected:
-            raise ValueError(
-                f"a Dense config has the keys {sorted(expected)}, got {listed(config)}"
-            )
+        config = checked_config("Dense", config, ("in_features", "out_features", "bias", "dtype"))
         if not isinstance(config["bias"], bool):
             raise TypeError(f"Dense bias must be true or false, got {shown(config['bias'])}")
-        if config["dtype"] not in ("float16", "float32", "float64"):
-            raise ValueError(
-                "Dense dtype must be 'float16', 'float32' or 'float64', "
-                f"got {shown(config['dtype'])}"
-            )
         return cls(**config, init=_zeros)
 
     def _input_error(self, x: NDArray) -> ShapeError:

@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from minigrad._validation import check_integer, forward_not_called
 from minigrad.errors import ShapeError
-from minigrad.layers._checks import bad_gradient, in_dtype, listed, real_array
+from minigrad.layers._checks import bad_gradient, checked_config, in_dtype, real_array
 from minigrad.layers.base import Layer, stale_backward
 
 __all__ = ["Flatten"]
@@ -122,12 +122,7 @@ class Flatten(Layer):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Flatten:
         """The Flatten :meth:`get_config` describes (its values are checked as arguments)."""
-        if not isinstance(config, dict):
-            raise TypeError(f"a Flatten config is a dict, got {type(config).__name__}")
-        if set(config) != {"start_dim", "end_dim"}:
-            raise ValueError(
-                f"a Flatten config has the keys ['end_dim', 'start_dim'], got {listed(config)}"
-            )
+        config = checked_config("Flatten", config, ("start_dim", "end_dim"))
         return cls(**config)
 
     def extra_repr(self) -> str:
