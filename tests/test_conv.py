@@ -3,8 +3,10 @@ configs and files, and every error message."""
 
 from __future__ import annotations
 
+import math
 import tracemalloc
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -13,11 +15,24 @@ from hypothesis import strategies as st
 
 import minigrad as mg
 from minigrad import Conv1d, Conv2d, ShapeError
-from minigrad.layers import _windows
+from minigrad.layers import _windows, _workspace
+from minigrad.layers import conv as conv_module
 from minigrad.testing import check_gradients
 
-#: the working layouts of a convolution: SHORT_ROWS values that force each of them
-LAYOUTS = {"channels-first": 0, "batch-last": 10**9}
+#: the ways a convolution works, and the (FLAT_WASTE, SHORT_ROWS) values that force each: on
+#: the flat padded grid (every stride-1 convolution), or window by window with the channels
+#: first or the batch last
+LAYOUTS = {"flat-grid": (math.inf, 0), "channels-first": (0.0, 0), "batch-last": (0.0, 10**9)}
+
+
+@contextmanager
+def forced(layout):
+    """Make every convolution work the ``layout`` way where it can."""
+    waste, short_rows = LAYOUTS[layout]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv_module, "FLAT_WASTE", waste)
+        patch.setattr(_windows, "SHORT_ROWS", short_rows)
+        yield
 
 
 @st.composite
@@ -93,9 +108,10 @@ def torch_forward_backward(torch, module, x, g):
 
 
 @pytest.mark.parametrize("dims", [1, 2])
-@settings(max_examples=25)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@settings(max_examples=15)
 @given(case=convolutions(1, max_kernel=3, max_dilation=2, max_extra=3), seed=st.integers(0, 99))
-def test_gradients_match_finite_differences(dims, case, seed):
+def test_gradients_match_finite_differences(dims, layout, case, seed):
     kwargs, shape = case
     if dims == 2:  # the same hyperparameters on both axes: the 1-d draw, squared
         kwargs = {**kwargs, **{key: _pair(kwargs[key]) for key in _SIZES}}
@@ -103,7 +119,8 @@ def test_gradients_match_finite_differences(dims, case, seed):
         shape = (min(shape[0], 2), *shape[1:])  # two samples at most: 2-d inputs are larger
     layer = build(dims, kwargs, seed)
     x = np.random.default_rng(seed).normal(size=shape)
-    report = check_gradients(layer, x, seed=seed)
+    with forced(layout):
+        report = check_gradients(layer, x, seed=seed)
     assert set(report.errors) == {"input", "weight"} | ({"bias"} if kwargs["bias"] else set())
 
 
@@ -116,13 +133,13 @@ def _pair(value):
     return (value, value) if isinstance(value, int) else (value[0], value[0])
 
 
+@pytest.mark.parametrize("stride", [(2, 1), (1, 1)])
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_a_single_sample_has_the_finite_difference_gradients(layout):
+def test_a_single_sample_has_the_finite_difference_gradients(layout, stride):
     layer = build(2, {"in_channels": 2, "out_channels": 3, "kernel_size": (3, 2),
-                      "stride": (2, 1), "padding": (1, 2), "dilation": (1, 2)}, seed=3)  # fmt: skip
+                      "stride": stride, "padding": (1, 2), "dilation": (1, 2)}, seed=3)  # fmt: skip
     x = np.random.default_rng(0).normal(size=(1, 2, 5, 6))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_windows, "SHORT_ROWS", LAYOUTS[layout])
+    with forced(layout):
         report = check_gradients(layer, x)
     assert set(report.errors) == {"input", "weight", "bias"}
 
@@ -139,8 +156,7 @@ def test_outputs_and_every_gradient_equal_torchs(torch, dims, layout, data):
     rng = np.random.default_rng(len(shape))
     x = rng.normal(size=shape)
     module = torch_conv(torch, dims, kwargs, layer)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_windows, "SHORT_ROWS", LAYOUTS[layout])
+    with forced(layout):
         y = layer(x)
         g = rng.normal(size=y.shape)
         dx = layer.backward(g)
@@ -330,8 +346,8 @@ def test_only_the_input_is_kept_for_backward_not_the_im2col_matrix(layout):
     layer = Conv2d(8, 8, 3, padding=1, rng=0)
     x = np.random.default_rng(0).normal(size=(16, 8, 12, 12)).astype(np.float32)
     columns = 8 * 3 * 3 * 16 * 12 * 12 * 4  # bytes of the im2col matrix, 9 inputs
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_windows, "SHORT_ROWS", LAYOUTS[layout])
+    with forced(layout):
+        layer.backward(np.ones_like(layer(x)))  # the workspace grows to its size once
         tracemalloc.start()
         try:
             before = tracemalloc.get_traced_memory()[0]
@@ -344,19 +360,55 @@ def test_only_the_input_is_kept_for_backward_not_the_im2col_matrix(layout):
         finally:
             tracemalloc.stop()
     assert kept <= x.nbytes + 4096  # at most a copy of the input (batch-last), not X_col
-    # backward: X_col with g and its copy, then (X_col freed) the arrays of dL/dx
-    assert peak < columns + 3 * y.nbytes
+    # backward: g in the working layout and the arrays of dL/dx (on the grid: none of them
+    # fresh but dL/dx), X_col in the workspace
+    assert peak < (2 if layout == "flat-grid" else 6) * y.nbytes + 4096
+    assert peak < columns
 
 
-def test_an_input_whose_im2col_matrix_cannot_fit_in_memory_is_refused(monkeypatch):
+def test_the_workspace_holds_one_im2col_matrix_however_many_convolutions():
+    _workspace.free_workspace()
+    model = mg.Sequential(Conv2d(4, 8, 3, padding=1, rng=0), Conv2d(8, 8, 3, padding=1, rng=1))
+    x = np.random.default_rng(0).normal(size=(8, 4, 16, 16)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(3):
+            model.backward(np.ones_like(model(x)), input_grad=True)
+        held = tracemalloc.get_traced_memory()[0] - before
+        _workspace.free_workspace()
+        freed = held - (tracemalloc.get_traced_memory()[0] - before)
+    finally:
+        tracemalloc.stop()
+    grid = 8 * 18 * 18  # the flat padded grid of one channel: 8 samples of 18 x 18
+    largest = 8 * 9 * grid * 4  # bytes of the columns of an 8-channel layer, on the grid
+    padded = 8 * (38 + grid) * 4  # an 8-channel grid, with the 2 * 18 + 2 zeros of its tail
+    assert 0 <= freed - (largest + padded) < 1024  # one of each, not one per layer or step
+    assert held < freed + 100_000  # and besides, the layer's input, output and gradients
+
+
+@pytest.mark.parametrize(
+    ("layout", "shape", "count", "size"),
+    [
+        ("flat-grid", r"\(2, 9, 65536\)", "1,179,648", r"4\.5 MiB"),
+        ("channels-first", r"\(18, 57600\)", "1,036,800", r"3\.96 MiB"),
+    ],
+)
+def test_an_input_whose_im2col_matrix_cannot_fit_in_memory_is_refused(
+    monkeypatch, layout, shape, count, size
+):
     from minigrad import _validation
 
+    _workspace.free_workspace()  # a workspace already that large would just be reused
     monkeypatch.setattr(_validation, "physical_memory", lambda: 2**20)
-    with pytest.raises(
-        MemoryError,
-        match=r"Conv2d\(2, 3, kernel_size=\(3, 3\), stride=\(1, 1\)\) on input of shape "
-        r"\(64, 2, 32, 32\): its im2col matrix \(18, 57600\) would hold 1,036,800 values of "
-        r"float32 \(3\.96 MiB\), more than this machine's 1 MiB of memory",
+    with (
+        forced(layout),
+        pytest.raises(
+            MemoryError,
+            match=r"Conv2d\(2, 3, kernel_size=\(3, 3\), stride=\(1, 1\)\) on input of shape "
+            rf"\(64, 2, 32, 32\): its im2col matrix {shape} would hold {count} values of "
+            rf"float32 \({size}\), more than this machine's 1 MiB of memory",
+        ),
     ):
         Conv2d(2, 3, 3)(np.zeros((64, 2, 32, 32), np.float32))
 

@@ -1,5 +1,22 @@
-"""Layers: the base class, Dense, the activations and Normalization."""
+"""Layers, one family per module.
 
+- :mod:`~minigrad.layers.base`: ``Layer``, the contract every layer follows.
+- :mod:`~minigrad.layers.dense`: ``Dense``; :mod:`~minigrad.layers.embedding`: ``Embedding``.
+- :mod:`~minigrad.layers.activations`: ReLU, LeakyReLU, Tanh, Sigmoid, Softmax, LogSoftmax,
+  GELU, SiLU, ELU, Softplus, Identity.
+- :mod:`~minigrad.layers.conv`: ``Conv1d``, ``Conv2d``; :mod:`~minigrad.layers.pooling`:
+  max, average and adaptive average pooling; :mod:`~minigrad.layers.flatten`: ``Flatten``.
+- :mod:`~minigrad.layers.normalization`: ``Normalization`` (fixed statistics), ``LayerNorm``;
+  :mod:`~minigrad.layers.batchnorm`: ``BatchNorm1d``, ``BatchNorm2d``.
+- :mod:`~minigrad.layers.dropout`: ``Dropout``.
+- :mod:`~minigrad.layers.containers`: ``Sequential``, ``Residual``, ``Concat``.
+
+Shared mechanisms live in private modules: sliding-window geometry and im2col in
+``_windows``, the scratch memory convolutions reuse in ``_workspace`` (freed with
+:func:`free_workspace`), argument checks in ``_checks``.
+"""
+
+from minigrad.layers._workspace import free_workspace
 from minigrad.layers.activations import (
     ELU,
     GELU,
@@ -65,4 +82,5 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "free_workspace",
 ]
