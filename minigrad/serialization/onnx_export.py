@@ -9,6 +9,16 @@ operators of opset 17:
   statistics as constants); BatchNorm1d/2d -> BatchNormalization with the running statistics
   (what evaluation mode computes; without running statistics it is refused); LayerNorm ->
   LayerNormalization; Dropout and Identity -> Identity (evaluation mode).
+- Conv1d/2d -> Conv, with the layer's kernel_shape, strides, dilations, group and explicit
+  pads (begin_1, ..., begin_n, end_1, ..., end_n; "same" with an odd total padding
+  d (k - 1) puts the extra zero at the end, as the layer does); MaxPool1d/2d -> MaxPool and
+  AvgPool1d/2d -> AveragePool (symmetric pads, ``count_include_pad`` as the layer's,
+  ceil_mode 0); AdaptiveAvgPool1d/2d -> GlobalAveragePool for an output of 1, otherwise
+  AveragePool with kernel = stride = input size / output size, which is PyTorch's bins when
+  the output size divides the input size (any other size is refused: its bins overlap or
+  differ in size); Flatten -> Flatten(axis=1) for start_dim 1 to the last axis (ONNX's
+  Flatten always makes a matrix), otherwise Reshape to (0, ..., 0, -1, d_{e+1}, ...) (0
+  copies an axis).
 - Tanh, Sigmoid, ReLU (Relu), LeakyReLU (LeakyRelu), ELU (Elu), Softmax, LogSoftmax -> the
   operator of that name; GELU -> its formula, 0.5 x (1 + Erf(x / sqrt 2)) or with the tanh
   approximation; SiLU -> x * Sigmoid(x); Softplus -> Softplus(beta x) / beta, and x where
@@ -18,8 +28,9 @@ operators of opset 17:
 
 Constant tensors are named after the ``state_dict`` keys. The graph's input ``"input"`` has
 shape (batch, in_features), or (batch, *input_shape) when that is given, with a symbolic batch
-size, and its output is ``"output"``. (onnxruntime's CPU provider runs Erf, Elu and Softplus
-in float32 only: a float64 graph holding them is valid ONNX that it cannot run.)
+size, and its output is ``"output"``. (onnxruntime's CPU provider runs Erf, Elu, Softplus,
+Conv, AveragePool and GlobalAveragePool in float16 and float32 only: a float64 graph holding
+them is valid ONNX that it cannot run.)
 
 The whole graph has one float type, float16, float32 or float64, that of the model's
 parameters and buffers. A model that mixes them is refused rather than exported with Cast
@@ -42,17 +53,26 @@ from minigrad.layers import (
     ELU,
     GELU,
     Activation,
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
     Concat,
+    Conv1d,
+    Conv2d,
     Dense,
     Dropout,
     Embedding,
+    Flatten,
     Identity,
     Layer,
     LayerNorm,
     LeakyReLU,
     LogSoftmax,
+    MaxPool1d,
+    MaxPool2d,
     Normalization,
     ReLU,
     Residual,
@@ -62,6 +82,7 @@ from minigrad.layers import (
     Softplus,
     Tanh,
 )
+from minigrad.layers._windows import sizes_text
 from minigrad.sequential import Sequential
 from minigrad.serialization.models import check_model_and_path
 
@@ -94,8 +115,10 @@ def export_onnx(
     path : str or PathLike
     input_shape : sequence of int, optional
         The shape of one sample, without the batch dimension: ``(in_features,)`` for a
-        multilayer perceptron. By default, the input width of the first layer that has one
-        (a Dense or a Normalization, possibly after activations).
+        multilayer perceptron, ``(channels, height, width)`` for a convolutional network.
+        By default, the input width of the first layer that has one (a Dense or a
+        Normalization, possibly after activations); a model that starts with a convolution
+        needs it.
 
     Raises
     ------
@@ -107,8 +130,9 @@ def export_onnx(
         one dtype (the message names the layers of each).
     ValueError
         The model holds a layer with no ONNX equivalent here (the message names it), its
-        input shape cannot be told and ``input_shape`` is not given, or the graph does not
-        take an input of ``input_shape`` (ONNX shape inference says where).
+        input shape cannot be told and ``input_shape`` is not given, the graph does not
+        take an input of ``input_shape`` (ONNX shape inference says where), or an adaptive
+        average pooling's output size does not divide its input size.
 
     Nothing is written when any of these is raised.
 
@@ -130,7 +154,7 @@ def export_onnx(
     shape = None if input_shape is None else _checked_input_shape(input_shape)
     try:
         import onnx
-        from onnx import TensorProto, helper, numpy_helper
+        from onnx import TensorProto, helper
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(
             "export_onnx needs the onnx package: pip install 'minigrad-nn[onnx]' "
@@ -146,11 +170,8 @@ def export_onnx(
                 f"{sorted(cls.__name__ for cls in [*_CONVERTERS, *_CONTAINERS])}"
             )
     if shape is None:
-        shape = _default_input_shape([layer for _, layer in named])
+        shape = _default_input_shape(named)
     dtype = _graph_dtype(named)
-    graph = _Graph(helper, numpy_helper, dtype)
-    last = graph.emit(model, "input", "")
-    graph.nodes.append(helper.make_node("Identity", [last], ["output"], name="output"))
     elem_type = {
         np.dtype(np.float16): TensorProto.FLOAT16,
         np.dtype(np.float32): TensorProto.FLOAT,
@@ -159,19 +180,13 @@ def export_onnx(
     # a model that starts with an Embedding takes integer indices
     input_type = TensorProto.INT64 if isinstance(named[0][1], Embedding) else elem_type
     input_info = helper.make_tensor_value_info("input", input_type, ["batch", *shape])
+    graph = _Graph(onnx, dtype, input_info, shape)
+    last = graph.emit(model, "input", "")
+    graph.nodes.append(helper.make_node("Identity", [last], ["output"], name="output"))
     onnx_model = _model(
         helper, graph, input_info, helper.make_tensor_value_info("output", elem_type, None)
     )
-    try:
-        inferred = onnx.shape_inference.infer_shapes(onnx_model, strict_mode=True)
-    except onnx.shape_inference.InferenceError as error:
-        # the first error is the cause; those after it are its consequences downstream
-        first = str(error).split("Inference error(s): ", 1)[-1].splitlines()[0]
-        raise ValueError(
-            f"export_onnx: the graph does not take an input of shape (batch, "
-            f"{', '.join(map(str, shape))}): {first}; pass the shape of one sample as "
-            "input_shape"
-        ) from None
+    inferred = _inferred(onnx, onnx_model, shape)
     if last == "input":
         output_type = input_info.type
     else:
@@ -182,12 +197,14 @@ def export_onnx(
     write_atomically(path, onnx_model.SerializeToString())
 
 
-def _model(helper: Any, graph: _Graph, input_info: Any, output_info: Any) -> Any:
+def _model(helper: Any, graph: _Graph, input_info: Any, output_info: Any | None) -> Any:
+    """The ONNX model of the graph; without ``output_info`` (a graph still being built) it
+    declares no output."""
     made = helper.make_graph(
         graph.nodes,
         "minigrad",
         inputs=[input_info],
-        outputs=[output_info],
+        outputs=[] if output_info is None else [output_info],
         initializer=graph.initializers,
     )
     model = helper.make_model(
@@ -195,6 +212,21 @@ def _model(helper: Any, graph: _Graph, input_info: Any, output_info: Any) -> Any
     )
     model.ir_version = IR_VERSION
     return model
+
+
+def _inferred(onnx: Any, onnx_model: Any, shape: tuple[int, ...]) -> Any:
+    """``onnx_model`` with the shapes ONNX shape inference derives, or a ValueError saying
+    why the graph does not take an input of (batch, *shape)."""
+    try:
+        return onnx.shape_inference.infer_shapes(onnx_model, strict_mode=True)
+    except onnx.shape_inference.InferenceError as error:
+        # the first error is the cause; those after it are its consequences downstream
+        first = str(error).split("Inference error(s): ", 1)[-1].splitlines()[0]
+        raise ValueError(
+            f"export_onnx: the graph does not take an input of shape (batch, "
+            f"{', '.join(map(str, shape))}): {first}; pass the shape of one sample as "
+            "input_shape"
+        ) from None
 
 
 def _checked_input_shape(input_shape: Any) -> tuple[int, ...]:
@@ -213,10 +245,14 @@ def _checked_input_shape(input_shape: Any) -> tuple[int, ...]:
 
 class _Graph:
     """The nodes and constant tensors (initializers) of the graph being built, layer by
-    layer, in the graph's float ``dtype``."""
+    layer, in the graph's float ``dtype``, from the input ``input_info`` of one sample's
+    shape ``input_shape``."""
 
-    def __init__(self, helper: Any, numpy_helper: Any, dtype: np.dtype) -> None:
-        self.helper, self.numpy_helper, self.dtype = helper, numpy_helper, dtype
+    def __init__(
+        self, onnx: Any, dtype: np.dtype, input_info: Any, input_shape: tuple[int, ...]
+    ) -> None:
+        self.onnx, self.helper, self.numpy_helper = onnx, onnx.helper, onnx.numpy_helper
+        self.dtype, self.input_info, self.input_shape = dtype, input_info, input_shape
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self._names = 0
@@ -236,6 +272,20 @@ class _Graph:
         array = np.asarray(value) if isinstance(value, np.ndarray) else np.array(value, self.dtype)
         self.initializers.append(self.numpy_helper.from_array(array, name))
         return name
+
+    def shape(self, value: str) -> tuple[int | None, ...] | None:
+        """The shape of ``value`` that ONNX shape inference derives from the graph built so
+        far: an int per axis, None for one of unknown size (the batch); None when not even
+        the rank is known."""
+        inferred = _inferred(
+            self.onnx, _model(self.helper, self, self.input_info, None), self.input_shape
+        )
+        graph = inferred.graph
+        info = next(i for i in (*graph.input, *graph.value_info) if i.name == value)
+        tensor = info.type.tensor_type
+        if not tensor.HasField("shape"):
+            return None
+        return tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
 
     def emit(self, layer: Layer, x: str, path: str) -> str:
         """Add ``layer`` (at ``path`` in the model) applied to the value ``x``; the name of
@@ -299,12 +349,22 @@ def _graph_dtype(named: list[tuple[str, Layer]]) -> np.dtype:
     return next(iter(positions), np.dtype(np.float32))  # no parameters: minigrad's default
 
 
-def _default_input_shape(layers: list[Layer]) -> tuple[int, ...]:
-    """(in_features,) of the first layer, past activations, that has a fixed input width."""
-    for layer in layers:
+def _default_input_shape(named: list[tuple[str, Layer]]) -> tuple[int, ...]:
+    """(in_features,) of the first layer, past activations, that has a fixed input width.
+    A convolution has none (it takes any length, height and width): a ValueError asks for
+    input_shape, in the layout it takes."""
+    for name, layer in named:
         width = getattr(layer, "in_features", None)
         if isinstance(width, int):
             return (width,)
+        if isinstance(layer, (Conv1d, Conv2d)):
+            axes, example = ("L", "100") if isinstance(layer, Conv1d) else ("H, W", "28, 28")
+            raise ValueError(
+                f"export_onnx cannot tell the input shape of this model: its first layer, "
+                f"{name} ({type_name(layer)}), takes {layer.in_channels} channels of any "
+                f"size; pass the shape of one sample as input_shape=(C, {axes}), e.g. "
+                f"input_shape=({layer.in_channels}, {example})"
+            )
         if not isinstance(layer, Activation):
             break
     raise ValueError(
@@ -363,6 +423,154 @@ def _layer_norm(layer: LayerNorm, x: str, y: str, name: str, graph: _Graph) -> N
 
 def _embedding(layer: Embedding, x: str, y: str, name: str, graph: _Graph) -> None:
     graph.node("Gather", [graph.constant(f"{name}.weight", layer.weight.value), x], y, name)
+
+
+def _spatial_axes(layer: Layer) -> int:
+    """1 for a layer over (batch, channels, length) sequences, 2 for one over images."""
+    return 1 if isinstance(layer, (MaxPool1d, AvgPool1d, AdaptiveAvgPool1d)) else 2
+
+
+def _per_axis(value: int | tuple[int, ...], dims: int) -> list[int]:
+    """A size as the layer keeps it (an int for every axis, or a tuple) as one per axis."""
+    return list(value) if isinstance(value, tuple) else [value] * dims
+
+
+def _conv_pads(layer: Conv1d | Conv2d) -> list[int]:
+    """ONNX's pads [begin_1, ..., begin_n, end_1, ..., end_n] of the layer's zero padding.
+
+    An int p pads p on both sides; "valid" nothing; "same" the total t = d (k - 1) of each
+    axis, floor(t / 2) at the beginning and the rest, one more when t is odd, at the end
+    (PyTorch's split, which the layer follows). Written out rather than as ``auto_pad``,
+    whose SAME_UPPER is that split only for stride 1."""
+    dims = len(layer.kernel_size)
+    if layer.padding == "valid":
+        return [0] * (2 * dims)
+    if layer.padding == "same":
+        totals = [d * (k - 1) for k, d in zip(layer.kernel_size, layer.dilation, strict=True)]
+        return [t // 2 for t in totals] + [t - t // 2 for t in totals]
+    return [*layer.padding, *layer.padding]
+
+
+def _conv(layer: Conv1d | Conv2d, x: str, y: str, name: str, graph: _Graph) -> None:
+    """Conv(x, W, b): y[n, o, p] = b[o] + sum_{c, i} W[o, c, i] x~[n, gamma Cg + c, p s + i d]
+    over each axis, with the layer's kernel, strides, dilations, groups and padding."""
+    inputs = [x, graph.constant(f"{name}.weight", layer.weight.value)]
+    if layer.bias is not None:
+        inputs.append(graph.constant(f"{name}.bias", layer.bias.value))
+    graph.node(
+        "Conv",
+        inputs,
+        y,
+        name,
+        kernel_shape=list(layer.kernel_size),
+        strides=list(layer.stride),
+        dilations=list(layer.dilation),
+        group=layer.groups,
+        pads=_conv_pads(layer),
+    )
+
+
+def _max_pool(layer: MaxPool1d | MaxPool2d, x: str, y: str, name: str, graph: _Graph) -> None:
+    """MaxPool: the largest entry of each window; ONNX's pads, as the layer's, are never the
+    maximum (-inf). (A window with every tap in the padding, which only a large dilation
+    allows, is -inf in minigrad and the dtype's lowest float in onnxruntime.)"""
+    dims = _spatial_axes(layer)
+    pads = _per_axis(layer.padding, dims)
+    graph.node(
+        "MaxPool",
+        [x],
+        y,
+        name,
+        kernel_shape=_per_axis(layer.kernel_size, dims),
+        strides=_per_axis(layer.stride, dims),
+        pads=pads + pads,
+        dilations=_per_axis(layer.dilation, dims),
+        ceil_mode=0,
+    )
+
+
+def _avg_pool(layer: AvgPool1d | AvgPool2d, x: str, y: str, name: str, graph: _Graph) -> None:
+    """AveragePool: the mean of each window, over kh kw entries (count_include_pad=1) or
+    over those inside the input (0)."""
+    dims = _spatial_axes(layer)
+    pads = _per_axis(layer.padding, dims)
+    graph.node(
+        "AveragePool",
+        [x],
+        y,
+        name,
+        kernel_shape=_per_axis(layer.kernel_size, dims),
+        strides=_per_axis(layer.stride, dims),
+        pads=pads + pads,
+        count_include_pad=int(layer.count_include_pad),
+        ceil_mode=0,
+    )
+
+
+def _adaptive_avg_pool(
+    layer: AdaptiveAvgPool1d | AdaptiveAvgPool2d, x: str, y: str, name: str, graph: _Graph
+) -> None:
+    """GlobalAveragePool for an output of 1 on every axis; otherwise AveragePool with
+    kernel = stride = n / m on an axis of n entries pooled to m. PyTorch's bin o spans
+    [floor(o n / m), ceil((o + 1) n / m)), which is [o n / m, (o + 1) n / m), that window,
+    exactly when m divides n; other sizes (overlapping or unequal bins) are refused."""
+    dims = _spatial_axes(layer)
+    wanted = (
+        layer.output_size if isinstance(layer.output_size, tuple) else (layer.output_size,) * dims
+    )
+    if all(size == 1 for size in wanted):
+        graph.node("GlobalAveragePool", [x], y, name)
+        return
+    shape = graph.shape(x)
+    spatial = None if shape is None or len(shape) != dims + 2 else shape[2:]
+    if spatial is None or None in spatial:
+        raise ValueError(
+            f"export_onnx: layer {name} ({quoted(layer, 200)}) pools to an output size other "
+            "than 1, which needs the input's size, and ONNX shape inference does not tell it "
+            f"(the input there has shape {shape})"
+        )
+    out = tuple(n if m is None else m for n, m in zip(spatial, wanted, strict=True))
+    if any(n % m for n, m in zip(spatial, out, strict=True)):
+        raise ValueError(
+            f"export_onnx: layer {name} ({quoted(layer, 200)}) pools an input of size "
+            f"{sizes_text(spatial)} to output size {sizes_text(out)}, which ONNX's "
+            "AveragePool cannot compute: the output size must divide the input size (its "
+            "bins then are windows side by side), or be 1"
+        )
+    kernel = [n // m for n, m in zip(spatial, out, strict=True)]
+    graph.node("AveragePool", [x], y, name, kernel_shape=kernel, strides=kernel)
+
+
+def _flatten(layer: Flatten, x: str, y: str, name: str, graph: _Graph) -> None:
+    """Flatten(axis=1) when the layer joins the axes 1..last, (d_0, d_1 ... d_last); any
+    other range s..e through Reshape to (0, ..., 0, -1, d_{e+1}, ...), 0 copying an axis
+    before s and -1 the product of s..e (ONNX's Flatten would join the axes before s too).
+    The input's rank, and the sizes after e, come from ONNX shape inference."""
+    shape = graph.shape(x)
+    if shape is None:  # pragma: no cover - the input's rank is always known here
+        raise ValueError(
+            f"export_onnx: layer {name} ({quoted(layer, 200)}) needs the rank of its input, "
+            "which ONNX shape inference does not tell"
+        )
+    ndim = len(shape)
+    start = layer.start_dim + ndim if layer.start_dim < 0 else layer.start_dim
+    end = layer.end_dim + ndim if layer.end_dim < 0 else layer.end_dim
+    if not (0 <= start <= end < ndim):
+        raise ValueError(
+            f"export_onnx: layer {name} ({quoted(layer, 200)}) cannot flatten the "
+            f"{ndim}-D input it gets there, of shape {shape} (batch first)"
+        )
+    if start == 1 and end == ndim - 1:
+        graph.node("Flatten", [x], y, name, axis=1)
+        return
+    after = shape[end + 1 :]
+    if None in after:  # pragma: no cover - only the batch axis, the first, is unknown
+        raise ValueError(
+            f"export_onnx: layer {name} ({quoted(layer, 200)}) keeps axes of unknown size "
+            f"after end_dim, in an input of shape {shape}"
+        )
+    target = np.array([0] * start + [-1] + list(after), np.int64)
+    graph.node("Reshape", [x, graph.constant(f"{name}.shape", target)], y, name)
 
 
 def _gelu(layer: GELU, x: str, y: str, name: str, graph: _Graph) -> None:
@@ -440,6 +648,15 @@ _CONVERTERS: dict[type, Converter] = {
     BatchNorm2d: _batch_norm,
     LayerNorm: _layer_norm,
     Embedding: _embedding,
+    Conv1d: _conv,
+    Conv2d: _conv,
+    MaxPool1d: _max_pool,
+    MaxPool2d: _max_pool,
+    AvgPool1d: _avg_pool,
+    AvgPool2d: _avg_pool,
+    AdaptiveAvgPool1d: _adaptive_avg_pool,
+    AdaptiveAvgPool2d: _adaptive_avg_pool,
+    Flatten: _flatten,
     Dropout: _unary("Identity"),  # evaluation mode: the identity
     Identity: _unary("Identity"),
     Tanh: _unary("Tanh"),
