@@ -569,7 +569,7 @@ def test_messages_about_user_classes_and_layers_stay_short(tmp_path):
 
     with pytest.raises(ValueError, match=r"layer 1 \(Wordy\(www+\.\.\.\) has no ONNX") as info:
         mg.export_onnx(mg.Sequential(mg.Dense(2, 2, rng=0), Wordy()), tmp_path / "m.onnx")
-    assert len(str(info.value)) < 600
+    assert len(str(info.value)) < 800  # the repr cut short; the list of exportable layers in full
     assert list(tmp_path.iterdir()) == []
 
 
