@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
@@ -30,16 +31,19 @@ __all__ = ["free_workspace", "scratch"]
 _local = threading.local()
 
 
-def scratch(name: str, shape: tuple[int, ...], dtype: DTypeLike, what: str) -> NDArray:
+def scratch(
+    name: str, shape: tuple[int, ...], dtype: DTypeLike, what: Callable[[], str]
+) -> NDArray:
     """A C-contiguous array of ``shape`` and ``dtype``, uninitialised, from the buffer
-    ``name`` of this thread's workspace (grown when it is too small). ``what`` names the
-    array in the MemoryError raised before an allocation that cannot succeed."""
+    ``name`` of this thread's workspace (grown when it is too small). ``what()`` names the
+    array in the MemoryError raised before an allocation that cannot succeed (called only
+    then: building a message at every call would cost more than the lookup)."""
     dtype = np.dtype(dtype)
     size = math.prod(shape) * dtype.itemsize
     buffers: dict[str, NDArray] = _local.__dict__.setdefault("buffers", {})
     buffer = buffers.get(name)
     if buffer is None or buffer.size < size:
-        check_allocation(what, shape, dtype)
+        check_allocation(what(), shape, dtype)
         buffers.pop(name, None)  # the old buffer is freed before the new one is allocated
         buffer = buffers[name] = np.empty(size, np.uint8)
     return buffer[:size].view(dtype).reshape(shape)

@@ -240,8 +240,12 @@ class _ConvNd(Layer):
     def _scratch(self, name: str, shape: tuple[int, ...], x_shape: tuple[int, ...]) -> NDArray:
         """A workspace array for this layer's work on an input of ``x_shape``."""
         array = {"columns": "im2col matrix", "grid": "padded grid"}[name]
-        what = f"{self!r} on input of shape {x_shape}: its {array} {shape}"
-        return _workspace.scratch(f"conv.{name}", shape, self.weight.value.dtype, what)
+        return _workspace.scratch(
+            f"conv.{name}",
+            shape,
+            self.weight.value.dtype,
+            lambda: f"{self!r} on input of shape {x_shape}: its {array} {shape}",
+        )
 
     def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
         """Fill weight.grad and bias.grad; return dL/dx, of the last input's shape."""
