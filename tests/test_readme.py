@@ -233,11 +233,21 @@ def test_each_python_example_runs_on_its_own(index):
         assert out == "resumed run == uninterrupted run\n"
     if "import torch" in block:
         assert out == "True\n"
+    if "mg.Conv2d" in block:
+        assert "4.block.0 (Conv2d)     (batch, 16, 4, 4)         2,320" in out  # the summary
+        assert out.endswith("test accuracy 0.994\n")
 
 
 def test_the_examples_cover_what_the_readme_promises():
     joined = "\n".join(PYTHON_BLOCKS)
-    for needed in ("# XOR", "validation accuracy", "resume_from", "import torch", "@given"):
+    for needed in (
+        "# XOR",
+        "validation accuracy",
+        "resume_from",
+        "import torch",
+        "@given",
+        "mg.Conv2d",
+    ):
         assert needed in joined
 
 
