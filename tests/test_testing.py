@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minigrad import MSE, Dense, Layer, Loss, Normalization, Parameter, ReLU, Sequential, Tanh
 from minigrad.testing import (
@@ -12,10 +13,13 @@ from minigrad.testing import (
     batches,
     batches_for,
     check_gradients,
+    conv_stacks,
     floats_away_from_zero,
+    image_batches,
     numerical_gradient,
     sequential_stacks,
 )
+from minigrad.testing.strategies import DEFAULT_ACTIVATIONS
 
 X = np.array([[0.3, -1.2, 0.7], [1.1, 0.4, -0.5]])
 
@@ -421,3 +425,79 @@ def test_every_forward_pass_of_a_check_draws_the_same_random_numbers():
     before = layer.rng.bit_generator.state
     check_gradients(layer, X)  # fresh noise at each pass would swamp the finite differences
     assert layer.rng.bit_generator.state == before  # left where it was
+
+
+# -- image batches and convolutional networks ------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(image_batches(st.integers(1, 3), st.integers(1, 5), min_batch=1, max_batch=3))
+def test_image_batches_are_square_float64_images_away_from_zero(x):
+    assert x.dtype == np.float64 and x.ndim == 4
+    assert 1 <= x.shape[0] <= 3 and 1 <= x.shape[1] <= 3 and x.shape[2] == x.shape[3] <= 5
+    assert (np.abs(x) >= 0.05).all()
+
+
+@settings(max_examples=10, deadline=None)
+@given(image_batches(2, 3, 7, max_batch=2, distinct=True))
+def test_image_batches_take_fixed_sizes_and_distinct_entries(x):
+    assert x.shape[1:] == (2, 3, 7)
+    assert len(np.unique(x)) == x.size
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_conv_stacks_are_valid_networks_with_correct_gradients(dropout, data):
+    from minigrad import Conv2d, Dropout, Flatten
+
+    model, input_shape = data.draw(conv_stacks(max_blocks=3, dropout=dropout))
+    kinds = [type(layer) for layer in model]
+    assert kinds[0] is Conv2d and Flatten in kinds and isinstance(model[-1], Dense)
+    assert dropout or Dropout not in kinds
+    assert all(p.dtype == np.float64 for p in model.parameters())
+    x = data.draw(image_batches(*input_shape, max_batch=2, distinct=True))
+    y = model(x)
+    assert y.shape == (len(x), model[-1].out_features)
+    check_gradients(model, x)  # training mode: batch statistics, dropout with a fixed mask
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_conv_stacks_without_a_head_give_images(data):
+    model, input_shape = data.draw(
+        conv_stacks(head=False, batch_norm=False, pooling=False, residual=False)
+    )
+    x = data.draw(image_batches(*input_shape, max_batch=2))
+    assert model(x).ndim == 4
+    assert {type(layer).__name__ for layer in model} <= {
+        "Conv2d",
+        *(cls.__name__ for cls in DEFAULT_ACTIVATIONS),
+    }
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: image_batches("3", 4), TypeError, r"channels must be an integer"),
+        (lambda: image_batches(3, 0), ValueError, r"height must be >= 1"),
+        (lambda: image_batches(3, 4, True), TypeError, r"width must be an integer, got True"),
+        (lambda: image_batches(3, 4, elements=1.0), TypeError, r"elements must be a hypothesis"),
+        (
+            lambda: image_batches(10**6, 10**6, 10**6),
+            MemoryError,
+            r"image_batches\(1000000, 1000000, 1000000\) with max_batch=4 is too large",
+        ),
+        (lambda: conv_stacks(max_blocks=0), ValueError, r"max_blocks must be in \[1, 8\], got 0"),
+        (
+            lambda: conv_stacks(min_size=5, max_size=4),
+            ValueError,
+            r"max_size must be in \[5, 256\], got 4",
+        ),
+        (lambda: conv_stacks(dropout="False"), TypeError, r"dropout must be True or False"),
+        (lambda: conv_stacks(activations=[ReLU()]), TypeError, r"pass the class ReLU"),
+    ],
+)
+def test_image_strategies_refuse_bad_arguments_when_built(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

@@ -4,7 +4,8 @@
 - :func:`numerical_gradient`: the finite-difference estimate itself.
 - Hypothesis strategies (need the ``hypothesis`` package, in the ``test`` extra):
   :func:`batches`, :func:`batches_for`, :func:`floats_away_from_zero`,
-  :func:`sequential_stacks`, :func:`nested_containers`.
+  :func:`sequential_stacks`, :func:`nested_containers`, :func:`image_batches`,
+  :func:`conv_stacks`.
 """
 
 from minigrad.testing.gradcheck import (
@@ -17,7 +18,9 @@ from minigrad.testing.gradcheck import (
 _STRATEGIES = (
     "batches",
     "batches_for",
+    "conv_stacks",
     "floats_away_from_zero",
+    "image_batches",
     "nested_containers",
     "sequential_stacks",
 )

@@ -20,7 +20,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minigrad._validation import check_allocation, check_integer, check_real, shown
+from minigrad._validation import check_allocation, check_bool, check_integer, check_real, shown
 from minigrad.layers.activations import (
     ELU,
     GELU,
@@ -39,7 +39,9 @@ from minigrad.layers.dense import Dense
 __all__ = [
     "batches",
     "batches_for",
+    "conv_stacks",
     "floats_away_from_zero",
+    "image_batches",
     "nested_containers",
     "sequential_stacks",
 ]
@@ -339,3 +341,223 @@ def _nested(
         return layer if activation is None else Sequential(layer, activation())
 
     return block(draw(widths), draw(widths), depth)
+
+
+def image_batches(
+    channels: int | st.SearchStrategy[int],
+    height: int | st.SearchStrategy[int],
+    width: int | st.SearchStrategy[int] | None = None,
+    *,
+    min_batch: int = 1,
+    max_batch: int = 4,
+    elements: st.SearchStrategy[float] | None = None,
+    distinct: bool = False,
+) -> st.SearchStrategy[np.ndarray]:
+    """float64 image batches of shape (batch, channels, height, width), batch in
+    [min_batch, max_batch]: the input of Conv2d, the pools and BatchNorm2d.
+
+    Each size is an int or a strategy for one; ``width=None`` draws square images (the
+    width equal to the height drawn). ``elements`` defaults to
+    :func:`floats_away_from_zero`. ``distinct``: no two entries equal, which a finite-
+    difference check through max pooling needs (a window whose largest entries tie has no
+    derivative there).
+
+    Shape: (batch, channels, height, width).
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from minigrad.testing import check_gradients
+    >>> from minigrad.layers import Conv2d
+    >>> conv = Conv2d(2, 3, 3, padding=1, rng=0, dtype=np.float64)
+    >>> @settings(max_examples=10, database=None, deadline=None)
+    ... @given(image_batches(2, st.integers(1, 6)))
+    ... def check_conv(x):
+    ...     assert x.shape[1] == 2 and x.shape[2] == x.shape[3]
+    ...     check_gradients(conv, x)
+    >>> check_conv()
+    """
+    sizes: dict[str, int | st.SearchStrategy[int] | None] = {
+        "channels": channels,
+        "height": height,
+        "width": width,
+    }
+    for name, value in sizes.items():
+        if not (value is None or isinstance(value, st.SearchStrategy)):
+            sizes[name] = check_integer(name, value, minimum=1)
+    min_batch = check_integer("min_batch", min_batch, minimum=0)
+    max_batch = check_integer("max_batch", max_batch, minimum=min_batch)
+    distinct = check_bool("distinct", distinct)
+    fixed = tuple(value for value in sizes.values() if isinstance(value, int))
+    if len(fixed) == 3:
+        check_allocation(
+            f"image_batches{fixed} with max_batch={max_batch} is too large: a batch",
+            (max_batch, *fixed),
+            np.float64,
+        )
+    if elements is not None and not isinstance(elements, st.SearchStrategy):
+        raise TypeError(
+            "elements must be a hypothesis strategy of floats (such as "
+            f"st.floats(-1.0, 1.0)), got {shown(elements)} ({type(elements).__name__})"
+        )
+    values = elements if elements is not None else floats_away_from_zero()
+
+    def size(name: str) -> st.SearchStrategy[int]:
+        value = sizes[name]
+        return value if isinstance(value, st.SearchStrategy) else st.just(value)  # type: ignore[arg-type]
+
+    @st.composite
+    def draw_batch(draw: st.DrawFn) -> np.ndarray:
+        rows = draw(size("height"))
+        columns = rows if sizes["width"] is None else draw(size("width"))
+        batch = draw(st.integers(min_batch, max_batch))
+        shape = (batch, draw(size("channels")), rows, columns)
+        return draw(hnp.arrays(np.float64, shape, elements=values, unique=distinct))
+
+    return draw_batch()
+
+
+def conv_stacks(
+    *,
+    max_blocks: int = 2,
+    max_channels: int = 4,
+    min_size: int = 4,
+    max_size: int = 8,
+    activations: Sequence[type[Activation]] = DEFAULT_ACTIVATIONS,
+    batch_norm: bool = True,
+    pooling: bool = True,
+    residual: bool = True,
+    dropout: bool = False,
+    head: bool = True,
+) -> st.SearchStrategy[tuple[Sequential, tuple[int, int, int]]]:
+    """Random float64 convolutional networks, each with the (channels, height, width) of
+    images it takes: ``(model, input_shape)``; draw its inputs with
+    ``image_batches(*input_shape)``.
+
+    The model is a Sequential of 1 to ``max_blocks`` blocks. Each block is a Conv2d with
+    every hyperparameter drawn (kernel 1-3, stride 1-2, padding as numbers or "same",
+    dilation 1-2, groups dividing both channel counts, with or without bias; its bias drawn
+    at random), then, as the flags allow and a draw decides, a BatchNorm2d, an activation
+    from ``activations``, a Residual around a size-keeping 3 x 3 convolution, a MaxPool2d or
+    AvgPool2d, and a Dropout. With ``head``, Flatten (or AdaptiveAvgPool2d(1) and Flatten)
+    and a Dense layer end it. Sizes are tracked so that every window fits.
+
+    Max pooling and ReLU-like activations have kinks: draw inputs with
+    ``image_batches(*input_shape, distinct=True)``, so that no two entries of a pooling
+    window tie; inputs from :func:`floats_away_from_zero` and random biases keep
+    finite differences off the activations' kinks in practice, as for
+    :func:`sequential_stacks`. A BatchNorm2d comes only where a channel holds two values or
+    more in a batch of one.
+
+    Shape: (batch, *input_shape) -> (batch, out_features) with ``head``, else images.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from minigrad.testing import check_gradients
+    >>> @settings(max_examples=5, database=None, deadline=None)
+    ... @given(conv_stacks(max_blocks=2), st.data())
+    ... def check_network(case, data):
+    ...     model, input_shape = case
+    ...     x = data.draw(image_batches(*input_shape, max_batch=2, distinct=True))
+    ...     assert model(x).ndim == 2
+    ...     check_gradients(model, x)
+    >>> check_network()
+    """
+    max_blocks = check_integer("max_blocks", max_blocks, minimum=1, maximum=8)
+    max_channels = check_integer("max_channels", max_channels, minimum=1, maximum=64)
+    min_size = check_integer("min_size", min_size, minimum=1)
+    max_size = check_integer("max_size", max_size, minimum=min_size, maximum=256)
+    flags = {
+        name: check_bool(name, value)
+        for name, value in (
+            ("batch_norm", batch_norm),
+            ("pooling", pooling),
+            ("residual", residual),
+            ("dropout", dropout),
+            ("head", head),
+        )
+    }
+    return _conv_stacks(
+        max_blocks, max_channels, min_size, max_size, _activation_classes(activations), flags
+    )
+
+
+@st.composite
+def _conv_stacks(
+    draw: st.DrawFn,
+    max_blocks: int,
+    max_channels: int,
+    min_size: int,
+    max_size: int,
+    activations: tuple[type[Activation], ...],
+    flags: dict[str, bool],
+) -> tuple[Sequential, tuple[int, int, int]]:
+    from minigrad.layers.batchnorm import BatchNorm2d
+    from minigrad.layers.conv import Conv2d
+    from minigrad.layers.dropout import Dropout
+    from minigrad.layers.flatten import Flatten
+    from minigrad.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    channels = draw(st.integers(1, max_channels))
+    size = [draw(st.integers(min_size, max_size)) for _ in range(2)]
+    input_shape = (channels, size[0], size[1])
+
+    def conv(c_in: int, c_out: int, **kwargs: object) -> Conv2d:
+        layer = Conv2d(c_in, c_out, **kwargs, rng=rng, dtype=np.float64)  # type: ignore[arg-type]
+        if layer.bias is not None:
+            layer.bias.value[:] = rng.uniform(-1.0, 1.0, size=c_out)
+        return layer
+
+    layers: list[Layer] = []
+    for _ in range(draw(st.integers(1, max_blocks))):
+        out = draw(st.integers(1, max_channels))
+        divisors = [g for g in range(1, min(channels, out) + 1) if channels % g == out % g == 0]
+        kernel, dilation = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+        span = dilation * (kernel - 1) + 1
+        stride = draw(st.integers(1, 2))
+        padding: int | str = (
+            "same" if stride == 1 and draw(st.booleans()) else draw(st.integers(0, kernel // 2))
+        )
+        pad = span - 1 if padding == "same" else 2 * int(padding)
+        if min(size) + pad < span:  # the window would not fit: a 1 x 1 kernel always does
+            kernel, dilation, span, padding, pad = 1, 1, 1, 0, 0
+        layers.append(
+            conv(
+                channels,
+                out,
+                kernel_size=kernel,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                groups=draw(st.sampled_from(divisors)),
+                bias=draw(st.booleans()),
+            )
+        )
+        if padding != "same":
+            size = [(s + pad - span) // stride + 1 for s in size]
+        channels = out
+        if flags["batch_norm"] and size[0] * size[1] >= 2 and draw(st.booleans()):
+            layers.append(BatchNorm2d(channels, dtype=np.float64))
+        activation = draw(st.sampled_from((None, *activations)))
+        if activation is not None:
+            layers.append(activation())
+        if flags["residual"] and draw(st.booleans()):
+            layers.append(Residual(conv(channels, channels, kernel_size=3, padding=1)))
+        if flags["pooling"] and min(size) >= 2 and draw(st.booleans()):
+            pool = draw(st.sampled_from((MaxPool2d, AvgPool2d)))
+            layers.append(pool(2))
+            size = [s // 2 for s in size]
+        if flags["dropout"] and draw(st.booleans()):
+            layers.append(Dropout(draw(st.sampled_from((0.25, 0.5))), rng=rng))
+    if flags["head"]:
+        if draw(st.booleans()):
+            layers.append(AdaptiveAvgPool2d(1))
+            size = [1, 1]
+        layers.append(Flatten())
+        features = channels * size[0] * size[1]
+        dense = Dense(features, draw(st.integers(1, max_channels)), rng=rng, dtype=np.float64)
+        dense.bias.value[:] = rng.uniform(-1.0, 1.0, size=dense.out_features)
+        layers.append(dense)
+    return Sequential(*layers), input_shape
