@@ -17,7 +17,13 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 #: wall-clock seconds each notebook may take, kernel start included (they take 2-10 s here)
 TIME_LIMIT = 120
 #: the notebooks that draw: the committed files must show their plots
-WITH_PLOTS = ("01-quickstart", "02-optimizers", "03-real-data", "04-your-own-layer")
+WITH_PLOTS = (
+    "01-quickstart",
+    "02-optimizers",
+    "03-real-data",
+    "04-your-own-layer",
+    "06-convolutions",
+)
 NAMES = sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
 
 
@@ -28,6 +34,7 @@ def test_the_series_is_complete():
         "03-real-data",
         "04-your-own-layer",
         "05-under-the-hood",
+        "06-convolutions",
     ]
 
 
