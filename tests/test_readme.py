@@ -274,6 +274,12 @@ def test_the_performance_table_is_the_benchmarks_latest_results():
     assert table in README
 
 
+def test_the_cnn_performance_table_is_the_cnn_benchmarks_latest_results():
+    table = (ROOT / "benchmarks" / "results" / "cnn.md").read_text().strip()
+    assert table in README
+    assert "python benchmarks/cnn_benchmark.py --write" in README
+
+
 def test_the_performance_notes_are_the_numbers_of_that_run():
     steps = json.loads((ROOT / "benchmarks" / "results" / "step.json").read_text())["steps"]
     wide = {row["optimizer"]: row["isolated"] for row in steps if row["config"] == "wide"}
