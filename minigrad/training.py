@@ -30,6 +30,7 @@ from minigrad.callbacks import Callback, learning_rate_advice
 from minigrad.data.loader import DataLoader
 from minigrad.errors import DivergenceError
 from minigrad.gradient_bounds import GradientBounds
+from minigrad.layers import Sequential, Sigmoid, Softmax
 from minigrad.layers.base import Layer
 from minigrad.losses import BinaryCrossEntropy, CrossEntropy, Loss
 from minigrad.metrics import METRICS, accuracy
@@ -390,6 +391,44 @@ def _in_mode(model: Layer, training: bool) -> Iterator[None]:
         _set_mode(model, was_training)
 
 
+def _warn_if_activated_twice(model: Layer, loss: Loss) -> None:
+    """A UserWarning when the model ends in the activation the loss applies itself: a
+    Softmax before CrossEntropy, a Sigmoid before BinaryCrossEntropy(from_logits=True).
+
+    The last layer is found through nested Sequentials. A LogSoftmax before CrossEntropy
+    is fine: its outputs are logits shifted per row, with the same softmax.
+    """
+    if isinstance(loss, CrossEntropy):
+        activation, takes = Softmax, "CrossEntropy takes logits and applies the softmax itself"
+        other = (
+            "apply mg.Softmax() to the model's outputs where you need probabilities, or end "
+            "the model with mg.LogSoftmax(), whose outputs CrossEntropy takes"
+        )
+    elif isinstance(loss, BinaryCrossEntropy) and loss.from_logits:
+        activation = Sigmoid
+        takes = "BinaryCrossEntropy(from_logits=True) takes logits and applies the sigmoid itself"
+        other = "or keep it and train with BinaryCrossEntropy(), which takes probabilities"
+    else:
+        return
+    path, last = "model", model
+    while type(last) is Sequential and len(last):
+        path += f"[{len(last) - 1}]"
+        last = last[-1]
+    if not isinstance(last, activation):
+        return
+    name = type(last).__name__
+    where = f"the model's last layer, {path} ({name}),"
+    if path == "model":  # the model is the layer itself
+        where = f"the model, a {name},"
+    warnings.warn(
+        f"fit: {where} turns its outputs into probabilities, but {takes}, so training "
+        f"would apply it twice: the gradients shrink and the model learns slowly or not at "
+        f"all. Remove the {name} from the model ({other})",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def _diverged(state: TrainingState, problem: str) -> DivergenceError:
     """The DivergenceError fit raises, with the epoch, the batch, the step and advice."""
     advice = (
@@ -511,6 +550,13 @@ def fit(
         When a batch's loss or output becomes NaN or infinite, or a step would make a
         parameter non-finite; the model keeps the parameters from before that step.
 
+    Warns
+    -----
+    UserWarning
+        Once, before training, when the model's last layer (inside nested Sequentials) is
+        the activation the loss applies itself: a Softmax before CrossEntropy, a Sigmoid
+        before ``BinaryCrossEntropy(from_logits=True)``.
+
     Shape
     -----
     x (n, ...) and y (n, ...), split into batches (batch_size, ...) along the first axis.
@@ -599,6 +645,7 @@ def fit(
         if validation_data is not None:
             logged += [f"val_{name}" for name in ["loss", *metric_functions]]
         _check_resumed_history(checkpoint, [*logged, "lr"])
+    _warn_if_activated_twice(model, loss)
     loader = DataLoader(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
     state = TrainingState(model, loss, optimizer, epochs, loader)
     first_epoch = 0

@@ -1370,3 +1370,74 @@ def test_accumulate_must_be_a_positive_integer(accumulate, error, message):
     with pytest.raises(error, match=message):
         run_fit(accumulate=accumulate)
     assert run_fit(accumulate=np.int64(1)).epochs == [1]
+
+
+# -- an activation the loss applies itself ------------------------------------------------------
+
+
+def test_a_softmax_before_cross_entropy_warns_once_per_fit_naming_its_place():
+    import warnings
+
+    model = mg.Sequential(
+        mg.Dense(2, 8, rng=0), mg.Sequential(mg.ReLU(), mg.Dense(8, 3, rng=1), mg.Softmax())
+    )
+    for _ in range(2):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run_fit(model=model, optimizer=mg.SGD(model.parameters()), epochs=3)
+        assert len(caught) == 1
+        (warning,) = caught
+        assert warning.category is UserWarning
+        assert warning.filename == __file__  # points at the fit call
+        message = str(warning.message)
+        assert "model[1][2] (Softmax)" in message
+        assert "CrossEntropy takes logits" in message and "Remove the Softmax" in message
+
+
+def test_a_sigmoid_before_binary_cross_entropy_on_logits_warns():
+    x, y = make_xor()
+    y = y.reshape(-1, 1).astype(np.float32)
+    model = mg.Sequential(mg.Dense(2, 1, rng=0), mg.Sigmoid())
+    with pytest.warns(UserWarning, match=r"model\[1\] \(Sigmoid\).*from_logits=True"):
+        mg.fit(
+            model,
+            mg.BinaryCrossEntropy(from_logits=True),
+            mg.SGD(model.parameters()),
+            x,
+            y,
+            epochs=1,
+            progress=False,
+        )
+    from minigrad import training
+
+    with pytest.warns(UserWarning, match="the model, a Softmax, turns"):  # the layer alone
+        training._warn_if_activated_twice(mg.Softmax(), mg.CrossEntropy())
+
+
+def test_models_that_end_in_logits_or_probabilities_for_the_right_loss_do_not_warn():
+    # pytest turns warnings into errors here: each fit below must not warn
+    x, y = blobs()
+    for last in (mg.LogSoftmax(), mg.Sequential(mg.Dense(3, 3, rng=5))):
+        model = mg.Sequential(*mlp().layers, last)
+        run_fit(model=model, optimizer=mg.SGD(model.parameters()))
+    binary = (y == 0).astype(np.float32)[:, None]
+    probabilities = mg.Sequential(mg.Dense(2, 1, rng=0), mg.Sigmoid())
+    mg.fit(
+        probabilities,
+        mg.BinaryCrossEntropy(),
+        mg.SGD(probabilities.parameters()),
+        x,
+        binary,
+        epochs=1,
+        progress=False,
+    )
+    softmax_regression = mg.Sequential(mg.Dense(2, 3, rng=0), mg.Softmax())
+    mg.fit(
+        softmax_regression,
+        mg.MSE(),
+        mg.SGD(softmax_regression.parameters()),
+        x,
+        np.eye(3)[y],
+        epochs=1,
+        progress=False,
+    )
