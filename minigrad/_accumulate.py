@@ -14,6 +14,11 @@ step one batch of k b would. Only an epoch's last batch can be shorter than the 
 it is weighted by its size. An epoch's last step takes the batches left over, fewer than k
 when the number of batches is not a multiple of k, so that every sample counts in every epoch
 and an epoch ends with nothing accumulated (checkpoints written at its end resume exactly).
+
+The step's gradient norm is bounded by the largest of the batches' bounds, which SafeStep
+uses to prove the step finite. Only while the sum of the bounds stays far below the dtype's
+largest value: beyond that (gradients within a factor k of overflowing) the mean is measured,
+and a sum that did overflow stops training as a divergence, before any step.
 """
 
 from __future__ import annotations
