@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from minigrad._accumulate import GradientMean
 from minigrad._files import quoted, shortened
 from minigrad._interrupts import DeferredInterrupts
 from minigrad._validation import check_bool, check_integer, check_real
@@ -29,6 +30,7 @@ from minigrad.callbacks import Callback, learning_rate_advice
 from minigrad.data.loader import DataLoader
 from minigrad.errors import DivergenceError
 from minigrad.gradient_bounds import GradientBounds
+from minigrad.layers import Sequential, Sigmoid, Softmax
 from minigrad.layers.base import Layer
 from minigrad.losses import BinaryCrossEntropy, CrossEntropy, Loss
 from minigrad.metrics import METRICS, accuracy
@@ -80,7 +82,8 @@ class TrainingState:
     """What callbacks see and may change during ``fit``.
 
     ``epoch`` counts from 0 and ``batch`` within the epoch from 0; ``step`` is the number of
-    optimizer steps done so far. Setting ``stop_training`` ends training after this epoch.
+    optimizer steps done so far (one per batch, or per group of batches with
+    ``fit(accumulate=k)``). Setting ``stop_training`` ends training after this epoch.
     ``error`` is None, or the exception that is ending training (seen by ``on_train_end``).
 
     Examples
@@ -388,6 +391,44 @@ def _in_mode(model: Layer, training: bool) -> Iterator[None]:
         _set_mode(model, was_training)
 
 
+def _warn_if_activated_twice(model: Layer, loss: Loss) -> None:
+    """A UserWarning when the model ends in the activation the loss applies itself: a
+    Softmax before CrossEntropy, a Sigmoid before BinaryCrossEntropy(from_logits=True).
+
+    The last layer is found through nested Sequentials. A LogSoftmax before CrossEntropy
+    is fine: its outputs are logits shifted per row, with the same softmax.
+    """
+    if isinstance(loss, CrossEntropy):
+        activation, takes = Softmax, "CrossEntropy takes logits and applies the softmax itself"
+        other = (
+            "apply mg.Softmax() to the model's outputs where you need probabilities, or end "
+            "the model with mg.LogSoftmax(), whose outputs CrossEntropy takes"
+        )
+    elif isinstance(loss, BinaryCrossEntropy) and loss.from_logits:
+        activation = Sigmoid
+        takes = "BinaryCrossEntropy(from_logits=True) takes logits and applies the sigmoid itself"
+        other = "or keep it and train with BinaryCrossEntropy(), which takes probabilities"
+    else:
+        return
+    path, last = "model", model
+    while type(last) is Sequential and len(last):
+        path += f"[{len(last) - 1}]"
+        last = last[-1]
+    if not isinstance(last, activation):
+        return
+    name = type(last).__name__
+    where = f"the model's last layer, {path} ({name}),"
+    if path == "model":  # the model is the layer itself
+        where = f"the model, a {name},"
+    warnings.warn(
+        f"fit: {where} turns its outputs into probabilities, but {takes}, so training "
+        f"would apply it twice: the gradients shrink and the model learns slowly or not at "
+        f"all. Remove the {name} from the model ({other})",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def _diverged(state: TrainingState, problem: str) -> DivergenceError:
     """The DivergenceError fit raises, with the epoch, the batch, the step and advice."""
     advice = (
@@ -423,11 +464,14 @@ def fit(
     seed: int | np.random.Generator | None = None,
     progress: bool = True,
     resume_from: str | os.PathLike[str] | Checkpoint | None = None,
+    accumulate: int = 1,
 ) -> History:
     """Train ``model`` on ``(x, y)`` with mini-batch gradient descent; return the History.
 
     For each mini-batch B: theta <- optimizer.step(theta, dL_B/dtheta), L_B the loss's mean
-    over B. An epoch's loss is the mean over its samples, (1/n) sum_B |B| L_B.
+    over B. An epoch's loss is the mean over its samples, (1/n) sum_B |B| L_B. With
+    ``accumulate=k`` each step takes the mean gradient of k batches instead,
+    sum_B (|B| / N) dL_B/dtheta over the k batches and their N samples.
 
     Each epoch shuffles the samples (from ``seed``: the same seed and the same initial
     weights give the same History, bit for bit), then for each batch runs forward, the loss,
@@ -482,6 +526,9 @@ def fit(
         state, shuffling generator and history are restored into ``model``, ``optimizer``
         and the run, and training goes on from the epoch after the saved one up to
         ``epochs`` in all. The result is bit for bit that of a run never interrupted.
+    accumulate : int >= 1, default 1
+        Gradient accumulation: one optimizer step per ``accumulate`` batches, on the mean of
+        their gradients, weighted by their sizes (see Notes).
 
     Returns
     -------
@@ -503,9 +550,41 @@ def fit(
         When a batch's loss or output becomes NaN or infinite, or a step would make a
         parameter non-finite; the model keeps the parameters from before that step.
 
+    Warns
+    -----
+    UserWarning
+        Once, before training, when the model's last layer (inside nested Sequentials) is
+        the activation the loss applies itself: a Softmax before CrossEntropy, a Sigmoid
+        before ``BinaryCrossEntropy(from_logits=True)``.
+
     Shape
     -----
     x (n, ...) and y (n, ...), split into batches (batch_size, ...) along the first axis.
+
+    Notes
+    -----
+    Gradient accumulation (``accumulate=k``) trains with the steps of ``batch_size * k``
+    batches while holding only ``batch_size`` samples' activations. A backward overwrites
+    ``.grad``, so fit sums each gradient into a buffer allocated once (in the dtype the
+    optimizers keep their state in) and writes the mean into ``.grad`` before the step. For a
+    loss that averages over samples (all of minigrad's), the step is exactly the one a batch
+    of those samples together would take, up to rounding: ``fit(batch_size=b,
+    accumulate=k)`` follows ``fit(batch_size=k * b)`` with the same seed. Layers whose output
+    depends on the batch (BatchNorm's statistics) still see batches of ``batch_size``.
+
+    - An epoch's last step takes the batches left over when the epoch's batch count is not a
+      multiple of k (as a PyTorch loop stepping at the end of its epoch does; Keras'
+      ``gradient_accumulation_steps`` instead carries them into the next epoch), weighted
+      by their sizes, so an epoch ends with nothing accumulated and a checkpoint written at
+      its end resumes bit for bit.
+    - ``clip_norm`` clips the mean before its step; SafeStep proves the step from the
+      batches' bounds (the mean of gradients each at most B_i is at most max B_i) or
+      measures the mean, so no step ever makes a parameter non-finite; a batch whose loss is
+      NaN or infinite stops training at that batch, before the step.
+    - Callbacks' ``on_batch_begin`` and ``on_batch_end`` still run for every batch, with that
+      batch's loss; ``state.step`` counts optimizer steps, so a schedule applied per step
+      (``LearningRateScheduler(per="step")``) advances once per k batches. The progress bar
+      and the History report per-batch losses as without accumulation.
 
     Examples
     --------
@@ -517,12 +596,22 @@ def fit(
     >>> history = fit(model, loss, optimizer, x, y[:, None], epochs=200, progress=False)
     >>> len(history["loss"]), history["loss"][-1] < 0.01, history["accuracy"][-1]
     (200, True, 1.0)
+
+    Two batches of 2 accumulated take the steps of one batch of 4:
+
+    >>> small, large = (mg.Dense(2, 1, rng=0) for _ in range(2))
+    >>> for net, size, k in ((small, 2, 2), (large, 4, 1)):
+    ...     _ = fit(net, loss, mg.SGD(net.parameters(), lr=0.1), x, y[:, None], epochs=5,
+    ...             batch_size=size, accumulate=k, shuffle=False, progress=False)
+    >>> np.allclose(small.weight.value, large.weight.value)
+    True
     """
     _check_objects(model, loss, optimizer, "fit")
     epochs = check_integer("epochs", epochs, minimum=0)
     batch_size = check_integer("batch_size", batch_size, minimum=1)
     shuffle = check_bool("shuffle", shuffle)
     progress = check_bool("progress", progress)
+    accumulate = check_integer("accumulate", accumulate, minimum=1)
     if clip_norm is not None:
         clip_norm = check_real("clip_norm", clip_norm, above=0)
     names = _parameter_names(model, optimizer)
@@ -556,6 +645,7 @@ def fit(
         if validation_data is not None:
             logged += [f"val_{name}" for name in ["loss", *metric_functions]]
         _check_resumed_history(checkpoint, [*logged, "lr"])
+    _warn_if_activated_twice(model, loss)
     loader = DataLoader(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
     state = TrainingState(model, loss, optimizer, epochs, loader)
     first_epoch = 0
@@ -570,6 +660,7 @@ def fit(
     guard = SafeStep(optimizer, names, other_params=frozen)
     bounds = GradientBounds(model, loss, _largest_row_norm(x), x.shape[1] if x.ndim == 2 else 0)
     bounds.supported = bounds.supported and x.ndim == 2
+    mean = GradientMean(guard.params, accumulate) if accumulate > 1 else None
     bar = _progress_bars(progress)
     with DeferredInterrupts() as interrupts:
         try:
@@ -594,7 +685,7 @@ def fit(
                         callbacks,
                         clip_norm,
                         bar,
-                        (guard, bounds),
+                        (guard, bounds, mean),
                         interrupts,
                     )
                     if validation_data is not None:
@@ -721,14 +812,15 @@ def _train_epoch(
     callbacks: list[Callback],
     clip_norm: float | None,
     bars: Callable[[int, str], Any],
-    safety: tuple[SafeStep, GradientBounds],
+    safety: tuple[SafeStep, GradientBounds, GradientMean | None],
     interrupts: DeferredInterrupts,
 ) -> dict[str, float]:
     """One pass over the loader's batches; the epoch's mean loss and metrics."""
     model, loss, loader = state.model, state.loss, state.loader
-    guard, bounds = safety
+    guard, bounds, mean = safety
     assert loader is not None
     bar = bars(len(loader), f"epoch {state.epoch + 1}/{state.epochs}")
+    last = len(loader) - 1
     total, seen = 0.0, 0
     sums = dict.fromkeys(metric_functions, 0.0)
     batch_metrics = _batch_metrics(metric_functions, loss)
@@ -749,17 +841,21 @@ def _train_epoch(
                 else:
                     sums[name] += _score(name, metric, pred, y_batch) * n
             model.backward_parameters(loss.backward())
-            if clip_norm is not None:
-                clip_grad_norm(guard.params, clip_norm)
-            interrupts.begin()  # a step is taken whole or not at all
-            try:
-                # proven finite from bounds on the gradients (cheap), else measured ones
-                guard.step(bounds.for_step(guard.params, n, value, pred.size))
-                state.step += 1
-            except DivergenceError as error:
-                raise _diverged(state, str(error)) from error
-            finally:
-                interrupts.end()
+            # proven finite from bounds on the gradients (cheap), else measured ones
+            grad_bounds = bounds.for_step(guard.params, n, value, pred.size)
+            if mean is None or mean.add(batch, n, grad_bounds, last=batch == last):
+                if mean is not None:  # accumulate=k: the mean of k batches' gradients
+                    grad_bounds = mean.grad_bounds
+                if clip_norm is not None:
+                    clip_grad_norm(guard.params, clip_norm)
+                interrupts.begin()  # a step is taken whole or not at all
+                try:
+                    guard.step(grad_bounds)
+                    state.step += 1
+                except DivergenceError as error:
+                    raise _diverged(state, str(error)) from error
+                finally:
+                    interrupts.end()
             for callback in callbacks:
                 callback.on_batch_end(state, value)
             # Drawing the bar costs as much as a small step: redraw at most every 0.1 s.

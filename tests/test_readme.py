@@ -233,6 +233,8 @@ def test_each_python_example_runs_on_its_own(index):
         assert out == "resumed run == uninterrupted run\n"
     if "import torch" in block:
         assert out == "True\n"
+    if "accumulated batches" in block:
+        assert out == "4 accumulated batches of 16 == one batch of 64: True\n"
     if "mg.Conv2d" in block:
         assert "4.block.0 (Conv2d)     (batch, 16, 4, 4)         2,320" in out  # the summary
         assert out.endswith("test accuracy 0.994\n")
@@ -247,6 +249,7 @@ def test_the_examples_cover_what_the_readme_promises():
         "import torch",
         "@given",
         "mg.Conv2d",
+        "accumulated batches",
     ):
         assert needed in joined
 

@@ -1174,3 +1174,270 @@ def test_fits_batch_accuracy_skips_the_checks_only_after_cross_entropy(monkeypat
     # a single output column is a binary prediction: thresholded, not argmax
     pred, target = np.array([[0.7], [0.2]], np.float32), np.array([1, 0])
     assert training._accuracy_of_accepted_batch(pred, target) == 1.0
+
+
+# -- gradient accumulation ----------------------------------------------------------------------
+
+
+def accumulated_and_whole(make, n, batch_size, k, epochs=3, **settings):
+    """The same float64 model trained with batches of ``batch_size`` accumulated k at a
+    time, and with batches of k * batch_size; both models, Histories and optimizers."""
+    x, y = blobs(n=n, seed=4)
+    runs = []
+    for size, every in ((batch_size, k), (batch_size * k, 1)):
+        model = mlp(dtype=np.float64, activation=mg.Tanh)
+        optimizer = make(model.parameters(), lr=0.05)
+        history = mg.fit(
+            model,
+            mg.CrossEntropy(),
+            optimizer,
+            x,
+            y,
+            epochs=epochs,
+            batch_size=size,
+            accumulate=every,
+            seed=9,
+            progress=False,
+            **settings,
+        )
+        runs.append((model, history, optimizer))
+    return runs
+
+
+@pytest.mark.parametrize("make", [mg.SGD, mg.Momentum, mg.Adam])
+@pytest.mark.parametrize("n", [48, 50, 46])  # 4 full groups; then one short batch; then 4+4+2
+def test_k_accumulated_batches_take_the_step_of_one_batch_of_their_samples(make, n):
+    (ours, ours_history, ours_opt), (whole, whole_history, whole_opt) = accumulated_and_whole(
+        make, n, batch_size=4, k=3
+    )
+    for key, value in weights(whole).items():
+        np.testing.assert_allclose(weights(ours)[key], value, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours_history["loss"], whole_history["loss"], rtol=1e-12)
+    assert ours_history["accuracy"] == whole_history["accuracy"]
+    if make is mg.Adam:  # one step per group, the short last group included
+        steps = 3 * -(-n // 12)
+        assert [s["step"] for s in ours_opt.state.values()] == [steps] * 4
+        assert [s["step"] for s in whole_opt.state.values()] == [steps] * 4
+
+
+def test_accumulation_clips_the_mean_gradient_as_one_batch_would_be_clipped():
+    norms, steps = [], []
+
+    class Record(Callback):  # the gradient of each step, in both runs
+        def on_batch_end(self, state, loss):
+            if state.step != (steps[-1] if steps else 0):
+                norms.append(global_grad_norm(state.optimizer.params))
+            steps.append(state.step)
+
+        def on_train_begin(self, state):
+            steps.clear()
+
+    (ours, *_), (whole, *_) = accumulated_and_whole(
+        mg.SGD, 48, batch_size=4, k=3, clip_norm=0.05, callbacks=[Record()]
+    )
+    for key, value in weights(whole).items():
+        np.testing.assert_allclose(weights(ours)[key], value, rtol=1e-12, atol=1e-12)
+    assert len(norms) == 2 * 3 * 4  # both runs, 3 epochs, 4 steps
+    assert max(norms) <= 0.05 * (1 + 1e-9) and min(norms) > 0.025  # clipped, not shrunk
+
+
+def test_accumulation_runs_callbacks_per_batch_and_counts_optimizer_steps():
+    seen = []
+
+    class Record(Callback):
+        def on_batch_begin(self, state):
+            seen.append(("begin", state.epoch, state.batch, state.step))
+
+        def on_batch_end(self, state, loss):
+            seen.append(("end", state.epoch, state.batch, state.step))
+
+    x, y = blobs(n=40)  # 10 batches of 4: steps after batches 3, 7 and 9 (the last two)
+    model = mlp()
+    schedule = mg.LearningRateScheduler(lambda t: 0.1 / (1 + t), per="step")
+    history = mg.fit(
+        model,
+        mg.CrossEntropy(),
+        mg.SGD(model.parameters()),
+        x,
+        y,
+        epochs=2,
+        batch_size=4,
+        accumulate=4,
+        callbacks=[schedule, Record()],
+        progress=False,
+    )
+    ends = [step for kind, epoch, _, step in seen if kind == "end" and epoch == 0]
+    assert ends == [0, 0, 0, 1, 1, 1, 1, 2, 2, 3]
+    assert [step for kind, epoch, _, step in seen if kind == "end" and epoch == 1][-1] == 6
+    assert len(seen) == 2 * 2 * 10
+    # the schedule counts steps: the last step of epoch 1 is step 2 (from 0), of epoch 2 step 5
+    assert history["lr"] == [0.1 / 3, 0.1 / 6]
+
+
+def test_a_run_with_accumulation_resumes_bit_for_bit(tmp_path):
+    x, y = blobs(n=50)  # 13 batches of 4: the last step of each epoch takes one short batch
+
+    def run(epochs, resume_from=None, callbacks=()):
+        model = mlp()
+        history = mg.fit(
+            model,
+            mg.CrossEntropy(),
+            mg.Adam(model.parameters(), lr=0.01),
+            x,
+            y,
+            epochs=epochs,
+            batch_size=4,
+            accumulate=3,
+            seed=None if resume_from else 5,
+            callbacks=list(callbacks),
+            resume_from=resume_from,
+            progress=False,
+        )
+        return model, history
+
+    run(2, callbacks=[mg.ModelCheckpoint(tmp_path / "run-{epoch}.safetensors")])
+    assert mg.load_checkpoint(tmp_path / "run-2.safetensors").step == 2 * 5
+    resumed, resumed_history = run(4, resume_from=tmp_path / "run-2.safetensors")
+    straight, straight_history = run(4)
+    for key, value in weights(straight).items():
+        np.testing.assert_array_equal(weights(resumed)[key], value)
+    assert dict(resumed_history) == dict(straight_history)
+
+
+def test_accumulation_never_takes_a_non_finite_step():
+    """overflowing_run's steps, each on the mean of two batches of one sample."""
+    x = np.array([[1.0], [2.0]], dtype=np.float32)
+    model = mg.Dense(1, 1, rng=0)
+    recorder = Recorder()
+    with pytest.raises(
+        mg.DivergenceError,
+        match=r"epoch 14, batch 2 \(step 13\).*would make parameter 'weight' non-finite",
+    ):
+        mg.fit(
+            model,
+            mg.MSE(),
+            mg.SGD(model.parameters(), lr=100.0),
+            x,
+            3 * x,
+            epochs=50,
+            batch_size=1,
+            shuffle=False,
+            accumulate=2,
+            metrics=(),
+            callbacks=[recorder],
+            progress=False,
+        )
+    last = recorder.after_steps[-1]  # after the second batch of step 13, the last one taken
+    assert np.isfinite(last["weight"]).all() and abs(last["weight"][0, 0]) > 1e36
+    for key, value in weights(model).items():
+        np.testing.assert_array_equal(value, last[key])
+
+
+def test_accumulation_in_float32_sums_in_float32_and_follows_the_whole_batch():
+    x, y = blobs(n=64)
+    models = []
+    for size, k in ((8, 4), (32, 1)):
+        model = mlp()
+        mg.fit(
+            model,
+            mg.CrossEntropy(),
+            mg.Momentum(model.parameters(), lr=0.05),
+            x,
+            y,
+            epochs=2,
+            batch_size=size,
+            accumulate=k,
+            seed=1,
+            progress=False,
+        )
+        models.append(weights(model))
+    for key, value in models[1].items():
+        assert models[0][key].dtype == np.float32
+        np.testing.assert_allclose(models[0][key], value, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("accumulate", "error", "message"),
+    [
+        ("2", TypeError, "accumulate must be an integer, got '2'"),
+        (True, TypeError, "accumulate must be an integer, got True"),
+        (2.0, TypeError, "accumulate must be an integer, got 2.0"),
+        (0, ValueError, "accumulate must be >= 1, got 0"),
+        (-3, ValueError, "accumulate must be >= 1, got -3"),
+    ],
+)
+def test_accumulate_must_be_a_positive_integer(accumulate, error, message):
+    with pytest.raises(error, match=message):
+        run_fit(accumulate=accumulate)
+    assert run_fit(accumulate=np.int64(1)).epochs == [1]
+
+
+# -- an activation the loss applies itself ------------------------------------------------------
+
+
+def test_a_softmax_before_cross_entropy_warns_once_per_fit_naming_its_place():
+    import warnings
+
+    model = mg.Sequential(
+        mg.Dense(2, 8, rng=0), mg.Sequential(mg.ReLU(), mg.Dense(8, 3, rng=1), mg.Softmax())
+    )
+    for _ in range(2):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run_fit(model=model, optimizer=mg.SGD(model.parameters()), epochs=3)
+        assert len(caught) == 1
+        (warning,) = caught
+        assert warning.category is UserWarning
+        assert warning.filename == __file__  # points at the fit call
+        message = str(warning.message)
+        assert "model[1][2] (Softmax)" in message
+        assert "CrossEntropy takes logits" in message and "Remove the Softmax" in message
+
+
+def test_a_sigmoid_before_binary_cross_entropy_on_logits_warns():
+    x, y = make_xor()
+    y = y.reshape(-1, 1).astype(np.float32)
+    model = mg.Sequential(mg.Dense(2, 1, rng=0), mg.Sigmoid())
+    with pytest.warns(UserWarning, match=r"model\[1\] \(Sigmoid\).*from_logits=True"):
+        mg.fit(
+            model,
+            mg.BinaryCrossEntropy(from_logits=True),
+            mg.SGD(model.parameters()),
+            x,
+            y,
+            epochs=1,
+            progress=False,
+        )
+    from minigrad import training
+
+    with pytest.warns(UserWarning, match="the model, a Softmax, turns"):  # the layer alone
+        training._warn_if_activated_twice(mg.Softmax(), mg.CrossEntropy())
+
+
+def test_models_that_end_in_logits_or_probabilities_for_the_right_loss_do_not_warn():
+    # pytest turns warnings into errors here: each fit below must not warn
+    x, y = blobs()
+    for last in (mg.LogSoftmax(), mg.Sequential(mg.Dense(3, 3, rng=5))):
+        model = mg.Sequential(*mlp().layers, last)
+        run_fit(model=model, optimizer=mg.SGD(model.parameters()))
+    binary = (y == 0).astype(np.float32)[:, None]
+    probabilities = mg.Sequential(mg.Dense(2, 1, rng=0), mg.Sigmoid())
+    mg.fit(
+        probabilities,
+        mg.BinaryCrossEntropy(),
+        mg.SGD(probabilities.parameters()),
+        x,
+        binary,
+        epochs=1,
+        progress=False,
+    )
+    softmax_regression = mg.Sequential(mg.Dense(2, 3, rng=0), mg.Softmax())
+    mg.fit(
+        softmax_regression,
+        mg.MSE(),
+        mg.SGD(softmax_regression.parameters()),
+        x,
+        np.eye(3)[y],
+        epochs=1,
+        progress=False,
+    )
