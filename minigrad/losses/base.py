@@ -96,7 +96,11 @@ class Loss:
         if reduction == "none":
             self._reduced = ("none", per.shape, 1.0)
             return per
-        total = float(np.add.reduce(per, axis=None))
+        return self._reduce_total(float(np.add.reduce(per, axis=None)), divisor)
+
+    def _reduce_total(self, total: float, divisor: float) -> float:
+        """The sum of the per-sample losses reduced by "sum" or "mean" (``total / divisor``)."""
+        reduction = self.reduction
         if reduction == "sum":
             self._reduced = ("sum", (), 1.0)
             return total

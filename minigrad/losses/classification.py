@@ -4,6 +4,7 @@ smoothing, pos_weight) and reductions."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numpy as np
@@ -25,6 +26,7 @@ from minigrad.losses.base import Loss, as_prediction, check_weights, in_dtype, w
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "MultiMarginLoss", "NLLLoss"]
 
 _class_weights = functools.partial(check_weights, ndim=1)
+_QUIET = contextlib.nullcontext()
 _ignore_index = functools.partial(check_integer, minimum=-(2**63), maximum=2**63 - 1)
 _smoothing = functools.partial(check_real, minimum=0.0, maximum=1.0)
 
@@ -134,6 +136,12 @@ class BinaryCrossEntropy(Loss):
         self._target: NDArray[np.floating] | None = None
         self._weights: tuple[NDArray[np.float64] | None, NDArray[np.float64] | None] = (None, None)
 
+    def _silenced(self) -> bool:
+        """Whether a step may overflow or meet inf - inf (logits, weights, a reduction other
+        than the mean): errstate costs a microsecond, so the plain BCE on probabilities,
+        which cannot, goes without."""
+        return self.from_logits or self.weight is not None or self.reduction != "mean"
+
     def _check_pos_weight(self) -> None:
         if self.pos_weight is not None and not self.from_logits:
             raise ValueError(
@@ -162,7 +170,7 @@ class BinaryCrossEntropy(Loss):
             target = target.astype(pred.dtype)
         # An infinite logit gives inf - inf = NaN (as in PyTorch), a divergence to report,
         # not a warning
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore") if self._silenced() else _QUIET:
             if self.from_logits and pos_weight is None:
                 # max(z, 0) - z t + log(1 + e^-|z|) = -[t log s(z) + (1 - t) log(1 - s(z))]
                 losses = np.maximum(pred, 0) - pred * target + np.log1p(np.exp(-np.abs(pred)))
@@ -190,7 +198,7 @@ class BinaryCrossEntropy(Loss):
         p, t = self._pred, self._target
         weight, pos_weight = self._weights
         scale = self._upstream(grad_output)
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore") if self._silenced() else _QUIET:
             if self.from_logits:
                 grad = sigmoid(p)
                 if pos_weight is None:
@@ -315,13 +323,18 @@ class CrossEntropy(Loss):
             # gap max_i - z_ij is taken in float64, where a gap between float32 logits cannot
             # overflow (float64 logits 1e308 and -1e308 can: inf, with exp 0 above).
             row_max = row_max.astype(np.float64)
-            log_sums = np.log(sums, dtype=np.float64)
-            ignored = target == self.ignore_index if target.ndim == 1 else None
             plain = self.weight is None and self.label_smoothing == 0
-            if target.ndim == 1 and plain and not ignored.any():  # type: ignore[union-attr]
-                per_row = log_sums[:, 0] + (row_max[:, 0] - logits[rows, target])
+            ignored = None
+            if target.ndim == 1 and not (plain and self._nothing_ignored(target, logits)):
+                ignored = target == self.ignore_index
+            if target.ndim == 1 and ignored is None:
+                per_row = np.log(sums[:, 0]) + (row_max[:, 0] - logits[rows, target])
                 terms, divisor = None, m
-            elif target.ndim == 1:
+                value = self._reduce(per_row, divisor)
+                self._probs, self._target, self._rows, self._terms = probs, target, rows, terms
+                return value
+            log_sums = np.log(sums, dtype=np.float64)
+            if target.ndim == 1:
                 per_row, terms, divisor = self._label_terms(logits, target, ignored, row_max)
                 # l_i = s_i log(sum_i) + sum_j a_ij (max_i - z_ij), s_i = sum_j a_ij
                 per_row += np.where(terms[0] != 0, terms[0] * log_sums[:, 0], 0.0)
@@ -335,6 +348,14 @@ class CrossEntropy(Loss):
             value = self._reduce(per_row, divisor)
         self._probs, self._target, self._rows, self._terms = probs, target, rows, terms
         return value
+
+    def _nothing_ignored(self, labels: NDArray[np.intp], logits: NDArray[np.floating]) -> bool:
+        """Whether no label equals ignore_index; labels outside [0, C) were checked to be
+        ignored ones, so an ignore_index outside [0, C) needs one look at the extremes."""
+        ignore_index, classes = self.ignore_index, logits.shape[1]
+        if 0 <= ignore_index < classes:
+            return not (labels == ignore_index).any()
+        return bool(np.minimum.reduce(labels) >= 0 and np.maximum.reduce(labels) < classes)
 
     def _label_terms(
         self,
@@ -386,15 +407,15 @@ class CrossEntropy(Loss):
         if not np.isscalar(scale):
             scale = scale[:, None]  # type: ignore[index]
         terms, probs = self._terms, self._probs
+        if terms is None:
+            grad = probs.copy()
+            if self._target.ndim == 1:
+                grad[self._rows, self._target] -= 1
+            else:
+                grad -= self._target
+            grad *= scale
+            return grad
         with np.errstate(over="ignore", invalid="ignore"):
-            if terms is None:
-                grad = probs.copy()
-                if self._target.ndim == 1:
-                    grad[self._rows, self._target] -= 1
-                else:
-                    grad -= self._target
-                grad *= scale
-                return grad
             # (s p - a) times the scale, in float64, rounded once to pred's dtype
             grad = probs * terms[0][:, None]
             if len(terms) == 2:

@@ -39,7 +39,7 @@ class _Elementwise(Loss):
         # range (1e308 against -1e308) the loss is inf, as a float64 sum would be
         with np.errstate(over="ignore", invalid="ignore"):
             diff = np.subtract(pred, target, dtype=np.float64)
-            value = self._reduce(self._losses(diff), diff.size)
+            value = self._reduce_differences(diff)
         self._diff, self._dtype = diff, pred.dtype
         return value
 
@@ -51,8 +51,15 @@ class _Elementwise(Loss):
         scale = self._upstream(grad_output)
         grad = np.empty(diff.shape, self._dtype)
         with np.errstate(over="ignore", invalid="ignore"):  # beyond pred's dtype: +-inf
-            np.multiply(self._slopes(diff), scale, out=grad)
+            self._gradient(diff, scale, grad)
         return grad
+
+    def _reduce_differences(self, diff: NDArray[np.float64]) -> float | NDArray[np.float64]:
+        return self._reduce(self._losses(diff), diff.size)
+
+    def _gradient(self, diff: NDArray[np.float64], scale: float | NDArray, out: NDArray) -> None:
+        """out = l'(diff) * scale, rounded once to out's dtype."""
+        np.multiply(self._slopes(diff), scale, out=out)
 
     def _losses(self, diff: NDArray[np.float64]) -> NDArray[np.float64]:
         raise NotImplementedError
@@ -91,6 +98,14 @@ class MSE(_Elementwise):
     def forward(self, pred: ArrayLike, target: ArrayLike) -> float | NDArray[np.float64]:
         """L = (1/N) sum (pred - target)^2, caching pred - target (in float64)."""
         return super().forward(pred, target)
+
+    def _reduce_differences(self, diff: NDArray[np.float64]) -> float | NDArray[np.float64]:
+        if self.reduction == "none":
+            return self._reduce(np.square(diff), diff.size)
+        return self._reduce_total(float(np.vdot(diff, diff)), diff.size)  # one BLAS pass
+
+    def _gradient(self, diff: NDArray[np.float64], scale: float | NDArray, out: NDArray) -> None:
+        np.multiply(diff, 2.0 * scale, out=out)
 
     def _losses(self, diff: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.square(diff)
