@@ -62,7 +62,18 @@ from minigrad.layers import (
     Softplus,
     Tanh,
 )
-from minigrad.losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss
+from minigrad.losses import (
+    MSE,
+    BinaryCrossEntropy,
+    CrossEntropy,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    Loss,
+    MultiMarginLoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from minigrad.metrics import accuracy, confusion_matrix
 from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer, clip_grad_norm
 from minigrad.parameter import Buffer, Parameter
@@ -115,7 +126,10 @@ __all__ = [
     "Flatten",
     "History",
     "HistoryLogger",
+    "HuberLoss",
     "Identity",
+    "KLDivLoss",
+    "L1Loss",
     "Layer",
     "LayerNorm",
     "LeakyReLU",
@@ -127,6 +141,8 @@ __all__ = [
     "ModelCheckpoint",
     "ModelFileError",
     "Momentum",
+    "MultiMarginLoss",
+    "NLLLoss",
     "Normalization",
     "Optimizer",
     "Parameter",
@@ -136,6 +152,7 @@ __all__ = [
     "ShapeError",
     "SiLU",
     "Sigmoid",
+    "SmoothL1Loss",
     "Softmax",
     "Softplus",
     "Tanh",

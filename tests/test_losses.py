@@ -781,7 +781,7 @@ INTEGER_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np
 
 @pytest.mark.parametrize("dtype", INTEGER_DTYPES, ids=lambda d: np.dtype(d).name)
 def test_labels_beyond_the_classes_are_refused_in_every_integer_dtype(dtype):
-    from minigrad.losses import _class_indices
+    from minigrad.losses.classification import _class_indices
 
     info = np.iinfo(dtype)
     candidates = (2, 3, info.max // 2, info.max, info.max + 1, info.max + 2)
