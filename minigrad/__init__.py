@@ -24,8 +24,10 @@ from minigrad.callbacks import (
     DivergenceGuard,
     EarlyStopping,
     HistoryLogger,
+    LambdaCallback,
     LearningRateScheduler,
     ModelCheckpoint,
+    ReduceLROnPlateau,
 )
 from minigrad.data import DataLoader
 from minigrad.errors import DivergenceError, ModelFileError, ShapeError
@@ -116,6 +118,7 @@ __all__ = [
     "History",
     "HistoryLogger",
     "Identity",
+    "LambdaCallback",
     "Layer",
     "LayerNorm",
     "LeakyReLU",
@@ -131,6 +134,7 @@ __all__ = [
     "Optimizer",
     "Parameter",
     "ReLU",
+    "ReduceLROnPlateau",
     "Residual",
     "Sequential",
     "ShapeError",
