@@ -466,7 +466,8 @@ def r2(pred: ArrayLike, target: ArrayLike) -> float:
     1 for perfect predictions, 0 for predicting the mean, negative for worse. As
     scikit-learn's r2_score: an output whose targets are all equal scores 1.0 if predicted
     exactly and 0.0 otherwise, and fewer than two samples give NaN (R^2 is not defined
-    there). Inputs as for :func:`mae`.
+    there; so in ``fit``'s training logs, which average the batches' values, a last batch
+    of one sample makes the epoch's R^2 NaN: watch ``val_r2``). Inputs as for :func:`mae`.
 
     Shape: pred (n, ...), target (n, ...) of the same size -> float.
 
