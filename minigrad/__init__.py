@@ -24,8 +24,10 @@ from minigrad.callbacks import (
     DivergenceGuard,
     EarlyStopping,
     HistoryLogger,
+    LambdaCallback,
     LearningRateScheduler,
     ModelCheckpoint,
+    ReduceLROnPlateau,
 )
 from minigrad.data import DataLoader
 from minigrad.errors import DivergenceError, ModelFileError, ShapeError
@@ -130,6 +132,7 @@ __all__ = [
     "Identity",
     "KLDivLoss",
     "L1Loss",
+    "LambdaCallback",
     "Layer",
     "LayerNorm",
     "LeakyReLU",
@@ -147,6 +150,7 @@ __all__ = [
     "Optimizer",
     "Parameter",
     "ReLU",
+    "ReduceLROnPlateau",
     "Residual",
     "Sequential",
     "ShapeError",

@@ -14,13 +14,14 @@ import io
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from minigrad._files import check_path, quoted, write_atomically
-from minigrad._validation import check_bool, check_integer, check_real
+from minigrad._validation import _given, check_bool, check_integer, check_real
 from minigrad.errors import DivergenceError
 from minigrad.schedules import Schedule
 from minigrad.serialization import save, save_checkpoint
@@ -35,8 +36,10 @@ __all__ = [
     "DivergenceGuard",
     "EarlyStopping",
     "HistoryLogger",
+    "LambdaCallback",
     "LearningRateScheduler",
     "ModelCheckpoint",
+    "ReduceLROnPlateau",
     "learning_rate_advice",
 ]
 
@@ -258,7 +261,9 @@ def _worst(mode: str) -> float:
     return math.inf if mode == "min" else -math.inf
 
 
-def _monitored(callback: EarlyStopping | ModelCheckpoint, logs: dict[str, float]) -> float:
+def _monitored(
+    callback: EarlyStopping | ModelCheckpoint | ReduceLROnPlateau, logs: dict[str, float]
+) -> float:
     """The monitored number from an epoch's logs, or a KeyError that lists what is there."""
     if callback.monitor not in logs:
         raise KeyError(
@@ -387,6 +392,16 @@ def _checked_target(path: object, what: str) -> Path:
     return checked
 
 
+def _learning_rate(optimizer: Any) -> float:
+    """The learning rate the callbacks read (the one place to change for parameter groups)."""
+    return float(optimizer.lr)
+
+
+def _set_learning_rate(optimizer: Any, lr: float) -> None:
+    """Set the learning rate the next steps take (the one place the callbacks write it)."""
+    optimizer.lr = lr
+
+
 class LearningRateScheduler(Callback):
     """Set ``optimizer.lr = schedule(t)`` before each epoch (t = epochs done) or, with
     ``per="step"``, before each batch (t = optimizer steps done).
@@ -406,12 +421,12 @@ class LearningRateScheduler(Callback):
     def on_epoch_begin(self, state: TrainingState) -> None:
         """With ``per="epoch"``: ``optimizer.lr = schedule(state.epoch)``."""
         if self.per == "epoch":
-            state.optimizer.lr = self.schedule(state.epoch)
+            _set_learning_rate(state.optimizer, self.schedule(state.epoch))
 
     def on_batch_begin(self, state: TrainingState) -> None:
         """With ``per="step"``: ``optimizer.lr = schedule(state.step)``."""
         if self.per == "step":
-            state.optimizer.lr = self.schedule(state.step)
+            _set_learning_rate(state.optimizer, self.schedule(state.step))
 
     def __repr__(self) -> str:
         return f"LearningRateScheduler({self.schedule!r}, per={self.per!r})"
@@ -466,3 +481,256 @@ class HistoryLogger(Callback):
 
     def __repr__(self) -> str:
         return f"HistoryLogger({str(self.path)!r})"
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when a monitored number has not improved for
+    more than ``patience`` epochs, as torch.optim.lr_scheduler.ReduceLROnPlateau does.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        A key of the epoch logs ("loss", "val_loss", "val_accuracy", ...).
+    mode : "min", "max" or "auto"
+        Whether smaller or larger is better; "auto" picks "max" for accuracies and "min"
+        otherwise (torch's default is "min").
+    factor : float in [0, 1), default 0.1
+        new_lr = lr * factor.
+    patience : int >= 0, default 10
+        Epochs without improvement tolerated; the rate drops after the next one.
+    threshold : float >= 0, default 1e-4
+        The least change that counts as an improvement, read by ``threshold_mode``.
+    threshold_mode : "rel" or "abs", default "rel"
+        "rel": better means value < best (1 - threshold) ("min") or value > best
+        (1 + threshold) ("max"); "abs": value < best - threshold or value > best + threshold.
+    cooldown : int >= 0, default 0
+        Epochs after a reduction during which bad epochs are not counted.
+    min_lr : float >= 0, default 0.0
+        The rate never drops below this.
+    eps : float >= 0, default 1e-8
+        A reduction smaller than this is skipped.
+
+    Attributes
+    ----------
+    best : float, num_bad_epochs : int, cooldown_counter : int (torch's names)
+
+    Notes
+    -----
+    After each epoch, with v its monitored value (torch's step(v)):
+
+        if better(v, best): best, num_bad_epochs = v, 0  else: num_bad_epochs += 1
+        if cooldown_counter > 0: cooldown_counter -= 1; num_bad_epochs = 0
+        if num_bad_epochs > patience: reduce; cooldown_counter = cooldown; num_bad_epochs = 0
+
+    where reduce sets lr to max(lr factor, min_lr) unless that changes it by eps or less. A
+    NaN value is never better. The reduction takes effect from the next epoch, as in torch
+    and Keras; it is applied as that epoch begins (so ``optimizer.lr`` seen in on_epoch_end
+    is still the epoch's own rate, the one the history logs). In a run resumed from a
+    checkpoint, the state is rebuilt at on_train_begin from the checkpoint's history of the
+    monitored number (and the learning rate from the optimizer's saved state), so the
+    resumed run takes the same rates, bit for bit, as one never interrupted. The rate read
+    and written is ``optimizer.lr``.
+
+    Examples
+    --------
+    >>> import minigrad as mg
+    >>> from minigrad.training import TrainingState
+    >>> model = mg.Dense(1, 1, rng=0)
+    >>> state = TrainingState(model, mg.MSE(), mg.SGD(model.parameters(), lr=1.0), epochs=6)
+    >>> plateau = ReduceLROnPlateau(factor=0.5, patience=1)
+    >>> plateau.on_train_begin(state)
+    >>> rates = []
+    >>> for epoch, val_loss in enumerate([1.0, 0.5, 0.5, 0.5, 0.4, 0.4]):
+    ...     state.epoch = epoch
+    ...     plateau.on_epoch_begin(state)
+    ...     rates.append(state.optimizer.lr)
+    ...     plateau.on_epoch_end(state, {"val_loss": val_loss})
+    >>> rates  # two epochs without improvement (0.5, 0.5): halved from the next epoch
+    [1.0, 1.0, 1.0, 1.0, 0.5, 0.5]
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        eps: float = 1e-8,
+    ) -> None:
+        owner = "ReduceLROnPlateau"
+        self.monitor = _monitor_name(owner, monitor)
+        self.mode = _direction(mode, monitor)
+        self.factor = check_real(f"{owner} factor", factor, minimum=0, below=1)
+        self.patience = check_integer(f"{owner} patience", patience, minimum=0)
+        self.threshold = check_real(f"{owner} threshold", threshold, minimum=0)
+        if not isinstance(threshold_mode, str) or threshold_mode not in ("rel", "abs"):
+            raise ValueError(
+                f"{owner} threshold_mode must be 'rel' or 'abs', got {quoted(threshold_mode)}"
+            )
+        self.threshold_mode = threshold_mode
+        self.cooldown = check_integer(f"{owner} cooldown", cooldown, minimum=0)
+        self.min_lr = check_real(f"{owner} min_lr", min_lr, minimum=0)
+        self.eps = check_real(f"{owner} eps", eps, minimum=0)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.best = _worst(self.mode)
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self._reduce_next = False
+
+    def _better(self, value: float) -> bool:
+        """torch's _is_better, case by case (the same float operations)."""
+        if self.mode == "min":
+            if self.threshold_mode == "rel":
+                return value < self.best * (1.0 - self.threshold)
+            return value < self.best - self.threshold
+        if self.threshold_mode == "rel":
+            return value > self.best * (self.threshold + 1.0)
+        return value > self.best + self.threshold
+
+    def _record(self, value: float) -> bool:
+        """Count one epoch's value; whether the rate drops for the next epoch."""
+        if self._better(value):
+            self.best, self.num_bad_epochs = value, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad epochs in the cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+            return True
+        return False
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        """Start afresh, or, resuming, replay the monitored values the history holds."""
+        self._reset()
+        if not state.history.epochs:
+            return
+        if self.monitor not in state.history:
+            raise KeyError(
+                f"ReduceLROnPlateau monitors {quoted(self.monitor)}, but the resumed history "
+                f"holds {sorted(state.history)}"
+            )
+        for value in state.history[self.monitor]:
+            self._reduce_next = self._record(float(value))
+
+    def on_epoch_begin(self, state: TrainingState) -> None:
+        """Lower the rate if the last epoch's value called for it."""
+        if not self._reduce_next:
+            return
+        self._reduce_next = False
+        old = _learning_rate(state.optimizer)
+        new = max(old * self.factor, self.min_lr)
+        if old - new > self.eps:
+            _set_learning_rate(state.optimizer, new)
+
+    def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        """Count the epoch's monitored value (improved, bad, or in the cooldown)."""
+        self._reduce_next = self._record(float(_monitored(self, logs)))
+
+    def __repr__(self) -> str:
+        return (
+            f"ReduceLROnPlateau(monitor={self.monitor!r}, mode={self.mode!r}, "
+            f"factor={self.factor}, patience={self.patience}, threshold={self.threshold}, "
+            f"threshold_mode={self.threshold_mode!r}, cooldown={self.cooldown}, "
+            f"min_lr={self.min_lr}, eps={self.eps})"
+        )
+
+
+_HOOKS = (
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_batch_begin",
+    "on_batch_end",
+    "on_train_begin",
+    "on_train_end",
+)
+
+
+class LambdaCallback(Callback):
+    """A callback made of functions, one per hook, as Keras's LambdaCallback: each is called
+    with the hook's arguments, ``(state)``, ``(state, logs)`` at epoch ends or
+    ``(state, loss)`` at batch ends. Hooks not given do nothing.
+
+    Examples
+    --------
+    >>> import minigrad as mg
+    >>> x, y = mg.data.make_xor()
+    >>> model, losses = mg.Dense(2, 1, rng=0), []
+    >>> keep = LambdaCallback(on_epoch_end=lambda state, logs: losses.append(logs["loss"]))
+    >>> keep
+    LambdaCallback(on_epoch_end=<lambda>)
+    >>> _ = mg.fit(model, mg.MSE(), mg.SGD(model.parameters()), x, y[:, None], epochs=3,
+    ...            callbacks=[keep], progress=False)
+    >>> len(losses)
+    3
+    """
+
+    def __init__(
+        self,
+        on_epoch_begin: Callable[..., Any] | None = None,
+        on_epoch_end: Callable[..., Any] | None = None,
+        on_batch_begin: Callable[..., Any] | None = None,
+        on_batch_end: Callable[..., Any] | None = None,
+        on_train_begin: Callable[..., Any] | None = None,
+        on_train_end: Callable[..., Any] | None = None,
+    ) -> None:
+        functions = (
+            on_epoch_begin,
+            on_epoch_end,
+            on_batch_begin,
+            on_batch_end,
+            on_train_begin,
+            on_train_end,
+        )
+        given = dict(zip(_HOOKS, functions, strict=True))
+        for name, function in given.items():
+            if function is not None and not callable(function):
+                raise TypeError(
+                    f"LambdaCallback {name} must be a function or None, got {_given(function)}"
+                )
+        self.functions: dict[str, Callable[..., Any]] = {
+            name: function for name, function in given.items() if function is not None
+        }
+
+    def _call(self, hook: str, *args: Any) -> None:
+        function = self.functions.get(hook)
+        if function is not None:
+            function(*args)
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        """``on_train_begin(state)``, if given."""
+        self._call("on_train_begin", state)
+
+    def on_epoch_begin(self, state: TrainingState) -> None:
+        """``on_epoch_begin(state)``, if given."""
+        self._call("on_epoch_begin", state)
+
+    def on_batch_begin(self, state: TrainingState) -> None:
+        """``on_batch_begin(state)``, if given."""
+        self._call("on_batch_begin", state)
+
+    def on_batch_end(self, state: TrainingState, loss: float) -> None:
+        """``on_batch_end(state, loss)``, if given."""
+        self._call("on_batch_end", state, loss)
+
+    def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        """``on_epoch_end(state, logs)``, if given."""
+        self._call("on_epoch_end", state, logs)
+
+    def on_train_end(self, state: TrainingState) -> None:
+        """``on_train_end(state)``, if given."""
+        self._call("on_train_end", state)
+
+    def __repr__(self) -> str:
+        hooks = ", ".join(
+            f"{name}={getattr(function, '__qualname__', None) or quoted(function)}"
+            for name, function in self.functions.items()
+        )
+        return f"LambdaCallback({hooks})"

@@ -2,24 +2,31 @@
 
 A schedule is a callable ``schedule(t) -> lr`` for t = 0, 1, 2, ... (epochs or optimizer
 steps completed). :class:`~minigrad.callbacks.LearningRateScheduler` applies one during
-``fit``; in a hand-written loop set ``optimizer.lr = schedule(epoch)`` yourself.
+``fit``; in a hand-written loop set ``optimizer.lr = schedule(epoch)`` yourself. A rate
+that follows a monitored number instead of the count is the callback
+:class:`~minigrad.callbacks.ReduceLROnPlateau`.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import numbers
 from typing import Any
 
-from minigrad._validation import Setting, _given, _shortened, check_integer
+from minigrad._validation import Setting, _given, _shortened, check_bool, check_integer
 from minigrad.optim.base import check_non_negative, real
 
 __all__ = [
     "Constant",
     "CosineDecay",
+    "CosineWarmRestarts",
     "ExponentialDecay",
     "InverseTimeDecay",
     "LinearWarmup",
+    "MultiStepDecay",
+    "OneCycle",
+    "PolynomialDecay",
     "Schedule",
     "StepDecay",
 ]
@@ -126,7 +133,8 @@ class Schedule:
     def __repr__(self) -> str:
         # an integer of more than 4300 digits has no repr at all (Python refuses it)
         settings = ", ".join(
-            f"{k}={_shortened(v) if isinstance(v, int) else repr(v)}" for k, v in vars(self).items()
+            f"{k}={_shortened(v) if isinstance(v, (int, tuple)) else repr(v)}"
+            for k, v in vars(self).items()
         )
         return f"{type(self).__name__}({settings})"
 
@@ -269,3 +277,210 @@ class LinearWarmup(Schedule):
             fraction = self.start_factor + (1.0 - self.start_factor) * (t / self.warmup)
             return self.then(0) * fraction
         return self.then(t - self.warmup)
+
+
+def _milestones(name: str, value: Any) -> tuple[int, ...]:
+    """MultiStepDecay's ``milestones``: counts >= 0 in increasing order, as a tuple."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, range)):
+        raise TypeError(
+            f"{name} must be a list of counts in increasing order, such as [30, 80], got "
+            f"{_given(value)}"
+        )
+    counts = tuple(check_integer(f"{name}[{i}]", v, minimum=0) for i, v in enumerate(value))
+    for i in range(1, len(counts)):
+        if counts[i] <= counts[i - 1]:
+            raise ValueError(
+                f"{name} must increase strictly, got {_shortened(counts[i - 1])} then "
+                f"{_shortened(counts[i])} at positions {i - 1} and {i}"
+            )
+    return counts
+
+
+class MultiStepDecay(Schedule):
+    """Multiply by ``factor`` at each milestone:
+
+        lr(t) = lr * factor ** #{m in milestones : m <= t}
+
+    (torch's MultiStepLR with gamma=factor). ``milestones`` are counts in strictly
+    increasing order; :class:`StepDecay` is the case of evenly spaced ones.
+
+    Examples
+    --------
+    >>> schedule = MultiStepDecay(0.1, milestones=[3, 5], factor=0.5)
+    >>> schedule
+    MultiStepDecay(lr=0.1, milestones=(3, 5), factor=0.5)
+    >>> [schedule(t) for t in range(7)]
+    [0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
+    """
+
+    lr = Setting(check_non_negative)
+    milestones = Setting(_milestones)
+    factor = Setting(_positive)
+
+    def __init__(self, lr: float, milestones: list[int], factor: float = 0.1) -> None:
+        self.lr, self.milestones, self.factor = lr, milestones, factor
+
+    def rate(self, t: int) -> float:
+        """lr * factor ** (the number of milestones <= t)."""
+        return _decayed(self.lr, self.factor, bisect.bisect_right(self.milestones, t))
+
+
+class PolynomialDecay(Schedule):
+    """A polynomial decay from ``lr`` to 0 over ``total_iters`` counts, then 0:
+
+        lr(t) = lr (1 - min(t, total_iters) / total_iters) ** power
+
+    (torch's PolynomialLR; ``power=1`` is a straight line).
+
+    Examples
+    --------
+    >>> schedule = PolynomialDecay(1.0, total_iters=4, power=2.0)
+    >>> [schedule(t) for t in range(6)]
+    [1.0, 0.5625, 0.25, 0.0625, 0.0, 0.0]
+    """
+
+    lr = Setting(check_non_negative)
+    total_iters = Setting(_count)
+    power = Setting(check_non_negative)
+
+    def __init__(self, lr: float, total_iters: int = 5, power: float = 1.0) -> None:
+        self.lr, self.total_iters, self.power = lr, total_iters, power
+
+    def rate(self, t: int) -> float:
+        """lr (1 - min(t, total_iters) / total_iters) ** power."""
+        return self.lr * (1.0 - min(t, self.total_iters) / self.total_iters) ** self.power
+
+
+class CosineWarmRestarts(Schedule):
+    """Cosine decays from ``lr`` to ``eta_min`` that restart at ``lr`` (SGDR, Loshchilov and
+    Hutter 2017), the i-th lasting T_i = T_0 T_mult^i counts:
+
+        lr(t) = eta_min + (lr - eta_min) (1 + cos(pi T_cur / T_i)) / 2
+
+    where T_cur counts from 0 within the current cycle (torch's CosineAnnealingWarmRestarts,
+    stepped once per count).
+
+    Examples
+    --------
+    >>> schedule = CosineWarmRestarts(1.0, T_0=2, T_mult=2)
+    >>> [round(schedule(t), 4) for t in range(8)]
+    [1.0, 0.5, 1.0, 0.8536, 0.5, 0.1464, 1.0, 0.9619]
+    """
+
+    lr = Setting(check_non_negative)
+    T_0 = Setting(_count)
+    T_mult = Setting(_count)
+    eta_min = Setting(check_non_negative)
+
+    def __init__(self, lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> None:
+        self.lr, self.T_0, self.T_mult, self.eta_min = lr, T_0, T_mult, eta_min
+
+    def rate(self, t: int) -> float:
+        """eta_min + (lr - eta_min) (1 + cos(pi T_cur / T_i)) / 2."""
+        cycle, within = self.T_0, t
+        if self.T_mult == 1:
+            within = t % cycle
+        else:  # the cycles grow geometrically: a few hundred turns even for t = 10**100
+            while within >= cycle:
+                within -= cycle
+                cycle *= self.T_mult
+        progress = within / cycle  # exact for integers beyond float range too
+        return self.eta_min + (self.lr - self.eta_min) * (1.0 + math.cos(math.pi * progress)) / 2
+
+
+def _anneal_strategy(name: str, value: Any) -> str:
+    if not isinstance(value, str) or value not in ("cos", "linear"):
+        raise ValueError(f"{name} must be 'cos' or 'linear', got {_given(value)}")
+    return value
+
+
+def _fraction(name: str, value: Any) -> float:
+    return real(name, value, minimum=0.0, maximum=1.0)
+
+
+class OneCycle(Schedule):
+    """The 1cycle policy (Smith and Topin 2018) over ``total_steps`` counts: up from
+    max_lr / div_factor to ``max_lr`` over the first ``pct_start`` of them, then down to
+    max_lr / (div_factor final_div_factor), as torch's OneCycleLR computes it.
+
+    Phases, each annealed from its start rate to its end rate (``anneal_strategy``):
+
+        cos:     end + (start - end) (1 + cos(pi p)) / 2,   linear:  start + (end - start) p
+
+    where p in [0, 1] is the fraction of the phase done. Two phases: initial -> max_lr up to
+    t = pct_start total_steps - 1, then max_lr -> final up to total_steps - 1. With
+    ``three_phase`` (which needs pct_start <= 0.5): initial -> max_lr, max_lr -> initial
+    over as many counts, then initial -> final. After total_steps the rate stays at its
+    last value (torch raises there). A phase of no length, which torch divides by zero on
+    (pct_start total_steps = 1), gives its end rate.
+
+    Use it per step: ``LearningRateScheduler(OneCycle(0.1, total_steps=epochs * batches),
+    per="step")``. torch's OneCycleLR also cycles momentum (0.95 -> 0.85 -> 0.95); this
+    schedule sets the learning rate only.
+
+    Examples
+    --------
+    >>> schedule = OneCycle(1.0, total_steps=10, pct_start=0.5, div_factor=10.0,
+    ...                     final_div_factor=100.0, anneal_strategy="linear")
+    >>> [round(schedule(t), 4) for t in range(11)]
+    [0.1, 0.325, 0.55, 0.775, 1.0, 0.8002, 0.6004, 0.4006, 0.2008, 0.001, 0.001]
+    """
+
+    max_lr = Setting(check_non_negative)
+    total_steps = Setting(_count)
+    pct_start = Setting(_fraction)
+    anneal_strategy = Setting(_anneal_strategy)
+    div_factor = Setting(_positive)
+    final_div_factor = Setting(_positive)
+    three_phase = Setting(check_bool)
+
+    def __init__(
+        self,
+        max_lr: float,
+        total_steps: int,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+    ) -> None:
+        self.max_lr, self.total_steps, self.pct_start = max_lr, total_steps, pct_start
+        self.anneal_strategy, self.div_factor = anneal_strategy, div_factor
+        self.final_div_factor, self.three_phase = final_div_factor, three_phase
+        self._phases()
+
+    def _phases(self) -> list[tuple[float, float, float]]:
+        """(last count, start rate, end rate) of each phase, as torch's OneCycleLR sets them."""
+        if self.three_phase and self.pct_start > 0.5:
+            raise ValueError(
+                f"pct_start must be <= 0.5 with three_phase=True (the first two phases take "
+                f"2 pct_start of the steps), got {self.pct_start}"
+            )
+        initial = self.max_lr / self.div_factor
+        final = initial / self.final_div_factor
+        rise = float(self.pct_start * self.total_steps) - 1
+        last = self.total_steps - 1
+        if self.three_phase:
+            fall = float(2 * self.pct_start * self.total_steps) - 2
+            return [
+                (rise, initial, self.max_lr),
+                (fall, self.max_lr, initial),
+                (last, initial, final),
+            ]
+        return [(rise, initial, self.max_lr), (last, self.max_lr, final)]
+
+    def rate(self, t: int) -> float:
+        """The rate of the phase t falls in, annealed by the fraction of it done."""
+        t = min(t, self.total_steps - 1)
+        phases = self._phases()
+        start = 0.0
+        for index, (end, begin_lr, end_lr) in enumerate(phases):
+            if t <= end or index == len(phases) - 1:
+                if end == start:
+                    return end_lr
+                fraction = (t - start) / (end - start)
+                if self.anneal_strategy == "cos":
+                    return end_lr + (begin_lr - end_lr) / 2.0 * (math.cos(math.pi * fraction) + 1)
+                return (end_lr - begin_lr) * fraction + begin_lr
+            start = end
+        raise AssertionError("unreachable: the last phase takes every t")  # pragma: no cover

@@ -9,6 +9,7 @@ step itself worth measuring (benchmarks/fit_benchmark.py).
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
@@ -261,7 +262,8 @@ def _checked_data(
 
 
 def _default_metrics(loss: Loss) -> tuple[str, ...]:
-    """Accuracy for the classification losses, nothing for the others (MSE...)."""
+    """Accuracy for the classification losses, nothing for the others (MSE...), as Keras
+    reports only the loss unless metrics are asked for."""
     from minigrad.losses import CrossEntropy
 
     return ("accuracy",) if isinstance(loss, (CrossEntropy, BinaryCrossEntropy)) else ()
@@ -286,7 +288,7 @@ def _metric_functions(metrics: Any, loss: Loss) -> dict[str, Metric]:
                 raise ValueError(
                     f"unknown metric {quoted(metric)}; known: {sorted(METRICS)} or a function"
                 )
-            name, function = metric, partial(METRICS[metric], threshold=threshold)
+            name, function = metric, _registered(metric, loss, threshold)
         elif callable(metric):
             name = getattr(metric, "__name__", type(metric).__name__)
             if not isinstance(name, str):
@@ -310,6 +312,18 @@ def _metric_functions(metrics: Any, loss: Loss) -> dict[str, Metric]:
             )
         functions[name] = function
     return functions
+
+
+def _registered(name: str, loss: Loss, threshold: float) -> Metric:
+    """METRICS[name] with the options the loss decides, where it takes them: the threshold
+    for binary outputs, and after BinaryCrossEntropy the positive class's precision, recall
+    and F1 (``average="binary"``, as Keras and scikit-learn report them)."""
+    function = METRICS[name]
+    takes = inspect.signature(function).parameters
+    options: dict[str, Any] = {"threshold": threshold} if "threshold" in takes else {}
+    if "average" in takes and isinstance(loss, BinaryCrossEntropy):
+        options["average"] = "binary"
+    return partial(function, **options)
 
 
 def _score(name: str, metric: Metric, pred: NDArray, target: NDArray) -> float:
@@ -507,8 +521,12 @@ def fit(
     shuffle : bool, default True
     validation_data : (x_val, y_val) or None
     metrics : list of names ("accuracy") and functions ``metric(pred, target) -> float``
+        Names from :data:`~minigrad.metrics.METRICS`: "accuracy", "top_k_accuracy",
+        "precision", "recall", "f1" (class 1's after BinaryCrossEntropy, else the macro
+        average), "mae", "mse", "r2"; a function is logged under its ``__name__``.
         Default (None): ``["accuracy"]`` for CrossEntropy and BinaryCrossEntropy, none for
-        other losses (MSE is not a classification loss). ``[]`` for none.
+        other losses (as Keras, which reports only the loss unless asked: MSE's own value
+        is the loss already). ``[]`` for none.
     callbacks : list of Callback instances, a single Callback, or None
     clip_norm : float > 0 or None
         When set, gradients are scaled to a global norm of at most this before each step

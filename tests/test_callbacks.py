@@ -1,4 +1,5 @@
-"""Callbacks: hook order, early stopping, learning-rate schedules, the history logger."""
+"""Callbacks: hook order, early stopping, learning-rate schedules, the history logger,
+ReduceLROnPlateau against PyTorch's and across a resume, LambdaCallback."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import minigrad as mg
 from minigrad.callbacks import Callback
@@ -374,3 +377,251 @@ def test_model_checkpoint_refuses_an_unregistered_optimizer_before_the_first_epo
             callbacks=[mg.ModelCheckpoint(tmp_path / "run.safetensors"), Count()],
         )
     assert seen == [] and list(tmp_path.iterdir()) == []
+
+
+# -- ReduceLROnPlateau --------------------------------------------------------------------
+
+
+def torch_plateau_rates(torch, values, lr, **settings):
+    """The learning rate of each epoch under torch's ReduceLROnPlateau fed ``values``."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, **settings)
+    rates = []
+    for value in values:
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step(value)
+    return rates
+
+
+def plateau_rates(plateau, values, lr):
+    """The learning rate of each epoch with ``plateau`` driven as fit drives it."""
+    model = mg.Sequential(mg.Dense(1, 1, rng=0))
+    state = TrainingState(model, mg.MSE(), mg.SGD(model.parameters(), lr=lr), epochs=len(values))
+    plateau.on_train_begin(state)
+    rates = []
+    for epoch, value in enumerate(values):
+        state.epoch = epoch
+        plateau.on_epoch_begin(state)
+        rates.append(state.optimizer.lr)
+        plateau.on_epoch_end(state, {"val_loss": value})
+    return rates
+
+
+# few distinct values, so that plateaus, ties and near-ties are common; NaN is never better
+plateau_values = st.lists(
+    st.one_of(
+        st.sampled_from([1.0, 0.99995, 0.9, 0.5, 0.5, -0.5, 0.0, float("nan")]),
+        st.floats(-2.0, 2.0),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@given(
+    values=plateau_values,
+    lr=st.floats(1e-6, 10.0),
+    mode=st.sampled_from(["min", "max"]),
+    factor=st.floats(0.0, 0.99),
+    patience=st.integers(0, 4),
+    threshold=st.sampled_from([0.0, 1e-4, 0.05, 0.5]),
+    threshold_mode=st.sampled_from(["rel", "abs"]),
+    cooldown=st.integers(0, 3),
+    min_lr=st.sampled_from([0.0, 1e-4, 0.01]),
+    eps=st.sampled_from([0.0, 1e-8, 1e-3]),
+)
+def test_reduce_lr_on_plateau_matches_torch(
+    torch, values, lr, mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps
+):
+    settings = {
+        "mode": mode,
+        "factor": factor,
+        "patience": patience,
+        "threshold": threshold,
+        "threshold_mode": threshold_mode,
+        "cooldown": cooldown,
+        "min_lr": min_lr,
+        "eps": eps,
+    }
+    expected = torch_plateau_rates(torch, values, lr, **settings)
+    assert plateau_rates(mg.ReduceLROnPlateau(**settings), values, lr) == expected
+
+
+def test_reduce_lr_on_plateau_in_fit_takes_the_rates_torch_gives_for_its_logged_values(torch):
+    model, loss, opt, x, y = setup(lr=0.5)
+    settings = {"factor": 0.5, "patience": 1, "threshold": 0.3, "cooldown": 1}
+    history = mg.fit(
+        model,
+        loss,
+        opt,
+        x,
+        y,
+        epochs=16,
+        seed=0,
+        validation_data=(x[:40], y[:40]),
+        callbacks=[mg.ReduceLROnPlateau(**settings)],
+        progress=False,
+    )
+    expected = torch_plateau_rates(torch, history["val_loss"], 0.5, mode="min", **settings)
+    assert history["lr"] == expected
+    assert len(set(expected)) >= 3  # it did reduce, more than once
+
+
+def plateau_run(epochs, plateau_first, **kwargs):
+    """A run whose monitored number never improves after its first epoch ("max" on a falling
+    training loss), so the rate drops every third epoch (patience 1, cooldown 1)."""
+    model, loss, opt, x, y = setup(lr=0.5)
+    plateau = mg.ReduceLROnPlateau(monitor="loss", mode="max", factor=0.5, patience=1, cooldown=1)
+    callbacks = list(kwargs.pop("callbacks", []))
+    callbacks = [plateau, *callbacks] if plateau_first else [*callbacks, plateau]
+    history = mg.fit(
+        model, loss, opt, x, y, epochs=epochs, batch_size=16, seed=3, callbacks=callbacks,
+        progress=False, **kwargs,
+    )  # fmt: skip
+    return model, opt, history
+
+
+@pytest.mark.parametrize("plateau_first", [True, False], ids=["plateau first", "checkpoint first"])
+def test_a_run_resumed_with_reduce_lr_on_plateau_is_bit_identical(tmp_path, plateau_first):
+    straight, straight_opt, straight_history = plateau_run(9, plateau_first)
+    rates = straight_history["lr"]
+    assert rates == [0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125, 0.125, 0.125]
+    path = tmp_path / "epoch{epoch}.safetensors"
+    plateau_run(5, plateau_first, callbacks=[mg.ModelCheckpoint(path)])
+    # after 3 epochs a reduction is due before the next; after 4 and 5, none is
+    for done in (3, 4, 5):
+        resumed, resumed_opt, history = plateau_run(
+            9, plateau_first, resume_from=tmp_path / f"epoch{done}.safetensors"
+        )
+        assert dict(history) == dict(straight_history)
+        assert resumed_opt.lr == straight_opt.lr
+        for (key, a), (_, b) in zip(
+            resumed.state_dict().items(), straight.state_dict().items(), strict=True
+        ):
+            np.testing.assert_array_equal(a, b, err_msg=key)
+
+
+def test_reduce_lr_on_plateau_needs_its_monitor():
+    model, loss, opt, x, y = setup()
+    with pytest.raises(KeyError, match=r"ReduceLROnPlateau monitors 'val_loss'.*validation_data"):
+        mg.fit(model, loss, opt, x, y, epochs=2, callbacks=[mg.ReduceLROnPlateau()], progress=False)
+    state = TrainingState(model, loss, opt, epochs=3)
+    state.history = History({"loss": [1.0], "lr": [0.1]})  # a resumed run without val_loss
+    with pytest.raises(KeyError, match=r"monitors 'val_loss', but the resumed history holds"):
+        mg.ReduceLROnPlateau().on_train_begin(state)
+
+
+def test_reduce_lr_on_plateau_defaults_and_repr():
+    plateau = mg.ReduceLROnPlateau()
+    assert repr(plateau) == (
+        "ReduceLROnPlateau(monitor='val_loss', mode='min', factor=0.1, patience=10, "
+        "threshold=0.0001, threshold_mode='rel', cooldown=0, min_lr=0.0, eps=1e-08)"
+    )
+    assert mg.ReduceLROnPlateau(monitor="val_accuracy").mode == "max"
+    assert mg.ReduceLROnPlateau(patience=np.int64(2), factor=np.float32(0.5)).patience == 2
+
+
+# -- LambdaCallback -----------------------------------------------------------------------
+
+
+def test_lambda_callback_calls_each_function_with_its_hooks_arguments():
+    model, loss, opt, x, y = setup()
+    calls = []
+    every = mg.LambdaCallback(
+        on_train_begin=lambda state: calls.append(("train_begin", state.epoch)),
+        on_epoch_begin=lambda state: calls.append(("epoch_begin", state.epoch)),
+        on_batch_begin=lambda state: calls.append(("batch_begin", state.batch)),
+        on_batch_end=lambda state, loss: calls.append(("batch_end", np.isfinite(loss))),
+        on_epoch_end=lambda state, logs: calls.append(("epoch_end", sorted(logs))),
+        on_train_end=lambda state: calls.append(("train_end", state.step)),
+    )
+    mg.fit(model, loss, opt, x, y, epochs=1, batch_size=48, callbacks=[every], progress=False)
+    assert calls == [
+        ("train_begin", 0),
+        ("epoch_begin", 0),
+        ("batch_begin", 0),
+        ("batch_end", True),
+        ("batch_begin", 1),
+        ("batch_end", True),
+        ("epoch_end", ["accuracy", "loss", "lr"]),
+        ("train_end", 2),
+    ]
+    only = mg.LambdaCallback(on_epoch_end=print)
+    assert repr(only) == "LambdaCallback(on_epoch_end=print)"
+    assert repr(mg.LambdaCallback()) == "LambdaCallback()"
+
+
+def test_lambda_callback_can_stop_training():
+    model, loss, opt, x, y = setup()
+    stop = mg.LambdaCallback(on_epoch_end=lambda state, logs: setattr(state, "stop_training", True))
+    history = mg.fit(model, loss, opt, x, y, epochs=5, callbacks=[stop], progress=False)
+    assert history.epochs == [1]
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (
+            lambda: mg.LambdaCallback(on_epoch_end="print"),
+            TypeError,
+            r"^LambdaCallback on_epoch_end must be a function or None, got 'print' \(str\)$",
+        ),
+        (
+            lambda: mg.LambdaCallback(on_batch_end=3),
+            TypeError,
+            r"^LambdaCallback on_batch_end must be a function or None, got 3 \(int\)$",
+        ),
+        (
+            lambda: mg.ReduceLROnPlateau(factor=1.0),
+            ValueError,
+            r"^ReduceLROnPlateau factor must be a finite number >= 0 and < 1, got 1\.0$",
+        ),
+        (
+            lambda: mg.ReduceLROnPlateau(factor="0.1"),
+            TypeError,
+            r"^ReduceLROnPlateau factor must be a real number, got '0\.1' \(str\)$",
+        ),
+        (
+            lambda: mg.ReduceLROnPlateau(patience=2.0),
+            TypeError,
+            r"^ReduceLROnPlateau patience must be an integer, got 2\.0 \(float\)$",
+        ),
+        (
+            lambda: mg.ReduceLROnPlateau(patience=True),
+            TypeError,
+            r"^ReduceLROnPlateau patience must be an integer, got True \(bool\)$",
+        ),
+        (
+            lambda: mg.ReduceLROnPlateau(threshold=np.nan),
+            ValueError,
+            r"^ReduceLROnPlateau threshold must be a finite number >= 0, got nan$",
+        ),
+        (
+            lambda: mg.ReduceLROnPlateau(threshold_mode="relative"),
+            ValueError,
+            r"^ReduceLROnPlateau threshold_mode must be 'rel' or 'abs', got 'relative'$",
+        ),
+        (
+            lambda: mg.ReduceLROnPlateau(cooldown=-1),
+            ValueError,
+            r"^ReduceLROnPlateau cooldown must be >= 0, got -1$",
+        ),
+        (
+            lambda: mg.ReduceLROnPlateau(min_lr=float("inf")),
+            ValueError,
+            r"^ReduceLROnPlateau min_lr must be a finite number >= 0, got inf$",
+        ),
+        (
+            lambda: mg.ReduceLROnPlateau(eps=True),
+            TypeError,
+            r"^ReduceLROnPlateau eps must be a real number, got True \(bool\)$",
+        ),
+        (lambda: mg.ReduceLROnPlateau(mode="up"), ValueError, r"mode must be 'min', 'max'"),
+        (lambda: mg.ReduceLROnPlateau(monitor=None), TypeError, r"monitor must be the name"),
+    ],
+)
+def test_bad_arguments_of_the_new_callbacks_are_named(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

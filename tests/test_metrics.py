@@ -1,6 +1,7 @@
 """Metrics: accuracy for multi-class and binary outputs against every target layout,
 predicted_classes, the confusion matrix against hand-computed and brute-force counts, its
-invariants, PyTorch as an oracle for accuracy, and the errors for inputs that do not fit.
+invariants, PyTorch as an oracle for accuracy, scikit-learn as the oracle for MAE, MSE, R^2,
+top-k accuracy, precision, recall and F1, and the errors for inputs that do not fit.
 """
 
 from __future__ import annotations
@@ -12,7 +13,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minigrad.metrics import METRICS, accuracy, confusion_matrix, predicted_classes
+from minigrad.metrics import (
+    METRICS,
+    accuracy,
+    confusion_matrix,
+    f1,
+    mae,
+    mse,
+    precision,
+    predicted_classes,
+    r2,
+    recall,
+    top_k_accuracy,
+)
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -477,3 +490,247 @@ def test_a_class_count_whose_matrix_cannot_fit_is_refused_by_name(classes, messa
         confusion_matrix(LOGITS, LABELS, classes=classes)
     with pytest.raises(MemoryError, match=message):
         confusion_matrix(LOGITS, LABELS, classes=classes)
+
+
+# -- regression metrics against scikit-learn -------------------------------------------------
+
+
+def regression_case(seed, n, outputs, flat):
+    rng = np.random.default_rng(seed)
+    shape = (n,) if flat else (n, outputs)
+    return rng.standard_normal(shape) * 3, rng.standard_normal(shape) * 2 + 1
+
+
+@given(seed=seeds, n=st.integers(1, 50), outputs=st.integers(1, 4), flat=st.booleans())
+def test_mae_and_mse_match_scikit_learn(seed, n, outputs, flat):
+    from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+    pred, target = regression_case(seed, n, outputs, flat)
+    assert mae(pred, target) == pytest.approx(mean_absolute_error(target, pred), rel=1e-12)
+    assert mse(pred, target) == pytest.approx(mean_squared_error(target, pred), rel=1e-12)
+    assert isinstance(mae(pred, target), float) and isinstance(mse(pred, target), float)
+
+
+@given(
+    seed=seeds,
+    n=st.integers(2, 50),
+    outputs=st.integers(1, 4),
+    flat=st.booleans(),
+    constant=st.sampled_from(["none", "target", "target and exact"]),
+)
+def test_r2_matches_scikit_learn(seed, n, outputs, flat, constant):
+    from sklearn.metrics import r2_score
+
+    pred, target = regression_case(seed, n, outputs, flat)
+    if constant != "none":  # the first output's targets all equal: SS_tot = 0
+        column = target if flat else target[:, 0]
+        column[...] = 1.5
+        if constant == "target and exact":
+            (pred if flat else pred[:, 0])[...] = 1.5
+    assert r2(pred, target) == pytest.approx(r2_score(target, pred), rel=1e-12, abs=1e-12)
+
+
+def test_regression_metrics_by_hand():
+    pred, target = np.array([[1.0], [2.0], [4.0]]), np.array([1.5, 2.0, 3.0])
+    assert mae(pred, target) == 0.5
+    assert mse(pred, target) == pytest.approx((0.25 + 1.0) / 3)
+    assert r2(target, target) == 1.0
+    assert r2(np.full(3, 2.0), np.array([1.0, 2.0, 3.0])) == 0.0  # the mean scores 0
+    assert r2(np.array([3.0, 2.0, 1.0]), np.array([1.0, 2.0, 3.0])) == -3.0
+    assert r2(np.array([1.0, 1.0]), np.array([2.0, 2.0])) == 0.0  # SS_tot 0, not exact
+    assert np.isnan(r2(np.array([1.0]), np.array([2.0])))  # R^2 of one sample: undefined
+    assert mae(np.arange(3), [0, 1, 2]) == 0.0  # integers and lists
+
+
+@pytest.mark.parametrize("metric", [mae, mse, r2])
+@pytest.mark.parametrize(
+    ("pred", "target", "error", "message"),
+    [
+        (np.zeros(0), np.zeros(0), ValueError, "needs at least one prediction, got none"),
+        (np.zeros((3, 2)), np.zeros(3), ValueError, r"same number of values per sample"),
+        (np.zeros(3), np.zeros(4), ValueError, r"same number of values per sample"),
+        (np.zeros((3, 0)), np.zeros((3, 0)), ValueError, r"same number of values per sample"),
+        (np.array([0.0, np.nan]), np.zeros(2), ValueError, r"predictions hold NaN .* row 1"),
+        (np.zeros(2), np.array([np.inf, 0.0]), ValueError, r"targets hold NaN .* row 0"),
+        (np.array(1.0), np.array(1.0), ValueError, r"predictions must be an array of samples"),
+        (np.array(["1", "2"]), np.zeros(2), TypeError, r"predictions must be real numbers"),
+        (np.zeros(2), np.array([1j, 2]), TypeError, r"targets must be real numbers"),
+    ],
+)
+def test_regression_metrics_refuse_what_they_cannot_score(metric, pred, target, error, message):
+    with pytest.raises(error, match=rf"^{metric.__name__}.*{message}"):
+        metric(pred, target)
+
+
+# -- top-k accuracy ------------------------------------------------------------------------------
+
+
+@given(seed=seeds, n=st.integers(1, 60), classes=st.integers(3, 8), k=st.integers(1, 9))
+def test_top_k_accuracy_matches_scikit_learn(seed, n, classes, k):
+    from sklearn.metrics import top_k_accuracy_score
+
+    pred, labels = random_case(seed, n, classes)  # continuous scores: no ties
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns that k >= classes is meaningless
+        expected = top_k_accuracy_score(labels, pred, k=k, labels=range(classes))
+    assert top_k_accuracy(pred, labels, k=k) == pytest.approx(expected, rel=1e-12)
+    assert top_k_accuracy(pred, np.eye(classes)[labels], k=k) == top_k_accuracy(pred, labels, k=k)
+
+
+@given(seed=seeds, n=st.integers(1, 60), classes=st.integers(2, 6), k=st.integers(1, 7))
+def test_top_k_accuracy_with_ties_ranks_the_lower_class_first(seed, n, classes, k):
+    rng = np.random.default_rng(seed)
+    pred = rng.integers(0, 3, size=(n, classes)).astype(np.float64)  # many ties
+    labels = rng.integers(0, classes, size=n)
+    hits = 0
+    for row, label in zip(pred, labels, strict=True):
+        ranking = sorted(range(classes), key=lambda j, row=row: (-row[j], j))
+        hits += label in ranking[:k]
+    assert top_k_accuracy(pred, labels, k=k) == hits / n
+    if k == 1:
+        assert top_k_accuracy(pred, labels, k=1) == accuracy(pred, labels)
+
+
+@given(seed=seeds, n=st.integers(1, 60))
+def test_binary_top_k_accuracy_matches_scikit_learn(seed, n):
+    from sklearn.metrics import top_k_accuracy_score
+
+    rng = np.random.default_rng(seed)
+    prob, target = rng.random(n), rng.integers(0, 2, size=n)
+    expected = top_k_accuracy_score(target, prob, k=1, labels=[0, 1])
+    assert top_k_accuracy(prob[:, None], target, k=1) == pytest.approx(expected, rel=1e-12)
+    assert top_k_accuracy(prob, target, k=2) == 1.0
+    logits = np.log(prob) - np.log1p(-prob)
+    assert top_k_accuracy(logits, target, k=1, threshold=0.0) == accuracy(prob, target)
+
+
+@pytest.mark.parametrize(
+    ("k", "error", "message"),
+    [
+        (0, ValueError, r"^top_k_accuracy k must be >= 1, got 0$"),
+        (2.0, TypeError, r"^top_k_accuracy k must be an integer, got 2\.0 \(float\)$"),
+        (True, TypeError, r"^top_k_accuracy k must be an integer, got True \(bool\)$"),
+        ("3", TypeError, r"^top_k_accuracy k must be an integer, got '3' \(str\)$"),
+    ],
+)
+def test_top_k_accuracy_checks_k(k, error, message):
+    with pytest.raises(error, match=message):
+        top_k_accuracy(LOGITS, LABELS, k=k)
+
+
+# -- precision, recall and F1 against scikit-learn -----------------------------------------------
+
+
+def classification_case(seed, n, classes, as_logits):
+    """Predictions (n, classes) as logits or one-hot rows, the classes they pick, labels."""
+    rng = np.random.default_rng(seed)
+    # a few classes only: some classes occur in neither the targets nor the predictions
+    used = rng.integers(1, classes + 1)
+    picked, labels = rng.integers(0, used, size=n), rng.integers(0, used, size=n)
+    rng.shuffle(perm := np.arange(classes))
+    picked, labels = perm[picked], perm[labels]
+    pred = np.eye(classes)[picked]
+    if as_logits:
+        pred = pred * 5 + rng.standard_normal((n, classes))
+    return pred, pred.argmax(axis=1), labels
+
+
+@given(
+    seed=seeds,
+    n=st.integers(1, 60),
+    classes=st.integers(2, 7),
+    as_logits=st.booleans(),
+    average=st.sampled_from(["macro", "micro", "weighted"]),
+)
+def test_precision_recall_f1_match_scikit_learn(seed, n, classes, as_logits, average):
+    from sklearn.metrics import precision_recall_fscore_support
+
+    pred, picked, labels = classification_case(seed, n, classes, as_logits)
+    expected = precision_recall_fscore_support(labels, picked, average=average, zero_division=0)
+    got = [metric(pred, labels, average=average) for metric in (precision, recall, f1)]
+    assert got == pytest.approx(expected[:3], rel=1e-12, abs=1e-15)
+    assert all(isinstance(value, float) for value in got)
+    per_class = precision_recall_fscore_support(
+        labels, picked, average=None, labels=range(classes), zero_division=0
+    )
+    for metric, values in zip((precision, recall, f1), per_class[:3], strict=True):
+        np.testing.assert_allclose(metric(pred, labels, average=None), values, rtol=1e-12)
+        np.testing.assert_allclose(
+            metric(pred, np.eye(classes)[labels], average=None), values, rtol=1e-12
+        )
+    if average == "micro":  # one label per sample: micro precision = recall = F1 = accuracy
+        assert got == pytest.approx([accuracy(pred, labels)] * 3, rel=1e-12)
+
+
+@given(seed=seeds, n=st.integers(1, 60), layout=st.sampled_from(["(n, 1)", "(n,)", "(n, 2)"]))
+def test_binary_precision_recall_f1_match_scikit_learn(seed, n, layout):
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(seed)
+    prob, target = rng.random(n), rng.integers(0, 2, size=n)
+    picked = (prob > 0.5).astype(int)
+    pred = {"(n, 1)": prob[:, None], "(n,)": prob, "(n, 2)": np.stack([1 - prob, prob], 1)}
+    for average in ("binary", "macro", "micro", "weighted"):
+        expected = precision_recall_fscore_support(target, picked, average=average, zero_division=0)
+        for metric, value in zip((precision, recall, f1), expected[:3], strict=True):
+            assert metric(pred[layout], target, average=average) == pytest.approx(
+                value, rel=1e-12, abs=1e-15
+            )
+
+
+def test_precision_recall_f1_by_hand_and_the_zero_division_rule():
+    picked = np.array([0, 1, 1, 1, 0, 2])
+    target = np.array([0, 1, 2, 1, 1, 2])
+    pred = np.eye(4)[picked]  # four classes; class 3 occurs nowhere
+    np.testing.assert_allclose(precision(pred, target, average=None), [1 / 2, 2 / 3, 1, 0])
+    np.testing.assert_allclose(recall(pred, target, average=None), [1, 2 / 3, 1 / 2, 0])
+    np.testing.assert_allclose(f1(pred, target, average=None), [2 / 3, 2 / 3, 2 / 3, 0])
+    # the macro average leaves out class 3, which occurs in neither
+    assert precision(pred, target) == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
+    assert recall(pred, target, average="weighted") == accuracy(pred, target)
+    # a class never predicted has precision 0 (0 / 0), one never in the targets recall 0
+    never = np.eye(3)[[0, 0, 0]]
+    assert precision(never, np.array([0, 1, 2]), average=None).tolist() == [1 / 3, 0.0, 0.0]
+    assert recall(np.eye(3)[[0, 1, 2]], np.array([0, 0, 0]), average=None).tolist() == [
+        1 / 3,
+        0.0,
+        0.0,
+    ]
+
+
+@pytest.mark.parametrize("metric", [precision, recall, f1])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"average": "binary"}, ValueError, r"average='binary' scores class 1 of two classes"),
+        ({"average": "samples"}, ValueError, r"average must be 'macro', 'micro', 'weighted'"),
+        ({"average": 3}, ValueError, r"average must be .* or None, got 3$"),
+        ({"threshold": "0.5"}, TypeError, r"threshold must be a real number"),
+    ],
+)
+def test_precision_recall_f1_check_their_arguments(metric, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        metric(LOGITS, LABELS, **kwargs)
+
+
+@pytest.mark.parametrize("metric", [precision, recall, f1, top_k_accuracy])
+def test_classification_metrics_check_inputs_as_accuracy_does(metric):
+    with pytest.raises(ValueError, match=f"{metric.__name__} needs at least one prediction"):
+        metric(np.zeros((0, 3)), np.zeros(0, dtype=int))
+    with pytest.raises(ValueError, match="predictions hold NaN in row 1"):
+        metric(np.array([[0.1, 0.2], [np.nan, 0.0]]), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"target classes must lie in \[0, 3\)"):
+        metric(LOGITS, np.array([0, 1, 2, 3, 0]))
+
+
+def test_the_registry_names_every_metric():
+    assert METRICS == {
+        "accuracy": accuracy,
+        "top_k_accuracy": top_k_accuracy,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "mae": mae,
+        "mse": mse,
+        "r2": r2,
+    }

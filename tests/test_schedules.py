@@ -1,6 +1,7 @@
 """Learning-rate schedules: values against their formulas written out here, the slides' step
-loop, PyTorch's StepLR / ExponentialLR / CosineAnnealingLR as oracles, warm-up, monotonicity,
-argument errors and reprs.
+loop, PyTorch's StepLR / ExponentialLR / CosineAnnealingLR / MultiStepLR / PolynomialLR /
+CosineAnnealingWarmRestarts / OneCycleLR as oracles, warm-up, monotonicity, argument errors and
+reprs.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ from hypothesis import strategies as st
 from minigrad.schedules import (
     Constant,
     CosineDecay,
+    CosineWarmRestarts,
     ExponentialDecay,
     InverseTimeDecay,
     LinearWarmup,
+    MultiStepDecay,
+    OneCycle,
+    PolynomialDecay,
     Schedule,
     StepDecay,
 )
@@ -614,3 +619,355 @@ def test_a_huge_t_is_shortened_in_messages():
         r"huge integer$",
     ):
         StepDecay(0.1, every=10**5000)(-(10**5000))
+
+
+# -- MultiStepDecay, PolynomialDecay, CosineWarmRestarts, OneCycle ------------------------------
+
+
+def torch_step_lrs(torch, make_scheduler, lr, steps):
+    """torch_lrs for schedulers that construct with their own initial rate (OneCycleLR)."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=lr)
+    scheduler = make_scheduler(optimizer)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+milestone_lists = st.lists(st.integers(0, 120), max_size=6, unique=True).map(sorted)
+
+
+@given(lr=positive_lrs, milestones=milestone_lists, factor=decay_factors)
+def test_multi_step_decay_matches_torch_multi_step_lr(torch, lr, milestones, factor):
+    expected = torch_lrs(
+        torch,
+        lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, milestones, gamma=factor),
+        lr,
+        150,
+    )
+    schedule = MultiStepDecay(lr, milestones, factor)
+    np.testing.assert_allclose([schedule(t) for t in range(150)], expected, rtol=1e-12)
+
+
+@given(lr=positive_lrs, milestones=milestone_lists, factor=st.floats(0.05, 4.0), t=ts)
+def test_multi_step_decay_formula(lr, milestones, factor, t):
+    passed = sum(m <= t for m in milestones)
+    assert MultiStepDecay(lr, milestones, factor)(t) == pytest.approx(lr * factor**passed)
+
+
+def test_step_decay_is_multi_step_decay_with_even_milestones():
+    even = MultiStepDecay(0.3, milestones=range(7, 700, 7), factor=0.8)
+    step = StepDecay(0.3, factor=0.8, every=7)
+    assert [even(t) for t in range(690)] == [step(t) for t in range(690)]
+
+
+@given(lr=positive_lrs, total=st.integers(1, 80), power=st.floats(0.0, 4.0))
+def test_polynomial_decay_matches_torch_polynomial_lr(torch, lr, total, power):
+    epochs = total + 20  # torch's rate stays at 0 after total_iters, as this one does
+    expected = torch_lrs(
+        torch,
+        lambda opt: torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=total, power=power),
+        lr,
+        epochs,
+    )
+    schedule = PolynomialDecay(lr, total, power)
+    # torch multiplies ratios step by step: a few ulps per step
+    np.testing.assert_allclose(
+        [schedule(t) for t in range(epochs)], expected, rtol=1e-11, atol=1e-15 * lr
+    )
+
+
+@given(lr=lrs, total=counts, power=st.floats(0.0, 4.0), t=ts)
+def test_polynomial_decay_formula(lr, total, power, t):
+    expected = lr * (1 - min(t, total) / total) ** power
+    assert PolynomialDecay(lr, total, power)(t) == pytest.approx(expected, rel=REL)
+
+
+@given(
+    lr=positive_lrs,
+    T_0=st.integers(1, 30),
+    T_mult=st.integers(1, 3),
+    eta_fraction=st.sampled_from([0.0, 0.01, 0.5]),
+)
+def test_cosine_warm_restarts_matches_torch(torch, lr, T_0, T_mult, eta_fraction):
+    eta_min = lr * eta_fraction
+    epochs = 400
+    expected = torch_lrs(
+        torch,
+        lambda opt: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            opt, T_0=T_0, T_mult=T_mult, eta_min=eta_min
+        ),
+        lr,
+        epochs,
+    )
+    schedule = CosineWarmRestarts(lr, T_0, T_mult, eta_min)
+    np.testing.assert_allclose(
+        [schedule(t) for t in range(epochs)], expected, rtol=1e-12, atol=1e-15 * lr
+    )
+
+
+@given(lr=positive_lrs, T_0=st.integers(1, 20), T_mult=st.integers(1, 3))
+def test_cosine_warm_restarts_restart_at_lr_after_each_cycle(lr, T_0, T_mult):
+    schedule = CosineWarmRestarts(lr, T_0, T_mult)
+    start, length = 0, T_0
+    for _ in range(5):
+        assert schedule(start) == lr
+        rates = [schedule(t) for t in range(start, start + length)]
+        assert all(b <= a for a, b in itertools.pairwise(rates))
+        start, length = start + length, length * T_mult
+
+
+@given(
+    max_lr=positive_lrs,
+    total=st.integers(1, 300),
+    pct_start=st.floats(0.0, 1.0),
+    anneal=st.sampled_from(["cos", "linear"]),
+    div_factor=st.floats(1.0, 100.0),
+    final_div_factor=st.floats(1.0, 1e5),
+    three_phase=st.booleans(),
+)
+def test_one_cycle_matches_torch_one_cycle_lr(
+    torch, max_lr, total, pct_start, anneal, div_factor, final_div_factor, three_phase
+):
+    if three_phase:
+        pct_start /= 2
+    phases = [pct_start * total - 1, total - 1]
+    if three_phase:
+        phases.insert(1, 2 * pct_start * total - 2)
+    # torch divides by zero in a phase of no length; this schedule gives the phase's end rate
+    if any(a == b for a, b in itertools.pairwise([0.0, *phases])):
+        return
+    expected = torch_step_lrs(
+        torch,
+        lambda opt: torch.optim.lr_scheduler.OneCycleLR(
+            opt,
+            max_lr=max_lr,
+            total_steps=total,
+            pct_start=pct_start,
+            anneal_strategy=anneal,
+            cycle_momentum=False,
+            div_factor=div_factor,
+            final_div_factor=final_div_factor,
+            three_phase=three_phase,
+        ),
+        max_lr,
+        total,
+    )
+    schedule = OneCycle(
+        max_lr, total, pct_start, anneal, div_factor, final_div_factor, three_phase=three_phase
+    )
+    rates = [schedule(t) for t in range(total)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-12, atol=1e-15 * max_lr)
+    assert schedule(total) == schedule(total + 1000) == rates[-1]  # flat afterwards
+
+
+@given(max_lr=positive_lrs, total=st.integers(2, 300), pct_start=st.floats(0.05, 0.95))
+def test_one_cycle_rises_to_max_lr_then_falls_to_the_final_rate(max_lr, total, pct_start):
+    schedule = OneCycle(max_lr, total, pct_start)
+    rates = [schedule(t) for t in range(total)]
+    peak = rates.index(max(rates))
+    assert all(b >= a for a, b in itertools.pairwise(rates[: peak + 1]))
+    assert all(b <= a for a, b in itertools.pairwise(rates[peak:]))
+    assert max(rates) <= max_lr * (1 + 1e-12)
+    assert rates[-1] == pytest.approx(max_lr / 25 / 1e4, rel=1e-12)
+
+
+def test_one_cycle_degenerate_phases_give_their_end_rate():
+    # pct_start * total_steps = 1: the warm-up has no length (torch divides by zero)
+    assert OneCycle(1.0, total_steps=10, pct_start=0.1)(0) == 1.0
+    assert OneCycle(1.0, total_steps=1)(0) == pytest.approx(1 / 25 / 1e4)
+    assert OneCycle(1.0, total_steps=1, pct_start=1.0)(0) == 1.0
+
+
+def test_new_schedules_compose_with_warmup():
+    schedule = LinearWarmup(MultiStepDecay(0.1, [2]), warmup=2)
+    assert [schedule(t) for t in range(6)] == pytest.approx([0.0, 0.05, 0.1, 0.1, 0.01, 0.01])
+    restarts = LinearWarmup(CosineWarmRestarts(1.0, T_0=2), warmup=1, start_factor=0.5)
+    assert [restarts(t) for t in range(4)] == pytest.approx([0.5, 1.0, 0.5, 1.0])
+
+
+NEW_BAD = {
+    "multistep not increasing": (
+        lambda: MultiStepDecay(0.1, [5, 5]),
+        ValueError,
+        r"^milestones must increase strictly, got 5 then 5 at positions 0 and 1$",
+    ),
+    "multistep negative": (
+        lambda: MultiStepDecay(0.1, [-1]),
+        ValueError,
+        r"^milestones\[0\] must be >= 0, got -1$",
+    ),
+    "multistep float": (
+        lambda: MultiStepDecay(0.1, [3, 4.5]),
+        TypeError,
+        r"^milestones\[1\] must be an integer, got 4\.5 \(float\)$",
+    ),
+    "multistep bool": (
+        lambda: MultiStepDecay(0.1, [True]),
+        TypeError,
+        r"^milestones\[0\] must be an integer, got True \(bool\)$",
+    ),
+    "multistep str": (
+        lambda: MultiStepDecay(0.1, "30"),
+        TypeError,
+        r"^milestones must be a list of counts in increasing order, such as \[30, 80\], "
+        r"got '30' \(str\)$",
+    ),
+    "multistep int": (lambda: MultiStepDecay(0.1, 30), TypeError, r"^milestones must be a list"),
+    "multistep factor 0": (
+        lambda: MultiStepDecay(0.1, [3], 0.0),
+        ValueError,
+        r"^factor must be a finite number > 0",
+    ),
+    "multistep nan factor": (
+        lambda: MultiStepDecay(0.1, [3], NAN),
+        ValueError,
+        r"^factor must be a finite",
+    ),
+    "polynomial total 0": (
+        lambda: PolynomialDecay(0.1, 0),
+        ValueError,
+        r"^total_iters must be >= 1, got 0$",
+    ),
+    "polynomial negative power": (
+        lambda: PolynomialDecay(0.1, 5, -1.0),
+        ValueError,
+        r"^power must be a finite number >= 0, got -1\.0$",
+    ),
+    "polynomial inf power": (
+        lambda: PolynomialDecay(0.1, 5, INF),
+        ValueError,
+        r"^power must be a finite",
+    ),
+    "polynomial str power": (
+        lambda: PolynomialDecay(0.1, 5, "2"),
+        TypeError,
+        r"^power must be a real number, got '2' \(str\)$",
+    ),
+    "restarts T_0 0": (
+        lambda: CosineWarmRestarts(0.1, 0),
+        ValueError,
+        r"^T_0 must be >= 1, got 0$",
+    ),
+    "restarts float T_mult": (
+        lambda: CosineWarmRestarts(0.1, 10, 1.5),
+        TypeError,
+        r"^T_mult must be an integer, got 1\.5 \(float\)$",
+    ),
+    "restarts T_mult 0": (
+        lambda: CosineWarmRestarts(0.1, 10, 0),
+        ValueError,
+        r"^T_mult must be >= 1, got 0$",
+    ),
+    "restarts nan eta_min": (
+        lambda: CosineWarmRestarts(0.1, 10, eta_min=NAN),
+        ValueError,
+        r"^eta_min must be a finite number >= 0, got nan$",
+    ),
+    "one cycle pct_start > 1": (
+        lambda: OneCycle(0.1, 100, pct_start=1.5),
+        ValueError,
+        r"^pct_start must be a finite number >= 0 and <= 1, got 1\.5$",
+    ),
+    "one cycle three phases overlap": (
+        lambda: OneCycle(0.1, 100, pct_start=0.6, three_phase=True),
+        ValueError,
+        r"^pct_start must be <= 0\.5 with three_phase=True",
+    ),
+    "one cycle strategy": (
+        lambda: OneCycle(0.1, 100, anneal_strategy="cosine"),
+        ValueError,
+        r"^anneal_strategy must be 'cos' or 'linear', got 'cosine' \(str\)$",
+    ),
+    "one cycle str three_phase": (
+        lambda: OneCycle(0.1, 100, three_phase="False"),
+        TypeError,
+        r"^three_phase must be True or False, got 'False' \(str\)$",
+    ),
+    "one cycle bool total": (
+        lambda: OneCycle(0.1, True),
+        TypeError,
+        r"^total_steps must be an integer, got True \(bool\)$",
+    ),
+    "one cycle div_factor 0": (
+        lambda: OneCycle(0.1, 100, div_factor=0),
+        ValueError,
+        r"^div_factor must be a finite number > 0, got 0$",
+    ),
+    "one cycle inf final_div_factor": (
+        lambda: OneCycle(0.1, 100, final_div_factor=INF),
+        ValueError,
+        r"^final_div_factor must be a finite",
+    ),
+    "one cycle negative max_lr": (
+        lambda: OneCycle(-0.1, 100),
+        ValueError,
+        r"^max_lr must be a finite number >= 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_BAD))
+def test_new_schedules_check_their_arguments_naming_them(name):
+    make, error, pattern = NEW_BAD[name]
+    with pytest.raises(error, match=pattern):
+        make()
+
+
+def test_settings_assigned_later_are_checked():
+    schedule = OneCycle(0.1, 100, pct_start=0.6)
+    schedule.three_phase = True  # each setting alone is valid; together they are not
+    with pytest.raises(ValueError, match=r"pct_start must be <= 0\.5 with three_phase=True"):
+        schedule(0)
+    with pytest.raises(ValueError, match=r"^milestones must increase strictly"):
+        MultiStepDecay(0.1, [1, 2]).milestones = [2, 1]
+
+
+NEW_REPRS = [
+    (MultiStepDecay(0.1, [30, 80]), "MultiStepDecay(lr=0.1, milestones=(30, 80), factor=0.1)"),
+    (MultiStepDecay(0.1, []), "MultiStepDecay(lr=0.1, milestones=(), factor=0.1)"),
+    (PolynomialDecay(0.1), "PolynomialDecay(lr=0.1, total_iters=5, power=1.0)"),
+    (CosineWarmRestarts(0.1, 10), "CosineWarmRestarts(lr=0.1, T_0=10, T_mult=1, eta_min=0.0)"),
+    (
+        OneCycle(0.1, 100),
+        "OneCycle(max_lr=0.1, total_steps=100, pct_start=0.3, anneal_strategy='cos', "
+        "div_factor=25.0, final_div_factor=10000.0, three_phase=False)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("schedule", "text"), NEW_REPRS, ids=[text for _, text in NEW_REPRS])
+def test_new_reprs_rebuild_the_schedule(schedule, text):
+    assert repr(schedule) == text
+    namespace = {
+        cls.__name__: cls for cls in (MultiStepDecay, PolynomialDecay, CosineWarmRestarts, OneCycle)
+    }
+    rebuilt = eval(text, namespace)
+    assert [rebuilt(t) for t in range(120)] == [schedule(t) for t in range(120)]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "t", "rate"),
+    [
+        (MultiStepDecay(0.1, [10**400], 0.5), 10**400 - 1, 0.1),
+        (MultiStepDecay(0.1, [10**400], 0.5), 10**400, 0.05),
+        (PolynomialDecay(0.1, 10**400), 10**400 // 2, 0.05),
+        (CosineWarmRestarts(1.0, 10**400), 10**400 + 10**400 // 2, 0.5),
+        (CosineWarmRestarts(1.0, 1, T_mult=2), 2**300 - 1, 1.0),  # a restart, 300 cycles in
+        (OneCycle(1.0, 100), 10**400, 1.0 / 25 / 1e4),
+    ],
+    ids=lambda value: "huge" if isinstance(value, int) and value > 10**70 else None,
+)
+def test_new_schedules_at_huge_counts(schedule, t, rate):
+    assert schedule(t) == pytest.approx(rate, rel=1e-12, abs=0)
+
+
+def test_new_schedules_return_python_floats_and_refuse_a_bad_t():
+    for schedule, _ in NEW_REPRS:
+        assert all(type(schedule(t)) is float for t in (0, np.int64(3), 10**6))
+        with pytest.raises(TypeError, match=re.escape(repr(schedule)) + r": t must be an integer"):
+            schedule(1.0)
+    assert MultiStepDecay(np.float32(0.5), np.array([2, 4]).tolist(), np.float64(0.5))(5) == 0.125

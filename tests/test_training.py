@@ -182,8 +182,97 @@ def test_a_custom_metric_function_is_reported_under_its_name():
         progress=False,
     )
     assert history["mean_logit"][0] == pytest.approx(float(np.mean(model(x))), rel=1e-5)
-    with pytest.raises(ValueError, match="unknown metric 'f1'"):
-        mg.fit(model, mg.CrossEntropy(), mg.SGD(model.parameters()), x, y, epochs=1, metrics=["f1"])
+    with pytest.raises(ValueError, match="unknown metric 'auc'"):
+        mg.fit(
+            model, mg.CrossEntropy(), mg.SGD(model.parameters()), x, y, epochs=1, metrics=["auc"]
+        )
+
+
+def test_metrics_by_name_are_logged_validated_and_evaluated_under_their_names():
+    x, y = blobs()
+    x_val, y_val = blobs(60, seed=1)
+    model = mlp()
+    names = ["accuracy", "top_k_accuracy", "precision", "recall", "f1"]
+    history = mg.fit(
+        model,
+        mg.CrossEntropy(),
+        mg.SGD(model.parameters(), lr=0.1),
+        x,
+        y,
+        epochs=3,
+        validation_data=(x_val, y_val),
+        metrics=[*names, top_2],
+        progress=False,
+    )
+    logged = ["loss", *names, "top_2"]
+    assert set(history) == {"lr", *logged, *(f"val_{name}" for name in logged)}
+    scores = mg.evaluate(model, mg.CrossEntropy(), x_val, y_val, metrics=[*names, top_2])
+    assert set(scores) == set(logged)
+    pred = mg.predict(model, x_val)
+    for name in names:  # validation and evaluate score all outputs at once
+        value = getattr(mg.metrics, name)(pred, y_val)
+        assert scores[name] == history[f"val_{name}"][-1] == pytest.approx(value, rel=1e-12)
+    assert scores["top_k_accuracy"] == 1.0  # k = 5 of 3 classes
+    assert scores["top_2"] == mg.metrics.top_k_accuracy(pred, y_val, k=2)
+    # training logs: the mean over batches weighted by their sizes (exact for the means)
+    assert 0.0 <= history["f1"][-1] <= 1.0
+
+
+def top_2(pred, target):
+    return mg.metrics.top_k_accuracy(pred, target, k=2)
+
+
+def test_regression_metrics_by_name():
+    x = np.linspace(-1, 1, 40)[:, None]
+    model = mg.Dense(1, 1, rng=0, dtype=np.float64)
+    history = mg.fit(
+        model,
+        mg.MSE(),
+        mg.SGD(model.parameters(), lr=0.5),
+        x,
+        2 * x + 1,
+        epochs=5,
+        validation_data=(x, 2 * x + 1),
+        metrics=["mae", "mse", "r2"],
+        progress=False,
+    )
+    assert set(history) == {
+        "loss",
+        "lr",
+        "mae",
+        "mse",
+        "r2",
+        "val_loss",
+        "val_mae",
+        "val_mse",
+        "val_r2",
+    }
+    assert history["val_mse"] == pytest.approx(history["val_loss"], rel=1e-12)  # MSE's loss
+    scores = mg.evaluate(model, mg.MSE(), x, 2 * x + 1, metrics=["mae", "r2"])
+    pred = mg.predict(model, x)
+    assert scores["mae"] == pytest.approx(float(np.mean(np.abs(pred - (2 * x + 1)))), rel=1e-12)
+    assert scores["r2"] == history["val_r2"][-1]
+    with pytest.raises(ValueError, match="the metric 'mae' cannot score these targets"):
+        mg.evaluate(mlp(), mg.CrossEntropy(), *blobs(), metrics=["mae"])
+
+
+def test_precision_recall_f1_after_binary_cross_entropy_are_the_positive_classs():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((80, 2))
+    y = (x[:, :1] + 0.5 * rng.standard_normal((80, 1)) > 0.3).astype(np.float64)
+    for from_logits in (True, False):
+        layers = [mg.Dense(2, 1, rng=0, dtype=np.float64)]
+        model = mg.Sequential(*layers) if from_logits else mg.Sequential(*layers, mg.Sigmoid())
+        loss = mg.BinaryCrossEntropy(from_logits=from_logits)
+        mg.fit(model, loss, mg.SGD(model.parameters(), lr=0.5), x, y, epochs=3, progress=False)
+        scores = mg.evaluate(model, loss, x, y, metrics=["precision", "recall", "f1"])
+        pred = mg.predict(model, x)
+        threshold = 0.0 if from_logits else 0.5
+        for name in ("precision", "recall", "f1"):
+            metric = getattr(mg.metrics, name)
+            expected = metric(pred, y, average="binary", threshold=threshold)
+            assert scores[name] == expected
+            assert expected != metric(pred, y, average="macro", threshold=threshold)
 
 
 def test_clip_norm_bounds_the_gradient_of_every_step():
@@ -751,7 +840,7 @@ def run_fit(**changes):
         ({"model": "model"}, TypeError, "model must be a Layer instance, got str"),
         ({"metrics": 3}, TypeError, "metrics must be a list of metric names"),
         ({"metrics": [None]}, TypeError, r"metrics\[0\] must be a metric name or a function"),
-        ({"metrics": ["f1"]}, ValueError, "unknown metric 'f1'"),
+        ({"metrics": ["auc"]}, ValueError, "unknown metric 'auc'"),
         (
             {"callbacks": print},
             TypeError,
