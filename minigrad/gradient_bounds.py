@@ -223,7 +223,24 @@ _KINDS: dict[type, Callable[[Any], tuple[Any, ...]]] = {
 }
 
 
+def _cross_entropy(loss: CrossEntropy, value: float, m: int, n: int) -> float:
+    # Each row of softmax - target has norm <= sqrt 2, and the mean divides by m: true for
+    # the plain loss only. Class weights, ignored labels, label smoothing and sums divide
+    # otherwise (their forward keeps per-row terms); their gradients are measured instead.
+    if loss.reduction != "mean" or loss.weight is not None or loss._terms is not None:
+        return math.inf
+    return math.sqrt(2.0 / m)
+
+
+def _mean_squared_error(loss: MSE, value: float, m: int, n: int) -> float:
+    if loss.reduction != "mean":
+        return math.inf
+    return 2.0 * math.sqrt(value / n)
+
+
 def _binary_cross_entropy(loss: BinaryCrossEntropy, value: float, m: int, n: int) -> float:
+    if loss.reduction != "mean" or loss.weight is not None or loss.pos_weight is not None:
+        return math.inf
     if loss.from_logits:
         return 1.0 / math.sqrt(n)
     # probabilities are clipped to [eps, 1 - eps] with the eps of their dtype; the smallest
@@ -232,9 +249,11 @@ def _binary_cross_entropy(loss: BinaryCrossEntropy, value: float, m: int, n: int
     return 1.0 / (eps * (1 - eps) * math.sqrt(n))
 
 
+#: the bound on ||dL/d output|| for a batch of m rows and n output entries, inf where the
+#: loss's options make it unknown (SafeStep then measures the gradients)
 _LOSS_BOUNDS: dict[type, Callable[[Any, float, int, int], float]] = {
-    CrossEntropy: lambda loss, value, m, n: math.sqrt(2.0 / m),
-    MSE: lambda loss, value, m, n: 2.0 * math.sqrt(value / n),
+    CrossEntropy: _cross_entropy,
+    MSE: _mean_squared_error,
     BinaryCrossEntropy: _binary_cross_entropy,
 }
 

@@ -133,6 +133,13 @@ def _check_objects(model: Any, loss: Any, optimizer: Any, what: str) -> None:
             f"{what}: {name} must be {article} {cls.__name__} instance, got {_describe(value)}"
             f"{hint}"
         )
+    reduction = getattr(loss, "reduction", "mean")
+    if reduction not in ("mean", "batchmean"):
+        raise ValueError(
+            f"{what}: the loss must average over the batch (reduction='mean'), got "
+            f"{type(loss).__name__} with reduction={reduction!r}: fit and evaluate report "
+            "per-sample means, and a summed loss scales the gradients with the batch size"
+        )
 
 
 def _describe(value: Any) -> str:
@@ -264,9 +271,10 @@ def _checked_data(
 def _default_metrics(loss: Loss) -> tuple[str, ...]:
     """Accuracy for the classification losses, nothing for the others (MSE...), as Keras
     reports only the loss unless metrics are asked for."""
-    from minigrad.losses import CrossEntropy
+    from minigrad.losses import CrossEntropy, MultiMarginLoss, NLLLoss
 
-    return ("accuracy",) if isinstance(loss, (CrossEntropy, BinaryCrossEntropy)) else ()
+    classifiers = (CrossEntropy, BinaryCrossEntropy, NLLLoss, MultiMarginLoss)
+    return ("accuracy",) if isinstance(loss, classifiers) else ()
 
 
 def _metric_functions(metrics: Any, loss: Loss) -> dict[str, Metric]:

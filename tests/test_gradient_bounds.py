@@ -172,3 +172,48 @@ def test_bad_arguments_are_named():
     stranger = mg.Parameter(np.zeros(2))
     with pytest.raises(ValueError, match="not one of the model's"):
         bounds.for_step([stranger], 2, 1.0)(parameter_norms(model.parameters()))
+
+
+@pytest.mark.parametrize(
+    ("loss", "target"),
+    [
+        (mg.CrossEntropy(reduction="sum"), np.array([0, 1, 2, 1])),
+        (mg.CrossEntropy(weight=np.array([0.1, 5.0, 1.0])), np.array([0, 1, 2, 1])),
+        (mg.CrossEntropy(), np.array([0, -100, -100, -100])),  # one label of four is kept
+        (mg.CrossEntropy(label_smoothing=0.1), np.array([0, 1, 2, 1])),
+        (mg.MSE(reduction="sum"), np.ones((4, 3))),
+        (mg.BinaryCrossEntropy(from_logits=True, reduction="sum"), np.ones((4, 3))),
+        (mg.BinaryCrossEntropy(from_logits=True, weight=np.full(3, 9.0)), np.ones((4, 3))),
+        (mg.BinaryCrossEntropy(from_logits=True, pos_weight=np.full(3, 9.0)), np.ones((4, 3))),
+    ],
+    ids=[
+        "ce sum",
+        "ce weight",
+        "ce ignored",
+        "ce smoothing",
+        "mse sum",
+        "bce sum",
+        "bce weight",
+        "bce pos_weight",
+    ],
+)
+def test_losses_whose_options_change_the_gradients_scale_give_no_bound(loss, target):
+    """The plain losses' bounds assume a mean over every row: a sum, class weights or
+    ignored labels scale the gradient past them (8x in one case), so they are measured."""
+    model = mg.Sequential(mg.Dense(2, 3, rng=0, dtype=np.float64))
+    x = np.random.default_rng(0).normal(size=(4, 2))
+    value = loss(model(x), target)
+    bounds = GradientBounds(model, loss, float(np.linalg.norm(x, axis=1).max()), 2)
+    norms = parameter_norms(model.parameters())
+    given = bounds(norms, rows=4, loss_value=float(value))
+    assert given is not None and all(not np.isfinite(b) for b in given.values())
+
+
+def test_the_plain_losses_still_give_finite_bounds_after_a_call_with_options():
+    model = mg.Sequential(mg.Dense(2, 3, rng=0, dtype=np.float64))
+    x = np.random.default_rng(0).normal(size=(4, 2))
+    loss = mg.CrossEntropy()
+    loss(model(x), np.array([0, -100, 1, 2]))
+    loss(model(x), np.array([0, 1, 1, 2]))  # nothing ignored: the plain mean again
+    bounds = GradientBounds(model, loss, float(np.linalg.norm(x, axis=1).max()), 2)
+    assert all(np.isfinite(list(bounds(parameter_norms(model.parameters()), 4, 1.0).values())))

@@ -1530,3 +1530,40 @@ def test_models_that_end_in_logits_or_probabilities_for_the_right_loss_do_not_wa
         epochs=1,
         progress=False,
     )
+
+
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_fit_and_evaluate_refuse_a_loss_that_does_not_average(reduction):
+    model = mg.Sequential(mg.Dense(2, 3, rng=0))
+    x = np.zeros((6, 2), np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    loss = mg.CrossEntropy(reduction=reduction)
+    message = (
+        r"the loss must average over the batch \(reduction='mean'\), got CrossEntropy with "
+        rf"reduction='{reduction}'"
+    )
+    with pytest.raises(ValueError, match=message):
+        mg.fit(model, loss, mg.SGD(model.parameters()), x, y, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=message):
+        mg.evaluate(model, loss, x, y)
+
+
+def test_kl_divergence_s_batchmean_is_a_mean_fit_takes():
+    model = mg.Sequential(mg.Dense(2, 3, rng=0), mg.LogSoftmax())
+    x = np.random.default_rng(0).normal(size=(8, 2)).astype(np.float32)
+    y = np.full((8, 3), 1 / 3, np.float32)
+    history = mg.fit(
+        model, mg.KLDivLoss(reduction="batchmean"), mg.SGD(model.parameters(), lr=0.1),
+        x, y, epochs=2, progress=False,
+    )  # fmt: skip
+    assert list(history) == ["loss", "lr"]
+
+
+@pytest.mark.parametrize("loss", [mg.NLLLoss(), mg.MultiMarginLoss()])
+def test_the_other_classification_losses_report_accuracy_by_default(loss):
+    model = mg.Sequential(mg.Dense(2, 3, rng=0), mg.LogSoftmax())
+    x = np.random.default_rng(0).normal(size=(9, 2)).astype(np.float32)
+    y = np.arange(9) % 3
+    history = mg.fit(model, loss, mg.SGD(model.parameters()), x, y, epochs=1, progress=False)
+    assert "accuracy" in history
+    assert "accuracy" in mg.evaluate(model, loss, x, y)
