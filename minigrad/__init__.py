@@ -64,7 +64,15 @@ from minigrad.layers import (
 )
 from minigrad.losses import MSE, BinaryCrossEntropy, CrossEntropy, Loss
 from minigrad.metrics import accuracy, confusion_matrix
-from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer, clip_grad_norm
+from minigrad.optim import (
+    SGD,
+    Adam,
+    AdamW,
+    Momentum,
+    Optimizer,
+    clip_grad_norm,
+    weight_decay_groups,
+)
 from minigrad.parameter import Buffer, Parameter
 from minigrad.sequential import Sequential
 from minigrad.serialization import (
@@ -159,4 +167,5 @@ __all__ = [
     "save_checkpoint",
     "schedules",
     "summary",
+    "weight_decay_groups",
 ]

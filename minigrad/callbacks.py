@@ -389,7 +389,9 @@ def _checked_target(path: object, what: str) -> Path:
 
 class LearningRateScheduler(Callback):
     """Set ``optimizer.lr = schedule(t)`` before each epoch (t = epochs done) or, with
-    ``per="step"``, before each batch (t = optimizer steps done).
+    ``per="step"``, before each batch (t = optimizer steps done). With param groups, each
+    group's lr is scaled from its own initial lr, as in PyTorch
+    (:meth:`~minigrad.optim.Optimizer.set_scheduled_lr`).
 
     >>> from minigrad.schedules import StepDecay
     >>> LearningRateScheduler(StepDecay(0.1, factor=0.9, every=100))
@@ -406,12 +408,12 @@ class LearningRateScheduler(Callback):
     def on_epoch_begin(self, state: TrainingState) -> None:
         """With ``per="epoch"``: ``optimizer.lr = schedule(state.epoch)``."""
         if self.per == "epoch":
-            state.optimizer.lr = self.schedule(state.epoch)
+            state.optimizer.set_scheduled_lr(self.schedule(state.epoch))
 
     def on_batch_begin(self, state: TrainingState) -> None:
         """With ``per="step"``: ``optimizer.lr = schedule(state.step)``."""
         if self.per == "step":
-            state.optimizer.lr = self.schedule(state.step)
+            state.optimizer.set_scheduled_lr(self.schedule(state.step))
 
     def __repr__(self) -> str:
         return f"LearningRateScheduler({self.schedule!r}, per={self.per!r})"
