@@ -71,7 +71,9 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
     before clipping. Call it between ``backward`` and ``optimizer.step()``.
 
     ``params`` is an iterable of distinct Parameters (a Parameter listed twice would count,
-    and be scaled, twice); ``max_norm`` a real number > 0 (not a string, not a bool).
+    and be scaled, twice); frozen ones (``requires_grad`` False), whose gradients are not
+    computed, are left out of the norm and left as they are. ``max_norm`` is a real number
+    > 0 (not a string, not a bool).
 
     >>> p = Parameter(np.zeros(2)); p.grad[:] = [3.0, 4.0]
     >>> clip_grad_norm([p], max_norm=1.0)
@@ -80,7 +82,7 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
     array([0.6, 0.8])
     """
     max_norm = real("max_norm", max_norm, above=0.0)
-    params = _parameter_list(params, "clip_grad_norm")
+    params = [p for p in _parameter_list(params, "clip_grad_norm") if p.requires_grad]
     norm = global_grad_norm(params)
     scale = max_norm / (norm + 1e-6)
     if math.isfinite(norm) and scale < 1.0:
