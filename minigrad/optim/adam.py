@@ -196,17 +196,6 @@ class Adam(Optimizer):
             params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused
         )
 
-    def _checked(self, name: str, value: Any, narrowest: tuple[np.dtype, str] | None = None) -> Any:
-        value = super()._checked(name, value, narrowest)
-        if name == "eps" and narrowest is not None and narrowest[0].type(value) == 0:
-            dtype, parameter = narrowest
-            raise ValueError(
-                f"eps={value!r} rounds to 0 in {dtype}, the dtype {parameter} "
-                f"is updated in, and 0 / 0 would give NaN; eps must be at least "
-                f"{float(np.finfo(dtype).smallest_subnormal):.3g} there (1e-8 is usual)"
-            )
-        return value
-
     def _buffer_problem(self, key: str, buffer: NDArray) -> str | None:
         """v is a mean of squared gradients: >= 0, and +inf where a square overflowed (Adam's
         own steps reach that, and it only stops that entry: m / inf = 0)."""

@@ -331,6 +331,13 @@ class Optimizer:
         (``narrowest``: that of the smallest range among a group's parameters, with the
         first parameter updated in it, named for messages)."""
         value = self.hyperparameter_checks[name](name, value)
+        if name == "eps" and narrowest is not None and narrowest[0].type(value) == 0 < value:
+            dtype, parameter = narrowest
+            raise ValueError(
+                f"eps={value!r} rounds to 0 in {dtype}, the dtype {parameter} "
+                f"is updated in, and 0 / 0 would give NaN; eps must be at least "
+                f"{float(np.finfo(dtype).smallest_subnormal):.3g} there (1e-8 is usual)"
+            )
         if name in _ARRAY_SCALARS and isinstance(value, float) and narrowest is not None:
             dtype, parameter = narrowest
             if abs(value) > float(np.finfo(dtype).max):
@@ -380,6 +387,25 @@ class Optimizer:
         """Called by :meth:`step` once the parameters are checked, before any update (Adam
         counts its steps here, in the states of the trainable parameters,
         ``self._active_states``)."""
+
+    def _new_state(self, index: int) -> dict[str, Any]:
+        """``_initial_state`` of parameter ``index``, with its group's hyperparameters as
+        ``self.<name>`` (Adagrad's initial_accumulator_value)."""
+        self.__dict__["_group"] = self._settings[index]
+        try:
+            return self._initial_state(self.params[index])
+        finally:
+            self.__dict__["_group"] = None
+
+    def _extra_work(self, work: NDArray, count: int) -> list[NDArray]:
+        """``count`` more scratch arrays like ``work`` (its shape and dtype), for an update
+        rule that needs more than one; allocated once per dtype and reused by every step."""
+        size = self._work[work.dtype].size
+        extra = self.__dict__.setdefault("_extras", {})
+        arrays = extra.get(work.dtype)
+        if arrays is None or len(arrays) < count or arrays[0].size < size:
+            arrays = extra[work.dtype] = [np.empty(size, work.dtype) for _ in range(count)]
+        return [array[: work.size].reshape(work.shape) for array in arrays[:count]]
 
     def _zeros(self, param: Parameter) -> NDArray[np.floating]:
         """A state buffer of zeros for ``param``: its shape, the dtype its update computes in."""
@@ -518,7 +544,7 @@ class Optimizer:
         for index in trainable:
             p = self.params[index]
             if p not in self.state:
-                self.state[p] = self._initial_state(p)
+                self.state[p] = self._new_state(index)
         self._flags = flags
         self._bound = [
             (self.params[index], value, grad)
@@ -718,7 +744,7 @@ class Optimizer:
                 )
             own = self.state.get(param)
             if own is None:
-                own = self._initial_state(param)
+                own = self._new_state(index)
             if not saved and own:
                 templates.append(None)
                 continue

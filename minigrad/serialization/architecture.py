@@ -51,7 +51,19 @@ from minigrad.layers import (
 )
 from minigrad.layers.activations import ELU, GELU, Identity, LogSoftmax, SiLU, Softplus
 from minigrad.layers.containers import Concat, Residual, Sequential
-from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer
+from minigrad.optim import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Momentum,
+    NAdam,
+    Optimizer,
+    RAdam,
+    RMSprop,
+)
 
 __all__ = [
     "build_layer",
@@ -83,7 +95,8 @@ _LAYERS: dict[str, type[Layer]] = {
     )
 }
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
-    cls.__name__: cls for cls in (SGD, Momentum, Adam, AdamW)
+    cls.__name__: cls
+    for cls in (SGD, Momentum, Adam, AdamW, RMSprop, Adagrad, Adadelta, NAdam, Adamax, RAdam)
 }
 #: minigrad's own classes, whose configs are known to rebuild them: a save checks the others
 _OWN = frozenset([*_LAYERS.values(), *_OPTIMIZERS.values()])
