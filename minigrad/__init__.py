@@ -77,7 +77,22 @@ from minigrad.losses import (
     SmoothL1Loss,
 )
 from minigrad.metrics import accuracy, confusion_matrix
-from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer, clip_grad_norm
+from minigrad.optim import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Momentum,
+    NAdam,
+    Optimizer,
+    RAdam,
+    RMSprop,
+    clip_grad_norm,
+    clip_grad_value,
+    weight_decay_groups,
+)
 from minigrad.parameter import Buffer, Parameter
 from minigrad.sequential import Sequential
 from minigrad.serialization import (
@@ -102,8 +117,11 @@ __all__ = [
     "MSE",
     "SGD",
     "Activation",
+    "Adadelta",
+    "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
     "AvgPool1d",
@@ -145,10 +163,13 @@ __all__ = [
     "ModelFileError",
     "Momentum",
     "MultiMarginLoss",
+    "NAdam",
     "NLLLoss",
     "Normalization",
     "Optimizer",
     "Parameter",
+    "RAdam",
+    "RMSprop",
     "ReLU",
     "ReduceLROnPlateau",
     "Residual",
@@ -164,6 +185,7 @@ __all__ = [
     "accuracy",
     "callbacks",
     "clip_grad_norm",
+    "clip_grad_value",
     "confusion_matrix",
     "data",
     "evaluate",
@@ -180,4 +202,5 @@ __all__ = [
     "save_checkpoint",
     "schedules",
     "summary",
+    "weight_decay_groups",
 ]

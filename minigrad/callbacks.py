@@ -392,19 +392,11 @@ def _checked_target(path: object, what: str) -> Path:
     return checked
 
 
-def _learning_rate(optimizer: Any) -> float:
-    """The learning rate the callbacks read (the one place to change for parameter groups)."""
-    return float(optimizer.lr)
-
-
-def _set_learning_rate(optimizer: Any, lr: float) -> None:
-    """Set the learning rate the next steps take (the one place the callbacks write it)."""
-    optimizer.lr = lr
-
-
 class LearningRateScheduler(Callback):
     """Set ``optimizer.lr = schedule(t)`` before each epoch (t = epochs done) or, with
-    ``per="step"``, before each batch (t = optimizer steps done).
+    ``per="step"``, before each batch (t = optimizer steps done). With param groups, each
+    group's lr is scaled from its own initial lr, as in PyTorch
+    (:meth:`~minigrad.optim.Optimizer.set_scheduled_lr`).
 
     >>> from minigrad.schedules import StepDecay
     >>> LearningRateScheduler(StepDecay(0.1, factor=0.9, every=100))
@@ -421,12 +413,12 @@ class LearningRateScheduler(Callback):
     def on_epoch_begin(self, state: TrainingState) -> None:
         """With ``per="epoch"``: ``optimizer.lr = schedule(state.epoch)``."""
         if self.per == "epoch":
-            _set_learning_rate(state.optimizer, self.schedule(state.epoch))
+            state.optimizer.set_scheduled_lr(self.schedule(state.epoch))
 
     def on_batch_begin(self, state: TrainingState) -> None:
         """With ``per="step"``: ``optimizer.lr = schedule(state.step)``."""
         if self.per == "step":
-            _set_learning_rate(state.optimizer, self.schedule(state.step))
+            state.optimizer.set_scheduled_lr(self.schedule(state.step))
 
     def __repr__(self) -> str:
         return f"LearningRateScheduler({self.schedule!r}, per={self.per!r})"
@@ -529,7 +521,7 @@ class ReduceLROnPlateau(Callback):
     checkpoint, the state is rebuilt at on_train_begin from the checkpoint's history of the
     monitored number (and the learning rate from the optimizer's saved state), so the
     resumed run takes the same rates, bit for bit, as one never interrupted. The rate read
-    and written is ``optimizer.lr``.
+    and written is each param group's lr, reduced on its own as in PyTorch.
 
     Examples
     --------
@@ -625,10 +617,12 @@ class ReduceLROnPlateau(Callback):
         if not self._reduce_next:
             return
         self._reduce_next = False
-        old = _learning_rate(state.optimizer)
-        new = max(old * self.factor, self.min_lr)
-        if old - new > self.eps:
-            _set_learning_rate(state.optimizer, new)
+        # each param group on its own, as PyTorch's ReduceLROnPlateau does
+        for group in state.optimizer.param_groups:
+            old = float(group["lr"])
+            new = max(old * self.factor, self.min_lr)
+            if old - new > self.eps:
+                group["lr"] = new
 
     def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
         """Count the epoch's monitored value (improved, bad, or in the cooldown)."""

@@ -7,6 +7,8 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from minigrad._validation import check_bool
+
 __all__ = ["Buffer", "Parameter"]
 
 
@@ -60,6 +62,8 @@ class _Owned:
             if slot == "_grad":  # the assigned array's values are the gradient now
                 object.__setattr__(self, "_zero_pending", False)
             name = slot
+        elif name == "requires_grad":
+            new = check_bool(f"{type(self).__name__}.requires_grad", new)
         elif name == "name" and not isinstance(new, str):
             raise TypeError(f"{type(self).__name__} name must be a str, got {type(new).__name__}")
         object.__setattr__(self, name, new)
@@ -136,6 +140,13 @@ class Parameter(_Owned):
         overwrites it (gradients do not accumulate across backward calls). After
         :meth:`zero_grad` it reads as zeros. The same rules as for ``value`` apply to
         assigning it.
+    requires_grad : bool, default True
+        False freezes the parameter (``Layer.freeze()`` sets it for a whole model): layers
+        skip its gradient's product in backward and leave ``grad`` untouched (stale, not
+        computed), optimizers neither update it nor create or change its state (no weight
+        decay either), gradient clipping and :class:`~minigrad.optim.SafeStep` ignore it.
+        dL/dx still flows through a frozen layer to the layers before it. As in PyTorch,
+        it is not saved: ``state_dict()``, model files and checkpoints hold values only.
 
     Notes
     -----
@@ -162,6 +173,11 @@ class Parameter(_Owned):
     >>> p.grad.tolist()
     [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
     >>> p.value[...] = 0.5  # change the values in place
+    >>> p.requires_grad = False  # frozen: no gradient computed, never updated
+    >>> p.requires_grad = "False"
+    Traceback (most recent call last):
+        ...
+    TypeError: Parameter.requires_grad must be True or False, got 'False' (str)
     >>> p.value = np.zeros((3, 2), dtype=np.float32)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
         ...
@@ -170,15 +186,17 @@ class Parameter(_Owned):
 
     # _grad holds the gradient array; _zero_pending says that zero_grad() was called since it
     # was last written, so that its zeros are still to be filled in
-    __slots__ = ("_grad", "_zero_pending")
+    __slots__ = ("_grad", "_zero_pending", "requires_grad")
     _array_slots: ClassVar[dict[str, str]] = {"value": "value", "grad": "_grad"}
 
     value: NDArray[np.floating]
     _grad: NDArray[np.floating]
     _zero_pending: bool
+    requires_grad: bool
 
     def __init__(self, value: NDArray[np.floating], name: str = "") -> None:
         super().__init__(value, name)
+        object.__setattr__(self, "requires_grad", True)
         # np.zeros, not zeros_like: the system hands out zeroed pages lazily, so a gradient
         # costs no memory until backward first writes it
         object.__setattr__(self, "_grad", np.zeros(self.value.shape, self.value.dtype))

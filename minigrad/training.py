@@ -49,7 +49,8 @@ class History(dict[str, list[float]]):
     """Per-epoch numbers of a ``fit``: ``history["loss"][e]`` is epoch e's mean training loss.
 
     Keys: "loss", one per metric ("accuracy"), the same with a ``val_`` prefix when
-    validation data is given, and "lr", the learning rate the epoch ended with.
+    validation data is given, and "lr", the learning rate the epoch ended with (the first
+    param group's, where the optimizer's groups have their own).
     ``history.epochs`` counts the epochs from 1.
 
     Shape: each value is a list with one float per epoch done.
@@ -724,7 +725,8 @@ def fit(
                             state,
                         )
                         logs.update({f"val_{name}": value for name, value in scores.items()})
-                    logs["lr"] = float(optimizer.lr)
+                    # the first param group's (every group's, unless they differ)
+                    logs["lr"] = float(optimizer.param_groups[0]["lr"])
                     state.history.append(logs)
                     if callbacks:  # nothing non-finite reaches a callback that writes files
                         guard.resync()

@@ -1,6 +1,7 @@
 """Gradient clipping: the global norm against a float64 reference, huge float32 gradients,
 clip_grad_norm below and above the limit (direction, dtype, in place, the returned norm),
-PyTorch's clip_grad_norm_ as an oracle, non-finite gradients and argument errors.
+PyTorch's clip_grad_norm_ as an oracle, non-finite gradients and argument errors;
+clip_grad_value against torch.nn.utils.clip_grad_value_.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from minigrad import Parameter
-from minigrad.optim.clip import clip_grad_norm, global_grad_norm
+from minigrad.optim.clip import clip_grad_norm, clip_grad_value, global_grad_norm
 
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=5)
 shape_lists = st.lists(shapes, min_size=1, max_size=4)
@@ -374,3 +375,58 @@ def test_gradients_after_zero_grad_have_norm_zero():
     assert global_grad_norm(params) == 0.0
     assert clip_grad_norm(params, 1.0) == 0.0
     assert not any(p.grad.any() for p in params)
+
+
+# -- clip_grad_value ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("clip_value", [0.0, 0.3, 1.0, 1e5])
+def test_clip_grad_value_matches_torch(torch, dtype, clip_value):
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(size=s).astype(dtype) * 2 for s in [(3, 4), (5,), ()]]
+    grads[0][0, 0], grads[1][0] = np.inf, -np.inf
+    params = [Parameter(np.zeros_like(g)) for g in grads]
+    tensors = [torch.zeros(g.shape, dtype=getattr(torch, np.dtype(dtype).name)) for g in grads]
+    for p, t, g in zip(params, tensors, grads, strict=True):
+        p.grad[...] = g
+        t.grad = torch.tensor(g.copy())
+    assert clip_grad_value(params, clip_value) is None
+    if clip_value > float(np.finfo(dtype).max):  # torch refuses it; nothing lies beyond
+        for p, g in zip(params, grads, strict=True):
+            np.testing.assert_array_equal(p.grad, g)
+        return
+    torch.nn.utils.clip_grad_value_(tensors, clip_value)
+    for p, t in zip(params, tensors, strict=True):
+        np.testing.assert_array_equal(p.grad, t.grad.numpy())
+        assert p.grad.dtype == dtype
+
+
+def test_clip_grad_value_keeps_nan_and_skips_frozen_parameters():
+    p, frozen = Parameter(np.zeros(3)), Parameter(np.zeros(2))
+    p.grad[...] = [np.nan, 5.0, -5.0]
+    frozen.grad[...] = 7.0
+    frozen.requires_grad = False
+    clip_grad_value([p, frozen], 2.0)
+    np.testing.assert_array_equal(p.grad, [np.nan, 2.0, -2.0])
+    np.testing.assert_array_equal(frozen.grad, [7.0, 7.0])
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        (-1.0, ValueError, r"clip_value must be a finite number >= 0, got -1\.0"),
+        (float("nan"), ValueError, r"clip_value must be a finite number >= 0, got nan"),
+        (float("inf"), ValueError, r"clip_value must be a finite number >= 0, got inf"),
+        ("1", TypeError, r"clip_value must be a real number, got '1'"),
+        (True, TypeError, r"clip_value must be a real number, got True"),
+    ],
+)
+def test_clip_grad_value_checks_its_arguments(value, error, match):
+    p = Parameter(np.ones(2))
+    p.grad[...] = 3.0
+    with pytest.raises(error, match=match):
+        clip_grad_value([p], value)
+    with pytest.raises(TypeError, match="iterable of Parameters"):
+        clip_grad_value(p, 1.0)
+    np.testing.assert_array_equal(p.grad, [3.0, 3.0])

@@ -1128,7 +1128,8 @@ def test_hyperparameters_are_checked_when_changed_between_steps(make, name, valu
 def test_a_state_dict_that_is_not_one_is_refused():
     opt = SGD([Parameter(np.ones(2))])
     with pytest.raises(
-        ValueError, match=r"keys 'hyperparameters' and 'state', got dict with keys \[\]"
+        ValueError,
+        match=r"keys 'hyperparameters' and 'state' \(and 'param_groups'\), got dict with keys \[\]",
     ):
         opt.load_state_dict({})
 
@@ -1560,7 +1561,10 @@ def eps_inf(saved):
 
 
 def not_a_mapping(saved):
-    return TypeError, r"a dict with the keys 'hyperparameters' and 'state', got list$"
+    return (
+        TypeError,
+        r"a dict with the keys 'hyperparameters' and 'state' \(and 'param_groups'\), got list$",
+    )
 
 
 @pytest.mark.parametrize(

@@ -310,6 +310,46 @@ class Layer:
         """Put this layer and its sub-layers in evaluation mode."""
         return self.train(False)
 
+    def freeze(self) -> Layer:
+        """Freeze every parameter of this layer and its sub-layers (``requires_grad =
+        False``); returns the layer.
+
+        A frozen parameter is not trained: backward skips its gradient's product (its
+        ``.grad`` is left as it was, not computed), optimizers neither update it nor keep
+        state for it, and gradient clipping ignores it. dL/dx still flows through a frozen
+        layer, so the layers before it train as usual. As in PyTorch, ``requires_grad`` is
+        not saved (``state_dict()`` and files hold values): freeze again after loading.
+
+        Examples
+        --------
+        Fine-tune the head only:
+
+        >>> import minigrad as mg
+        >>> model = mg.Sequential(mg.Dense(4, 8, rng=0), mg.ReLU(), mg.Dense(8, 2, rng=1))
+        >>> body = model[0].freeze()
+        >>> [p.requires_grad for p in model.parameters()]
+        [False, False, True, True]
+        >>> model.unfreeze() is model
+        True
+        """
+        return self._set_requires_grad(False)
+
+    def unfreeze(self) -> Layer:
+        """Make every parameter of this layer and its sub-layers trainable again
+        (``requires_grad = True``); returns the layer (see :meth:`freeze`).
+
+        >>> import minigrad as mg
+        >>> layer = mg.Dense(2, 1).freeze().unfreeze()
+        >>> layer.weight.requires_grad
+        True
+        """
+        return self._set_requires_grad(True)
+
+    def _set_requires_grad(self, flag: bool) -> Layer:
+        for p in self.parameters():
+            p.requires_grad = flag
+        return self
+
     # -- state --------------------------------------------------------------------------
 
     def _named_arrays(self) -> dict[str, Parameter | Buffer]:

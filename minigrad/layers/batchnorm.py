@@ -225,9 +225,10 @@ class _BatchNorm(Layer):
         sum_g = np.sum(g, axis=axes, dtype=np.float64, keepdims=True)
         sum_gx = sum_of_products(g, xhat, axes)
         with np.errstate(over="ignore"):  # a float64 sum beyond the dtype becomes inf
-            if self.weight is not None:
+            # a frozen parameter's .grad is left as it was (the sums serve dL/dx too)
+            if self.weight is not None and self.weight.requires_grad:
                 self.weight.grad_to_overwrite()[...] = sum_gx.reshape(-1)
-            if self.bias is not None:
+            if self.bias is not None and self.bias.requires_grad:
                 self.bias.grad_to_overwrite()[...] = sum_g.reshape(-1)
         return g, sum_g, sum_gx
 

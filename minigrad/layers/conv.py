@@ -273,24 +273,32 @@ class _ConvNd(Layer):
         if grad_output.dtype != weight.dtype:
             grad_output = in_dtype(grad_output, weight.dtype)
         try:  # looked up before either is written: a plain array fails here, untouched
-            weight_grad = self.weight.grad_to_overwrite
-            bias_grad = None if self.bias is None else self.bias.grad_to_overwrite
+            # a frozen parameter's gradient is not computed (its .grad is left as it was)
+            weight_grad = self.weight.grad_to_overwrite if self.weight.requires_grad else None
+            bias_grad = (
+                self.bias.grad_to_overwrite
+                if self.bias is not None and self.bias.requires_grad
+                else None
+            )
         except AttributeError:
             raise _not_parameters(self) from None
+        if not input_grad and weight_grad is None and bias_grad is None:
+            return None
         if isinstance(plan, _windows.FlatPlan):
             g4 = grad_output.reshape(n, out_channels, *plan.out)
             return self._backward_flat(g4, plan, work, x_shape, weight_grad, bias_grad, input_grad)
-        columns = self._im2col(work, plan, x_shape, last)  # built again from the input
-        count = columns.shape[1]  # N OH OW
+        count = grad_output.size // out_channels  # N OH OW
         # g in the working layout of the columns: (O, N, OH, OW) or (O, OH, OW, N), a copy
         g = grad_output.reshape(n, out_channels, *plan.out).transpose(_windows.work_axes(last))
         g = g.reshape(groups, out_channels // groups, count)
         with np.errstate(over="ignore", invalid="ignore"):
-            _weight_gradient(
-                g,
-                columns.reshape(groups, columns.shape[0] // groups, count),
-                weight_grad().reshape(groups, out_channels // groups, -1),
-            )
+            if weight_grad is not None:
+                columns = self._im2col(work, plan, x_shape, last)  # built again from the input
+                _weight_gradient(
+                    g,
+                    columns.reshape(groups, columns.shape[0] // groups, count),
+                    weight_grad().reshape(groups, out_channels // groups, -1),
+                )
             if bias_grad is not None:
                 np.add.reduce(g.reshape(out_channels, count), axis=1, out=bias_grad())
             if not input_grad:
@@ -319,7 +327,8 @@ class _ConvNd(Layer):
         n, channels = x.shape[:2]
         out_channels, taps, tail = self.out_channels, len(flat.shifts), flat.tail
         length = n * flat.grid[0] * flat.grid[1]
-        columns = self._flat_columns(x, flat)  # built again from the input
+        if weight_grad is not None:  # first: it may share scratch memory with the grid
+            columns = self._flat_columns(x, flat)  # built again from the input
         gradient = self._scratch("grid", (out_channels, tail + length), x.shape)
         gradient[:, :tail] = 0
         on_grid = gradient[:, tail:]
@@ -327,11 +336,12 @@ class _ConvNd(Layer):
             on_grid.reshape(out_channels, n, *flat.grid), g.transpose(1, 0, 2, 3), (0, 0), flat.out
         )
         with np.errstate(over="ignore", invalid="ignore"):
-            _weight_gradient(
-                on_grid.reshape(groups, out_channels // groups, length),
-                columns.reshape(groups, -1, length),
-                weight_grad().reshape(groups, out_channels // groups, -1),
-            )
+            if weight_grad is not None:
+                _weight_gradient(
+                    on_grid.reshape(groups, out_channels // groups, length),
+                    columns.reshape(groups, -1, length),
+                    weight_grad().reshape(groups, out_channels // groups, -1),
+                )
             if bias_grad is not None:
                 np.add.reduce(on_grid, axis=1, out=bias_grad())
             if not input_grad:

@@ -176,11 +176,17 @@ class Dense(Layer):
         # methods are looked up before either is called: a parameter replaced by a plain
         # array fails there, with neither gradient touched
         try:  # free unless it fails
-            weight_grad = self.weight.grad_to_overwrite
-            bias_grad = None if self.bias is None else self.bias.grad_to_overwrite
+            # a frozen parameter's gradient is not computed (its .grad is left as it was)
+            weight_grad = self.weight.grad_to_overwrite if self.weight.requires_grad else None
+            bias_grad = (
+                self.bias.grad_to_overwrite
+                if self.bias is not None and self.bias.requires_grad
+                else None
+            )
         except AttributeError:
             raise _not_parameters(self) from None
-        np.matmul(grad_output.T, x, out=weight_grad())
+        if weight_grad is not None:
+            np.matmul(grad_output.T, x, out=weight_grad())
         if bias_grad is not None:
             np.add.reduce(grad_output, axis=0, out=bias_grad())
 

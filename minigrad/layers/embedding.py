@@ -185,6 +185,8 @@ class Embedding(Layer):
             or grad_output.dtype.kind != "f"
         ):
             raise bad_gradient(self, grad_output, shape)
+        if not self.weight.requires_grad:  # frozen: .grad is left as it was
+            return
         grad = self.weight.grad_to_overwrite()
         rows = grad_output.reshape(-1, self.embedding_dim)
         if rows.dtype != grad.dtype:

@@ -552,10 +552,11 @@ class LayerNorm(Layer):
             g = in_dtype(g, xhat.dtype)
         leading = tuple(range(xhat.ndim - len(self.normalized_shape)))
         with np.errstate(over="ignore"):  # a float64 sum beyond the dtype becomes inf
-            if self.weight is not None:
+            # a frozen parameter's gradient is not computed (its .grad is left as it was)
+            if self.weight is not None and self.weight.requires_grad:
                 total = sum_of_products(g, xhat, leading)
                 self.weight.grad_to_overwrite()[...] = total.reshape(self.normalized_shape)
-            if self.bias is not None:
+            if self.bias is not None and self.bias.requires_grad:
                 self.bias.grad_to_overwrite()[...] = np.sum(g, axis=leading, dtype=np.float64)
         return g
 

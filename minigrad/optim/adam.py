@@ -22,7 +22,7 @@ from minigrad.optim.base import (
     real,
     state_dtype,
 )
-from minigrad.optim.safe_step import norm
+from minigrad.optim.safe_step import state_norms
 from minigrad.parameter import Parameter
 
 __all__ = ["Adam", "AdamW", "adam_update"]
@@ -196,18 +196,6 @@ class Adam(Optimizer):
             params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused
         )
 
-    def _checked(self, name: str, value: Any) -> Any:
-        value = super()._checked(name, value)
-        narrowest = self.__dict__.get("_narrowest")
-        if name == "eps" and narrowest is not None and narrowest[0].type(value) == 0:
-            dtype, index = narrowest
-            raise ValueError(
-                f"eps={value!r} rounds to 0 in {dtype}, the dtype {self._parameter_name(index)} "
-                f"is updated in, and 0 / 0 would give NaN; eps must be at least "
-                f"{float(np.finfo(dtype).smallest_subnormal):.3g} there (1e-8 is usual)"
-            )
-        return value
-
     def _buffer_problem(self, key: str, buffer: NDArray) -> str | None:
         """v is a mean of squared gradients: >= 0, and +inf where a square overflowed (Adam's
         own steps reach that, and it only stops that entry: m / inf = 0)."""
@@ -219,21 +207,22 @@ class Adam(Optimizer):
         return {"step": 0, "m": self._zeros(param), "v": self._zeros(param)}
 
     def _begin_step(self) -> None:
-        for state in self.state.values():
+        for state in self._active_states:
             state["step"] += 1
 
     def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+        group = self._group
         adam_update(
             value,
             grad,
             state["m"],
             state["v"],
             step=state["step"],
-            lr=self.lr,
-            beta1=self.betas[0],
-            beta2=self.betas[1],
-            eps=self.eps,
-            weight_decay=self.weight_decay,
+            lr=group["lr"],
+            beta1=group["betas"][0],
+            beta2=group["betas"][1],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
             decoupled=self.decoupled_weight_decay,
             scratch=work,
         )
@@ -241,26 +230,24 @@ class Adam(Optimizer):
     def _fused_update(
         self, value: NDArray, grad: NDArray, state: dict[str, Any], buffers: dict[str, NDArray]
     ) -> None:
+        group = self._group
         fused_kernels.adam_update(
             value,
             grad,
             buffers["m"],
             buffers["v"],
             step=state["step"],
-            lr=self.lr,
-            beta1=self.betas[0],
-            beta2=self.betas[1],
-            eps=self.eps,
-            weight_decay=self.weight_decay,
+            lr=group["lr"],
+            beta1=group["betas"][0],
+            beta2=group["betas"][1],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
             decoupled=self.decoupled_weight_decay,
         )
 
     def state_norms(self) -> dict[str, list[float]]:
         """||m|| and ||v|| of each moment buffer, for :class:`~minigrad.optim.SafeStep`."""
-        return {
-            "m": [norm(self.state[p]["m"]) for p in self.params],
-            "v": [norm(self.state[p]["v"]) for p in self.params],
-        }
+        return state_norms(self, ("m", "v"))
 
     def step_bound(
         self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
@@ -278,27 +265,22 @@ class Adam(Optimizer):
         would stop the parameter learning without a word). None when eps is 0 (0 / 0 is
         possible).
         """
-        lr, (b1, b2), eps, wd = self.lr, self.betas, self.eps, self.weight_decay
-        if eps == 0:
-            return None  # 0 / 0 is possible
         decoupled = self.decoupled_weight_decay
-        direction = (
-            list(grad_norms)
-            if decoupled
-            else [g + wd * v for g, v in zip(grad_norms, value_norms, strict=True)]
-        )
-        moment = [b1 * m + (1 - b1) * d for m, d in zip(state_norms["m"], direction, strict=True)]
-        second = [
-            b2 * v + (1 - b2) * d * d for v, d in zip(state_norms["v"], direction, strict=True)
-        ]
-        ratio = math.inf
-        if b1 < math.sqrt(b2) and b2 < 1:
-            ratio = (1 - b1) / (math.sqrt(1 - b2) * (1 - b1 / math.sqrt(b2)))
-        change, peak = [], []
-        for p, d, m_old, m, v in zip(
-            self.params, direction, state_norms["m"], moment, value_norms, strict=True
-        ):
-            t = self.state[p]["step"] + 1
+        change, peak, moment, second = [], [], [], []
+        for index, p in enumerate(self.params):
+            group = self._settings[index]
+            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            if eps == 0:
+                return None  # 0 / 0 is possible
+            g, value = grad_norms[index], value_norms[index]
+            d = g if decoupled else g + wd * value
+            m_old = state_norms["m"][index]
+            m = b1 * m_old + (1 - b1) * d
+            v = b2 * state_norms["v"][index] + (1 - b2) * d * d
+            ratio = math.inf
+            if b1 < math.sqrt(b2) and b2 < 1:
+                ratio = (1 - b1) / (math.sqrt(1 - b2) * (1 - b1 / math.sqrt(b2)))
+            t = self.state.get(p, {}).get("step", 0) + 1
             correction = lr / (1 - b1**t)
             step = correction * m / eps
             if ratio < math.inf:
@@ -308,10 +290,11 @@ class Adam(Optimizer):
                 )
                 step = min(step, math.sqrt(p.size) * correction * per_entry)
             if decoupled:
-                step += lr * wd * v
+                step += lr * wd * value
             change.append(step)
-            peak.append(max(d + m_old, m, step))
-        peak = [max(top, v) for top, v in zip(peak, second, strict=True)]
+            peak.append(max(d + m_old, m, step, v))
+            moment.append(m)
+            second.append(v)
         return change, peak, {"m": moment, "v": second}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,7 +14,7 @@ from minigrad.errors import ShapeError
 from minigrad.optim import fused as fused_kernels
 from minigrad.parameter import Parameter
 
-__all__ = ["BLOCK_SIZE", "HyperparameterChecks", "Optimizer"]
+__all__ = ["BLOCK_SIZE", "GroupsDifferError", "HyperparameterChecks", "Optimizer", "ParamGroup"]
 
 #: Parameters with more entries are updated in blocks of this many (1 MiB of float32)
 BLOCK_SIZE = 1 << 18
@@ -43,11 +43,22 @@ class Optimizer:
 
     An optimizer holds a list of :class:`Parameter` objects and, for each one, its state
     (momentum buffers, moments, a step count), keyed by the Parameter object itself and
-    allocated once at construction. ``step()`` updates every ``parameter.value`` **in
-    place** from ``parameter.grad``, so layers and optimizers share the same arrays.
+    allocated once, at construction (or, for a parameter frozen then, at the first step
+    after it is unfrozen). ``step()`` updates every trainable ``parameter.value`` **in
+    place** from ``parameter.grad``, so layers and optimizers share the same arrays; a
+    frozen parameter (``requires_grad = False``) is skipped: no update, no weight decay,
+    no state created or changed.
+
+    Param groups, as in torch.optim: ``params`` may be a list of dicts, each with
+    ``"params"`` and any hyperparameters for those parameters (the others take the
+    constructor's values, ``optimizer.defaults``); :attr:`param_groups` lists them (dicts
+    holding ``"params"``, every hyperparameter and ``"initial_lr"``) and
+    :meth:`add_param_group` adds one. A parameter may be in one group only.
 
     Hyperparameters are attributes that may change between steps (``optimizer.lr = 0.01``
-    is how a schedule changes the learning rate). Every assignment is validated, so that
+    sets every group's lr; reading it gives the groups' common value, and a
+    :class:`GroupsDifferError` when they differ). Schedules scale each group from its own
+    initial lr (:meth:`set_scheduled_lr`). Every assignment is validated, so that
     a mistake fails where it is made and ``step()`` checks nothing: a subclass lists its
     hyperparameters in ``hyperparameter_checks``, each with the function that checks and
     normalises its value (numbers must be real numbers, not bools nor strings; flags must
@@ -84,8 +95,9 @@ class Optimizer:
 
     Parameters
     ----------
-    params : iterable of Parameter
-        Usually ``model.parameters()``. Must be non-empty, without duplicates.
+    params : iterable of Parameter, or list of dict
+        Usually ``model.parameters()``. Must be non-empty, without duplicates. Or param
+        groups: ``[{"params": head.parameters(), "lr": 1e-3}, {"params": ...}]``.
     fused : bool or None, default None, keyword only
         Update float32 and float64 parameters in one pass with the subclass's numba kernel
         (``_fused_update``, :mod:`minigrad.optim.fused`): the same bits as the NumPy
@@ -121,6 +133,16 @@ class Optimizer:
     Traceback (most recent call last):
         ...
     TypeError: learning rate must be a real number, got '0.1' (str)
+
+    Param groups: a larger lr for ``q``; inside ``_update`` ``self.lr`` is the lr of the
+    group being updated:
+
+    >>> q = Parameter(np.array([0.0]))
+    >>> q.grad[:] = 1.0
+    >>> optimizer = SignSGD([{"params": [p]}, {"params": [q], "lr": 1.0}], lr=0.1)
+    >>> optimizer.step()
+    >>> p.value, q.value, optimizer
+    (array([0.8, 2.2]), array([-1.]), SignSGD(lr=0.1, param_groups=[{}, {'lr': 1.0}]))
     """
 
     hyperparameter_checks: ClassVar[HyperparameterChecks] = {
@@ -128,31 +150,49 @@ class Optimizer:
     }
 
     def __init__(
-        self, params: Iterable[Parameter], *, fused: bool | None = None, **hyperparameters: Any
+        self,
+        params: Iterable[Parameter] | Iterable[Mapping[str, Any]],
+        *,
+        fused: bool | None = None,
+        **hyperparameters: Any,
     ) -> None:
-        self.params = _parameter_list(params, "optimizer")
-        # the compute dtype of the smallest range (and smallest eps), which hyperparameters
-        # must fit, with the first parameter updated in it, for messages
-        self._narrowest = max(
-            ((state_dtype(p.dtype), index) for index, p in enumerate(self.params)),
-            key=lambda pair: (float(np.finfo(pair[0]).eps), -pair[1]),
-        )
-        self._set_hyperparameters(hyperparameters)
+        self.__dict__["revision"] = 0  # counts hyperparameter changes (see _changed)
+        #: the constructor's hyperparameters: what a group leaves out, and what groups added
+        #: later (add_param_group) take
+        self.defaults = self._validated_hyperparameters(hyperparameters)
+        self.params: list[Parameter] = []
+        self.param_groups: list[ParamGroup] = []
+        self.state: dict[Parameter, dict[str, Any]] = {}
+        # the shape and dtype every step relies on: the state buffers are made for them
+        self._layouts: list[tuple[tuple[int, ...], np.dtype]] = []
+        # per parameter, its group's hyperparameters (the group's own dict, so that a change
+        # to the group reaches the step without a rebind)
+        self._settings: list[dict[str, Any]] = []
+        self._group: dict[str, Any] | None = None  # during a step: the group being updated
+        specs, plain = _group_specs(params)
+        for spec in specs:
+            self._append_group(spec, plain)
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
         dtypes = [p.dtype for p in self.params]
         name = type(self).__name__
         self._fused = fused_kernels.resolve(fused, _has_fused_kernel(type(self)), dtypes, name)
-        # the shape and dtype every step relies on: the state buffers are made for them
-        self._layouts = [(p.shape, p.dtype) for p in self.params]
-        arrays = [self._checked_arrays(index) for index in range(len(self.params))]
-        self.state: dict[Parameter, dict[str, Any]] = {
-            p: self._initial_state(p) for p in self.params
-        }
-        # One work array per computing dtype, shared by all parameters and reused by every
-        # step, so that updates allocate nothing. A parameter larger than BLOCK_SIZE entries
-        # is updated block by block through it, which also keeps each block's arrays in cache
-        # between the several passes of an update rule. float16 parameters are computed in
-        # float32 (see the class docstring): two more float32 arrays receive their value and
-        # gradient, block by block when they are large.
+        self._allocate_work()
+        self._flags: list[bool] | None = None  # requires_grad per parameter at the last bind
+        self._bound: list[tuple[Parameter, NDArray, NDArray]] = []
+        self._plan: list[tuple[Any, ...]] = []
+        self._fused_plan: list[tuple[Any, ...]] = []
+        self._buffers: list[NDArray] = []  # every state array, whose flags step() reads
+        self._active_states: list[dict[str, Any]] = []  # the states of trainable parameters
+        self._bind()
+
+    def _allocate_work(self) -> None:
+        """One work array per computing dtype, shared by all parameters and reused by every
+        step, so that updates allocate nothing. A parameter larger than BLOCK_SIZE entries is
+        updated block by block through it, which also keeps each block's arrays in cache
+        between the several passes of an update rule. float16 parameters are computed in
+        float32 (see the class docstring): two more float32 arrays receive their value and
+        gradient, block by block when they are large."""
         sizes: dict[np.dtype, int] = {}
         half = 0
         for p in self.params:
@@ -162,21 +202,89 @@ class Optimizer:
                 half = max(half, min(p.size, BLOCK_SIZE))
         self._work = {dtype: np.empty(size, dtype) for dtype, size in sizes.items()}
         self._widened = (np.empty(half, np.float32), np.empty(half, np.float32))
-        self._bound: list[tuple[Parameter, NDArray, NDArray]] = []
-        self._plan: list[tuple[Any, ...]] = []
-        self._fused_plan: list[tuple[Any, ...]] = []
-        self._buffers: list[NDArray] = []  # every state array, whose flags step() reads
-        self._bind(arrays)
+
+    def _append_group(self, spec: dict[str, Any], plain: bool = False) -> None:
+        """Check the param group ``spec`` (a dict with "params" and some hyperparameters),
+        then add it; nothing is changed when a check fails."""
+        index = len(self.param_groups)
+        what = f"{type(self).__name__} param group {index}"
+        if "params" not in spec:
+            raise ValueError(
+                f"{what} has no 'params': a param group is a dict "
+                "{'params': parameters, hyperparameter: value, ...}"
+            )
+        allowed = {"params", "initial_lr", *self.hyperparameter_checks}
+        unknown = set(spec) - allowed
+        if unknown:
+            raise ValueError(
+                f"{what} sets {_keys(unknown)}, which {type(self).__name__} does not have; its "
+                f"hyperparameters are {', '.join(self.hyperparameter_checks)}"
+            )
+        params = spec["params"]
+        if isinstance(params, Parameter):
+            params = [params]
+        # a plain list of parameters keeps the messages it always had ("optimizer ...")
+        params = _parameter_list(params, "optimizer" if plain else what)
+        places = {
+            id(p): (group_index, position)
+            for group_index, group in enumerate(self.param_groups)
+            for position, p in enumerate(group["params"])
+        }
+        for position, p in enumerate(params):
+            if id(p) in places:
+                first, first_position = places[id(p)]
+                raise ValueError(
+                    f"a Parameter ({p.name or 'unnamed'}) is in two param groups of "
+                    f"{type(self).__name__}: group {first} (position {first_position}) and "
+                    f"group {index} (position {position}); give each parameter one group"
+                )
+        narrowest = _narrowest(params, len(self.params))
+        settings = {
+            name: self._checked(name, spec.get(name, self.defaults[name]), narrowest)
+            for name in self.hyperparameter_checks
+        }
+        initial_lr = spec.get("initial_lr", settings["lr"])
+        settings["initial_lr"] = check_non_negative(f"{what} initial_lr", initial_lr)
+        values = {"params": params, **settings}
+        self.params.extend(params)
+        self._layouts.extend((p.shape, p.dtype) for p in params)
+        self._settings.extend(values for _ in params)
+        self.param_groups.append(ParamGroup(self, values, narrowest))
+
+    def add_param_group(self, param_group: Mapping[str, Any]) -> None:
+        """Add a group of parameters with its own hyperparameters (torch's method).
+
+        ``param_group`` is a dict with ``"params"`` (Parameters none of the existing groups
+        hold) and any hyperparameters; those it leaves out take the constructor's values
+        (``optimizer.defaults``). The new parameters' state is allocated now.
+
+        Examples
+        --------
+        >>> from minigrad import Parameter, SGD
+        >>> body, head = Parameter(np.zeros(2)), Parameter(np.zeros(1))
+        >>> optimizer = SGD([body], lr=0.1)
+        >>> optimizer.add_param_group({"params": [head], "lr": 0.5})
+        >>> [group["lr"] for group in optimizer.param_groups]
+        [0.1, 0.5]
+        """
+        if not isinstance(param_group, Mapping):
+            raise TypeError(
+                "add_param_group takes a dict {'params': parameters, hyperparameter: value, ...}"
+                f", got {_given(param_group)}"
+            )
+        self._append_group(dict(param_group))
+        self._allocate_work()
+        self._bind()
+        self._changed()
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("params", "state") and name in self.__dict__:
+        if name in ("params", "state", "param_groups") and name in self.__dict__:
             raise AttributeError(
                 f"{type(self).__name__}.{name} cannot be replaced: the state buffers and the "
                 "step are built for the parameters given at construction; build a new "
-                "optimizer for other parameters"
+                "optimizer for other parameters, or add some with add_param_group"
             )
-        check = self.hyperparameter_checks.get(name)
-        if check is None and name in _OTHER_HYPERPARAMETERS:
+        if name not in self.hyperparameter_checks and name in _OTHER_HYPERPARAMETERS:
             # optimizer.learning_rate = 0.01 (Keras' name) or sgd.momentum = 0.9 would set an
             # attribute that no update reads: refuse it instead of changing nothing
             raise AttributeError(
@@ -184,29 +292,69 @@ class Optimizer:
                 f"change nothing; its hyperparameters are {', '.join(self.hyperparameter_checks)}"
                 + (" (the learning rate is lr)" if name == "learning_rate" else "")
             )
-        if check is not None:
-            value = self._checked(name, value)
-            # counted, so that bounds proven for the old values are known to be stale
-            self.__dict__["revision"] = self.__dict__.get("revision", 0) + 1
+        if name in self.hyperparameter_checks:
+            # every group's value, checked first against the dtypes of that group
+            groups = self.param_groups
+            checked = [self._checked(name, value, group._narrowest) for group in groups]
+            for group, new in zip(groups, checked, strict=True):
+                group._values[name] = new
+            self._changed()
+            return
         super().__setattr__(name, value)
 
-    def _checked(self, name: str, value: Any) -> Any:
+    def __getattr__(self, name: str) -> Any:
+        # called only for names that are not attributes: the hyperparameters
+        if name in type(self).hyperparameter_checks:
+            current = self.__dict__.get("_group")
+            if current is not None:  # inside a step: the group being updated
+                return current[name]
+            groups = self.__dict__.get("param_groups")
+            if groups:
+                values = [group._values[name] for group in groups]
+                if all(value == values[0] for value in values[1:]):
+                    return values[0]
+                raise GroupsDifferError(
+                    f"{type(self).__name__}'s param groups have different {name} values "
+                    f"({', '.join(repr(value) for value in values)}), so there is no one "
+                    f"optimizer.{name}; read optimizer.param_groups[i][{name!r}] instead"
+                )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _changed(self) -> None:
+        """Count a change of hyperparameters, so that bounds proven for the old values are
+        known to be stale (SafeStep compares ``revision``)."""
+        self.__dict__["revision"] = self.__dict__.get("revision", 0) + 1
+
+    def _checked(self, name: str, value: Any, narrowest: tuple[np.dtype, str] | None = None) -> Any:
         """Hyperparameter ``name``'s value, checked and normalised by its check and, for the
-        scalars an update multiplies arrays by, against the dtype the update computes in."""
+        scalars an update multiplies arrays by, against the dtype the update computes in
+        (``narrowest``: that of the smallest range among a group's parameters, with the
+        first parameter updated in it, named for messages)."""
         value = self.hyperparameter_checks[name](name, value)
-        narrowest = self.__dict__.get("_narrowest")  # None before __init__ sets the parameters
+        if name == "eps" and narrowest is not None and narrowest[0].type(value) == 0 < value:
+            dtype, parameter = narrowest
+            raise ValueError(
+                f"eps={value!r} rounds to 0 in {dtype}, the dtype {parameter} "
+                f"is updated in, and 0 / 0 would give NaN; eps must be at least "
+                f"{float(np.finfo(dtype).smallest_subnormal):.3g} there (1e-8 is usual)"
+            )
         if name in _ARRAY_SCALARS and isinstance(value, float) and narrowest is not None:
-            dtype, index = narrowest
+            dtype, parameter = narrowest
             if abs(value) > float(np.finfo(dtype).max):
                 raise ValueError(
                     f"{name}={value!r} overflows {dtype} (largest {np.finfo(dtype).max:.3g}), "
-                    f"the dtype {self._parameter_name(index)} is updated in"
+                    f"the dtype {parameter} is updated in"
                 )
         return value
 
     def _parameter_name(self, index: int) -> str:
         """``"parameter 0 (weight)"``, for messages."""
         return f"parameter {index} ({self.params[index].name or 'unnamed'})"
+
+    def _per_parameter(self, name: str) -> list[Any]:
+        """Hyperparameter ``name`` of each parameter's group, in parameter order (what a
+        ``step_bound`` computes with)."""
+        return [settings[name] for settings in self._settings]
 
     # -- what a subclass writes ------------------------------------------------------------
 
@@ -221,6 +369,7 @@ class Optimizer:
         The arrays are a whole parameter, or one block of it (then ``state``'s arrays are the
         matching blocks of the parameter's state); all four have the same shape and the same
         dtype (float32 copies of the value and the gradient for a float16 parameter).
+        Hyperparameters read here (``self.lr``) are those of the parameter's group.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement _update")
 
@@ -236,7 +385,27 @@ class Optimizer:
 
     def _begin_step(self) -> None:
         """Called by :meth:`step` once the parameters are checked, before any update (Adam
-        counts its steps here)."""
+        counts its steps here, in the states of the trainable parameters,
+        ``self._active_states``)."""
+
+    def _new_state(self, index: int) -> dict[str, Any]:
+        """``_initial_state`` of parameter ``index``, with its group's hyperparameters as
+        ``self.<name>`` (Adagrad's initial_accumulator_value)."""
+        self.__dict__["_group"] = self._settings[index]
+        try:
+            return self._initial_state(self.params[index])
+        finally:
+            self.__dict__["_group"] = None
+
+    def _extra_work(self, work: NDArray, count: int) -> list[NDArray]:
+        """``count`` more scratch arrays like ``work`` (its shape and dtype), for an update
+        rule that needs more than one; allocated once per dtype and reused by every step."""
+        size = self._work[work.dtype].size
+        extra = self.__dict__.setdefault("_extras", {})
+        arrays = extra.get(work.dtype)
+        if arrays is None or len(arrays) < count or arrays[0].size < size:
+            arrays = extra[work.dtype] = [np.empty(size, work.dtype) for _ in range(count)]
+        return [array[: work.size].reshape(work.shape) for array in arrays[:count]]
 
     def _zeros(self, param: Parameter) -> NDArray[np.floating]:
         """A state buffer of zeros for ``param``: its shape, the dtype its update computes in."""
@@ -245,7 +414,7 @@ class Optimizer:
     # -- the public interface ---------------------------------------------------------------
 
     def step(self) -> None:
-        """Apply one update to every parameter, in place.
+        """Apply one update to every trainable parameter (``requires_grad``), in place.
 
         Raises
         ------
@@ -257,34 +426,44 @@ class Optimizer:
         # step here, before any update, not with NumPy's error half-way through it.
         # Reading param.grad also fills in a pending zero_grad (one flag test; a pass over
         # the array only when pending): a parameter that no backward wrote since zero_grad()
-        # is stepped with a zero gradient, not its stale one. After a break,
-        # _checked_arrays reads every param.grad the same way.
-        for param, value, grad in self._bound:
-            if param.grad is not grad or param.value is not value or not value.flags.writeable:
-                self._bind([self._checked_arrays(i) for i in range(len(self.params))])
-                break
+        # is stepped with a zero gradient, not its stale one. After a break, _bind reads
+        # every trainable param.grad the same way. A parameter frozen or unfrozen since the
+        # last step changes the plan too.
+        if [p.requires_grad for p in self.params] != self._flags:
+            self._bind()
+        else:
+            for param, value, grad in self._bound:
+                if param.grad is not grad or param.value is not value or not value.flags.writeable:
+                    self._bind()
+                    break
         for buffer in self._buffers:
             if not buffer.flags.writeable:
                 raise self._read_only_buffer(buffer)
         self._begin_step()
         update = self._update
-        for value, grad, state, work, wide_value, wide_grad in self._plan:
-            if wide_value is None and work is not None:
-                update(value, grad, state, work)
-            elif work is not None:  # a float16 parameter, whole
-                np.copyto(wide_value, value)
-                np.copyto(wide_grad, grad)
-                update(wide_value, wide_grad, state, work)
-                np.copyto(value, wide_value)
-            else:
-                self._update_in_blocks(value, grad, state)
-        for value, grad, state, buffers in self._fused_plan:  # whole, flattened
-            self._fused_update(value, grad, state, buffers)
+        attributes = self.__dict__
+        try:
+            for value, grad, state, work, wide_value, wide_grad, settings in self._plan:
+                attributes["_group"] = settings
+                if wide_value is None and work is not None:
+                    update(value, grad, state, work)
+                elif work is not None:  # a float16 parameter, whole
+                    np.copyto(wide_value, value)
+                    np.copyto(wide_grad, grad)
+                    update(wide_value, wide_grad, state, work)
+                    np.copyto(value, wide_value)
+                else:
+                    self._update_in_blocks(value, grad, state)
+            for value, grad, state, buffers, settings in self._fused_plan:  # whole, flattened
+                attributes["_group"] = settings
+                self._fused_update(value, grad, state, buffers)
+        finally:
+            attributes["_group"] = None
 
     def _read_only_buffer(self, buffer: NDArray) -> ValueError:
         """The error for a state buffer that was made read-only, naming it."""
         for index, p in enumerate(self.params):
-            for key, value in self.state[p].items():
+            for key, value in self.state.get(p, {}).items():
                 if value is buffer:
                     return ValueError(
                         f"optimizer state {key!r} of {self._parameter_name(index)} is a "
@@ -295,11 +474,16 @@ class Optimizer:
     def _update_in_blocks(self, value: NDArray, grad: NDArray, state: dict[str, Any]) -> None:
         """Update a parameter of more than BLOCK_SIZE entries, block by block: consecutive
         blocks of its flattened value, gradient and state arrays (views), through the work
-        array (and, for float16, the widened copies)."""
+        array (and, for float16, the widened copies). State arrays of another shape (a
+        0-d scalar such as NAdam's momentum product) are passed whole."""
         work = self._work[state_dtype(value.dtype)]
         widen = work.dtype != value.dtype
         flat_value, flat_grad = value.reshape(-1), grad.reshape(-1)
-        buffers = {k: v.reshape(-1) for k, v in state.items() if isinstance(v, np.ndarray)}
+        buffers = {
+            k: v.reshape(-1)
+            for k, v in state.items()
+            if isinstance(v, np.ndarray) and v.shape == value.shape
+        }
         for start in range(0, value.size, work.size):
             stop = min(start + work.size, value.size)
             block_state = {**state, **{k: v[start:stop] for k, v in buffers.items()}}
@@ -350,18 +534,33 @@ class Optimizer:
                     )
         return arrays["value"], arrays["grad"]
 
-    def _bind(self, arrays: list[tuple[NDArray, NDArray]]) -> None:
-        """Remember each parameter's (checked) arrays and prepare how step() updates them."""
-        self._bound = [(p, v, g) for p, (v, g) in zip(self.params, arrays, strict=True)]
+    def _bind(self) -> None:
+        """Check the trainable parameters' arrays, allocate the state of those that have none
+        yet (frozen until now), and prepare how step() updates them. Frozen parameters get
+        no plan and no new state."""
+        flags = [p.requires_grad for p in self.params]
+        trainable = [index for index, flag in enumerate(flags) if flag]
+        arrays = [self._checked_arrays(index) for index in trainable]  # may raise: no change yet
+        for index in trainable:
+            p = self.params[index]
+            if p not in self.state:
+                self.state[p] = self._new_state(index)
+        self._flags = flags
+        self._bound = [
+            (self.params[index], value, grad)
+            for index, (value, grad) in zip(trainable, arrays, strict=True)
+        ]
+        self._active_states = [self.state[self.params[index]] for index in trainable]
         self._buffers = [
             buffer
-            for p in self.params
-            for buffer in self.state[p].values()
+            for state in self._active_states
+            for buffer in state.values()
             if isinstance(buffer, np.ndarray)
         ]
         self._plan = []
         self._fused_plan = []
-        for p, (value, grad) in zip(self.params, arrays, strict=True):
+        for index, (value, grad) in zip(trainable, arrays, strict=True):
+            p, settings = self.params[index], self._settings[index]
             if (
                 self._fused
                 and p.dtype in fused_kernels.DTYPES
@@ -375,7 +574,7 @@ class Optimizer:
                     if isinstance(buffer, np.ndarray)
                 }
                 flat = (value.reshape(-1), grad.reshape(-1))
-                self._fused_plan.append((*flat, self.state[p], buffers))
+                self._fused_plan.append((*flat, self.state[p], buffers, settings))
                 continue
             work = wide_value = wide_grad = None
             if p.size <= BLOCK_SIZE:
@@ -383,7 +582,7 @@ class Optimizer:
                 if work.dtype != p.dtype:
                     wide_value = self._widened[0][: p.size].reshape(p.shape)
                     wide_grad = self._widened[1][: p.size].reshape(p.shape)
-            self._plan.append((value, grad, self.state[p], work, wide_value, wide_grad))
+            self._plan.append((value, grad, self.state[p], work, wide_value, wide_grad, settings))
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero, for free: it marks them as zero (see
@@ -411,45 +610,101 @@ class Optimizer:
         return tuple(self.hyperparameter_checks)
 
     def hyperparameters(self) -> dict[str, Any]:
-        """The current hyperparameters, by name."""
+        """The current hyperparameters, by name, where every param group has the same value
+        (a ValueError naming the first that differs otherwise: read ``param_groups``)."""
         return {name: getattr(self, name) for name in self.hyperparameter_checks}
 
-    def _validated_hyperparameters(self, values: Any) -> dict[str, Any]:
+    def set_scheduled_lr(self, lr: float) -> None:
+        """Set the learning rate a schedule gives, keeping each group's ratio to the rest.
+
+        A schedule computes the lr for the constructor's lr (``defaults["lr"]``); each param
+        group gets ``lr * initial_lr / defaults["lr"]``, its own initial lr scaled by the
+        same factor, as PyTorch's schedulers scale each group from its own ``initial_lr``.
+        Groups that started at the constructor's lr (all of them, without groups) get
+        ``lr`` itself: ``optimizer.lr = lr``. ``LearningRateScheduler`` calls this.
+
+        Examples
+        --------
+        >>> from minigrad import Parameter, SGD
+        >>> body, head = Parameter(np.zeros(2)), Parameter(np.zeros(1))
+        >>> optimizer = SGD([{"params": [body]}, {"params": [head], "lr": 0.1}], lr=0.01)
+        >>> optimizer.set_scheduled_lr(0.005)  # half the constructor's lr: every group halves
+        >>> [group["lr"] for group in optimizer.param_groups]
+        [0.005, 0.05]
+        """
+        lr = check_non_negative("learning rate", lr)
+        default = self.defaults["lr"]
+        values = []
+        for index, group in enumerate(self.param_groups):
+            initial = group._values["initial_lr"]
+            if initial == default:
+                value = lr
+            elif default == 0:
+                raise ValueError(
+                    f"cannot scale param group {index}'s lr from its initial lr {initial!r}: "
+                    "the constructor's lr is 0, so a schedule's lr sets no ratio; give the "
+                    "optimizer a non-zero lr or set each group's lr yourself"
+                )
+            else:
+                value = lr / default * initial
+            values.append(self._checked("lr", value, group._narrowest))
+        for group, value in zip(self.param_groups, values, strict=True):
+            group._values["lr"] = value
+        self._changed()
+
+    def _validated_hyperparameters(
+        self, values: Any, narrowest: tuple[np.dtype, str] | None = None, what: str = ""
+    ) -> dict[str, Any]:
         """Every hyperparameter checked and normalised; nothing is set."""
+        what = what or f"{type(self).__name__} hyperparameters"
         if not isinstance(values, Mapping):
-            raise TypeError(
-                f"{type(self).__name__} hyperparameters must be a dict, got {_given(values)}"
-            )
+            raise TypeError(f"{what} must be a dict, got {_given(values)}")
         unknown = set(values) - set(self.hyperparameter_checks)
         missing = set(self.hyperparameter_checks) - set(values)
         if unknown or missing:
             raise ValueError(
-                f"{type(self).__name__} hyperparameters are {list(self.hyperparameter_checks)}; "
+                f"{what} are {list(self.hyperparameter_checks)}; "
                 f"missing {sorted(missing)}, unexpected {_keys(unknown)}"
             )
-        return {name: self._checked(name, values[name]) for name in self.hyperparameter_checks}
-
-    def _set_hyperparameters(self, values: Mapping[str, Any]) -> None:
-        for name, value in self._validated_hyperparameters(values).items():
-            setattr(self, name, value)
+        return {
+            name: self._checked(name, values[name], narrowest)
+            for name in self.hyperparameter_checks
+        }
 
     def state_dict(self) -> dict[str, Any]:
-        """A snapshot: hyperparameters and, per parameter in order, copies of its state."""
+        """A snapshot: the constructor's hyperparameters (``"hyperparameters"``), each param
+        group's hyperparameters with its parameters as indices (``"param_groups"``, as in
+        torch), and, per parameter in order, copies of its state (``{}`` for a parameter
+        that has none: frozen since construction)."""
+        index = {id(p): i for i, p in enumerate(self.params)}
         return {
-            "hyperparameters": self.hyperparameters(),
+            "hyperparameters": dict(self.defaults),
+            "param_groups": [
+                {
+                    "params": [index[id(p)] for p in group["params"]],
+                    **{key: value for key, value in group.items() if key != "params"},
+                }
+                for group in self.param_groups
+            ],
             "state": [
-                {key: _copy(value) for key, value in self.state[p].items()} for p in self.params
+                {key: _copy(value) for key, value in self.state.get(p, {}).items()}
+                for p in self.params
             ],
         }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore hyperparameters and per-parameter state from :meth:`state_dict` output.
+        """Restore hyperparameters, param groups and per-parameter state from
+        :meth:`state_dict` output.
 
         Everything is checked before anything is written: the structure (a dict with
-        ``"hyperparameters"``, a dict, and ``"state"``, a list with one dict per parameter),
-        each state's keys, each buffer's shape, dtype and values (finite; an optimizer may
-        allow more, see :meth:`_buffer_problem`), each count (an integer in [0, 2**53]) and
-        each hyperparameter (as on assignment). Buffers are copied into the existing arrays.
+        ``"hyperparameters"``, a dict, ``"state"``, a list with one dict per parameter, and
+        optionally ``"param_groups"``), each state's keys, each buffer's shape, dtype and
+        values (finite; an optimizer may allow more, see :meth:`_buffer_problem`), each
+        count (an integer in [0, 2**53]) and each hyperparameter (as on assignment).
+        ``"param_groups"`` must list this optimizer's groups, with the same parameters;
+        without it (a state_dict from before param groups) every group takes
+        ``"hyperparameters"``. Buffers are copied into the existing arrays; an empty state
+        (``{}``) leaves a parameter without state, allocated when it is next stepped.
 
         Raises
         ------
@@ -458,12 +713,16 @@ class Optimizer:
             count that is not an integer, a hyperparameter that is not a number).
         ValueError
             The wrong number of parameters or keys, a buffer of another shape or dtype or
-            holding NaN or inf, a count out of range or an invalid hyperparameter.
+            holding NaN or inf, a count out of range, an invalid hyperparameter or param
+            groups that are not this optimizer's.
         """
-        if not isinstance(state_dict, Mapping) or set(state_dict) != {"hyperparameters", "state"}:
+        required = {"hyperparameters", "state"}
+        if not isinstance(state_dict, Mapping) or not (
+            required <= set(state_dict) <= required | {"param_groups"}
+        ):
             raise (ValueError if isinstance(state_dict, Mapping) else TypeError)(
-                "an optimizer state_dict is a dict with the keys 'hyperparameters' and 'state', "
-                f"got {type(state_dict).__name__}"
+                "an optimizer state_dict is a dict with the keys 'hyperparameters' and 'state' "
+                f"(and 'param_groups'), got {type(state_dict).__name__}"
                 + (f" with keys {_keys(state_dict)}" if isinstance(state_dict, Mapping) else "")
             )
         states = state_dict["state"]
@@ -477,12 +736,18 @@ class Optimizer:
                 f"optimizer state has {len(states)} parameters, this optimizer has "
                 f"{len(self.params)}"
             )
+        templates: list[dict[str, Any] | None] = []  # None: no state
         for index, (param, saved) in enumerate(zip(self.params, states, strict=True)):
-            own = self.state[param]
             if not isinstance(saved, Mapping):
                 raise TypeError(
                     f"optimizer state of parameter {index} must be a dict, got {_given(saved)}"
                 )
+            own = self.state.get(param)
+            if own is None:
+                own = self._new_state(index)
+            if not saved and own:
+                templates.append(None)
+                continue
             if set(saved) != set(own):
                 raise ValueError(
                     f"optimizer state of parameter {index} has keys {_keys(saved)}, "
@@ -495,17 +760,66 @@ class Optimizer:
                     problem = self._buffer_problem(key, saved[key])
                     if problem is not None:
                         raise ValueError(f"{what} {problem}; nothing was loaded")
-        hyperparameters = self._validated_hyperparameters(state_dict["hyperparameters"])
+            templates.append(own)
+        defaults = self._validated_hyperparameters(
+            state_dict["hyperparameters"], _narrowest(self.params, 0)
+        )
+        groups = self._loaded_groups(state_dict.get("param_groups"), state_dict["hyperparameters"])
         # everything is valid: write
-        for name, value in hyperparameters.items():
-            setattr(self, name, value)
-        for param, saved in zip(self.params, states, strict=True):
-            own = self.state[param]
+        self.defaults = defaults
+        for group, values in zip(self.param_groups, groups, strict=True):
+            group._values.update(values)
+        for param, saved, own in zip(self.params, states, templates, strict=True):
+            if own is None:
+                self.state.pop(param, None)
+                continue
+            self.state[param] = own
             for key, value in own.items():
                 if isinstance(value, np.ndarray):
                     np.copyto(value, saved[key])
                 else:
                     own[key] = int(saved[key])
+        self._flags = None  # states may have been created or dropped: bind again
+        self._changed()
+
+    def _loaded_groups(self, saved: Any, hyperparameters: Any) -> list[dict[str, Any]]:
+        """Each group's hyperparameters (and initial_lr) from a state_dict's
+        ``"param_groups"``, checked against this optimizer's groups; from
+        ``"hyperparameters"`` for every group when there are none."""
+        if saved is None:
+            values = []
+            for group in self.param_groups:
+                checked = self._validated_hyperparameters(hyperparameters, group._narrowest)
+                values.append({**checked, "initial_lr": checked["lr"]})
+            return values
+        if not isinstance(saved, (list, tuple)):
+            raise TypeError(
+                f"optimizer state_dict['param_groups'] must be a list, got {_given(saved)}"
+            )
+        if len(saved) != len(self.param_groups):
+            raise ValueError(
+                f"optimizer state_dict has {len(saved)} param groups, this optimizer has "
+                f"{len(self.param_groups)}"
+            )
+        position = {id(p): i for i, p in enumerate(self.params)}
+        values = []
+        for index, (group, entry) in enumerate(zip(self.param_groups, saved, strict=True)):
+            what = f"optimizer state_dict param group {index}"
+            if not isinstance(entry, Mapping):
+                raise TypeError(f"{what} must be a dict, got {_given(entry)}")
+            own = [position[id(p)] for p in group["params"]]
+            if entry.get("params") != own:
+                raise ValueError(
+                    f"{what} holds parameters {_shortened(entry.get('params'))}, this "
+                    f"optimizer's holds {own}: the groups must be built the same way"
+                )
+            rest = {key: entry[key] for key in entry if key not in ("params", "initial_lr")}
+            checked = self._validated_hyperparameters(rest, group._narrowest, what)
+            initial = check_non_negative(
+                f"{what} initial_lr", entry.get("initial_lr", checked["lr"])
+            )
+            values.append({**checked, "initial_lr": initial})
+        return values
 
     def _buffer_problem(self, key: str, buffer: NDArray) -> str | None:
         """What makes ``buffer`` unfit to be loaded as state buffer ``key`` (its shape and
@@ -514,8 +828,132 @@ class Optimizer:
         return _first_bad(buffer, ~np.isfinite(buffer), "NaN or infinite values")
 
     def __repr__(self) -> str:
-        settings = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        try:
+            settings = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        except GroupsDifferError:  # the constructor's values, and what each group changes
+            settings = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
+            changes = [
+                {k: v for k, v in group.items() if k in self.defaults and v != self.defaults[k]}
+                for group in self.param_groups
+            ]
+            settings += f", param_groups={changes!r}"
         return f"{type(self).__name__}({settings})"
+
+
+class GroupsDifferError(ValueError, AttributeError):
+    """``optimizer.lr`` (or another hyperparameter) read where param groups hold different
+    values: there is no one value, read ``optimizer.param_groups`` instead.
+
+    A ValueError, and an AttributeError so that ``getattr(optimizer, "lr", None)`` answers
+    None rather than raising.
+
+    >>> from minigrad import Parameter, SGD
+    >>> optimizer = SGD([{"params": [Parameter(np.zeros(1))], "lr": 0.1},
+    ...                  {"params": [Parameter(np.zeros(1))]}], lr=0.01)
+    >>> optimizer.lr  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    minigrad.optim.base.GroupsDifferError: SGD's param groups have different lr values ...
+    >>> getattr(optimizer, "lr", None) is None
+    True
+    """
+
+
+class ParamGroup(MutableMapping):  # type: ignore[type-arg]
+    """One param group of an optimizer, as a dict: ``"params"`` (its Parameters), every
+    hyperparameter, and ``"initial_lr"`` (the lr it started with, which schedules scale).
+
+    Read and written like torch's param-group dicts (``group["lr"] = 0.01``), but every
+    assignment is checked as ``optimizer.lr = ...`` is, keys cannot be added or removed,
+    and ``"params"`` cannot be replaced (use :meth:`Optimizer.add_param_group`).
+
+    >>> from minigrad import Parameter, SGD
+    >>> optimizer = SGD([Parameter(np.zeros(1), name="w")], lr=0.1)
+    >>> group = optimizer.param_groups[0]
+    >>> group["lr"] = 0.05
+    >>> group  # doctest: +NORMALIZE_WHITESPACE
+    {'params': [Parameter(name='w', shape=(1,), dtype=float64)], 'lr': 0.05,
+     'weight_decay': 0.0, 'initial_lr': 0.1}
+    >>> group["lr"] = -1.0
+    Traceback (most recent call last):
+        ...
+    ValueError: learning rate must be a finite number >= 0, got -1.0
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        values: dict[str, Any],
+        narrowest: tuple[np.dtype, str] | None,
+    ) -> None:
+        self._optimizer, self._values, self._narrowest = optimizer, values, narrowest
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        optimizer = self._optimizer
+        if key == "params":
+            raise TypeError(
+                "a param group's 'params' cannot be replaced: the optimizer's state is built "
+                "for them; add parameters with optimizer.add_param_group({'params': [...]})"
+            )
+        if key == "initial_lr":
+            value = check_non_negative("initial_lr", value)
+        elif key in optimizer.hyperparameter_checks:
+            value = optimizer._checked(key, value, self._narrowest)
+        else:
+            raise KeyError(
+                f"{type(optimizer).__name__} has no hyperparameter {key!r}; a param group holds "
+                f"{', '.join(self._values)}"
+            )
+        self._values[key] = value
+        optimizer._changed()
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError(f"a param group's keys cannot be removed (tried {key!r})")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return repr(self._values)
+
+
+def _group_specs(params: Any) -> tuple[list[dict[str, Any]], bool]:
+    """``params`` as a list of param-group dicts (the dicts given, or one group holding a
+    plain iterable of Parameters) and whether it was that plain iterable."""
+    if isinstance(params, (Parameter, Mapping)) or not isinstance(params, Iterable):
+        raise TypeError(
+            f"optimizer takes an iterable of Parameters, got {type(params).__name__}; pass "
+            "model.parameters() (or a list of param-group dicts, {'params': ..., 'lr': ...})"
+        )
+    items = list(params)
+    groups = [isinstance(item, Mapping) for item in items]
+    if items and all(groups):
+        return [dict(item) for item in items], False
+    if any(groups):
+        raise TypeError(
+            "optimizer takes a list of Parameters or a list of param-group dicts "
+            f"({{'params': ..., 'lr': ...}}), not a mix: item {groups.index(True)} is a dict"
+        )
+    return [{"params": items}], True
+
+
+def _narrowest(params: list[Parameter], offset: int) -> tuple[np.dtype, str] | None:
+    """The compute dtype of the smallest range (and eps) among ``params``, with the first
+    parameter updated in it, named by its index from ``offset`` (for messages); None for no
+    parameters."""
+    if not params:
+        return None
+    dtype, index = max(
+        ((state_dtype(p.dtype), index) for index, p in enumerate(params)),
+        key=lambda pair: (float(np.finfo(pair[0]).eps), -pair[1]),
+    )
+    return dtype, f"parameter {offset + index} ({params[index].name or 'unnamed'})"
 
 
 def state_dtype(dtype: np.dtype) -> np.dtype:

@@ -1,4 +1,4 @@
-"""Gradient clipping by the global norm of all gradients."""
+"""Gradient clipping: by the global norm of all gradients, or entry by entry."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from minigrad.optim.base import _parameter_list, real
 from minigrad.parameter import Parameter
 
-__all__ = ["clip_grad_norm", "global_grad_norm"]
+__all__ = ["clip_grad_norm", "clip_grad_value", "global_grad_norm"]
 
 
 def global_grad_norm(params: Iterable[Parameter]) -> float:
@@ -71,7 +71,9 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
     before clipping. Call it between ``backward`` and ``optimizer.step()``.
 
     ``params`` is an iterable of distinct Parameters (a Parameter listed twice would count,
-    and be scaled, twice); ``max_norm`` a real number > 0 (not a string, not a bool).
+    and be scaled, twice); frozen ones (``requires_grad`` False), whose gradients are not
+    computed, are left out of the norm and left as they are. ``max_norm`` is a real number
+    > 0 (not a string, not a bool).
 
     >>> p = Parameter(np.zeros(2)); p.grad[:] = [3.0, 4.0]
     >>> clip_grad_norm([p], max_norm=1.0)
@@ -80,7 +82,7 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
     array([0.6, 0.8])
     """
     max_norm = real("max_norm", max_norm, above=0.0)
-    params = _parameter_list(params, "clip_grad_norm")
+    params = [p for p in _parameter_list(params, "clip_grad_norm") if p.requires_grad]
     norm = global_grad_norm(params)
     scale = max_norm / (norm + 1e-6)
     if math.isfinite(norm) and scale < 1.0:
@@ -91,3 +93,31 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
                 for operation, factor in ((np.divide, norm + 1e-6), (np.multiply, max_norm)):
                     operation(p.grad, factor, out=p.grad, dtype=np.float64, casting="same_kind")
     return norm
+
+
+def clip_grad_value(params: Iterable[Parameter], clip_value: float) -> None:
+    """Clamp every gradient entry into [-clip_value, clip_value], in place.
+
+    torch.nn.utils.clip_grad_value_'s semantics: each entry on its own, so unlike
+    :func:`clip_grad_norm` the direction of the update may change. An infinite entry
+    becomes +-clip_value; NaN stays NaN (as in torch; a
+    :class:`~minigrad.callbacks.DivergenceGuard` or ``fit``'s SafeStep reports it). Frozen
+    parameters (``requires_grad`` False) are left as they are. Call it between
+    ``backward`` and ``optimizer.step()``.
+
+    ``params`` is an iterable of distinct Parameters; ``clip_value`` a real number >= 0
+    (not a string, not a bool).
+
+    Shape: each gradient keeps its shape and dtype.
+
+    >>> p = Parameter(np.zeros(3)); p.grad[:] = [0.5, -3.0, np.inf]
+    >>> clip_grad_value([p], clip_value=1.0)
+    >>> p.grad
+    array([ 0.5, -1. ,  1. ])
+    """
+    clip_value = real("clip_value", clip_value, minimum=0.0)
+    for p in _parameter_list(params, "clip_grad_value"):
+        if p.requires_grad:
+            with np.errstate(over="ignore"):  # beyond float16's range: inf, no clamp
+                bound = p.grad.dtype.type(clip_value)
+            np.clip(p.grad, -bound, bound, out=p.grad)

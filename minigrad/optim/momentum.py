@@ -18,7 +18,7 @@ from minigrad.optim.base import (
     decayed_gradient,
     raise_for_scalars,
 )
-from minigrad.optim.safe_step import norm
+from minigrad.optim.safe_step import state_norms
 from minigrad.parameter import Parameter
 
 __all__ = ["Momentum", "momentum_update"]
@@ -145,33 +145,35 @@ class Momentum(Optimizer):
         return {"velocity": self._zeros(param)}
 
     def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+        group = self._group
         momentum_update(
             value,
             grad,
             state["velocity"],
-            lr=self.lr,
-            momentum=self.momentum,
-            nesterov=self.nesterov,
-            weight_decay=self.weight_decay,
+            lr=group["lr"],
+            momentum=group["momentum"],
+            nesterov=group["nesterov"],
+            weight_decay=group["weight_decay"],
             scratch=work,
         )
 
     def _fused_update(
         self, value: NDArray, grad: NDArray, state: dict[str, Any], buffers: dict[str, NDArray]
     ) -> None:
+        group = self._group
         fused_kernels.momentum_update(
             value,
             grad,
             buffers["velocity"],
-            lr=self.lr,
-            momentum=self.momentum,
-            nesterov=self.nesterov,
-            weight_decay=self.weight_decay,
+            lr=group["lr"],
+            momentum=group["momentum"],
+            nesterov=group["nesterov"],
+            weight_decay=group["weight_decay"],
         )
 
     def state_norms(self) -> dict[str, list[float]]:
         """||b|| of each velocity buffer, for :class:`~minigrad.optim.SafeStep`."""
-        return {"velocity": [norm(self.state[p]["velocity"]) for p in self.params]}
+        return state_norms(self, ("velocity",))
 
     def state_caps(
         self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
@@ -183,11 +185,17 @@ class Momentum(Optimizer):
         keeps itself: mu B + d <= B. So max(||b||, d / (1 - mu)), made a millionth larger
         against rounding, holds now and after any number of such steps.
         """
-        mu, wd = self.momentum, self.weight_decay
         return {
             "velocity": [
                 max(b, (g + wd * v) / (1.0 - mu) * (1.0 + 1e-6))
-                for g, v, b in zip(grad_norms, value_norms, state_norms["velocity"], strict=True)
+                for g, v, b, mu, wd in zip(
+                    grad_norms,
+                    value_norms,
+                    state_norms["velocity"],
+                    self._per_parameter("momentum"),
+                    self._per_parameter("weight_decay"),
+                    strict=True,
+                )
             ]
         }
 
@@ -199,12 +207,13 @@ class Momentum(Optimizer):
         With g' = g + wd p and b' = mu b + g': ||b'|| <= mu ||b|| + ||g'||, and the change is
         lr b' (lr (g' + mu b') with Nesterov). Returns (change, peak, state norms).
         """
-        lr, mu, wd = self.lr, self.momentum, self.weight_decay
-        direction = [g + wd * v for g, v in zip(grad_norms, value_norms, strict=True)]
-        velocity = [mu * b + d for b, d in zip(state_norms["velocity"], direction, strict=True)]
-        if self.nesterov:
-            change = [lr * (d + mu * b) for d, b in zip(direction, velocity, strict=True)]
-        else:
-            change = [lr * b for b in velocity]
-        peak = [max(d, b, c) for d, b, c in zip(direction, velocity, change, strict=True)]
+        change, peak, velocity = [], [], []
+        for index, group in enumerate(self._settings):
+            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+            d = grad_norms[index] + wd * value_norms[index]
+            b = mu * state_norms["velocity"][index] + d
+            c = lr * (d + mu * b) if group["nesterov"] else lr * b
+            change.append(c)
+            peak.append(max(d, b, c))
+            velocity.append(b)
         return change, peak, {"velocity": velocity}

@@ -36,7 +36,7 @@ from minigrad.errors import DivergenceError
 from minigrad.optim.base import Optimizer
 from minigrad.parameter import Parameter
 
-__all__ = ["SafeStep", "norm"]
+__all__ = ["SafeStep", "norm", "state_norms"]
 
 #: Bounds must stay below the dtype's largest value divided by this, a margin for rounding.
 HEADROOM = 16.0
@@ -62,6 +62,23 @@ def norm(array: NDArray[np.floating]) -> float:
     if flat.dtype == np.float16:
         flat = flat.astype(np.float32)
     return math.sqrt(float(np.dot(flat, flat)))
+
+
+def state_norms(optimizer: Optimizer, keys: tuple[str, ...]) -> dict[str, list[float]]:
+    """The norm of each parameter's state buffer ``key``, for each key (0.0 for a parameter
+    without state yet: frozen since construction), what an optimizer's ``state_norms``
+    returns.
+
+    >>> import minigrad as mg
+    >>> p = mg.Parameter(np.zeros(2))
+    >>> p.grad[:] = [3.0, 4.0]
+    >>> optimizer = mg.Momentum([p], lr=0.1, momentum=0.9)
+    >>> optimizer.step()
+    >>> state_norms(optimizer, ("velocity",))
+    {'velocity': [5.0]}
+    """
+    states = [optimizer.state.get(p) for p in optimizer.params]
+    return {key: [0.0 if state is None else norm(state[key]) for state in states] for key in keys}
 
 
 class SafeStep:
@@ -192,7 +209,12 @@ class SafeStep:
         self._state_norms = state_norms
 
     def _state_array(self, param: Parameter, key: str) -> NDArray:
-        return np.asarray(self.optimizer.state[param][key])
+        return np.asarray(self.optimizer.state.get(param, {}).get(key, 0.0))
+
+    def _frozen(self) -> frozenset[int]:
+        """The indices of the frozen parameters (``requires_grad`` False), which the
+        optimizer does not step."""
+        return frozenset(i for i, p in enumerate(self.params) if not p.requires_grad)
 
     def _set_value_norms(self, norms: list[float]) -> None:
         self._value_norms = norms
@@ -224,10 +246,17 @@ class SafeStep:
         """
         if self._value_norms is None:
             self.resync()
+        if len(self.optimizer.params) != len(self.params):
+            raise ValueError(
+                f"SafeStep: the optimizer now has {len(self.optimizer.params)} parameters, "
+                f"{len(self.params)} when this SafeStep was built (add_param_group since); "
+                "build a new SafeStep"
+            )
         if grad_bounds is not None:
             if self.certified_steps and self._certificate == (
                 getattr(grad_bounds, "key", None),
                 getattr(self.optimizer, "revision", None),
+                self._frozen(),
             ):
                 self.certified_steps -= 1
                 self.optimizer.step()
@@ -253,7 +282,7 @@ class SafeStep:
         # Python floats, not arrays: with a handful of parameters the bookkeeping costs less
         # than a single NumPy call per operation would
         with np.errstate(over="ignore", invalid="ignore"):
-            measured = [norm(p.grad) for p in self.params]
+            measured = [norm(p.grad) if p.requires_grad else 0.0 for p in self.params]
         if not self.try_step(measured):
             self._careful_step()
 
@@ -269,10 +298,13 @@ class SafeStep:
         step_bound = getattr(self.optimizer, "step_bound", None)
         if step_bound is None:
             return False
+        frozen = self._frozen()
+        if frozen:
+            grad_norms = [0.0 if i in frozen else g for i, g in enumerate(grad_norms)]
         bound = step_bound(grad_norms, self._value_norms, self._state_norms)
         if bound is None:
             return False
-        change, peak, state_norms = bound
+        change, peak, state_norms = _without_frozen(bound, frozen, self._state_norms)
         values = [v + c for v, c in zip(self._value_norms, change, strict=True)]  # type: ignore[arg-type]
         # NaN and inf fail these comparisons: such steps are not proven
         if not all(
@@ -314,11 +346,13 @@ class SafeStep:
         grads = grad_bounds(norms)
         if grads is None:
             return False
+        frozen = self._frozen()
+        grads = [0.0 if i in frozen else g for i, g in enumerate(grads)]
         states = state_caps(grads, caps, self._state_norms)
         bound = self.optimizer.step_bound(grads, caps, states)  # type: ignore[attr-defined]
         if bound is None:
             return False
-        change, peak, after = bound
+        change, peak, after = _without_frozen(bound, frozen, states)
         for name, capped in states.items():
             for new, cap, limit in zip(after[name], capped, self.limits, strict=True):
                 if not (new <= cap <= limit):  # NaN fails too
@@ -339,13 +373,13 @@ class SafeStep:
         )
         self._state_norms = states
         self.certified_steps = steps
-        self._certificate = (key, revision)
+        self._certificate = (key, revision, frozen)
         return True
 
     def _refuse_gradients(self) -> None:
         """Raise DivergenceError naming the first gradient that holds NaN or inf, if any."""
         for name, param in zip(self.names, self.params, strict=True):
-            if not np.isfinite(param.grad).all():
+            if param.requires_grad and not np.isfinite(param.grad).all():
                 raise DivergenceError(
                     f"the gradient of {name} holds NaN or infinite values; the step was not taken"
                 )
@@ -361,7 +395,7 @@ class SafeStep:
         for name, param in zip(self.names, self.params, strict=True):
             buffers = [
                 (f"the optimizer's {key!r} buffer of {name}", array)
-                for key, array in self.optimizer.state[param].items()
+                for key, array in self.optimizer.state.get(param, {}).items()
                 if isinstance(array, np.ndarray)
             ]
             for what, array in [(name, param.value), *buffers]:
@@ -377,3 +411,22 @@ class SafeStep:
 
     def __repr__(self) -> str:
         return f"SafeStep({self.optimizer!r})"
+
+
+def _without_frozen(
+    bound: tuple[list[float], list[float], dict[str, list[float]]],
+    frozen: frozenset[int],
+    before: dict[str, list[float]],
+) -> tuple[list[float], list[float], dict[str, list[float]]]:
+    """A ``step_bound`` answer with the frozen parameters' entries made exact: they do not
+    move, compute nothing, and keep their state (bounded by ``before``)."""
+    change, peak, after = bound
+    if not frozen:
+        return change, peak, after
+    change = [0.0 if i in frozen else c for i, c in enumerate(change)]
+    peak = [0.0 if i in frozen else top for i, top in enumerate(peak)]
+    after = {
+        key: [before[key][i] if i in frozen and key in before else v for i, v in enumerate(values)]
+        for key, values in after.items()
+    }
+    return change, peak, after

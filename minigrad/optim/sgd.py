@@ -97,12 +97,14 @@ class SGD(Optimizer):
         super().__init__(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
     def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
-        sgd_update(value, grad, lr=self.lr, weight_decay=self.weight_decay, scratch=work)
+        group = self._group
+        sgd_update(value, grad, lr=group["lr"], weight_decay=group["weight_decay"], scratch=work)
 
     def _fused_update(
         self, value: NDArray, grad: NDArray, state: dict[str, Any], buffers: dict[str, NDArray]
     ) -> None:
-        fused_kernels.sgd_update(value, grad, lr=self.lr, weight_decay=self.weight_decay)
+        group = self._group
+        fused_kernels.sgd_update(value, grad, lr=group["lr"], weight_decay=group["weight_decay"])
 
     def state_caps(
         self, grad_norms: list[float], value_norms: list[float], state_norms: dict[str, list[float]]
@@ -120,7 +122,11 @@ class SGD(Optimizer):
         array the step computes is bounded by g' or by that change. Returns (change, peak,
         state norms) per parameter.
         """
-        lr, wd = self.lr, self.weight_decay
-        direction = [g + wd * v for g, v in zip(grad_norms, value_norms, strict=True)]
-        change = [lr * d for d in direction]
+        direction = [
+            g + wd * v
+            for g, v, wd in zip(
+                grad_norms, value_norms, self._per_parameter("weight_decay"), strict=True
+            )
+        ]
+        change = [lr * d for lr, d in zip(self._per_parameter("lr"), direction, strict=True)]
         return change, [max(d, c) for d, c in zip(direction, change, strict=True)], {}

@@ -51,7 +51,19 @@ from minigrad.layers import (
 )
 from minigrad.layers.activations import ELU, GELU, Identity, LogSoftmax, SiLU, Softplus
 from minigrad.layers.containers import Concat, Residual, Sequential
-from minigrad.optim import SGD, Adam, AdamW, Momentum, Optimizer
+from minigrad.optim import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Momentum,
+    NAdam,
+    Optimizer,
+    RAdam,
+    RMSprop,
+)
 
 __all__ = [
     "build_layer",
@@ -83,7 +95,8 @@ _LAYERS: dict[str, type[Layer]] = {
     )
 }
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
-    cls.__name__: cls for cls in (SGD, Momentum, Adam, AdamW)
+    cls.__name__: cls
+    for cls in (SGD, Momentum, Adam, AdamW, RMSprop, Adagrad, Adadelta, NAdam, Adamax, RAdam)
 }
 #: minigrad's own classes, whose configs are known to rebuild them: a save checks the others
 _OWN = frozenset([*_LAYERS.values(), *_OPTIMIZERS.values()])
@@ -263,11 +276,15 @@ def _check_rebuilds(layer: Layer, config: Any, what: str) -> None:
 
 
 def describe_optimizer(optimizer: Optimizer) -> dict[str, Any]:
-    """The class name and hyperparameters a checkpoint stores for ``optimizer``.
+    """The class name, hyperparameters and param groups a checkpoint stores for
+    ``optimizer``.
 
-    A user-defined optimizer is rebuilt here as a load would rebuild it (``cls(params,
-    **hyperparameters)``, then its state loaded), so that one that cannot be rebuilt is
-    refused when a checkpoint is saved, not when it is loaded.
+    ``"hyperparameters"`` are the constructor's (``optimizer.defaults``); ``"param_groups"``
+    gives each group's parameters (as indices into ``optimizer.params``), hyperparameters
+    and initial lr, as in its ``state_dict()``. A load rebuilds the optimizer as
+    ``cls([{"params": ...} per group], **hyperparameters)``, then loads its state, groups
+    included. A user-defined optimizer is rebuilt here the same way, so that one that
+    cannot be rebuilt is refused when a checkpoint is saved, not when it is loaded.
 
     Raises
     ------
@@ -283,7 +300,8 @@ def describe_optimizer(optimizer: Optimizer) -> dict[str, Any]:
     >>> describe_optimizer(mg.Adam(mg.Dense(2, 1).parameters(), lr=0.01))
     ... # doctest: +NORMALIZE_WHITESPACE
     {'class': 'Adam', 'hyperparameters': {'lr': 0.01, 'betas': [0.9, 0.999], 'eps': 1e-08,
-     'weight_decay': 0.0}}
+     'weight_decay': 0.0}, 'param_groups': [{'params': [0, 1], 'lr': 0.01,
+     'betas': [0.9, 0.999], 'eps': 1e-08, 'weight_decay': 0.0, 'initial_lr': 0.01}]}
     >>> class Mine(mg.SGD):
     ...     pass
     >>> describe_optimizer(Mine(mg.Dense(2, 1).parameters()))  # doctest: +ELLIPSIS
@@ -302,24 +320,41 @@ def describe_optimizer(optimizer: Optimizer) -> dict[str, Any]:
             f"cannot save {what}: its class is not registered, so load_checkpoint could not "
             "rebuild it; decorate it with @minigrad.register_optimizer"
         )
-    hyperparameters = optimizer.hyperparameters()
+    saved = optimizer.state_dict()
+    described = {"hyperparameters": saved["hyperparameters"], "param_groups": saved["param_groups"]}
     try:
-        hyperparameters = json.loads(json.dumps(hyperparameters))
+        described = json.loads(json.dumps(described))
     except (TypeError, ValueError) as error:
         raise TypeError(
             f"cannot save {what}: its hyperparameters must be JSON values, got "
-            f"{quoted(hyperparameters)}: {error_text(error)}"
+            f"{quoted(described)}: {error_text(error)}"
         ) from error
+    hyperparameters = described["hyperparameters"]
     if cls not in _OWN:
         try:
-            rebuilt = cls(list(optimizer.params), **hyperparameters)
-            rebuilt.load_state_dict({**optimizer.state_dict(), "hyperparameters": hyperparameters})
+            rebuilt = cls(
+                group_specs(optimizer.params, described["param_groups"]), **hyperparameters
+            )
+            rebuilt.load_state_dict({**saved, **described})
         except Exception as error:  # a user optimizer may raise anything
             raise ValueError(
                 f"cannot save {what}: loading it would fail, since {type_name(cls)}(params, "
                 f"**{quoted(hyperparameters)}) does not rebuild it: {error_text(error)}"
             ) from error
-    return {"class": cls.__name__, "hyperparameters": hyperparameters}
+    return {"class": cls.__name__, **described}
+
+
+def group_specs(params: list[Any], param_groups: list[dict[str, Any]]) -> Any:
+    """What an optimizer is rebuilt on: ``params`` itself for one group holding them all in
+    order, else one ``{"params": [...]}`` per group, from the groups' parameter indices
+    (checked by the caller). The groups' hyperparameters come with the state loaded next.
+
+    >>> group_specs(["a", "b", "c"], [{"params": [0, 2]}, {"params": [1]}])
+    [{'params': ['a', 'c']}, {'params': ['b']}]
+    """
+    if len(param_groups) == 1 and param_groups[0]["params"] == list(range(len(params))):
+        return list(params)
+    return [{"params": [params[i] for i in group["params"]]} for group in param_groups]
 
 
 def build_layer(description: Any, where: str = "architecture", depth: int = 0) -> Layer:

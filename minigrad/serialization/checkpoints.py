@@ -3,7 +3,9 @@
 A checkpoint is a safetensors file holding the model's parameters (under ``"model.<key>"``)
 and the optimizer's buffers (``"optimizer.<parameter index>.<buffer>"``, e.g.
 ``"optimizer.0.m"``), with the rest in the metadata as JSON: the architecture, the optimizer's
-class, hyperparameters and step counts, the number of epochs and steps done, the state of the
+class, hyperparameters, param groups (each group's parameter indices, hyperparameters and
+initial lr; a checkpoint from before param groups has none and loads as one group) and step
+counts, the number of epochs and steps done, the state of the
 data loader's random generator, the states of the generators the model's layers own (Dropout's,
 by path: see :meth:`~minigrad.Layer.named_generators`), and the history so far.
 
@@ -35,7 +37,11 @@ from minigrad.errors import ModelFileError
 from minigrad.layers.base import Layer
 from minigrad.optim.adam import Adam
 from minigrad.optim.base import Optimizer
-from minigrad.serialization.architecture import describe_optimizer, optimizer_class
+from minigrad.serialization.architecture import (
+    describe_optimizer,
+    group_specs,
+    optimizer_class,
+)
 from minigrad.serialization.models import (
     check_finite_to_load,
     check_finite_to_save,
@@ -154,7 +160,8 @@ def save_checkpoint(
     path : str or os.PathLike
         The file to write (``.safetensors``); missing parent folders are created.
     model, optimizer
-        The optimizer must be built on ``model.parameters()``, in that order.
+        The optimizer must be built on ``model.parameters()``: each once, in that order,
+        or in param groups in any order (the file lists them in the optimizer's order).
     epoch, step : int
         Epochs and optimizer steps completed (integers >= 0, NumPy integers too).
     rng : Generator or None
@@ -205,12 +212,13 @@ def save_checkpoint(
             f"{type(rng).__name__}"
         )
     history = _checked_history(history)
-    keys = [key for key, _ in model.named_parameters()]
-    if [id(p) for _, p in model.named_parameters()] != [id(p) for p in optimizer.params]:
+    key_of = {id(p): key for key, p in model.named_parameters()}
+    if sorted(key_of) != sorted(id(p) for p in optimizer.params):
         raise ValueError(
-            "save_checkpoint needs an optimizer built on model.parameters() (the same "
-            "parameters in the same order)"
+            "save_checkpoint needs an optimizer built on model.parameters() (every parameter "
+            "of the model, once; in param groups, in any order)"
         )
+    keys = [key_of[id(p)] for p in optimizer.params]  # in the optimizer's order
     metadata = model_metadata(model, "checkpoint")  # refuses what a load could not rebuild
     generators = _layer_generator_states(model)
     tensors = {f"model.{key}": p.value for key, p in model.named_parameters()}
@@ -368,17 +376,22 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
 
 def _optimizer_from(model: Layer, saved: Any, buffers: dict[str, NDArray], where: str) -> Optimizer:
     what = f"{where}: minigrad.optimizer"
-    if not isinstance(saved, dict) or set(saved) != {
-        "class",
-        "hyperparameters",
-        "counts",
-        "parameters",
-    }:
-        raise ModelFileError(f"{what} must hold class, hyperparameters, counts and parameters")
+    required = {"class", "hyperparameters", "counts", "parameters"}
+    # param_groups: since param groups; a checkpoint from before has one group
+    if not isinstance(saved, dict) or not required <= set(saved) <= required | {"param_groups"}:
+        raise ModelFileError(
+            f"{what} must hold class, hyperparameters, counts and parameters (and param_groups)"
+        )
     cls = optimizer_class(saved["class"], what)
-    keys = [key for key, _ in model.named_parameters()]
-    if saved["parameters"] != keys:
-        names = saved["parameters"]
+    by_key = dict(model.named_parameters())
+    keys = list(by_key)
+    names = saved["parameters"]
+    # the optimizer's order: the model's, or with param groups any other
+    if not (
+        isinstance(names, list)
+        and all(isinstance(name, str) for name in names)
+        and (names == keys or ("param_groups" in saved and sorted(names) == sorted(keys)))
+    ):
         raise ModelFileError(
             f"{what}: its parameters "
             f"{listing(names) if isinstance(names, list) else quoted(names)} are not the "
@@ -389,8 +402,26 @@ def _optimizer_from(model: Layer, saved: Any, buffers: dict[str, NDArray], where
         raise ModelFileError(f"{what}: hyperparameters must be an object, counts a list")
     if len(counts) != len(keys) or not all(isinstance(c, dict) for c in counts):
         raise ModelFileError(f"{what}: counts must hold one object per parameter")
+    groups = saved.get("param_groups")
+    params: Any = [by_key[name] for name in names]
+    if groups is not None:
+        indices = [
+            group.get("params") if isinstance(group, dict) else None
+            for group in (groups if isinstance(groups, list) else [None])
+        ]
+        flat = [i for group in indices if isinstance(group, list) for i in group]
+        if not (
+            all(isinstance(group, list) for group in indices)
+            and all(type(i) is int for i in flat)
+            and sorted(flat) == list(range(len(keys)))
+        ):
+            raise ModelFileError(
+                f"{what}: param_groups must be a list of objects whose 'params' lists hold "
+                f"each parameter index from 0 to {len(keys) - 1} once"
+            )
+        params = group_specs(params, groups)
     try:
-        optimizer = cls(model.parameters(), **hyperparameters)
+        optimizer = cls(params, **hyperparameters)
     except Exception as error:  # a user optimizer may raise anything on hostile values
         raise ModelFileError(f"{what}: cannot build {cls.__name__}: {error_text(error)}") from error
     if not isinstance(optimizer, Optimizer):  # pragma: no cover - a class whose __new__ lies
@@ -413,7 +444,10 @@ def _optimizer_from(model: Layer, saved: Any, buffers: dict[str, NDArray], where
             raise ModelFileError(f"{where}: unexpected optimizer tensor {quoted(name)}")
         states[int(index)][buffer] = array
     try:
-        optimizer.load_state_dict({"hyperparameters": hyperparameters, "state": states})
+        state_dict = {"hyperparameters": hyperparameters, "state": states}
+        if groups is not None:
+            state_dict["param_groups"] = groups
+        optimizer.load_state_dict(state_dict)
     except Exception as error:  # a user optimizer may raise anything on a hostile state
         raise ModelFileError(
             f"{what}: the saved state does not fit {cls.__name__}: {error_text(error)}"
