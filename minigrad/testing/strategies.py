@@ -447,7 +447,7 @@ def conv_stacks(
     window tie; inputs from :func:`floats_away_from_zero` and random biases keep
     finite differences off the activations' kinks in practice, as for
     :func:`sequential_stacks`. A BatchNorm2d comes only where a channel holds two values or
-    more in a batch of one.
+    more in a batch of one, with a random scale and a shift away from 0.
 
     Shape: (batch, *input_shape) -> (batch, out_features) with ``head``, else images.
 
@@ -539,7 +539,14 @@ def _conv_stacks(
             size = [(s + pad - span) // stride + 1 for s in size]
         channels = out
         if flags["batch_norm"] and size[0] * size[1] >= 2 and draw(st.booleans()):
-            layers.append(BatchNorm2d(channels, dtype=np.float64))
+            norm = BatchNorm2d(channels, dtype=np.float64)
+            # a random scale and a shift away from 0: a channel whose values all tie (zero
+            # variance) normalises to the shift, which must not sit on a ReLU's kink
+            norm.weight.value[:] = rng.uniform(0.5, 1.5, size=channels)
+            norm.bias.value[:] = rng.choice([-1.0, 1.0], size=channels) * rng.uniform(
+                0.2, 0.8, size=channels
+            )
+            layers.append(norm)
         activation = draw(st.sampled_from((None, *activations)))
         if activation is not None:
             layers.append(activation())
