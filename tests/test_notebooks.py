@@ -23,6 +23,7 @@ WITH_PLOTS = (
     "03-real-data",
     "04-your-own-layer",
     "06-convolutions",
+    "07-fine-tuning",
 )
 NAMES = sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
 
@@ -35,6 +36,7 @@ def test_the_series_is_complete():
         "04-your-own-layer",
         "05-under-the-hood",
         "06-convolutions",
+        "07-fine-tuning",
     ]
 
 
