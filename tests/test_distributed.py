@@ -39,21 +39,26 @@ needs_mpi = pytest.mark.skipif(
 )
 
 
+def this_minigrad() -> dict[str, str]:
+    """The environment, with this checkout's minigrad first on the path."""
+    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+
+
 def launch(ranks: int, *arguments: str) -> subprocess.CompletedProcess:
-    """``mpiexec -n ranks python tests/mpi_scenarios.py arguments`` with this minigrad."""
+    """``mpiexec -n ranks python arguments`` (tests/mpi_scenarios.py ... unless they start
+    with "-m") with this minigrad."""
     assert MPIEXEC is not None
     command = [MPIEXEC, "-n", str(ranks)]
     version = subprocess.run([MPIEXEC, "--version"], capture_output=True, text=True).stdout
     if "Open MPI" in version or "OpenRTE" in version:
         command.append("--oversubscribe")  # more ranks than cores: MPICH needs no flag
-    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
     return subprocess.run(
-        [*command, sys.executable, str(SCENARIOS), *arguments],
+        [*command, sys.executable, *([] if arguments[0] == "-m" else [str(SCENARIOS)]), *arguments],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
-        env=env,
+        env=this_minigrad(),
     )
 
 
@@ -141,6 +146,23 @@ def test_an_error_no_rank_can_agree_on_aborts_every_rank(runs):
     stderr = (folder / "stderr.txt").read_text()
     assert "rank 1 of 2 failed; stopping every rank (MPI_Abort)" in stderr
     assert "an epoch begins badly on rank 1, on purpose" in stderr
+
+
+@needs_mpi
+def test_the_command_on_two_ranks_trains_as_one_process_with_twice_the_batch():
+    options = ["--epochs", "3", "--quiet", "--seed", "1"]
+    two = launch(2, "-m", "minigrad", "--distributed", "--batch-size", "16", *options)
+    assert two.returncode == 0, two.stderr
+    one = subprocess.run(
+        [sys.executable, "-m", "minigrad", "--batch-size", "32", *options],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=this_minigrad(),
+    )
+    assert "on 2 ranks (MPI)" in two.stdout and two.stdout.count("trained 3 epochs") == 1
+    accuracy = two.stdout.splitlines()[-1].split(": ", 1)[1]  # "train accuracy ..., test ..."
+    assert one.stdout.splitlines()[-1].endswith(accuracy)
 
 
 # -- without MPI ---------------------------------------------------------------------------
