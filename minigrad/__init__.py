@@ -30,7 +30,7 @@ from minigrad.callbacks import (
     ReduceLROnPlateau,
 )
 from minigrad.data import DataLoader
-from minigrad.errors import DivergenceError, ModelFileError, ShapeError
+from minigrad.errors import DistributedError, DivergenceError, ModelFileError, ShapeError
 from minigrad.layers import (
     ELU,
     GELU,
@@ -138,6 +138,7 @@ __all__ = [
     "CrossEntropy",
     "DataLoader",
     "Dense",
+    "DistributedError",
     "DivergenceError",
     "DivergenceGuard",
     "Dropout",

@@ -48,7 +48,7 @@ from minigrad.data import (
     make_xor,
     train_test_split,
 )
-from minigrad.errors import DivergenceError
+from minigrad.errors import DistributedError, DivergenceError
 from minigrad.layers import LeakyReLU
 from minigrad.optim import Optimizer
 from minigrad.schedules import CosineDecay
@@ -249,6 +249,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="train data-parallel over MPI, on every process of mpiexec -n N python -m "
+        "minigrad --distributed (each rank --batch-size samples a step; rank 0 prints and "
+        "saves); needs pip install 'minigrad-nn[distributed]'",
+    )
+    parser.add_argument(
         "--save",
         metavar="PATH",
         type=_save_path,
@@ -263,6 +270,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(
             f"--model cnn needs image data: --data digits or a folder of MNIST files, not "
             f"--data {args.data} (points in the plane; use --model mlp)"
+        )
+    if args.distributed and importlib.util.find_spec("mpi4py") is None:
+        parser.error(
+            "--distributed needs mpi4py and an MPI library: pip install "
+            "'minigrad-nn[distributed]' (or pip install mpi4py mpich)"
         )
     if args.save is not None and importlib.util.find_spec("safetensors") is None:
         parser.error(
@@ -340,7 +352,14 @@ def _flush_output() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Load the data, train, evaluate, save; problems the user can fix become CommandError."""
+    """Load the data, train, evaluate, save; problems the user can fix become CommandError.
+    With ``--distributed`` every rank trains; rank 0 alone prints and saves."""
+    parallel = None
+    if args.distributed:
+        from minigrad.distributed import DataParallel
+
+        parallel = DataParallel()
+    say = print if parallel is None or parallel.rank == 0 else _silent
     x_train, x_test, y_train, y_test = load(args.data, args.seed)
     classes = int(max(y_train.max(), y_test.max())) + 1
     rng = np.random.default_rng(args.seed)
@@ -373,8 +392,8 @@ def run(args: argparse.Namespace) -> None:
         if args.cosine and args.epochs > 0
         else []
     )
-    print(f"{args.data}: {len(x_train)} training and {len(x_test)} test samples, {classes} classes")
-    print(model)
+    say(f"{args.data}: {len(x_train)} training and {len(x_test)} test samples, {classes} classes")
+    say(model if parallel is None else f"{model}\non {parallel.size} ranks (MPI)")
 
     start = time.perf_counter()
     failure = None
@@ -391,9 +410,12 @@ def run(args: argparse.Namespace) -> None:
             callbacks=callbacks,
             seed=args.seed,
             progress=not args.quiet,
+            distributed=parallel or False,
         )
     except DivergenceError as error:
         failure = f"{_one_line(error)} (--lr {args.lr / 10:g})"
+    except DistributedError as error:  # another rank failed; its error says why
+        failure = _one_line(error)
     except MemoryError as error:
         failure = (
             f"out of memory while training ({_one_line(error)}); use a smaller --batch-size "
@@ -406,11 +428,11 @@ def run(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - start
     train = evaluate(model, loss, x_train, y_train)
     test = evaluate(model, loss, x_test, y_test)
-    print(
+    say(
         f"trained {len(history.epochs)} epochs in {seconds:.1f} s: "
         f"train accuracy {train['accuracy']:.4f}, test accuracy {test['accuracy']:.4f}"
     )
-    if args.save is not None:
+    if args.save is not None and (parallel is None or parallel.rank == 0):
         try:
             save(model, args.save)
         except (OSError, ValueError) as error:
@@ -419,7 +441,11 @@ def run(args: argparse.Namespace) -> None:
                 "choose another --save path",
                 RUN_ERROR,
             ) from None
-        print(f"saved the model to {args.save}")
+        say(f"saved the model to {args.save}")
+
+
+def _silent(*args: object) -> None:
+    """print, on the ranks other than 0."""
 
 
 if __name__ == "__main__":

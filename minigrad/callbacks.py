@@ -340,6 +340,8 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
         """Write the checkpoint (or model file), unless ``save_best_only`` and no improvement."""
+        if state.rank != 0:  # in a distributed fit, rank 0 writes
+            return
         if self.save_best_only:
             value = _monitored(self, logs)
             better = value < self.best if self.mode == "min" else value > self.best
@@ -448,6 +450,8 @@ class HistoryLogger(Callback):
 
     def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
         """Rewrite the whole file from ``state.history``."""
+        if state.rank != 0:  # in a distributed fit, rank 0 writes
+            return
         history = dict(state.history)
         if self.path.suffix.lower() == ".csv":
             text = io.StringIO()

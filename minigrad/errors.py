@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DivergenceError", "ModelFileError", "ShapeError"]
+__all__ = ["DistributedError", "DivergenceError", "ModelFileError", "ShapeError"]
 
 
 class ShapeError(ValueError):
@@ -70,4 +70,17 @@ class ModelFileError(ValueError):
         ...
     minigrad.errors.ModelFileError: /.../model.safetensors: not a safetensors file: 3 bytes,
     shorter than the 8-byte header length
+    """
+
+
+class DistributedError(RuntimeError):
+    """Another rank of a distributed ``fit`` failed, so this rank stopped too.
+
+    Raised on every rank but the failing one (which raises its own exception), at the same
+    step, with the failing rank's number and message; see :mod:`minigrad.distributed`.
+
+    >>> raise DistributedError("rank 1 of 2 failed, so every rank stopped: ValueError: bad")
+    Traceback (most recent call last):
+        ...
+    minigrad.errors.DistributedError: rank 1 of 2 failed, so every rank stopped: ValueError: bad
     """

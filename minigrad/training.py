@@ -29,6 +29,7 @@ from minigrad._interrupts import DeferredInterrupts
 from minigrad._validation import check_bool, check_integer, check_real
 from minigrad.callbacks import Callback, learning_rate_advice
 from minigrad.data.loader import DataLoader
+from minigrad.distributed import AGREED, DataParallel, DistributedLoader, parallel_from
 from minigrad.errors import DivergenceError
 from minigrad.gradient_bounds import GradientBounds
 from minigrad.layers import Sequential, Sigmoid, Softmax
@@ -87,6 +88,8 @@ class TrainingState:
     optimizer steps done so far (one per batch, or per group of batches with
     ``fit(accumulate=k)``). Setting ``stop_training`` ends training after this epoch.
     ``error`` is None, or the exception that is ending training (seen by ``on_train_end``).
+    ``rank`` and ``world_size``: this process's rank and the number of ranks in a
+    distributed ``fit`` (0 and 1 otherwise); callbacks that write files write on rank 0 only.
 
     Examples
     --------
@@ -95,6 +98,8 @@ class TrainingState:
     >>> state = TrainingState(model, MSE(), SGD(model.parameters()), epochs=3)
     >>> state.epoch, state.batch, state.step, state.stop_training, state.history, state.error
     (0, 0, 0, False, History(epochs=0), None)
+    >>> state.rank, state.world_size
+    (0, 1)
     """
 
     model: Layer
@@ -108,6 +113,8 @@ class TrainingState:
     step: int = 0
     stop_training: bool = False
     error: BaseException | None = None
+    rank: int = 0
+    world_size: int = 1
 
 
 # -- checks at the boundary -----------------------------------------------------------------
@@ -461,10 +468,13 @@ def _diverged(state: TrainingState, problem: str) -> DivergenceError:
         "or the initial weights are too large for the model's dtype (standardise the data, "
         "for example with a minigrad.Normalization layer, or use float64)"
     )
-    return DivergenceError(
+    error = DivergenceError(
         f"training diverged at epoch {state.epoch + 1}, batch {state.batch + 1} "
         f"(step {state.step}): {problem}; {advice}"
     )
+    if state.world_size > 1:  # from identical values on every rank: raised on every rank
+        setattr(error, AGREED, True)
+    return error
 
 
 # -- the loop ---------------------------------------------------------------------------------
@@ -488,6 +498,7 @@ def fit(
     progress: bool = True,
     resume_from: str | os.PathLike[str] | Checkpoint | None = None,
     accumulate: int = 1,
+    distributed: bool | DataParallel = False,
 ) -> History:
     """Train ``model`` on ``(x, y)`` with mini-batch gradient descent; return the History.
 
@@ -556,6 +567,15 @@ def fit(
     accumulate : int >= 1, default 1
         Gradient accumulation: one optimizer step per ``accumulate`` batches, on the mean of
         their gradients, weighted by their sizes (see Notes).
+    distributed : bool or DataParallel, default False
+        True: data-parallel training over MPI on every process ``mpiexec`` started, as
+        PyTorch's DistributedDataParallel with a DistributedSampler (see
+        :mod:`minigrad.distributed`): every rank calls ``fit`` with the same model,
+        data and arguments; each trains on its shard of every epoch's shuffled samples with
+        ``batch_size`` samples a batch, and the gradients are averaged over the ranks before
+        each step, so N ranks take the steps of one process with ``batch_size * N``. Logs
+        are means over every rank's samples; only rank 0 shows progress and writes files. A
+        :class:`~minigrad.distributed.DataParallel` picks another communicator.
 
     Returns
     -------
@@ -633,62 +653,82 @@ def fit(
     >>> np.allclose(small.weight.value, large.weight.value)
     True
     """
-    _check_objects(model, loss, optimizer, "fit")
-    epochs = check_integer("epochs", epochs, minimum=0)
-    batch_size = check_integer("batch_size", batch_size, minimum=1)
-    shuffle = check_bool("shuffle", shuffle)
-    progress = check_bool("progress", progress)
-    accumulate = check_integer("accumulate", accumulate, minimum=1)
-    if clip_norm is not None:
-        clip_norm = check_real("clip_norm", clip_norm, above=0)
-    names = _parameter_names(model, optimizer)
-    metric_functions = _metric_functions(metrics, loss)
-    callbacks = _callback_list(callbacks)
-    x, y, output = _checked_data(model, loss, x, y, "fit", ("x", "y"))
-    _check_metrics(metric_functions, output, y[: len(output)], "fit")
-    if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise ValueError(
-                "validation_data must be a pair (x_val, y_val), got "
-                + (
-                    f"{len(validation_data)} items"
-                    if isinstance(validation_data, (tuple, list))
-                    else _describe(validation_data)
-                )
-            )
-        validation_data = _checked_data(
-            model, loss, *validation_data, "fit", ("validation_data x", "validation_data y")
-        )[:2]
-    checkpoint = None
-    if resume_from is not None:
-        checkpoint = _checkpoint(resume_from)
-        if checkpoint.epoch >= epochs:
-            raise ValueError(
-                f"fit: the checkpoint already holds {checkpoint.epoch} epochs and epochs="
-                f"{epochs}, so there is nothing to train; epochs counts every epoch, the "
-                f"resumed ones included: pass epochs > {checkpoint.epoch}"
-            )
-        logged = ["loss", *metric_functions]
+    parallel = parallel_from(distributed)
+    with _on_every_rank(parallel):  # an error before training stops every rank together
+        _check_objects(model, loss, optimizer, "fit")
+        epochs = check_integer("epochs", epochs, minimum=0)
+        batch_size = check_integer("batch_size", batch_size, minimum=1)
+        shuffle = check_bool("shuffle", shuffle)
+        progress = check_bool("progress", progress)
+        accumulate = check_integer("accumulate", accumulate, minimum=1)
+        if clip_norm is not None:
+            clip_norm = check_real("clip_norm", clip_norm, above=0)
+        names = _parameter_names(model, optimizer)
+        metric_functions = _metric_functions(metrics, loss)
+        callbacks = _callback_list(callbacks)
+        x, y, output = _checked_data(model, loss, x, y, "fit", ("x", "y"))
+        _check_metrics(metric_functions, output, y[: len(output)], "fit")
         if validation_data is not None:
-            logged += [f"val_{name}" for name in ["loss", *metric_functions]]
-        _check_resumed_history(checkpoint, [*logged, "lr"])
-    _warn_if_activated_twice(model, loss)
-    loader = DataLoader(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
-    state = TrainingState(model, loss, optimizer, epochs, loader)
-    first_epoch = 0
-    if checkpoint is not None:
-        with DeferredInterrupts() as interrupts:
-            interrupts.begin()  # the model and the optimizer are restored together or not at all
-            try:
-                first_epoch = _resume(state, checkpoint)
-            finally:
-                interrupts.end()
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise ValueError(
+                    "validation_data must be a pair (x_val, y_val), got "
+                    + (
+                        f"{len(validation_data)} items"
+                        if isinstance(validation_data, (tuple, list))
+                        else _describe(validation_data)
+                    )
+                )
+            validation_data = _checked_data(
+                model, loss, *validation_data, "fit", ("validation_data x", "validation_data y")
+            )[:2]
+        checkpoint = None
+        if resume_from is not None:
+            checkpoint = _checkpoint(resume_from)
+            if checkpoint.epoch >= epochs:
+                raise ValueError(
+                    f"fit: the checkpoint already holds {checkpoint.epoch} epochs and epochs="
+                    f"{epochs}, so there is nothing to train; epochs counts every epoch, the "
+                    f"resumed ones included: pass epochs > {checkpoint.epoch}"
+                )
+            logged = ["loss", *metric_functions]
+            if validation_data is not None:
+                logged += [f"val_{name}" for name in ["loss", *metric_functions]]
+            _check_resumed_history(checkpoint, [*logged, "lr"])
+        _warn_if_activated_twice(model, loss)
+        if parallel is None:
+            loader = DataLoader(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        else:
+            loader = DistributedLoader(
+                x, y, parallel.rank, parallel.size, batch_size, shuffle, seed
+            )
+        state = TrainingState(model, loss, optimizer, epochs, loader)
+        first_epoch = 0
+        if checkpoint is not None:
+            with DeferredInterrupts() as interrupts:
+                # the model and the optimizer are restored together or not at all
+                interrupts.begin()
+                try:
+                    first_epoch = _resume(state, checkpoint)
+                finally:
+                    interrupts.end()
+    if parallel is not None:  # same architecture and settings, then rank 0's values
+        state.rank, state.world_size = parallel.rank, parallel.size
+        settings = {
+            "x": (x.shape, x.dtype.str),
+            "y": (y.shape, y.dtype.str),
+            "validation": None if validation_data is None else [v.shape for v in validation_data],
+            "optimizer": (type(optimizer).__name__, len(optimizer.params)),
+            "loop": (epochs, first_epoch, batch_size, accumulate, shuffle),
+            "metrics": sorted(metric_functions),
+        }
+        parallel.check_same(model, settings)
+        parallel.broadcast(model, loader.rng)
     frozen = [p for p in model.parameters() if all(p is not q for q in optimizer.params)]
     guard = SafeStep(optimizer, names, other_params=frozen)
     bounds = GradientBounds(model, loss, _largest_row_norm(x), x.shape[1] if x.ndim == 2 else 0)
     bounds.supported = bounds.supported and x.ndim == 2
     mean = GradientMean(guard.params, accumulate) if accumulate > 1 else None
-    bar = _progress_bars(progress)
+    bar = _progress_bars(progress and state.rank == 0)
     with DeferredInterrupts() as interrupts:
         try:
             _set_mode(model, True)
@@ -714,7 +754,10 @@ def fit(
                         bar,
                         (guard, bounds, mean),
                         interrupts,
+                        parallel,
                     )
+                    if parallel is not None:  # BatchNorm's running statistics: rank 0's
+                        parallel.broadcast_buffers(model)
                     if validation_data is not None:
                         scores = _evaluate(
                             model,
@@ -730,16 +773,54 @@ def fit(
                     state.history.append(logs)
                     if callbacks:  # nothing non-finite reaches a callback that writes files
                         guard.resync()
-                    for callback in callbacks:
-                        callback.on_epoch_end(state, logs)
-                    if check_bool("TrainingState.stop_training", state.stop_training):
+                    if _end_epoch(callbacks, state, logs, parallel):
                         break
         except BaseException as error:
+            if parallel is not None and not getattr(error, AGREED, False):
+                parallel.abort(error)  # the other ranks cannot know of it: end them all
             state.error = error
             _finish(model, callbacks, state, interrupts)
             raise
         _finish(model, callbacks, state, interrupts)
     return state.history
+
+
+@contextmanager
+def _on_every_rank(parallel: DataParallel | None) -> Iterator[None]:
+    """Run the block; in a distributed fit, an exception on any rank is then raised on every
+    rank (see :meth:`DataParallel.agree`)."""
+    if parallel is None:
+        yield
+        return
+    try:
+        yield
+    except Exception as error:
+        parallel.agree(error)
+        raise
+    parallel.agree(None)
+
+
+def _end_epoch(
+    callbacks: list[Callback],
+    state: TrainingState,
+    logs: dict[str, float],
+    parallel: DataParallel | None,
+) -> bool:
+    """Every callback's on_epoch_end; whether to stop training. In a distributed fit the
+    ranks agree: all stop if any callback asked to on any rank, or raised there."""
+    if parallel is None:
+        for callback in callbacks:
+            callback.on_epoch_end(state, logs)
+        return check_bool("TrainingState.stop_training", state.stop_training)
+    error = None
+    try:
+        for callback in callbacks:
+            callback.on_epoch_end(state, logs)
+        check_bool("TrainingState.stop_training", state.stop_training)
+    except Exception as caught:
+        error = caught
+    state.stop_training = parallel.agree(error, stop=error is None and state.stop_training)
+    return state.stop_training
 
 
 def _finish(
@@ -842,38 +923,54 @@ def _train_epoch(
     bars: Callable[[int, str], Any],
     safety: tuple[SafeStep, GradientBounds, GradientMean | None],
     interrupts: DeferredInterrupts,
+    parallel: DataParallel | None = None,
 ) -> dict[str, float]:
-    """One pass over the loader's batches; the epoch's mean loss and metrics."""
+    """One pass over the loader's batches; the epoch's mean loss and metrics (over every
+    rank's samples in a distributed fit)."""
     model, loss, loader = state.model, state.loss, state.loader
     guard, bounds, mean = safety
     assert loader is not None
     bar = bars(len(loader), f"epoch {state.epoch + 1}/{state.epochs}")
     last = len(loader) - 1
+    every = 1 if mean is None else mean.every
     total, seen = 0.0, 0
     sums = dict.fromkeys(metric_functions, 0.0)
     batch_metrics = _batch_metrics(metric_functions, loss)
     shown = time.monotonic() if bar is not None else 0.0
+    failure: Exception | None = None  # a distributed rank's error, held until the next sync
     try:
         for batch, (x_batch, y_batch) in enumerate(loader):
             state.batch = batch
-            for callback in callbacks:
-                callback.on_batch_begin(state)
-            pred = model(x_batch)
-            value = _batch_loss(state, pred, y_batch)
-            n = len(x_batch)
-            total += value * n
-            seen += n
-            for name, metric in batch_metrics.items():
-                if metric is _accuracy_of_accepted_batch:  # a float already
-                    sums[name] += metric(pred, y_batch) * n
-                else:
-                    sums[name] += _score(name, metric, pred, y_batch) * n
-            model.backward_parameters(loss.backward())
-            # proven finite from bounds on the gradients (cheap), else measured ones
-            grad_bounds = bounds.for_step(guard.params, n, value, pred.size)
-            if mean is None or mean.add(batch, n, grad_bounds, last=batch == last):
-                if mean is not None:  # accumulate=k: the mean of k batches' gradients
-                    grad_bounds = mean.grad_bounds
+            due = batch == last or (batch + 1) % every == 0  # the step's last batch
+            value, grad_bounds = math.nan, None
+            if failure is None:
+                try:
+                    for callback in callbacks:
+                        callback.on_batch_begin(state)
+                    pred = model(x_batch)
+                    value = _batch_loss(state, pred, y_batch)
+                    n = len(x_batch)
+                    total += value * n
+                    seen += n
+                    for name, metric in batch_metrics.items():
+                        if metric is _accuracy_of_accepted_batch:  # a float already
+                            sums[name] += metric(pred, y_batch) * n
+                        else:
+                            sums[name] += _score(name, metric, pred, y_batch) * n
+                    model.backward_parameters(loss.backward())
+                    # proven finite from bounds on the gradients (cheap), else measured ones
+                    grad_bounds = bounds.for_step(guard.params, n, value, pred.size)
+                    if mean is not None:
+                        mean.add(batch, n, grad_bounds, last=batch == last)
+                        grad_bounds = mean.grad_bounds
+                except Exception as error:
+                    if parallel is None:
+                        raise
+                    failure = error  # every rank learns of it at the step's Allreduce
+            if due:
+                if parallel is not None:  # the mean over the ranks, or every rank raises
+                    parallel.average_gradients(guard.params, failure)
+                    grad_bounds = None  # bounds hold for this rank's batch, not the mean
                 if clip_norm is not None:
                     clip_grad_norm(guard.params, clip_norm)
                 interrupts.begin()  # a step is taken whole or not at all
@@ -884,8 +981,9 @@ def _train_epoch(
                     raise _diverged(state, str(error)) from error
                 finally:
                     interrupts.end()
-            for callback in callbacks:
-                callback.on_batch_end(state, value)
+            if failure is None:
+                for callback in callbacks:
+                    callback.on_batch_end(state, value)
             # Drawing the bar costs as much as a small step: redraw at most every 0.1 s.
             if bar is not None and time.monotonic() - shown > 0.1:
                 bar.set_postfix(_running(total, seen, sums), refresh=False)
@@ -897,6 +995,9 @@ def _train_epoch(
     finally:
         if bar is not None:
             bar.close()
+    if parallel is not None:  # sample-weighted means over every rank's samples
+        total, seen, *values = parallel.sum([total, seen, *sums.values()])
+        sums = dict(zip(sums, values, strict=True))
     return {"loss": total / seen, **{name: float(value / seen) for name, value in sums.items()}}
 
 
