@@ -16,9 +16,10 @@ run), so 1 rank uses one of this machine's cores and 2 ranks both; 4 ranks are
 oversubscribed (two ranks per core) and labelled so. Each launch trains one warm-up epoch
 and then ``--repeats`` timed epochs of ``--steps`` steps; an epoch is timed from a barrier
 at its start to its end (fit's checks of the data before training are left out). Rank 0
-reports, per epoch, the slowest rank's time and every rank's mean time inside ``Allreduce``
-(:class:`minigrad.distributed.GradientBuckets`' counters, which include waiting for the
-slowest rank), then the medians over epochs. The 1-rank launch also times the per-rank
+reports, per epoch, the slowest rank's time and the ranks' mean and least time inside
+``Allreduce`` (:class:`minigrad.distributed.GradientBuckets`' counters; they include waiting
+for the slowest rank, so the least, the last rank to arrive, is nearest to the transfer
+alone), then the medians over epochs. The 1-rank launch also times the per-rank
 batches of 2 and 4 ranks (128 and 64), which calibrates the compute time of a step:
 t_compute(b) = t_fixed + t_sample * b (least squares; t_fixed is Python, the optimizer and
 fit's bookkeeping, which a rank pays whatever its batch).
@@ -37,7 +38,7 @@ link (2 us), and for this machine's measured latency and bandwidth, compared wit
 measured 1, 2 and 4 ranks (the compute term times N / cores when N ranks share fewer
 cores). The cluster rows assume one of this machine's cores per rank.
 
-Run:  python benchmarks/mpi_benchmark.py            (about three minutes; prints the tables)
+Run:  python benchmarks/mpi_benchmark.py            (about two minutes; prints the tables)
       python benchmarks/mpi_benchmark.py --write    (and writes benchmarks/results/mpi.*)
       python benchmarks/mpi_benchmark.py --smoke    (seconds; checks that everything runs)
 Needs mpi4py and mpiexec (``pip install -e '.[bench,distributed]'``); this script starts
@@ -157,6 +158,7 @@ def train(comm, name: str, batch: int, steps: int, repeats: int, smoke: bool) ->
             "step_seconds": max(rank[turn][0] for rank in everyone) / steps,
             "allreduce_seconds_per_step": statistics.fmean(rank[turn][1] for rank in everyone)
             / steps,
+            "least_allreduce_seconds_per_step": min(rank[turn][1] for rank in everyone) / steps,
             "bytes_per_step": everyone[0][turn][2] / steps,
             "calls_per_step": everyone[0][turn][3] / steps,
         }
@@ -339,14 +341,16 @@ def analyse(launches: dict[int, dict], settings: dict) -> dict:
                 run["per_rank_batch"], network["bandwidth_bytes_per_second"],
                 network["latency_seconds"],
             )  # fmt: skip
-            predicted = float(work * max(1.0, n / cores) + talk)
+            work, talk = float(work * max(1.0, n / cores)), float(talk)
             results["measured"].append(
                 {
                     **{k: v for k, v in run.items() if k != "turns"},
                     "oversubscribed": n > cores,
                     "speed_up": run["samples_per_second"] / base,
-                    "predicted_step_seconds": predicted,
-                    "error": predicted / run["step_seconds"] - 1,
+                    "predicted_step_seconds": work + talk,
+                    "predicted_compute_seconds": work,
+                    "predicted_allreduce_seconds": talk,
+                    "error": (work + talk) / run["step_seconds"] - 1,
                     "turns": run["turns"],
                 }
             )
@@ -377,11 +381,13 @@ def markdown(results: dict) -> str:
         f"Global batch {settings['global_batch']} (strong scaling: N ranks take "
         f"{settings['global_batch']}/N each). Times: median of {settings['repeats']} epochs of "
         f"{settings['steps']['mlp']} (mlp) and {settings['steps']['cnn']} (cnn) steps, the "
-        "slowest rank's; Allreduce: the ranks' mean time in it, waiting included. Model: the "
-        "ring cost model with this machine's MPI (below), compute x N/cores when oversubscribed.",
+        "slowest rank's; Allreduce: the ranks' mean time in it (waiting for the slowest rank "
+        "included) and the least (the last to arrive). Model: the ring cost model with this "
+        "machine's MPI (below), compute x N/cores when oversubscribed.",
         "",
         "| model | ranks | per-rank batch | step (ms) | samples/s | speed-up | Allreduce "
-        "(ms/step) | Allreduce share | MB/step | model (ms) | model error |",
+        "(ms/step): mean, least | Allreduce share | MB/step | model: compute + Allreduce (ms) "
+        "| model error |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in results["measured"]:
@@ -389,10 +395,12 @@ def markdown(results: dict) -> str:
         lines.append(
             f"| {row['model']} | {ranks} | {row['per_rank_batch']} "
             f"| {row['step_seconds'] * 1e3:.2f} | {row['samples_per_second']:,.0f} "
-            f"| {row['speed_up']:.2f} | {row['allreduce_seconds_per_step'] * 1e3:.3f} "
+            f"| {row['speed_up']:.2f} | {row['allreduce_seconds_per_step'] * 1e3:.3f}, "
+            f"{row['least_allreduce_seconds_per_step'] * 1e3:.3f} "
             f"| {row['allreduce_seconds_per_step'] / row['step_seconds']:.0%} "
             f"| {row['bytes_per_step'] / 1e6:.3f} "
-            f"| {row['predicted_step_seconds'] * 1e3:.2f} | {row['error']:+.0%} |"
+            f"| {row['predicted_compute_seconds'] * 1e3:.2f} + "
+            f"{row['predicted_allreduce_seconds'] * 1e3:.3f} | {row['error']:+.0%} |"
         )
     compute = results["compute"]
     lines += [
@@ -497,9 +505,9 @@ def write(results: dict, folder: Path) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timed epochs per launch")
-    parser.add_argument("--mlp-steps", type=int, default=60, help="steps per mlp epoch")
-    parser.add_argument("--cnn-steps", type=int, default=8, help="steps per cnn epoch")
+    parser.add_argument("--repeats", type=int, default=7, help="timed epochs per launch")
+    parser.add_argument("--mlp-steps", type=int, default=100, help="steps per mlp epoch")
+    parser.add_argument("--cnn-steps", type=int, default=12, help="steps per cnn epoch")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--write",
