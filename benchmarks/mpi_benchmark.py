@@ -19,18 +19,19 @@ at its start to its end (fit's checks of the data before training are left out).
 reports, per epoch, the slowest rank's time and the ranks' mean and least time inside
 ``Allreduce`` (:class:`minigrad.distributed.GradientBuckets`' counters; they include waiting
 for the slowest rank, so the least, the last rank to arrive, is nearest to the transfer
-alone), then the medians over epochs. The 1-rank launch also times the per-rank
-batches of 2 and 4 ranks (128 and 64), which calibrates the compute time of a step:
-t_compute(b) = t_fixed + t_sample * b (least squares; t_fixed is Python, the optimizer and
-fit's bookkeeping, which a rank pays whatever its batch).
+alone), then the medians over epochs. The 1-rank launch also times every per-rank batch
+the model needs, b = 256, 128, ..., 1 (more steps for the small ones), which calibrates
+t_compute(b), the compute time of a step on one core, step time minus Allreduce. The time
+per sample is not a constant: at small b, Python, the optimizer and fit's bookkeeping cost
+the same whatever the batch; at large b the CNN's im2col buffers outgrow the caches. So the
+model interpolates the measured t_compute(b) (log-log) instead of using t_sample * b.
 
 This machine's MPI is calibrated with an Allreduce sweep over message sizes on 2 ranks,
 fitted (relative least squares) with the ring model at N = 2: t = 2 latency + bytes / B.
 
 The cost model (ring Allreduce, one call per gradient bucket):
 
-    t_step(N) = t_fixed + t_sample * b(N) + calls * 2 (N - 1) * latency
-                + 2 (N - 1) / N * bytes / B
+    t_step(N) = t_compute(b(N)) + calls * 2 (N - 1) * latency + 2 (N - 1) / N * bytes / B
 
 with b(N) = 256 / N (strong scaling, N <= 256) or 64 (weak scaling, a fixed per-rank batch,
 N <= 1024), for a 10 Gbit/s Ethernet link (25 us latency, TCP) and a 100 Gbit/s InfiniBand
@@ -38,7 +39,7 @@ link (2 us), and for this machine's measured latency and bandwidth, compared wit
 measured 1, 2 and 4 ranks (the compute term times N / cores when N ranks share fewer
 cores). The cluster rows assume one of this machine's cores per rank.
 
-Run:  python benchmarks/mpi_benchmark.py            (about two minutes; prints the tables)
+Run:  python benchmarks/mpi_benchmark.py            (about a minute; prints the tables)
       python benchmarks/mpi_benchmark.py --write    (and writes benchmarks/results/mpi.*)
       python benchmarks/mpi_benchmark.py --smoke    (seconds; checks that everything runs)
 Needs mpi4py and mpiexec (``pip install -e '.[bench,distributed]'``); this script starts
@@ -212,11 +213,11 @@ def rank_main(settings: dict) -> None:
             comm, settings["sweep"], settings["sweep_seconds"], settings["repeats"]
         )
     batches = [settings["global_batch"] // size]
-    if size == 1:  # the per-rank batches of the other launches: the compute model
-        batches += [settings["global_batch"] // n for n in settings["ranks"] if n > 1]
+    if size == 1:  # every per-rank batch of the model, 256 / 2^k: t_compute(b)
+        batches = calibration_batches(settings["global_batch"])
     for name in ("mlp", "cnn"):
-        for batch in batches:
-            steps = settings["steps"][name]
+        for batch in batches:  # small batches: more steps, for epochs long enough to time
+            steps = settings["steps"][name] * min(8, settings["global_batch"] // batch)
             run = train(comm, name, batch, steps, settings["repeats"], smoke)
             out["runs"].append(run)
     if comm.Get_rank() == 0:
@@ -265,12 +266,27 @@ def fit_network(sweep: list[dict]) -> dict:
     return {"latency_seconds": a / 2, "bandwidth_bytes_per_second": 1 / c}
 
 
-def fit_compute(runs: list[dict]) -> dict:
-    """t_compute(b) = t_fixed + t_sample b from the 1-rank runs (step minus Allreduce)."""
-    b = np.array([run["per_rank_batch"] for run in runs], dtype=float)
-    t = np.array([run["step_seconds"] - run["allreduce_seconds_per_step"] for run in runs])
-    (fixed, per_sample), *_ = np.linalg.lstsq(np.stack([np.ones_like(b), b], 1), t, rcond=None)
-    return {"fixed_seconds": float(fixed), "seconds_per_sample": float(per_sample)}
+def calibration_batches(global_batch: int) -> list[int]:
+    """global_batch, its half, ... down to 1."""
+    return [global_batch >> k for k in range(global_batch.bit_length()) if global_batch >> k]
+
+
+def measure_compute(runs: list[dict]) -> dict:
+    """t_compute(b) from the 1-rank runs: step time minus Allreduce time."""
+    runs = sorted(runs, key=lambda run: run["per_rank_batch"])
+    seconds = [run["step_seconds"] - run["allreduce_seconds_per_step"] for run in runs]
+    batches = [run["per_rank_batch"] for run in runs]
+    return {
+        "per_rank_batch": batches,
+        "seconds": seconds,
+        "seconds_per_sample": [t / b for t, b in zip(seconds, batches, strict=True)],
+    }
+
+
+def compute_time(compute: dict, batch) -> np.ndarray:
+    """t_compute(b), interpolated between the measured batches in log-log."""
+    log_b = np.log(np.asarray(batch, dtype=float))
+    return np.exp(np.interp(log_b, np.log(compute["per_rank_batch"]), np.log(compute["seconds"])))
 
 
 def step_model(
@@ -278,7 +294,7 @@ def step_model(
 ):
     """The step's (compute, communication) seconds on ``ranks`` ranks of ``batch`` each."""
     ranks = np.asarray(ranks, dtype=float)
-    work = compute["fixed_seconds"] + compute["seconds_per_sample"] * np.asarray(batch)
+    work = compute_time(compute, batch)
     talk = calls * 2 * (ranks - 1) * latency + 2 * (ranks - 1) / ranks * nbytes / bandwidth
     return work, talk
 
@@ -326,7 +342,7 @@ def analyse(launches: dict[int, dict], settings: dict) -> dict:
     }
     for name in ("mlp", "cnn"):
         ones = [r for r in runs if r["model"] == name and r["ranks"] == 1]
-        compute = fit_compute(ones)
+        compute = measure_compute(ones)
         results["compute"][name] = compute
         strong = sorted(
             (r for r in runs if r["model"] == name and r["per_rank_batch"] * r["ranks"]
@@ -407,10 +423,15 @@ def markdown(results: dict) -> str:
         "",
         f"Calibration: this machine's MPI (Allreduce sweep, 8 B to 16 MiB on 2 ranks): latency "
         f"{network['latency_seconds'] * 1e6:.2f} us, bandwidth "
-        f"{network['bandwidth_bytes_per_second'] / 1e9:.2f} GB/s; compute per step on one "
-        "core, t_fixed + t_sample x b: "
-        + ", ".join(
-            f"{name} {c['fixed_seconds'] * 1e3:.3f} ms + {c['seconds_per_sample'] * 1e6:.1f} us x b"
+        f"{network['bandwidth_bytes_per_second'] / 1e9:.2f} GB/s. Compute per sample on one "
+        "core, t_compute(b) / b, at per-rank batch b: "
+        + "; ".join(
+            f"{name} "
+            + ", ".join(
+                f"{t * 1e6:.1f} us (b={b})"
+                for b, t in zip(c["per_rank_batch"], c["seconds_per_sample"], strict=True)
+                if b in (max(c["per_rank_batch"]), 64, 8, 1)
+            )
             for name, c in compute.items()
         )
         + ".",
@@ -461,7 +482,7 @@ def plot(results: dict, path: Path) -> bool:
                 times = np.array(numbers[regime]["step_seconds"]) * 1e3
                 ax.plot(np.arange(1, len(times) + 1), times, styles[link], label=link)
             ranks, batch = per_rank_batches(regime, results["settings"]["global_batch"])
-            work = compute["fixed_seconds"] + compute["seconds_per_sample"] * batch
+            work = compute_time(compute, batch)
             ax.plot(ranks, work * 1e3, color="grey", lw=0.8, label="compute alone")
             if regime == "strong":
                 for measured in (r for r in results["measured"] if r["model"] == name):
