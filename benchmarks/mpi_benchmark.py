@@ -309,8 +309,9 @@ def per_rank_batches(regime: str, global_batch: int) -> tuple[np.ndarray, np.nda
 
 
 def predictions(compute: dict, nbytes: float, calls: float, links: dict, global_batch: int) -> dict:
-    """For each link and regime: the step time for N = 1..N_max and the first N at which
-    communication takes longer than compute."""
+    """For each link and regime: the step time on a grid of N from 1 to N_max (the table's N
+    and 48 more, evenly spaced in log N) and the first N at which communication takes
+    longer than compute."""
     out = {}
     for link, (bandwidth, latency) in links.items():
         regimes = {}
@@ -318,9 +319,12 @@ def predictions(compute: dict, nbytes: float, calls: float, links: dict, global_
             ranks, batch = per_rank_batches(regime, global_batch)
             work, talk = step_model(compute, nbytes, calls, ranks, batch, bandwidth, latency)
             dominated = np.flatnonzero(talk > work)
+            grid = np.geomspace(1, len(ranks), 48).round().astype(int)
+            grid = np.union1d(grid, [n for n in TABLE_RANKS if n <= len(ranks)]) - 1
             regimes[regime] = {
-                "step_seconds": (work + talk).tolist(),
-                "communication_seconds": talk.tolist(),
+                "ranks": ranks[grid].tolist(),
+                "step_seconds": (work + talk)[grid].tolist(),
+                "communication_seconds": talk[grid].tolist(),
                 "communication_dominates_from": int(ranks[dominated[0]])
                 if len(dominated)
                 else None,
@@ -451,10 +455,8 @@ def markdown(results: dict) -> str:
                 continue
             label = f"{link} ({LINKS[link][1] * 1e6:g} us)"
             for regime, numbers in regimes.items():
-                times = numbers["step_seconds"]
-                cells = [
-                    f"{times[n - 1] * 1e3:.2f}" if n <= len(times) else "-" for n in TABLE_RANKS
-                ]
+                times = dict(zip(numbers["ranks"], numbers["step_seconds"], strict=True))
+                cells = [f"{times[n] * 1e3:.2f}" if n in times else "-" for n in TABLE_RANKS]
                 first = numbers["communication_dominates_from"]
                 lines.append(
                     f"| {name} | {label} | {regime} | "
@@ -480,7 +482,7 @@ def plot(results: dict, path: Path) -> bool:
             ax = axes[row][column]
             for link, numbers in results["predictions"][name].items():
                 times = np.array(numbers[regime]["step_seconds"]) * 1e3
-                ax.plot(np.arange(1, len(times) + 1), times, styles[link], label=link)
+                ax.plot(numbers[regime]["ranks"], times, styles[link], label=link)
             ranks, batch = per_rank_batches(regime, results["settings"]["global_batch"])
             work = compute_time(compute, batch)
             ax.plot(ranks, work * 1e3, color="grey", lw=0.8, label="compute alone")
