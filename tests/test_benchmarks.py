@@ -214,3 +214,43 @@ def test_the_cnn_benchmark_smoke_run_times_every_implementation(tmp_path):
     (row,) = results["rows"]
     assert {"minigrad", "floor", "numpy"} <= set(row["isolated"]["seconds"])
     assert row["memory"]["peak"] > 0 and (tmp_path / "cnn.md").exists()
+
+
+def test_the_mpi_benchmark_smoke_run_reports_every_rank_count_and_the_cost_model(tmp_path):
+    """1 and 2 ranks under mpiexec (a few seconds); skipped without mpi4py or mpiexec."""
+    if importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("needs mpi4py and mpiexec: pip install 'minigrad-nn[distributed]'")
+    path = ROOT / "benchmarks" / "mpi_benchmark.py"
+    spec = importlib.util.spec_from_file_location("mpi_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if module.mpiexec() is None:
+        pytest.skip("needs mpiexec: pip install 'minigrad-nn[distributed]'")
+    results = module.main(["--smoke", "--out", str(tmp_path)])  # each launch has a timeout
+    assert {"environment", "mpi", "settings", "links", "network", "compute", "measured"} <= set(
+        results
+    )
+    assert [(row["model"], row["ranks"]) for row in results["measured"]] == [
+        ("mlp", 1),
+        ("mlp", 2),
+        ("cnn", 1),
+        ("cnn", 2),
+    ]
+    for row in results["measured"]:
+        assert row["step_seconds"] > 0 and row["samples_per_second"] > 0
+        assert row["bytes_per_step"] > 0 and row["calls_per_step"] == 1
+        assert 0 <= row["allreduce_seconds_per_step"] < row["step_seconds"]
+        assert {"speed_up", "predicted_step_seconds", "error", "oversubscribed"} <= set(row)
+    network = results["network"]
+    assert network["latency_seconds"] > 0 and network["bandwidth_bytes_per_second"] > 0
+    for name in ("mlp", "cnn"):
+        links = results["predictions"][name]
+        assert set(links) == {*module.LINKS, "this machine"}
+        weak = links["100 Gbit/s InfiniBand"]["weak"]
+        assert weak["ranks"][0] == 1 and weak["ranks"][-1] == 1024
+        assert weak["step_seconds"] == sorted(weak["step_seconds"])  # more ranks, more to say
+    saved = json.loads((tmp_path / "mpi.json").read_text())
+    assert saved == json.loads(json.dumps(results))
+    assert "| mlp | 2 | 4 |" in (tmp_path / "mpi.md").read_text()
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "mpi.png").stat().st_size > 1000

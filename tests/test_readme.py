@@ -283,6 +283,13 @@ def test_the_cnn_performance_table_is_the_cnn_benchmarks_latest_results():
     assert "python benchmarks/cnn_benchmark.py --write" in README
 
 
+def test_the_mpi_scaling_table_is_the_mpi_benchmarks_latest_results():
+    table = (ROOT / "benchmarks" / "results" / "mpi.md").read_text().strip()
+    assert table in README
+    assert "python benchmarks/mpi_benchmark.py --write" in README
+    assert "![" in README and "(benchmarks/results/mpi.png)" in README
+
+
 def test_the_performance_notes_are_the_numbers_of_that_run():
     steps = json.loads((ROOT / "benchmarks" / "results" / "step.json").read_text())["steps"]
     wide = {row["optimizer"]: row["isolated"] for row in steps if row["config"] == "wide"}
