@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -160,7 +161,11 @@ class EarlyStopping(Callback):
     Notes
     -----
     An epoch improves when value < best - min_delta ("min") or value > best + min_delta
-    ("max"); training stops after ``patience`` epochs in a row without improvement.
+    ("max"); training stops after ``patience`` epochs in a row without improvement. A run
+    resumed from a checkpoint (``fit(resume_from=...)``) rebuilds the best value and the
+    count from the checkpoint's history, so it stops where the uninterrupted run stops; the
+    best weights come back too when the checkpoint's epoch was the best, and otherwise only
+    a later best can be restored (a warning says so at the end).
 
     Examples
     --------
@@ -198,11 +203,25 @@ class EarlyStopping(Callback):
         self.stopped_epoch: int | None = None
         self._wait = 0
         self._best_weights: dict[str, np.ndarray] | None = None
+        self._best_before_resume = False
 
     def on_train_begin(self, state: TrainingState) -> None:
-        """Forget the best value and the waiting count of any earlier run."""
+        """Start afresh, or, resuming from a checkpoint, replay the monitored values its
+        history holds, so that the run stops at the epoch the uninterrupted one would."""
         self.best = _worst(self.mode)
         self.best_epoch, self.stopped_epoch, self._wait, self._best_weights = -1, None, 0, None
+        self._best_before_resume = False
+        values = state.history.get(self.monitor, [])
+        for epoch, value in enumerate(values):
+            if self._improved(float(value)):
+                self.best, self.best_epoch, self._wait = float(value), epoch, 0
+            else:
+                self._wait += 1
+        if values and self.restore_best_weights:
+            if self.best_epoch == len(values) - 1:  # the checkpoint holds the best weights
+                self._best_weights = state.model.state_dict()
+            else:  # they were not saved: only a later improvement can be restored
+                self._best_before_resume = self.best_epoch >= 0
 
     def _improved(self, value: float) -> bool:
         if self.mode == "min":
@@ -214,6 +233,7 @@ class EarlyStopping(Callback):
         value = _monitored(self, logs)
         if self._improved(value):
             self.best, self.best_epoch, self._wait = value, state.epoch, 0
+            self._best_before_resume = False
             if self.restore_best_weights:
                 self._best_weights = state.model.state_dict()
         else:
@@ -226,6 +246,13 @@ class EarlyStopping(Callback):
         """Load the best epoch's weights back, with ``restore_best_weights``."""
         if self.restore_best_weights and self._best_weights is not None:
             state.model.load_state_dict(self._best_weights)
+        elif self.restore_best_weights and self._best_before_resume:
+            warnings.warn(
+                f"EarlyStopping: the best epoch ({self.best_epoch + 1}, {self.monitor} "
+                f"{self.best:.6g}) came before the checkpoint this run resumed from, which "
+                "holds only its own epoch's weights: the final weights are kept",
+                stacklevel=2,
+            )
 
     def __repr__(self) -> str:
         return (

@@ -625,3 +625,40 @@ def test_lambda_callback_can_stop_training():
 def test_bad_arguments_of_the_new_callbacks_are_named(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_early_stopping_resumed_from_any_checkpoint_stops_where_the_uninterrupted_run_does(
+    tmp_path,
+):
+    pytest.importorskip("safetensors")
+    x, y = mg.data.make_moons(120, noise=0.3, seed=0)
+    x_val, y_val = mg.data.make_moons(60, noise=0.3, seed=1)
+
+    def run(resume_from=None):
+        model = mg.Sequential(mg.Dense(2, 16, rng=0), mg.ReLU(), mg.Dense(16, 2, rng=1))
+        stopper = mg.EarlyStopping(monitor="val_loss", patience=3)
+        callbacks = [stopper]
+        if resume_from is None:
+            callbacks.append(mg.ModelCheckpoint(tmp_path / "e{epoch}.safetensors"))
+        history = mg.fit(
+            model, mg.CrossEntropy(), mg.Adam(model.parameters(), lr=0.2), x, y, epochs=40,
+            batch_size=16, seed=0, progress=False, validation_data=(x_val, y_val),
+            callbacks=callbacks, resume_from=resume_from,
+        )  # fmt: skip
+        return model, stopper, history
+
+    model, stopper, whole = run()
+    assert stopper.stopped_epoch is not None and len(whole["loss"]) < 40  # it did stop
+    for epoch in range(1, len(whole["loss"])):
+        path = tmp_path / f"e{epoch}.safetensors"
+        if stopper.best_epoch >= epoch - 1:  # the best is at or after the checkpoint
+            resumed_model, resumed, history = run(path)
+            for key, value in model.state_dict().items():  # the best weights restored
+                np.testing.assert_array_equal(resumed_model.state_dict()[key], value)
+        else:
+            with pytest.warns(UserWarning, match=r"came before the checkpoint this run resumed"):
+                resumed_model, resumed, history = run(path)
+        assert history == whole, epoch
+        assert (resumed.best, resumed.best_epoch, resumed.stopped_epoch) == (
+            stopper.best, stopper.best_epoch, stopper.stopped_epoch,
+        )  # fmt: skip
