@@ -359,8 +359,15 @@ class ModelCheckpoint(Callback):
     def on_train_begin(self, state: TrainingState) -> None:
         """Forget the best value of any earlier run, and check that the model (and the
         optimizer) can be written and loaded back, so that a run does not find out at the end
-        of its first epoch."""
+        of its first epoch. Resuming from a checkpoint, the best value is the best of the
+        monitored values its history holds, so that ``save_best_only`` writes only what the
+        uninterrupted run would."""
         self.best = _worst(self.mode)
+        if self.save_best_only:
+            for value in state.history.get(self.monitor, []):
+                value = float(value)
+                if value < self.best if self.mode == "min" else value > self.best:
+                    self.best = value
         describe_layer(state.model)
         if not self.weights_only:
             describe_optimizer(state.optimizer)

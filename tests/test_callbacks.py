@@ -662,3 +662,31 @@ def test_early_stopping_resumed_from_any_checkpoint_stops_where_the_uninterrupte
         assert (resumed.best, resumed.best_epoch, resumed.stopped_epoch) == (
             stopper.best, stopper.best_epoch, stopper.stopped_epoch,
         )  # fmt: skip
+
+
+def test_a_best_only_checkpoint_resumed_writes_only_what_the_uninterrupted_run_writes(tmp_path):
+    pytest.importorskip("safetensors")
+    x, y = mg.data.make_moons(120, noise=0.3, seed=0)
+    x_val, y_val = mg.data.make_moons(60, noise=0.3, seed=1)
+
+    def run(folder, resume_from=None):
+        model = mg.Sequential(mg.Dense(2, 16, rng=0), mg.ReLU(), mg.Dense(16, 2, rng=1))
+        best = mg.ModelCheckpoint(folder / "best.safetensors", monitor="val_loss",
+                                  save_best_only=True, weights_only=True)  # fmt: skip
+        every = mg.ModelCheckpoint(folder / "e{epoch}.safetensors")
+        mg.fit(
+            model, mg.CrossEntropy(), mg.Adam(model.parameters(), lr=0.2), x, y, epochs=15,
+            batch_size=16, seed=0, progress=False, validation_data=(x_val, y_val),
+            callbacks=[best, every], resume_from=resume_from,
+        )  # fmt: skip
+        return mg.load(folder / "best.safetensors").state_dict()
+
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "resumed").mkdir()
+    whole = run(tmp_path / "whole")  # its best epoch is 12 of 15 (val_loss 0.076)
+    (tmp_path / "resumed" / "best.safetensors").write_bytes(
+        (tmp_path / "whole" / "best.safetensors").read_bytes()
+    )  # as a run stopped after epoch 13 leaves it: its best, epoch 12's, written before
+    resumed = run(tmp_path / "resumed", resume_from=tmp_path / "whole" / "e13.safetensors")
+    for key, value in whole.items():  # epochs 14 and 15 are worse: the file is not rewritten
+        np.testing.assert_array_equal(resumed[key], value)
