@@ -270,9 +270,17 @@ class DataParallel:
     """
 
     def __init__(self, comm: Any = None, bucket_bytes: int = BUCKET_BYTES) -> None:
+        # checked before MPI starts: a mistake costs no MPI initialisation
+        bucket_bytes = check_integer("bucket_bytes", bucket_bytes, minimum=1)
+        if comm is not None and not all(
+            callable(getattr(comm, name, None)) for name in ("Get_rank", "Get_size", "Allreduce")
+        ):
+            raise TypeError(
+                "DataParallel comm must be an mpi4py communicator (such as "
+                f"MPI.COMM_WORLD) or None, got {type(comm).__name__}"
+            )
         self.comm = mpi().COMM_WORLD if comm is None else comm
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        bucket_bytes = check_integer("bucket_bytes", bucket_bytes, minimum=1)
         self.buckets = GradientBuckets(self.comm, bucket_bytes)
 
     def __repr__(self) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from minigrad.distributed import DistributedLoader, parallel_from, shard
+from minigrad.distributed import DataParallel, DistributedLoader, parallel_from, shard
 
 SCENARIOS = Path(__file__).with_name("mpi_scenarios.py")
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,3 +200,25 @@ def test_without_mpi4py_the_error_says_how_to_install_it(monkeypatch):
     with pytest.raises(ImportError, match=r"pip install 'minigrad-nn\[distributed\]'"):
         mg.fit(model, mg.MSE(), mg.SGD(model.parameters()), [[1.0]], [[1.0]], epochs=1,
                progress=False, distributed=True)  # fmt: skip
+
+
+X = np.zeros((10, 2), np.float32)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: DistributedLoader(X, X, "0", 2), TypeError, r"rank must be an integer, got '0'"),
+        (lambda: DistributedLoader(X, X, True, 2), TypeError, r"rank must be an integer, got True"),
+        (lambda: DistributedLoader(X, X, -1, 2), ValueError, r"rank must be >= 0, got -1"),
+        (lambda: DistributedLoader(X, X, 2, 2), ValueError, r"size must be >= 3, got 2"),
+        (lambda: DistributedLoader(X, X, 0, 2.0), TypeError, r"size must be an integer, got 2\.0"),
+        (lambda: DataParallel(bucket_bytes="1"), TypeError, r"bucket_bytes must be an integer"),
+        (lambda: DataParallel(bucket_bytes=True), TypeError, r"bucket_bytes must be an integer"),
+        (lambda: DataParallel(bucket_bytes=0), ValueError, r"bucket_bytes must be >= 1, got 0"),
+        (lambda: DataParallel(comm="world"), TypeError, r"comm must be an mpi4py communicator"),
+    ],
+)
+def test_loader_and_data_parallel_arguments_are_checked_before_mpi_starts(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
