@@ -299,6 +299,8 @@ class CrossEntropy(Loss):
         # (s (m,), the smoothing row (C,) or None, the picked labels' a (m,), kept rows (m,)
         # or None) for class indices, (s, a (m, C)) for probability rows; None: plain
         self._terms: tuple | None = None
+        #: whether the last class-index target lay wholly in [0, C) (set by _check_target)
+        self._in_range = True
 
     def forward(self, pred: ArrayLike, target: ArrayLike) -> float | NDArray[np.float64]:
         """L = -sum_ij a_ij log softmax(z)_ij / divisor, caching the softmax."""
@@ -351,11 +353,12 @@ class CrossEntropy(Loss):
 
     def _nothing_ignored(self, labels: NDArray[np.intp], logits: NDArray[np.floating]) -> bool:
         """Whether no label equals ignore_index; labels outside [0, C) were checked to be
-        ignored ones, so an ignore_index outside [0, C) needs one look at the extremes."""
+        ignored ones, so for an ignore_index outside [0, C) the check's own range test
+        answers (``_in_range``, from :meth:`_check_target`)."""
         ignore_index, classes = self.ignore_index, logits.shape[1]
         if 0 <= ignore_index < classes:
             return not (labels == ignore_index).any()
-        return bool(np.minimum.reduce(labels) >= 0 and np.maximum.reduce(labels) < classes)
+        return self._in_range
 
     def _label_terms(
         self,
@@ -438,7 +441,10 @@ class CrossEntropy(Loss):
                 raise ShapeError(
                     f"CrossEntropy: pred has {m} rows but target has {target.shape[0]} labels"
                 )
-            return _class_indices(target, classes, ignore_index=self.ignore_index)
+            labels, self._in_range = _checked_labels(
+                target, classes, "CrossEntropy", self.ignore_index
+            )
+            return labels
         if target.shape == logits.shape:
             if self.ignore_index != -100:
                 raise ValueError(
@@ -714,6 +720,14 @@ def _class_indices(
 ) -> NDArray[np.intp]:
     """Validate class labels (integers, or floats with integer values) in [0, classes), or
     equal to ``ignore_index``."""
+    return _checked_labels(labels, classes, what, ignore_index)[0]
+
+
+def _checked_labels(
+    labels: NDArray, classes: int, what: str, ignore_index: int | None
+) -> tuple[NDArray[np.intp], bool]:
+    """:func:`_class_indices`, and whether every label lies in [0, classes) (so that none
+    equals an ``ignore_index`` outside that range)."""
     kind = labels.dtype.kind
     if kind == "f":
         bad = np.flatnonzero(labels != np.round(labels))  # NaN included; inf fails below
@@ -748,4 +762,4 @@ def _class_indices(
                 f"{what} class labels must lie in [0, {classes}) for {classes} classes, "
                 f"got {labels[i]} at index {i}{leave_out}"
             )
-    return labels.astype(np.intp, copy=False)
+    return labels.astype(np.intp, copy=False), not out_of_range
