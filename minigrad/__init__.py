@@ -109,7 +109,7 @@ from minigrad.serialization import (
 from minigrad.summaries import summary
 from minigrad.training import History, evaluate, fit, predict
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ELU",

@@ -73,3 +73,7 @@ def against_torch(torch):
         return opt
 
     return run
+
+
+# Type-checked by tests/test_typing.py, never imported: one of them holds deliberate mistakes.
+collect_ignore = ["typing_cases"]
