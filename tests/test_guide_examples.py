@@ -1,0 +1,133 @@
+"""The documentation's prose pages run: every ```python block of docs/getting-started.md,
+docs/guide/*.md and docs/design.md, in order, in one fresh namespace per page.
+
+Conventions the pages follow (and this test reads):
+
+- ``<!-- requires: safetensors, torch -->`` on the line right before a ```python fence: that
+  block runs only where those modules import (later blocks must not depend on it); anywhere
+  else on the page: the whole page is skipped without them.
+- A ```text block that follows a ```python block with nothing but blank lines between them is
+  that block's output: what the block prints must match it, numbers to within 1% (BLAS
+  libraries add up products in different orders, so the last digits of a trained loss may
+  differ from machine to machine), everything else exactly.
+- ```bash blocks are commands for the reader and are not run.
+
+Each page runs in a temporary working directory, so files its examples write land there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = sorted([DOCS / "getting-started.md", *(DOCS / "guide").glob("*.md"), DOCS / "design.md"])
+
+FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+REQUIRES = re.compile(r"<!--\s*requires:\s*([\w.,\s-]+?)\s*-->")
+NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+#: the most seconds one page's examples may take together
+PAGE_SECONDS = 20.0
+
+
+def blocks(text: str) -> list[tuple[str, str, set[str], str | None]]:
+    """``(language, code, required modules, expected output)`` for each fenced block."""
+    found = []
+    matches = list(FENCE.finditer(text))
+    for index, match in enumerate(matches):
+        language, code = match.group(1), match.group(2)
+        before = text[: match.start()].rstrip().rsplit("\n", 1)[-1]
+        marker = REQUIRES.fullmatch(before.strip())
+        required = _names(marker.group(1)) if marker else set()
+        expected = None
+        if language == "python" and index + 1 < len(matches):
+            following = matches[index + 1]
+            between = text[match.end() : following.start()]
+            if following.group(1) == "text" and not between.strip():
+                expected = following.group(2)
+        found.append((language, code, required, expected))
+    return found
+
+
+def page_requirements(text: str) -> set[str]:
+    """Modules named by ``requires`` markers that are not right before a fence."""
+    names: set[str] = set()
+    for match in REQUIRES.finditer(text):
+        rest = text[match.end() :].lstrip(" \t")
+        if not rest.startswith("\n```") and not rest.startswith("```"):
+            names |= _names(match.group(1))
+    return names
+
+
+def _names(listed: str) -> set[str]:
+    return {name.strip() for name in listed.split(",") if name.strip()}
+
+
+def _available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def same_output(printed: str, expected: str) -> bool:
+    """Whether ``printed`` reads as ``expected``: the same text, numbers within 1%."""
+    printed_lines = [line.rstrip() for line in printed.strip("\n").splitlines()]
+    expected_lines = [line.rstrip() for line in expected.strip("\n").splitlines()]
+    if len(printed_lines) != len(expected_lines):
+        return False
+    for got, want in zip(printed_lines, expected_lines, strict=True):
+        if NUMBER.split(got) != NUMBER.split(want):
+            return False
+        for a, b in zip(NUMBER.findall(got), NUMBER.findall(want), strict=True):
+            x, y = float(a), float(b)
+            if abs(x - y) > 0.01 * max(abs(y), 1e-3) + 1e-9:
+                return False
+    return True
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
+def test_page_examples_run(page, tmp_path, monkeypatch):
+    text = page.read_text()
+    for name in sorted(page_requirements(text)):
+        pytest.importorskip(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    namespace: dict[str, object] = {"__name__": "__docs__"}
+    start = time.perf_counter()
+    for number, (language, code, required, expected) in enumerate(blocks(text), start=1):
+        if language != "python":
+            continue
+        if not all(_available(name) for name in required):
+            continue
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(code, f"{page.name}, block {number}", "exec"), namespace)
+        if expected is not None:
+            assert same_output(printed.getvalue(), expected), (
+                f"{page.name}, block {number} printed\n{printed.getvalue()}\n"
+                f"but the page shows\n{expected}"
+            )
+    seconds = time.perf_counter() - start
+    assert seconds < PAGE_SECONDS, f"{page.name}: its examples took {seconds:.1f} s"
+
+
+def test_every_page_is_tested():
+    """The pages this test reads are the pages the guide lists."""
+    assert (DOCS / "getting-started.md") in PAGES
+    assert (DOCS / "design.md") in PAGES
+    assert len(PAGES) >= 12
+
+
+def test_output_comparison():
+    assert same_output("loss 0.1234\n", "loss 0.1235")
+    assert not same_output("loss 0.1234", "accuracy 0.1234")
+    assert not same_output("loss 0.2", "loss 0.1")
+    assert not same_output("a\nb", "a")
