@@ -345,7 +345,9 @@ def describe_optimizer(optimizer: Optimizer) -> dict[str, Any]:
     return {"class": cls.__name__, **described}
 
 
-def group_specs(params: list[Any], param_groups: list[dict[str, Any]]) -> Any:
+def group_specs(
+    params: list[Any], param_groups: list[dict[str, Any]]
+) -> list[Any] | list[dict[str, Any]]:
     """What an optimizer is rebuilt on: ``params`` itself for one group holding them all in
     order, else one ``{"params": [...]}`` per group, from the groups' parameter indices
     (checked by the caller). The groups' hyperparameters come with the state loaded next.
