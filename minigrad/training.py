@@ -890,7 +890,7 @@ def _end_training(callbacks: list[Callback], state: TrainingState) -> None:
 def _add_note(error: BaseException, note: str) -> None:
     if hasattr(error, "add_note"):
         error.add_note(note)
-    else:  # Python 3.10
+    else:  # Python 3.10, whose stubs have no __notes__ (added in 3.11): hence the ignore
         error.__notes__ = [*getattr(error, "__notes__", []), note]  # type: ignore[attr-defined]
 
 
