@@ -50,6 +50,7 @@ from minigrad.data import (
 )
 from minigrad.errors import DistributedError, DivergenceError
 from minigrad.layers import LeakyReLU
+from minigrad.layers.base import Layer
 from minigrad.optim import Optimizer
 from minigrad.schedules import CosineDecay
 from minigrad.serialization import save
@@ -290,7 +291,7 @@ def build_model(
     """The MLP; with ``x_train``, a Normalization layer adapted to it comes first, so that the
     model (and a file it is saved to) takes raw inputs and standardises them itself."""
     init = "he_normal" if activation in ("relu", "leaky_relu") else "xavier_uniform"
-    layers: list = [] if x_train is None else [Normalization(widths[0]).adapt(x_train)]
+    layers: list[Layer] = [] if x_train is None else [Normalization(widths[0]).adapt(x_train)]
     for fan_in, fan_out in pairwise(widths[:-1]):
         layers += [Dense(fan_in, fan_out, init=init, rng=rng), ACTIVATIONS[activation]()]
     return Sequential(*layers, Dense(widths[-2], widths[-1], rng=rng))
@@ -303,7 +304,7 @@ def build_cnn(
     16 channels, padded to keep the size), the activation and 2x2 max pooling, then Dense
     layers of the ``hidden`` widths."""
     init = "he_normal" if activation in ("relu", "leaky_relu") else "xavier_uniform"
-    layers: list = []
+    layers: list[Layer] = []
     for c_in, c_out in ((1, 8), (8, 16)):
         layers += [
             Conv2d(c_in, c_out, 5, padding=2, init=init, rng=rng),

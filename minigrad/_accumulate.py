@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,7 @@ class GradientMean:
         below the dtype's limit (else the bound is inf, and SafeStep measures the mean)."""
         if any(bound is None for bound in self._bounds):
             return None
-        parts: dict[int, list] = {}  # each function once, with its batches' weights
+        parts: dict[int, list[Any]] = {}  # each function once: [function, its batches' weight]
         for bound, rows in zip(self._bounds, self._rows, strict=True):
             parts.setdefault(id(bound), [bound, 0.0])[1] += rows / self._rows[0]
         # rounding in a sum of k terms adds at most k eps of the sum of their norms
@@ -120,5 +121,6 @@ class GradientMean:
 
         keys = tuple(getattr(bound, "key", None) for bound in self._bounds)
         if None not in keys:  # the same batches' bounds again: SafeStep may reuse its proof
+            # a function attribute, which SafeStep reads with getattr (no type declares it)
             grad_bounds.key = ("mean", *zip(keys, self._rows, strict=True))  # type: ignore[attr-defined]
         return grad_bounds

@@ -29,12 +29,14 @@ import secrets
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 try:
     import fcntl
+
+    _HAS_LOCKS = True
 except ImportError:  # pragma: no cover - Windows: no locks, so no removal of leftovers
-    fcntl = None  # type: ignore[assignment]
+    _HAS_LOCKS = False
 
 __all__ = [
     "check_path",
@@ -103,6 +105,12 @@ def _given(value: object) -> str:
 
 
 # -- paths --------------------------------------------------------------------------------------
+
+
+class Readable(Protocol):
+    """A binary stream to read from: an open file, or a decompressing one (gzip)."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 def check_path(path: object, what: str = "path") -> Path:
@@ -177,7 +185,7 @@ def open_regular(
 
 
 @contextlib.contextmanager
-def reading(path: object) -> Iterator[None]:
+def reading(path: str | os.PathLike[str]) -> Iterator[None]:
     """Re-raise an OSError of the reads inside (EIO, say, which names no file) as one that
     names ``path``, chained to it."""
     try:
@@ -188,11 +196,11 @@ def reading(path: object) -> Iterator[None]:
         raise OSError(
             error.errno,
             f"{error.strerror or shortened(str(error))} (while reading {path})",
-            os.fspath(path),  # type: ignore[arg-type]
+            os.fspath(path),
         ) from error
 
 
-def read_exactly(file: BinaryIO, count: int, where: str, error: type[Exception]) -> bytes:
+def read_exactly(file: Readable, count: int, where: str, error: type[Exception]) -> bytes:
     """The next ``count`` bytes of ``file`` (``count`` is within its size), or ``error``."""
     data = file.read(count)
     if len(data) != count:
@@ -248,7 +256,7 @@ def write_atomically(path: str | os.PathLike[str], content: str | bytes) -> None
     _remove_leftovers(folder, prefix)
 
 
-def _target(path: object) -> tuple[Path, os.stat_result | None]:
+def _target(path: str | os.PathLike[str]) -> tuple[Path, os.stat_result | None]:
     """The file a save to ``path`` writes (links followed) and its status if it exists; every
     problem with the path is raised here, before anything is written."""
     given = check_path(path)
@@ -446,7 +454,7 @@ def _keep_owner(descriptor: int, existing: os.stat_result) -> None:
 
 def _lock(descriptor: int, wait: bool) -> bool:
     """Take the exclusive lock on an open file; False if it is held elsewhere or unsupported."""
-    if fcntl is None:  # pragma: no cover - Windows
+    if not _HAS_LOCKS:  # pragma: no cover - Windows
         return False
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -491,7 +499,7 @@ def _fsync_folder(folder: Path) -> None:
 def _remove_leftovers(folder: Path, prefix: str) -> None:
     """Remove the temporary files of this target that no live writer holds (left by a process
     that was killed mid-write). A file whose lock cannot be taken is being written: kept."""
-    if fcntl is None:  # pragma: no cover - Windows
+    if not _HAS_LOCKS:  # pragma: no cover - Windows
         return
     pattern = re.compile(re.escape(prefix) + _RANDOM_PART)
     try:

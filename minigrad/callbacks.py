@@ -414,7 +414,7 @@ class ModelCheckpoint(Callback):
         return f"ModelCheckpoint({self.path!r}{best})"
 
 
-def _checked_target(path: object, what: str) -> Path:
+def _checked_target(path: str | os.PathLike[str], what: str) -> Path:
     """``path`` as a Path, refused now if it cannot be a file to write (the wrong type, empty,
     an existing folder) rather than at the end of the first epoch."""
     checked = check_path(path, what)

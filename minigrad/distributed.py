@@ -46,7 +46,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ from minigrad.data.loader import DataLoader
 from minigrad.errors import DistributedError
 from minigrad.layers.base import Layer
 from minigrad.parameter import Parameter
+from minigrad.typing import FloatArray
 
 __all__ = ["DataParallel", "DistributedLoader", "GradientBuckets", "shard"]
 
@@ -118,8 +119,8 @@ class DistributedLoader(DataLoader):
 
     def __init__(
         self,
-        x: NDArray,
-        y: NDArray | None,
+        x: NDArray[Any],
+        y: NDArray[Any] | None,
         rank: int,
         size: int,
         batch_size: int = 32,
@@ -135,7 +136,7 @@ class DistributedLoader(DataLoader):
         per_rank = -(-len(self.x) // self.size)  # ceil(n / N)
         return -(-per_rank // self.batch_size)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[tuple[NDArray[Any], NDArray[Any]] | NDArray[Any]]:
         n, size = len(self.x), self.batch_size
         order = self.rng.permutation(n) if self.shuffle else np.arange(n)
         mine = shard(order, self.rank, self.size)
@@ -175,8 +176,8 @@ class GradientBuckets:
     def __init__(self, comm: Any, bucket_bytes: int = BUCKET_BYTES) -> None:
         self.comm, self.bucket_bytes = comm, bucket_bytes
         self._key: tuple[int, ...] = ()
-        self._buffers: list[NDArray] = []
-        self._views: list[list[tuple[Parameter, NDArray]]] = []
+        self._buffers: list[FloatArray] = []
+        self._views: list[list[tuple[Parameter, FloatArray]]] = []
         self.seconds, self.bytes, self.calls = 0.0, 0, 0
 
     def _build(self, params: list[Parameter]) -> None:
@@ -373,7 +374,8 @@ class DataParallel:
         """Collective: each value summed over the ranks, in float64."""
         array = np.asarray(values, dtype=np.float64)
         self.comm.Allreduce(mpi().IN_PLACE, array)
-        return array.tolist()
+        sums: list[float] = array.tolist()  # typed Any in NumPy's stubs
+        return sums
 
 
 def parallel_from(distributed: object) -> DataParallel | None:

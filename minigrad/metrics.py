@@ -16,12 +16,14 @@ top-k accuracy, MAE, MSE) but not for R^2, precision, recall and F1, which valid
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from minigrad._validation import check_allocation, check_integer, check_real
-from minigrad.layers._checks import REAL_KINDS, as_array, refused, shown
+from minigrad._validation import check_allocation, check_integer, check_real, shown
+from minigrad.layers._checks import REAL_KINDS, as_array, refused
+from minigrad.typing import IntArray
 
 __all__ = [
     "METRICS",
@@ -38,7 +40,7 @@ __all__ = [
 ]
 
 
-def predicted_classes(pred: ArrayLike, threshold: float = 0.5) -> NDArray[np.integer]:
+def predicted_classes(pred: ArrayLike, threshold: float = 0.5) -> IntArray:
     """The class each row of ``pred`` picks.
 
     - (n, C) with C >= 2: the argmax of each row (logits or probabilities alike).
@@ -81,16 +83,17 @@ def predicted_classes(pred: ArrayLike, threshold: float = 0.5) -> NDArray[np.int
                 f"predictions hold NaN in row {row}: the model diverged or its input holds NaN"
             )
     if multiclass:
-        return pred.argmax(axis=1)
+        classes: IntArray = pred.argmax(axis=1)  # NumPy's stubs type argmax(axis=...) as Any
+        return classes
     return (pred > threshold).astype(np.int64)
 
 
-def _width(pred: NDArray) -> int:
+def _width(pred: NDArray[Any]) -> int:
     """The number of classes ``pred`` chooses between: its width, or 2 for binary outputs."""
     return pred.shape[1] if pred.ndim == 2 and pred.shape[1] >= 2 else 2
 
 
-def _labels(target: ArrayLike, n: int, classes: int, width: int) -> NDArray[np.integer]:
+def _labels(target: ArrayLike, n: int, classes: int, width: int) -> IntArray:
     """Class labels in [0, classes) from integer labels (n,) / (n, 1) or one-hot /
     probability rows (n, width), for predictions that choose between ``width`` classes."""
     target = as_array(target, "targets")
@@ -105,7 +108,7 @@ def _labels(target: ArrayLike, n: int, classes: int, width: int) -> NDArray[np.i
                 f"between {width} classes"
             )
         _check_rows(target)
-        labels = target.argmax(axis=1)
+        labels: NDArray[Any] = target.argmax(axis=1)  # typed Any in NumPy's stubs
     else:
         labels = target.reshape(-1)
     if labels.shape != (n,):
@@ -126,7 +129,7 @@ def _labels(target: ArrayLike, n: int, classes: int, width: int) -> NDArray[np.i
     return labels.astype(np.int64, copy=False)
 
 
-def _check_rows(target: NDArray) -> None:
+def _check_rows(target: NDArray[Any]) -> None:
     """ValueError naming the first row of ``target`` that picks no class: one holding NaN,
     infinity or a negative value, or only zeros.
 
@@ -172,7 +175,7 @@ def accuracy(pred: ArrayLike, target: ArrayLike, threshold: float = 0.5) -> floa
 
 def _classified(
     pred: ArrayLike, target: ArrayLike, threshold: float, what: str
-) -> tuple[NDArray[np.integer], NDArray[np.integer], int]:
+) -> tuple[IntArray, IntArray, int]:
     """The predicted classes, the target classes and the number of classes C, checked as
     :func:`accuracy` checks them; ValueError naming ``what`` for no samples."""
     classes = predicted_classes(pred, threshold)
@@ -281,7 +284,7 @@ def _per_class(
     return hits, predicted - hits, support - hits, support
 
 
-def _ratio(top: NDArray, bottom: NDArray) -> NDArray[np.float64]:
+def _ratio(top: NDArray[Any], bottom: NDArray[Any]) -> NDArray[np.float64]:
     """top / bottom, and 0.0 where bottom is 0 (scikit-learn's zero_division default)."""
     out = np.zeros(top.shape, dtype=np.float64)
     np.divide(top, bottom, out=out, where=bottom != 0)
@@ -289,7 +292,7 @@ def _ratio(top: NDArray, bottom: NDArray) -> NDArray[np.float64]:
 
 
 def _averaged(
-    score: Callable[[NDArray, NDArray, NDArray], NDArray[np.float64]],
+    score: Callable[[NDArray[Any], NDArray[Any], NDArray[Any]], NDArray[np.float64]],
     counts: tuple[NDArray[np.int64], ...],
     average: str | None,
 ) -> float | NDArray[np.float64]:
@@ -305,6 +308,18 @@ def _averaged(
     if average == "weighted":
         return float(np.average(per_class, weights=support))
     return float(per_class[(tp + fp + fn) > 0].mean())
+
+
+@overload
+def precision(
+    pred: ArrayLike, target: ArrayLike, average: str = "macro", threshold: float = 0.5
+) -> float: ...
+
+
+@overload
+def precision(
+    pred: ArrayLike, target: ArrayLike, average: None, threshold: float = 0.5
+) -> NDArray[np.float64]: ...
 
 
 def precision(
@@ -344,6 +359,18 @@ def precision(
     return _averaged(lambda tp, fp, fn: _ratio(tp, tp + fp), counts, average)
 
 
+@overload
+def recall(
+    pred: ArrayLike, target: ArrayLike, average: str = "macro", threshold: float = 0.5
+) -> float: ...
+
+
+@overload
+def recall(
+    pred: ArrayLike, target: ArrayLike, average: None, threshold: float = 0.5
+) -> NDArray[np.float64]: ...
+
+
 def recall(
     pred: ArrayLike, target: ArrayLike, average: str | None = "macro", threshold: float = 0.5
 ) -> float | NDArray[np.float64]:
@@ -366,6 +393,18 @@ def recall(
     """
     counts = _per_class(pred, target, average, threshold, "recall")
     return _averaged(lambda tp, fp, fn: _ratio(tp, tp + fn), counts, average)
+
+
+@overload
+def f1(
+    pred: ArrayLike, target: ArrayLike, average: str = "macro", threshold: float = 0.5
+) -> float: ...
+
+
+@overload
+def f1(
+    pred: ArrayLike, target: ArrayLike, average: None, threshold: float = 0.5
+) -> NDArray[np.float64]: ...
 
 
 def f1(

@@ -4,17 +4,17 @@ boundaries. Each function draws on the axes it is given (or new ones) and return
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from minigrad._validation import check_integer, check_real
 from minigrad.errors import ShapeError
 from minigrad.layers.base import Layer
 from minigrad.metrics import predicted_classes
-from minigrad.training import History, predict
+from minigrad.training import predict
 
 __all__ = ["plot_decision_boundary", "plot_history"]
 
@@ -30,7 +30,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_history(history: History | dict[str, list[float]], axes: Any = None) -> Any:
+def plot_history(history: Mapping[str, Sequence[float] | NDArray[Any]], axes: Any = None) -> Any:
     """Loss curves on the left, every other metric (accuracy, ...) on the right.
 
     Training numbers are solid lines, validation numbers (``val_`` keys) dashed, both

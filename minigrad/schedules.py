@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 from minigrad._validation import Setting, _given, _shortened, check_bool, check_integer
@@ -109,8 +110,9 @@ class Schedule:
             t = check_integer("t", t, minimum=0)
         except (TypeError, ValueError) as error:  # the count's own error, naming the schedule
             raise type(error)(f"{self!r}: {error}") from None
+        rate: Callable[[int], object] = self.rate  # a subclass's rate may return anything
         try:
-            lr = self.rate(t)
+            lr = rate(t)
         except OverflowError:  # float ** int beyond float range raises instead of giving inf
             lr = math.inf
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real):

@@ -40,10 +40,9 @@ from minigrad.optim.base import Optimizer
 from minigrad.optim.clip import clip_grad_norm
 from minigrad.optim.safe_step import SafeStep
 from minigrad.serialization.checkpoints import Checkpoint, load_checkpoint
+from minigrad.typing import FloatArray, Metric
 
 __all__ = ["History", "TrainingState", "evaluate", "fit", "predict"]
-
-Metric = Callable[[NDArray, NDArray], float]
 
 
 class History(dict[str, list[float]]):
@@ -126,7 +125,7 @@ CHUNK_VALUES = 1 << 20
 
 def _check_objects(model: Any, loss: Any, optimizer: Any, what: str) -> None:
     """TypeError unless model, loss (and optimizer) are instances of the right classes."""
-    expected = [("model", model, Layer), ("loss", loss, Loss)]
+    expected: list[tuple[str, object, type]] = [("model", model, Layer), ("loss", loss, Loss)]
     if optimizer is not None:
         expected.append(("optimizer", optimizer, Optimizer))
     for name, value, cls in expected:
@@ -179,7 +178,7 @@ def _rows(n: int, row_values: int) -> Iterable[slice]:
     return (slice(start, min(start + step, n)) for start in range(0, n, step))
 
 
-def _check_values(array: NDArray, name: str, what: str, dtype: np.dtype | None) -> None:
+def _check_values(array: NDArray[Any], name: str, what: str, dtype: np.dtype | None) -> None:
     """ValueError naming the first NaN or infinite entry of a float array, or saying that its
     values exceed the largest number of ``dtype`` (the model's), piece by piece."""
     if array.dtype.kind not in "biuf":
@@ -218,7 +217,7 @@ def _model_dtype(model: Layer) -> np.dtype | None:
 
 def _checked_data(
     model: Layer, loss: Loss, x: ArrayLike, y: ArrayLike, what: str, names: tuple[str, str]
-) -> tuple[NDArray, NDArray, NDArray]:
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """x and y as arrays, after checking everything a training run would trip over later,
     and the model's output for the first two samples."""
     x_name, y_name = names
@@ -342,7 +341,7 @@ def _registered(name: str, loss: Loss, threshold: float) -> Metric:
     return partial(function, **options)
 
 
-def _score(name: str, metric: Metric, pred: NDArray, target: NDArray) -> float:
+def _score(name: str, metric: Metric, pred: NDArray[Any], target: NDArray[Any]) -> float:
     """``metric(pred, target)`` as a float, or TypeError naming the metric."""
     value = metric(pred, target)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
@@ -351,7 +350,7 @@ def _score(name: str, metric: Metric, pred: NDArray, target: NDArray) -> float:
 
 
 def _check_metrics(
-    functions: dict[str, Metric], output: NDArray, target: NDArray, what: str
+    functions: dict[str, Metric], output: NDArray[Any], target: NDArray[Any], what: str
 ) -> None:
     """Each metric on the first sample's output and target, so that a metric that cannot
     score these targets (accuracy on a regression's) fails now, naming it. (A NaN output is
@@ -428,6 +427,7 @@ def _warn_if_activated_twice(model: Layer, loss: Loss) -> None:
     The last layer is found through nested Sequentials. A LogSoftmax before CrossEntropy
     is fine: its outputs are logits shifted per row, with the same softmax.
     """
+    activation: type[Layer]
     if isinstance(loss, CrossEntropy):
         activation, takes = Softmax, "CrossEntropy takes logits and applies the softmax itself"
         other = (
@@ -492,7 +492,7 @@ def fit(
     shuffle: bool = True,
     validation_data: tuple[ArrayLike, ArrayLike] | None = None,
     metrics: Sequence[str | Metric] | None = None,
-    callbacks: Sequence[Callback] | None = (),
+    callbacks: Callback | Sequence[Callback] | None = (),
     clip_norm: float | None = None,
     seed: int | np.random.Generator | None = None,
     progress: bool = True,
@@ -890,7 +890,7 @@ def _end_training(callbacks: list[Callback], state: TrainingState) -> None:
 def _add_note(error: BaseException, note: str) -> None:
     if hasattr(error, "add_note"):
         error.add_note(note)
-    else:  # Python 3.10
+    else:  # Python 3.10, whose stubs have no __notes__ (added in 3.11): hence the ignore
         error.__notes__ = [*getattr(error, "__notes__", []), note]  # type: ignore[attr-defined]
 
 
@@ -933,6 +933,7 @@ def _train_epoch(
     bar = bars(len(loader), f"epoch {state.epoch + 1}/{state.epochs}")
     last = len(loader) - 1
     every = 1 if mean is None else mean.every
+    seen: float  # a count of samples, which a distributed fit sums over the ranks as a float
     total, seen = 0.0, 0
     sums = dict.fromkeys(metric_functions, 0.0)
     batch_metrics = _batch_metrics(metric_functions, loss)
@@ -1020,7 +1021,7 @@ def _batch_metrics(functions: dict[str, Metric], loss: Loss) -> dict[str, Metric
     }
 
 
-def _accuracy_of_accepted_batch(pred: NDArray, target: NDArray) -> float:
+def _accuracy_of_accepted_batch(pred: NDArray[Any], target: NDArray[Any]) -> float:
     """``accuracy(pred, target)`` for a batch CrossEntropy has accepted (see
     :func:`_batch_metrics`)."""
     if target.ndim == 1 and target.dtype.kind in "iu" and pred.ndim == 2 and pred.shape[1] > 1:
@@ -1028,7 +1029,7 @@ def _accuracy_of_accepted_batch(pred: NDArray, target: NDArray) -> float:
     return accuracy(pred, target)
 
 
-def _largest_row_norm(x: NDArray) -> float:
+def _largest_row_norm(x: NDArray[Any]) -> float:
     """max_i ||x_i||, in float64, piece by piece."""
     largest = 0.0
     rows = x.reshape(len(x), -1)
@@ -1038,7 +1039,7 @@ def _largest_row_norm(x: NDArray) -> float:
     return largest
 
 
-def _batch_loss(state: TrainingState, pred: NDArray, target: NDArray) -> float:
+def _batch_loss(state: TrainingState, pred: NDArray[Any], target: NDArray[Any]) -> float:
     """The batch's loss, or DivergenceError when it (or the output) is NaN or infinite."""
     try:
         value = state.loss(pred, target)
@@ -1091,15 +1092,15 @@ def _progress_bars(enabled: bool) -> Callable[[int, str], Any]:
 # -- evaluation and prediction -----------------------------------------------------------------
 
 
-def _batches(x: NDArray, batch_size: int) -> Iterable[slice]:
+def _batches(x: NDArray[Any], batch_size: int) -> Iterable[slice]:
     return (slice(start, start + batch_size) for start in range(0, len(x), batch_size))
 
 
 def _evaluate(
     model: Layer,
     loss: Loss,
-    x: NDArray,
-    y: NDArray,
+    x: NDArray[Any],
+    y: NDArray[Any],
     batch_size: int,
     metric_functions: dict[str, Metric],
     state: TrainingState | None = None,
@@ -1159,7 +1160,7 @@ def evaluate(
     return _evaluate(model, loss, x, y, batch_size, metric_functions)
 
 
-def predict(model: Layer, x: ArrayLike, *, batch_size: int = 256) -> NDArray:
+def predict(model: Layer, x: ArrayLike, *, batch_size: int = 256) -> FloatArray:
     """The model's outputs for every row of ``x``, computed in eval mode, batch by batch.
 
     Shape: x (n, ...) -> (n, ...) as the model maps a batch. The model is left in the mode

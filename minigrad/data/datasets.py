@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,11 +44,19 @@ def _samples(n_samples: object, classes: int = 1, what: str = "classes") -> int:
     return n_samples
 
 
-def _real(name: str, value: object, **bounds: float) -> float:
+def _real(
+    name: str,
+    value: object,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> float:
     """check_real, with a Python int beyond float range a ValueError naming ``name`` (float()
     raises a bare OverflowError for it)."""
     try:
-        return check_real(name, value, **bounds)
+        return check_real(name, value, minimum=minimum, maximum=maximum, above=above, below=below)
     except OverflowError:
         raise ValueError(f"{name} must be a finite number, got {_shortened(value)}") from None
 
@@ -101,7 +110,9 @@ def _split(n_samples: int, classes: int) -> NDArray[np.int64]:
     return np.repeat(np.arange(classes, dtype=np.int64), sizes)
 
 
-def _finish(x: NDArray, y: NDArray, noise: float, rng: np.random.Generator, what: str) -> Dataset:
+def _finish(
+    x: NDArray[Any], y: NDArray[Any], noise: float, rng: np.random.Generator, what: str
+) -> Dataset:
     """Add Gaussian noise of standard deviation ``noise``; x as float32, y as int64. ``what``
     names the settings that scale x, for the error when x does not fit float32."""
     if noise:
@@ -113,7 +124,9 @@ def _finish(x: NDArray, y: NDArray, noise: float, rng: np.random.Generator, what
     return x, y.astype(np.int64)
 
 
-def make_xor(n_samples: int = 4, noise: float = 0.0, *, seed=None) -> Dataset:
+def make_xor(
+    n_samples: int = 4, noise: float = 0.0, *, seed: int | np.random.Generator | None = None
+) -> Dataset:
     """The XOR problem: corners of the unit square, label a XOR b.
 
     Sample i sits at corner ``i % 4`` of (0, 0), (0, 1), (1, 0), (1, 1), plus Gaussian noise
@@ -137,7 +150,12 @@ def make_xor(n_samples: int = 4, noise: float = 0.0, *, seed=None) -> Dataset:
 
 
 def make_spirals(
-    n_samples: int = 1000, noise: float = 0.02, *, classes: int = 2, turns: float = 1.5, seed=None
+    n_samples: int = 1000,
+    noise: float = 0.02,
+    *,
+    classes: int = 2,
+    turns: float = 1.5,
+    seed: int | np.random.Generator | None = None,
 ) -> Dataset:
     """``classes`` interleaved spiral arms in the plane, each turning ``turns`` times.
 
@@ -169,7 +187,9 @@ def make_spirals(
         return _finish(x, y, noise, rng, f"noise={noise}")
 
 
-def make_moons(n_samples: int = 200, noise: float = 0.1, *, seed=None) -> Dataset:
+def make_moons(
+    n_samples: int = 200, noise: float = 0.1, *, seed: int | np.random.Generator | None = None
+) -> Dataset:
     """Two interleaving half circles (scikit-learn's moons): class 0 above, class 1 below.
 
     With a ~ U(0, pi): class 0 at (cos a, sin a), class 1 at (1 - cos a, 1/2 - sin a), plus
@@ -198,7 +218,11 @@ def make_moons(n_samples: int = 200, noise: float = 0.1, *, seed=None) -> Datase
 
 
 def make_circles(
-    n_samples: int = 200, noise: float = 0.05, *, factor: float = 0.5, seed=None
+    n_samples: int = 200,
+    noise: float = 0.05,
+    *,
+    factor: float = 0.5,
+    seed: int | np.random.Generator | None = None,
 ) -> Dataset:
     """Two concentric circles: class 0 of radius 1, class 1 of radius ``factor`` < 1.
 
@@ -231,7 +255,7 @@ def make_blobs(
     features: int = 2,
     spread: float = 1.0,
     box: float = 10.0,
-    seed=None,
+    seed: int | np.random.Generator | None = None,
 ) -> Dataset:
     """Gaussian blobs: ``centers`` centres drawn uniformly in [-box, box]^features, each
     class a Gaussian of standard deviation ``spread`` around its centre.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -14,7 +15,7 @@ from minigrad.errors import ShapeError
 __all__ = ["DataLoader"]
 
 
-def _samples(name: str, data: ArrayLike, what: str) -> NDArray:
+def _samples(name: str, data: ArrayLike, what: str) -> NDArray[Any]:
     """``data`` as an array with a first (sample) axis; ShapeError naming it for a scalar or
     ragged nested lists."""
     try:
@@ -111,7 +112,7 @@ class DataLoader:
         self.rng = _generator(seed)  # checked under its own name; a Generator passes again
 
     @property
-    def x(self) -> NDArray:
+    def x(self) -> NDArray[Any]:
         """The inputs, shape (n, ...)."""
         return self._x
 
@@ -120,7 +121,7 @@ class DataLoader:
         _refuse_new_data("x")
 
     @property
-    def y(self) -> NDArray | None:
+    def y(self) -> NDArray[Any] | None:
         """The targets, shape (n, ...), or None."""
         return self._y
 
@@ -133,7 +134,7 @@ class DataLoader:
         n, size = len(self._x), self.batch_size
         return n // size if self.drop_last else -(-n // size)
 
-    def __iter__(self) -> Iterator[tuple[NDArray, NDArray] | NDArray]:
+    def __iter__(self) -> Iterator[tuple[NDArray[Any], NDArray[Any]] | NDArray[Any]]:
         x, y, n, size = self._x, self._y, len(self._x), self.batch_size
         order = self.rng.permutation(n) if self.shuffle else None
         for batch in range(len(self)):

@@ -19,17 +19,17 @@ import math
 import os
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from minigrad._files import check_path, open_regular, quoted, read_exactly, reading
+from minigrad._files import Readable, check_path, open_regular, quoted, read_exactly, reading
 from minigrad._validation import check_bool
 
 __all__ = ["load_mnist", "read_idx"]
 
-_IDX_TYPES = {
+_IDX_TYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
@@ -46,7 +46,7 @@ _EXCESS_READ = 4096
 _CHUNK = 1 << 20
 
 
-def read_idx(path: str | os.PathLike[str]) -> NDArray:
+def read_idx(path: str | os.PathLike[str]) -> NDArray[Any]:
     """The array stored in an IDX file (gzip-compressed when the name ends in ``.gz``).
 
     The header is read and checked first. A plain file must then be exactly as long as the
@@ -93,7 +93,7 @@ def read_idx(path: str | os.PathLike[str]) -> NDArray:
             raise ValueError(f"{where}: not a valid gzip file ({error})") from error
 
 
-def _read_idx(stream: BinaryIO, size: int | None, where: str) -> NDArray:
+def _read_idx(stream: Readable, size: int | None, where: str) -> NDArray[Any]:
     """The array in ``stream``: ``size`` bytes long if known (a plain file), else a
     decompressing stream of unknown length."""
     start = stream.read(4)
@@ -159,7 +159,7 @@ def load_mnist(
     *,
     flatten: bool = True,
     scale: bool = True,
-) -> tuple[NDArray, NDArray[np.int64]]:
+) -> tuple[NDArray[Any], NDArray[np.int64]]:
     """Images and labels of one MNIST split from the standard IDX files in ``directory``.
 
     Reads ``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte`` (split "train") or
@@ -237,7 +237,7 @@ def load_mnist(
             f"{labels.max()} (the first that is not, {labels[bad]}, at index {bad})"
         )
     pixels = math.prod(images.shape[1:])
-    x: NDArray = images.reshape(len(images), pixels) if flatten else images
+    x: NDArray[Any] = images.reshape(len(images), pixels) if flatten else images
     if scale:
         x = x.astype(np.float32)
         if images.dtype == np.uint8:  # only 0-255 pixels have a known range to divide by

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -26,7 +27,7 @@ def train_test_split(
     *,
     shuffle: bool = True,
     seed: int | np.random.Generator | None = None,
-) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Split ``(x, y)`` into ``x_train, x_test, y_train, y_test``.
 
     ``test_size`` is a fraction in (0, 1) of the samples (a float: the count is rounded up,
@@ -47,18 +48,7 @@ def train_test_split(
         raise ValueError(f"x and y must have the same number of samples, got {n} and {len(y)}")
     shuffle = check_bool("shuffle", shuffle)
     rng = _generator(seed)  # checked even when unused, so that a wrong seed is never silent
-    if isinstance(test_size, (bool, np.bool_)) or not isinstance(test_size, numbers.Real):
-        raise TypeError(
-            "test_size must be a fraction in (0, 1) (a float) or a number of samples (an "
-            f"integer), got {_given(test_size)}"
-        )
-    if isinstance(test_size, numbers.Integral):
-        n_test = int(test_size)
-    else:
-        fraction = float(test_size)
-        if not 0.0 < fraction < 1.0:  # NaN too
-            raise ValueError(f"a fractional test_size must lie in (0, 1), got {test_size!r}")
-        n_test = int(np.ceil(fraction * n))
+    n_test = _test_count(test_size, n)
     if not 0 < n_test < n:
         raise ValueError(
             f"test_size={_shortened(test_size)} leaves {max(0, min(n_test, n))} of {n} samples "
@@ -67,6 +57,21 @@ def train_test_split(
     order = rng.permutation(n) if shuffle else np.arange(n)
     train, test = order[: n - n_test], order[n - n_test :]
     return x[train], x[test], y[train], y[test]
+
+
+def _test_count(test_size: object, n: int) -> int:
+    """train_test_split's number of test samples for ``test_size`` (any object: checked)."""
+    if isinstance(test_size, (bool, np.bool_)) or not isinstance(test_size, numbers.Real):
+        raise TypeError(
+            "test_size must be a fraction in (0, 1) (a float) or a number of samples (an "
+            f"integer), got {_given(test_size)}"
+        )
+    if isinstance(test_size, numbers.Integral):
+        return int(test_size)
+    fraction = float(test_size)
+    if not 0.0 < fraction < 1.0:  # NaN too
+        raise ValueError(f"a fractional test_size must lie in (0, 1), got {test_size!r}")
+    return int(np.ceil(fraction * n))
 
 
 class Standardizer:
@@ -147,7 +152,7 @@ class Standardizer:
         z = self._checked(z, "inverse_transform")
         return (z * self.std + self.mean).astype(_float_dtype(z))
 
-    def _checked(self, x: ArrayLike, method: str) -> NDArray:
+    def _checked(self, x: ArrayLike, method: str) -> NDArray[Any]:
         """``x`` as an array of real numbers of shape (n, fitted features), or raised."""
         if self.mean is None or self.std is None:
             raise RuntimeError(f"Standardizer.{method}() before fit(): fit it on the training data")
@@ -195,7 +200,7 @@ def _statistic(name: str, value: object, *, positive: bool) -> NDArray[np.float6
     return array
 
 
-def _real_array(x: ArrayLike, what: str) -> NDArray:
+def _real_array(x: object, what: str) -> NDArray[Any]:
     """``x`` as an array of booleans, integers or floats; TypeError naming the dtype else."""
     try:
         array = np.asarray(x)
@@ -208,13 +213,13 @@ def _real_array(x: ArrayLike, what: str) -> NDArray:
     return array
 
 
-def _float_dtype(x: NDArray) -> np.dtype:
+def _float_dtype(x: NDArray[Any]) -> np.dtype[Any]:
     return x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
 
 
 def one_hot(
     labels: ArrayLike, classes: int | None = None, dtype: DTypeLike = np.float32
-) -> NDArray:
+) -> NDArray[Any]:
     """Rows of zeros with a one at each label: (n,) integers in [0, classes) -> (n, classes).
 
     ``classes`` (an integer >= 0, Python or NumPy) is the number of columns. When it is

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import NDArray
 
 from minigrad._validation import _given, _shortened
 from minigrad.optim import fused as fused_kernels
@@ -24,6 +23,7 @@ from minigrad.optim.base import (
 )
 from minigrad.optim.safe_step import state_norms
 from minigrad.parameter import Parameter
+from minigrad.typing import FloatArray
 
 __all__ = ["Adam", "AdamW", "adam_update"]
 
@@ -43,10 +43,10 @@ def check_betas(name: str, betas: Any) -> tuple[float, float]:
 
 
 def adam_update(
-    value: NDArray,
-    grad: NDArray,
-    m: NDArray,
-    v: NDArray,
+    value: FloatArray,
+    grad: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
     *,
     step: int,
     lr: float,
@@ -55,7 +55,7 @@ def adam_update(
     eps: float,
     weight_decay: float,
     decoupled: bool,
-    scratch: NDArray,
+    scratch: FloatArray,
 ) -> None:
     """One Adam step in place; ``step`` counts from 1 and includes this step.
 
@@ -196,7 +196,7 @@ class Adam(Optimizer):
             params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused
         )
 
-    def _buffer_problem(self, key: str, buffer: NDArray) -> str | None:
+    def _buffer_problem(self, key: str, buffer: FloatArray) -> str | None:
         """v is a mean of squared gradients: >= 0, and +inf where a square overflowed (Adam's
         own steps reach that, and it only stops that entry: m / inf = 0)."""
         if key == "v":
@@ -210,8 +210,11 @@ class Adam(Optimizer):
         for state in self._active_states:
             state["step"] += 1
 
-    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+    def _update(
+        self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
+    ) -> None:
         group = self._group
+        assert group is not None, "updates run inside step(), which sets the group"
         adam_update(
             value,
             grad,
@@ -228,9 +231,14 @@ class Adam(Optimizer):
         )
 
     def _fused_update(
-        self, value: NDArray, grad: NDArray, state: dict[str, Any], buffers: dict[str, NDArray]
+        self,
+        value: FloatArray,
+        grad: FloatArray,
+        state: dict[str, Any],
+        buffers: dict[str, FloatArray],
     ) -> None:
         group = self._group
+        assert group is not None, "updates run inside step(), which sets the group"
         fused_kernels.adam_update(
             value,
             grad,

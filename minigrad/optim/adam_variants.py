@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import NDArray
 
 from minigrad.optim.adam import check_betas
 from minigrad.optim.adaptive import _CountedSteps, _lerp, _positive
@@ -21,6 +20,7 @@ from minigrad.optim.base import (
 )
 from minigrad.optim.safe_step import state_norms
 from minigrad.parameter import Parameter
+from minigrad.typing import FloatArray
 
 __all__ = ["Adamax", "NAdam", "RAdam", "adamax_update", "nadam_update", "radam_update"]
 
@@ -33,12 +33,12 @@ _ADAM_LIKE: HyperparameterChecks = {
 
 
 def _moments(
-    direction: NDArray,
-    m: NDArray,
-    v: NDArray,
+    direction: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
     beta1: float,
     beta2: float,
-    scratch: NDArray,
+    scratch: FloatArray,
 ) -> None:
     """m <- lerp(m, g, 1 - b1) and v <- b2 v + (1 - b2) g^2, as torch's Adam variants."""
     _lerp(m, direction, 1.0 - beta1, scratch)
@@ -52,10 +52,10 @@ def _moments(
 
 
 def adamax_update(
-    value: NDArray,
-    grad: NDArray,
-    m: NDArray,
-    u: NDArray,
+    value: FloatArray,
+    grad: FloatArray,
+    m: FloatArray,
+    u: FloatArray,
     *,
     step: int,
     lr: float,
@@ -63,8 +63,8 @@ def adamax_update(
     beta2: float,
     eps: float,
     weight_decay: float,
-    scratch: NDArray,
-    scratch2: NDArray,
+    scratch: FloatArray,
+    scratch2: FloatArray,
 ) -> None:
     """One Adamax step in place; ``step`` counts from 1 and includes this step.
 
@@ -143,8 +143,11 @@ class Adamax(_CountedSteps):
     def _initial_state(self, param: Parameter) -> dict[str, Any]:
         return {"step": 0, "exp_avg": self._zeros(param), "exp_inf": self._zeros(param)}
 
-    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+    def _update(
+        self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
+    ) -> None:
         group = self._group
+        assert group is not None, "updates run inside step(), which sets the group"
         (scratch2,) = self._extra_work(work, 1)
         adamax_update(
             value,
@@ -194,11 +197,11 @@ class Adamax(_CountedSteps):
 
 
 def nadam_update(
-    value: NDArray,
-    grad: NDArray,
-    m: NDArray,
-    v: NDArray,
-    mu_product: NDArray,
+    value: FloatArray,
+    grad: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
+    mu_product: FloatArray,
     *,
     step: int,
     lr: float,
@@ -207,9 +210,9 @@ def nadam_update(
     eps: float,
     weight_decay: float,
     momentum_decay: float,
-    scratch: NDArray,
-    scratch2: NDArray,
-    scratch3: NDArray,
+    scratch: FloatArray,
+    scratch2: FloatArray,
+    scratch3: FloatArray,
 ) -> None:
     """One NAdam step in place; ``step`` counts from 1 and includes this step.
 
@@ -315,7 +318,7 @@ class NAdam(_CountedSteps):
             "exp_avg_sq": self._zeros(param),
         }
 
-    def _buffer_problem(self, key: str, buffer: NDArray) -> str | None:
+    def _buffer_problem(self, key: str, buffer: FloatArray) -> str | None:
         """The momentum product lies in (0, 1]; the rest as for the other buffers."""
         if key == "mu_product":
             return _first_bad(buffer, ~((buffer > 0) & (buffer <= 1)), "a value outside (0, 1]")
@@ -328,8 +331,11 @@ class NAdam(_CountedSteps):
             id(state["mu_product"]): float(state["mu_product"]) for state in self._active_states
         }
 
-    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+    def _update(
+        self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
+    ) -> None:
         group = self._group
+        assert group is not None, "updates run inside step(), which sets the group"
         scratch2, scratch3 = self._extra_work(work, 2)
         product = state["mu_product"]
         product[...] = self._products[id(product)]  # each block multiplies it from there
@@ -356,10 +362,10 @@ class NAdam(_CountedSteps):
 
 
 def radam_update(
-    value: NDArray,
-    grad: NDArray,
-    m: NDArray,
-    v: NDArray,
+    value: FloatArray,
+    grad: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
     *,
     step: int,
     lr: float,
@@ -367,8 +373,8 @@ def radam_update(
     beta2: float,
     eps: float,
     weight_decay: float,
-    scratch: NDArray,
-    scratch2: NDArray,
+    scratch: FloatArray,
+    scratch2: FloatArray,
 ) -> None:
     """One RAdam step in place; ``step`` counts from 1 and includes this step.
 
@@ -458,8 +464,11 @@ class RAdam(_CountedSteps):
     def _initial_state(self, param: Parameter) -> dict[str, Any]:
         return {"step": 0, "exp_avg": self._zeros(param), "exp_avg_sq": self._zeros(param)}
 
-    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+    def _update(
+        self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
+    ) -> None:
         group = self._group
+        assert group is not None, "updates run inside step(), which sets the group"
         (scratch2,) = self._extra_work(work, 1)
         radam_update(
             value,

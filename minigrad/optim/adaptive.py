@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import NDArray
 
 from minigrad._validation import check_bool
 from minigrad.optim.base import (
@@ -22,6 +21,7 @@ from minigrad.optim.base import (
 )
 from minigrad.optim.safe_step import state_norms
 from minigrad.parameter import Parameter
+from minigrad.typing import FloatArray
 
 __all__ = [
     "Adadelta",
@@ -47,7 +47,7 @@ class _CountedSteps(Optimizer):
         for state in self._active_states:
             state["step"] += 1
 
-    def _buffer_problem(self, key: str, buffer: NDArray) -> str | None:
+    def _buffer_problem(self, key: str, buffer: FloatArray) -> str | None:
         """Averages of squares must be finite and >= 0; other buffers finite."""
         if key in self._squares:
             return _first_bad(
@@ -60,17 +60,17 @@ class _CountedSteps(Optimizer):
 
 
 def adagrad_update(
-    value: NDArray,
-    grad: NDArray,
-    total: NDArray,
+    value: FloatArray,
+    grad: FloatArray,
+    total: FloatArray,
     *,
     step: int,
     lr: float,
     lr_decay: float,
     eps: float,
     weight_decay: float,
-    scratch: NDArray,
-    scratch2: NDArray,
+    scratch: FloatArray,
+    scratch2: FloatArray,
 ) -> None:
     """One Adagrad step in place; ``step`` counts from 1 and includes this step.
 
@@ -164,8 +164,11 @@ class Adagrad(_CountedSteps):
         total += self.initial_accumulator_value  # the group's
         return {"step": 0, "sum": total}
 
-    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+    def _update(
+        self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
+    ) -> None:
         group = self._group
+        assert group is not None, "updates run inside step(), which sets the group"
         (scratch2,) = self._extra_work(work, 1)
         adagrad_update(
             value,
@@ -211,11 +214,11 @@ class Adagrad(_CountedSteps):
 
 
 def rmsprop_update(
-    value: NDArray,
-    grad: NDArray,
-    square_avg: NDArray,
-    grad_avg: NDArray,
-    buffer: NDArray,
+    value: FloatArray,
+    grad: FloatArray,
+    square_avg: FloatArray,
+    grad_avg: FloatArray,
+    buffer: FloatArray,
     *,
     lr: float,
     alpha: float,
@@ -223,8 +226,8 @@ def rmsprop_update(
     weight_decay: float,
     momentum: float,
     centered: bool,
-    scratch: NDArray,
-    scratch2: NDArray,
+    scratch: FloatArray,
+    scratch2: FloatArray,
 ) -> None:
     """One RMSprop step in place (torch.optim.RMSprop's form).
 
@@ -265,7 +268,7 @@ def rmsprop_update(
     value -= scratch2
 
 
-def _lerp(start: NDArray, end: NDArray, weight: float, scratch: NDArray) -> None:
+def _lerp(start: FloatArray, end: FloatArray, weight: float, scratch: FloatArray) -> None:
     """start <- start + weight (end - start), in place, rounded as torch's lerp_ rounds it
     (from the nearer end: end - (end - start)(1 - weight) when weight >= 0.5)."""
     np.subtract(end, start, out=scratch)
@@ -355,8 +358,11 @@ class RMSprop(_CountedSteps):
             "momentum_buffer": self._zeros(param),
         }
 
-    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+    def _update(
+        self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
+    ) -> None:
         group = self._group
+        assert group is not None, "updates run inside step(), which sets the group"
         (scratch2,) = self._extra_work(work, 1)
         rmsprop_update(
             value,
@@ -416,18 +422,18 @@ class RMSprop(_CountedSteps):
 
 
 def adadelta_update(
-    value: NDArray,
-    grad: NDArray,
-    square_avg: NDArray,
-    acc_delta: NDArray,
+    value: FloatArray,
+    grad: FloatArray,
+    square_avg: FloatArray,
+    acc_delta: FloatArray,
     *,
     lr: float,
     rho: float,
     eps: float,
     weight_decay: float,
-    scratch: NDArray,
-    scratch2: NDArray,
-    scratch3: NDArray,
+    scratch: FloatArray,
+    scratch2: FloatArray,
+    scratch3: FloatArray,
 ) -> None:
     """One Adadelta step in place (torch.optim.Adadelta's form).
 
@@ -518,8 +524,11 @@ class Adadelta(_CountedSteps):
     def _initial_state(self, param: Parameter) -> dict[str, Any]:
         return {"step": 0, "square_avg": self._zeros(param), "acc_delta": self._zeros(param)}
 
-    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+    def _update(
+        self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
+    ) -> None:
         group = self._group
+        assert group is not None, "updates run inside step(), which sets the group"
         scratch2, scratch3 = self._extra_work(work, 2)
         adadelta_update(
             value,

@@ -13,6 +13,7 @@ from minigrad._validation import _given, _shortened, check_integer, check_real
 from minigrad.errors import ShapeError
 from minigrad.optim import fused as fused_kernels
 from minigrad.parameter import Parameter
+from minigrad.typing import FloatArray
 
 __all__ = ["BLOCK_SIZE", "GroupsDifferError", "HyperparameterChecks", "Optimizer", "ParamGroup"]
 
@@ -179,10 +180,12 @@ class Optimizer:
         self._fused = fused_kernels.resolve(fused, _has_fused_kernel(type(self)), dtypes, name)
         self._allocate_work()
         self._flags: list[bool] | None = None  # requires_grad per parameter at the last bind
-        self._bound: list[tuple[Parameter, NDArray, NDArray]] = []
+        self._bound: list[tuple[Parameter, FloatArray, FloatArray]] = []
         self._plan: list[tuple[Any, ...]] = []
-        self._fused_plan: list[tuple[Any, ...]] = []
-        self._buffers: list[NDArray] = []  # every state array, whose flags step() reads
+        self._fused_plan: list[
+            tuple[FloatArray, FloatArray, dict[str, Any], dict[str, FloatArray], dict[str, Any]]
+        ] = []
+        self._buffers: list[FloatArray] = []  # every state array, whose flags step() reads
         self._active_states: list[dict[str, Any]] = []  # the states of trainable parameters
         self._bind()
 
@@ -363,7 +366,9 @@ class Optimizer:
         :meth:`_zeros` so that they have the dtype the update computes in)."""
         return {}
 
-    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+    def _update(
+        self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
+    ) -> None:
         """Update ``value`` in place from ``grad`` and ``state``, using ``work`` as scratch.
 
         The arrays are a whole parameter, or one block of it (then ``state``'s arrays are the
@@ -379,9 +384,9 @@ class Optimizer:
     #: same bits: see :mod:`minigrad.optim.fused`. Used only where the class that defines it
     #: also defines the ``_update`` in effect, so that a subclass changing the rule is never
     #: updated by its parent's kernel.
-    _fused_update: Callable[[NDArray, NDArray, dict[str, Any], dict[str, NDArray]], None] | None = (
-        None
-    )
+    _fused_update: (
+        Callable[[FloatArray, FloatArray, dict[str, Any], dict[str, FloatArray]], None] | None
+    ) = None
 
     def _begin_step(self) -> None:
         """Called by :meth:`step` once the parameters are checked, before any update (Adam
@@ -397,7 +402,7 @@ class Optimizer:
         finally:
             self.__dict__["_group"] = None
 
-    def _extra_work(self, work: NDArray, count: int) -> list[NDArray]:
+    def _extra_work(self, work: FloatArray, count: int) -> list[FloatArray]:
         """``count`` more scratch arrays like ``work`` (its shape and dtype), for an update
         rule that needs more than one; allocated once per dtype and reused by every step."""
         size = self._work[work.dtype].size
@@ -407,7 +412,7 @@ class Optimizer:
             arrays = extra[work.dtype] = [np.empty(size, work.dtype) for _ in range(count)]
         return [array[: work.size].reshape(work.shape) for array in arrays[:count]]
 
-    def _zeros(self, param: Parameter) -> NDArray[np.floating]:
+    def _zeros(self, param: Parameter) -> FloatArray:
         """A state buffer of zeros for ``param``: its shape, the dtype its update computes in."""
         return np.zeros(param.shape, state_dtype(param.dtype))
 
@@ -440,7 +445,7 @@ class Optimizer:
             if not buffer.flags.writeable:
                 raise self._read_only_buffer(buffer)
         self._begin_step()
-        update = self._update
+        update, fused_update = self._update, self._fused_update
         attributes = self.__dict__
         try:
             for value, grad, state, work, wide_value, wide_grad, settings in self._plan:
@@ -456,11 +461,12 @@ class Optimizer:
                     self._update_in_blocks(value, grad, state)
             for value, grad, state, buffers, settings in self._fused_plan:  # whole, flattened
                 attributes["_group"] = settings
-                self._fused_update(value, grad, state, buffers)
+                assert fused_update is not None, "a fused plan is made only with a fused kernel"
+                fused_update(value, grad, state, buffers)
         finally:
             attributes["_group"] = None
 
-    def _read_only_buffer(self, buffer: NDArray) -> ValueError:
+    def _read_only_buffer(self, buffer: FloatArray) -> ValueError:
         """The error for a state buffer that was made read-only, naming it."""
         for index, p in enumerate(self.params):
             for key, value in self.state.get(p, {}).items():
@@ -471,7 +477,7 @@ class Optimizer:
                     )
         return ValueError("an optimizer state buffer is a read-only array; nothing was updated")
 
-    def _update_in_blocks(self, value: NDArray, grad: NDArray, state: dict[str, Any]) -> None:
+    def _update_in_blocks(self, value: FloatArray, grad: FloatArray, state: dict[str, Any]) -> None:
         """Update a parameter of more than BLOCK_SIZE entries, block by block: consecutive
         blocks of its flattened value, gradient and state arrays (views), through the work
         array (and, for float16, the widened copies). State arrays of another shape (a
@@ -499,7 +505,7 @@ class Optimizer:
             else:
                 self._update(block_value, block_grad, block_state, block_work)
 
-    def _checked_arrays(self, index: int) -> tuple[NDArray, NDArray]:
+    def _checked_arrays(self, index: int) -> tuple[FloatArray, FloatArray]:
         """Parameter ``index``'s value and gradient, if this optimizer can update them: arrays
         of the shape and dtype it was built for, the value writeable and, for a parameter
         updated in blocks, both contiguous. Raised otherwise, naming the parameter."""
@@ -821,7 +827,7 @@ class Optimizer:
             values.append({**checked, "initial_lr": initial})
         return values
 
-    def _buffer_problem(self, key: str, buffer: NDArray) -> str | None:
+    def _buffer_problem(self, key: str, buffer: FloatArray) -> str | None:
         """What makes ``buffer`` unfit to be loaded as state buffer ``key`` (its shape and
         dtype are already checked), or None. Here: NaN or inf, which would make every later
         step non-finite. A subclass may refuse more, or allow a value its own steps reach."""
@@ -859,7 +865,7 @@ class GroupsDifferError(ValueError, AttributeError):
     """
 
 
-class ParamGroup(MutableMapping):  # type: ignore[type-arg]
+class ParamGroup(MutableMapping[str, Any]):
     """One param group of an optimizer, as a dict: ``"params"`` (its Parameters), every
     hyperparameter, and ``"initial_lr"`` (the lr it started with, which schedules scale).
 
@@ -994,7 +1000,7 @@ def _check_state_entry(what: str, own: Any, saved: Any) -> None:
         )
 
 
-def _first_bad(array: NDArray, bad: NDArray[np.bool_], what: str) -> str | None:
+def _first_bad(array: FloatArray, bad: NDArray[np.bool_], what: str) -> str | None:
     """``"holds <what>: nan at index (0, 2), 3 in all"`` for the first True of ``bad`` (a mask
     of ``array``'s shape), or None when there is none."""
     if not bad.any():
@@ -1075,8 +1081,8 @@ def check_non_negative(name: str, value: Any) -> float:
 
 
 def decayed_gradient(
-    value: NDArray, grad: NDArray, weight_decay: float, scratch: NDArray
-) -> NDArray:
+    value: FloatArray, grad: FloatArray, weight_decay: float, scratch: FloatArray
+) -> FloatArray:
     """g + weight_decay * value (the L2 gradient), in ``scratch``; ``grad`` itself when 0."""
     if weight_decay == 0:
         return grad

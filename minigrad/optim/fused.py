@@ -71,12 +71,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
-from numpy.typing import NDArray
 
 from minigrad._validation import _given
+from minigrad.typing import FloatArray
 
 __all__ = ["INSTALL_HINT", "adam_update", "available", "momentum_update", "sgd_update"]
 
@@ -146,16 +146,29 @@ def _numba() -> Any:
 
 # -- the kernels, as plain Python: numba compiles them on first use -------------------------
 
+#: a scalar cast to the arrays' dtype (``value.dtype.type(lr)``)
+_Scalar: TypeAlias = np.floating[Any]
 
-def _sgd_kernel(value, grad, lr, weight_decay, decay):  # type: ignore[no-untyped-def]
+
+def _sgd_kernel(
+    value: FloatArray, grad: FloatArray, lr: _Scalar, weight_decay: _Scalar, decay: bool
+) -> None:
     for i in range(value.size):
         direction = value[i] * weight_decay + grad[i] if decay else grad[i]
         value[i] = value[i] - direction * lr
 
 
-def _momentum_kernel(  # type: ignore[no-untyped-def]
-    value, grad, velocity, lr, momentum, lr_momentum, nesterov, weight_decay, decay
-):
+def _momentum_kernel(
+    value: FloatArray,
+    grad: FloatArray,
+    velocity: FloatArray,
+    lr: _Scalar,
+    momentum: _Scalar,
+    lr_momentum: _Scalar,
+    nesterov: bool,
+    weight_decay: _Scalar,
+    decay: bool,
+) -> None:
     for i in range(value.size):
         direction = value[i] * weight_decay + grad[i] if decay else grad[i]
         velocity[i] = velocity[i] * momentum + direction
@@ -165,22 +178,22 @@ def _momentum_kernel(  # type: ignore[no-untyped-def]
             value[i] = value[i] - velocity[i] * lr
 
 
-def _adam_kernel(  # type: ignore[no-untyped-def]
-    value,
-    grad,
-    m,
-    v,
-    step_size,
-    beta1,
-    beta2,
-    one_minus_beta2,
-    denominator_scale,
-    eps,
-    weight_decay,
-    decay,
-    shrink,
-    decoupled,
-):
+def _adam_kernel(
+    value: FloatArray,
+    grad: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
+    step_size: _Scalar,
+    beta1: _Scalar,
+    beta2: _Scalar,
+    one_minus_beta2: _Scalar,
+    denominator_scale: _Scalar,
+    eps: _Scalar,
+    weight_decay: _Scalar,
+    decay: bool,
+    shrink: _Scalar,
+    decoupled: bool,
+) -> None:
     for i in range(value.size):
         p = value[i] * shrink if decoupled else value[i]
         direction = p * weight_decay + grad[i] if decay else grad[i]
@@ -197,16 +210,18 @@ def _compiled(kernel: Callable[..., None]) -> Callable[..., None]:
     if isinstance(numba, Exception):
         require("minigrad.optim.fused")
     options = {"error_model": "numpy", "fastmath": False, "parallel": False}
+    compiled: Callable[..., None]  # numba's dispatcher, called as the kernel is
     try:
-        return numba.njit(cache=True, **options)(kernel)
+        compiled = numba.njit(cache=True, **options)(kernel)
     except RuntimeError:  # no writable cache directory at all: compile in every process
-        return numba.njit(cache=False, **options)(kernel)
+        compiled = numba.njit(cache=False, **options)(kernel)
+    return compiled
 
 
 # -- what the optimizers call: the reference's scalars, cast, then one kernel call ----------
 
 
-def sgd_update(value: NDArray, grad: NDArray, *, lr: float, weight_decay: float) -> None:
+def sgd_update(value: FloatArray, grad: FloatArray, *, lr: float, weight_decay: float) -> None:
     """:func:`~minigrad.optim.sgd_update` in one pass: value -= lr * (grad + wd * value).
 
     Examples
@@ -224,9 +239,9 @@ def sgd_update(value: NDArray, grad: NDArray, *, lr: float, weight_decay: float)
 
 
 def momentum_update(
-    value: NDArray,
-    grad: NDArray,
-    velocity: NDArray,
+    value: FloatArray,
+    grad: FloatArray,
+    velocity: FloatArray,
     *,
     lr: float,
     momentum: float,
@@ -259,10 +274,10 @@ def momentum_update(
 
 
 def adam_update(
-    value: NDArray,
-    grad: NDArray,
-    m: NDArray,
-    v: NDArray,
+    value: FloatArray,
+    grad: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
     *,
     step: int,
     lr: float,

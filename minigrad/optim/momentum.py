@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import NDArray
 
 from minigrad._validation import check_bool
 from minigrad.optim import fused as fused_kernels
@@ -20,20 +19,21 @@ from minigrad.optim.base import (
 )
 from minigrad.optim.safe_step import state_norms
 from minigrad.parameter import Parameter
+from minigrad.typing import FloatArray
 
 __all__ = ["Momentum", "momentum_update"]
 
 
 def momentum_update(
-    value: NDArray,
-    grad: NDArray,
-    buffer: NDArray,
+    value: FloatArray,
+    grad: FloatArray,
+    buffer: FloatArray,
     *,
     lr: float,
     momentum: float,
     nesterov: bool,
     weight_decay: float,
-    scratch: NDArray,
+    scratch: FloatArray,
 ) -> None:
     """One momentum step in place (torch.optim.SGD's form, dampening 0).
 
@@ -144,8 +144,11 @@ class Momentum(Optimizer):
     def _initial_state(self, param: Parameter) -> dict[str, Any]:
         return {"velocity": self._zeros(param)}
 
-    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+    def _update(
+        self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
+    ) -> None:
         group = self._group
+        assert group is not None, "updates run inside step(), which sets the group"
         momentum_update(
             value,
             grad,
@@ -158,9 +161,14 @@ class Momentum(Optimizer):
         )
 
     def _fused_update(
-        self, value: NDArray, grad: NDArray, state: dict[str, Any], buffers: dict[str, NDArray]
+        self,
+        value: FloatArray,
+        grad: FloatArray,
+        state: dict[str, Any],
+        buffers: dict[str, FloatArray],
     ) -> None:
         group = self._group
+        assert group is not None, "updates run inside step(), which sets the group"
         fused_kernels.momentum_update(
             value,
             grad,

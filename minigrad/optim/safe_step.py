@@ -26,15 +26,14 @@ copied back and :class:`~minigrad.errors.DivergenceError` is raised.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
-from numpy.typing import NDArray
 
 from minigrad.errors import DivergenceError
 from minigrad.optim.base import Optimizer
 from minigrad.parameter import Parameter
+from minigrad.typing import FloatArray
 
 __all__ = ["SafeStep", "norm", "state_norms"]
 
@@ -44,7 +43,7 @@ HEADROOM = 16.0
 MAX_CERTIFIED = 100_000
 
 
-def norm(array: NDArray[np.floating]) -> float:
+def norm(array: FloatArray) -> float:
     """sqrt(sum(array ** 2)) as a float: inf when that overflows, NaN when ``array`` holds NaN.
 
     Computed as one BLAS dot product in the array's own precision, which is fast enough to
@@ -142,8 +141,8 @@ class SafeStep:
     def __init__(
         self,
         optimizer: Optimizer,
-        names: list[str] | None = None,
-        other_params: list[Parameter] = (),  # type: ignore[assignment]
+        names: Sequence[str] | None = None,
+        other_params: Sequence[Parameter] = (),
     ) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"SafeStep takes an Optimizer, got {type(optimizer).__name__}")
@@ -171,7 +170,7 @@ class SafeStep:
         self._state_norms: dict[str, list[float]] = {}
         # steps proven in advance, for grad_bounds of this key and this optimizer revision
         self.certified_steps = 0
-        self._certificate: tuple[Any, int] | None = None
+        self._certificate: tuple[object, object, frozenset[int]] | None = None
         # after proofs of several steps fail, steps proven alone before the next attempt
         self._skipped_proofs = self._backoff = 0
 
@@ -208,7 +207,7 @@ class SafeStep:
                     )
         self._state_norms = state_norms
 
-    def _state_array(self, param: Parameter, key: str) -> NDArray:
+    def _state_array(self, param: Parameter, key: str) -> FloatArray:
         return np.asarray(self.optimizer.state.get(param, {}).get(key, 0.0))
 
     def _frozen(self) -> frozenset[int]:
@@ -226,7 +225,8 @@ class SafeStep:
         if state_norms is None:
             return {}
         with np.errstate(over="ignore", invalid="ignore"):
-            return state_norms()
+            norms: dict[str, list[float]] = state_norms()
+        return norms
 
     def step(
         self, grad_bounds: Callable[[dict[int, float]], list[float] | None] | None = None
@@ -305,7 +305,8 @@ class SafeStep:
         if bound is None:
             return False
         change, peak, state_norms = _without_frozen(bound, frozen, self._state_norms)
-        values = [v + c for v, c in zip(self._value_norms, change, strict=True)]  # type: ignore[arg-type]
+        assert self._value_norms is not None, "resync() sets the norms"
+        values = [v + c for v, c in zip(self._value_norms, change, strict=True)]
         # NaN and inf fail these comparisons: such steps are not proven
         if not all(
             v <= limit and top <= limit
@@ -349,7 +350,7 @@ class SafeStep:
         frozen = self._frozen()
         grads = [0.0 if i in frozen else g for i, g in enumerate(grads)]
         states = state_caps(grads, caps, self._state_norms)
-        bound = self.optimizer.step_bound(grads, caps, states)  # type: ignore[attr-defined]
+        bound = self.optimizer.step_bound(grads, caps, states)
         if bound is None:
             return False
         change, peak, after = _without_frozen(bound, frozen, states)

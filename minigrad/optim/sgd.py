@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import NDArray
 
 from minigrad.optim import fused as fused_kernels
 from minigrad.optim.base import (
@@ -17,12 +16,13 @@ from minigrad.optim.base import (
     raise_for_scalars,
 )
 from minigrad.parameter import Parameter
+from minigrad.typing import FloatArray
 
 __all__ = ["SGD", "sgd_update"]
 
 
 def sgd_update(
-    value: NDArray, grad: NDArray, *, lr: float, weight_decay: float, scratch: NDArray
+    value: FloatArray, grad: FloatArray, *, lr: float, weight_decay: float, scratch: FloatArray
 ) -> None:
     """One SGD step in place: value -= lr * (grad + weight_decay * value).
 
@@ -96,14 +96,22 @@ class SGD(Optimizer):
     ) -> None:
         super().__init__(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
-    def _update(self, value: NDArray, grad: NDArray, state: dict[str, Any], work: NDArray) -> None:
+    def _update(
+        self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
+    ) -> None:
         group = self._group
+        assert group is not None, "updates run inside step(), which sets the group"
         sgd_update(value, grad, lr=group["lr"], weight_decay=group["weight_decay"], scratch=work)
 
     def _fused_update(
-        self, value: NDArray, grad: NDArray, state: dict[str, Any], buffers: dict[str, NDArray]
+        self,
+        value: FloatArray,
+        grad: FloatArray,
+        state: dict[str, Any],
+        buffers: dict[str, FloatArray],
     ) -> None:
         group = self._group
+        assert group is not None, "updates run inside step(), which sets the group"
         fused_kernels.sgd_update(value, grad, lr=group["lr"], weight_decay=group["weight_decay"])
 
     def state_caps(

@@ -79,6 +79,7 @@ MAX_DEPTH = 32
 
 LayerClass = TypeVar("LayerClass", bound=type[Layer])
 OptimizerClass = TypeVar("OptimizerClass", bound=type[Optimizer])
+_Class = TypeVar("_Class", bound=type)
 
 #: minigrad's own layers, by the name a file gives; containers are rebuilt from their
 #: descriptions' children (see build_layer) and registered so that no other class takes
@@ -144,7 +145,7 @@ def register_optimizer(cls: OptimizerClass) -> OptimizerClass:
     return _register(_OPTIMIZERS, cls, Optimizer, "optimizer")
 
 
-def _register(table: dict[str, Any], cls: Any, base: type, kind: str) -> Any:
+def _register(table: dict[str, Any], cls: _Class, base: type, kind: str) -> _Class:
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise TypeError(f"register_{kind} takes a subclass of {base.__name__}, got {quoted(cls)}")
     taken = table.get(cls.__name__)
@@ -344,7 +345,9 @@ def describe_optimizer(optimizer: Optimizer) -> dict[str, Any]:
     return {"class": cls.__name__, **described}
 
 
-def group_specs(params: list[Any], param_groups: list[dict[str, Any]]) -> Any:
+def group_specs(
+    params: list[Any], param_groups: list[dict[str, Any]]
+) -> list[Any] | list[dict[str, Any]]:
     """What an optimizer is rebuilt on: ``params`` itself for one group holding them all in
     order, else one ``{"params": [...]}`` per group, from the groups' parameter indices
     (checked by the caller). The groups' hyperparameters come with the state loaded next.
@@ -422,6 +425,7 @@ def build_layer(description: Any, where: str = "architecture", depth: int = 0) -
 
 def _build_container(description: dict[str, Any], name: str, where: str, depth: int) -> Layer:
     """A Residual or Concat from its description: its children built first, then it."""
+    config: dict[str, Any] | None
     if name == "Residual":
         if set(description) != {"class", "block", "shortcut"}:
             raise ModelFileError(

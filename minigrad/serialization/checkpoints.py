@@ -25,6 +25,7 @@ import json
 import numbers
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,7 +230,7 @@ def save_checkpoint(
         for name, value in state.items():
             if isinstance(value, np.ndarray):
                 tensors[f"optimizer.{index}.{name}"] = value
-            elif isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+            elif not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Integral):
                 counts[-1][name] = int(value)
             else:  # int() would truncate it, and the resumed run would differ
                 raise TypeError(
@@ -374,7 +375,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     )
 
 
-def _optimizer_from(model: Layer, saved: Any, buffers: dict[str, NDArray], where: str) -> Optimizer:
+def _optimizer_from(
+    model: Layer, saved: Any, buffers: dict[str, NDArray[Any]], where: str
+) -> Optimizer:
     what = f"{where}: minigrad.optimizer"
     required = {"class", "hyperparameters", "counts", "parameters"}
     # param_groups: since param groups; a checkpoint from before has one group
@@ -430,10 +433,10 @@ def _optimizer_from(model: Layer, saved: Any, buffers: dict[str, NDArray], where
     if issubclass(cls, Adam):  # second moments are averages of squares
         for name, array in buffers.items():
             if name.endswith(".v") and (array < 0).any():
-                index = np.unravel_index(int(np.argmax(array < 0)), array.shape)
+                first = np.unravel_index(int(np.argmax(array < 0)), array.shape)
                 raise ModelFileError(
-                    f"{where}: tensor {quoted(name)} holds {array[index]} at index "
-                    f"{tuple(int(i) for i in index)}; {cls.__name__}'s second moments "
+                    f"{where}: tensor {quoted(name)} holds {array[first]} at index "
+                    f"{tuple(int(i) for i in first)}; {cls.__name__}'s second moments "
                     "(averages of squared gradients) cannot be negative"
                 )
     states = [dict(c) for c in counts]
@@ -462,7 +465,7 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-def _layer_generator_states(model: Layer) -> dict[str, dict[str, Any]]:
+def _layer_generator_states(model: Layer) -> dict[str, Mapping[str, Any]]:
     """The state of every generator the model's layers own, by path, for the metadata."""
     states = {}
     for path, generator in model.named_generators():
@@ -527,7 +530,7 @@ def _matching_generators(
     return [(target, sources[path]) for path, target in targets]
 
 
-def _generator_state(rng: np.random.Generator) -> dict[str, Any]:
+def _generator_state(rng: np.random.Generator) -> Mapping[str, Any]:
     state = rng.bit_generator.state
     if state.get("bit_generator") not in BIT_GENERATORS:
         raise ValueError(

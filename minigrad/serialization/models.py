@@ -194,7 +194,7 @@ def model_from(
     return model
 
 
-def non_finite(array: NDArray) -> str | None:
+def non_finite(array: NDArray[Any]) -> str | None:
     """Where ``array`` first holds NaN or an infinity ("nan at index (1, 0)"), or None."""
     finite = np.isfinite(array)
     if finite.all():
@@ -203,7 +203,7 @@ def non_finite(array: NDArray) -> str | None:
     return f"{array[index]} at index {tuple(int(i) for i in index)}"
 
 
-def check_finite_to_save(tensors: dict[str, NDArray], what: str) -> None:
+def check_finite_to_save(tensors: dict[str, NDArray[Any]], what: str) -> None:
     """ValueError naming the first tensor that holds NaN or an infinity: a load refuses it."""
     for name, array in tensors.items():
         found = non_finite(array)
@@ -214,7 +214,7 @@ def check_finite_to_save(tensors: dict[str, NDArray], what: str) -> None:
             )
 
 
-def check_finite_to_load(tensors: dict[str, NDArray], where: str, prefix: str = "") -> None:
+def check_finite_to_load(tensors: dict[str, NDArray[Any]], where: str, prefix: str = "") -> None:
     """ModelFileError naming the first tensor that holds NaN or an infinity. minigrad never
     writes one, and a model loaded with one would only compute NaN."""
     for name, array in tensors.items():

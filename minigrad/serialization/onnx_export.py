@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -523,7 +523,7 @@ def _adaptive_avg_pool(
         return
     shape = graph.shape(x)
     spatial = None if shape is None or len(shape) != dims + 2 else shape[2:]
-    if spatial is None or None in spatial:
+    if spatial is None or not _all_known(spatial):
         raise ValueError(
             f"export_onnx: layer {name} ({quoted(layer, 200)}) pools to an output size other "
             "than 1, which needs the input's size, and ONNX shape inference does not tell it "
@@ -539,6 +539,11 @@ def _adaptive_avg_pool(
         )
     kernel = [n // m for n, m in zip(spatial, out, strict=True)]
     graph.node("AveragePool", [x], y, name, kernel_shape=kernel, strides=kernel)
+
+
+def _all_known(sizes: tuple[int | None, ...]) -> TypeGuard[tuple[int, ...]]:
+    """Whether shape inference told every size (None: unknown)."""
+    return None not in sizes
 
 
 def _flatten(layer: Flatten, x: str, y: str, name: str, graph: _Graph) -> None:
