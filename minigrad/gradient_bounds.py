@@ -79,9 +79,11 @@ class GradientBounds:
     """
 
     def __init__(self, model: Layer, loss: Loss, row_norm: float, input_width: int) -> None:
-        if not isinstance(model, Layer):
+        given_model: object = model  # both checked for callers without a type checker
+        given_loss: object = loss
+        if not isinstance(given_model, Layer):
             raise TypeError(f"GradientBounds model must be a Layer, got {type(model).__name__}")
-        if not isinstance(loss, Loss):
+        if not isinstance(given_loss, Loss):
             what = f"the class {loss.__name__}" if isinstance(loss, type) else type(loss).__name__
             raise TypeError(f"GradientBounds loss must be a Loss instance, got {what}")
         self.row_norm = check_real("GradientBounds row_norm", row_norm, minimum=0)
