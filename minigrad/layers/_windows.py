@@ -170,7 +170,7 @@ def working(index: tuple[slice, ...], last: bool) -> tuple[slice, ...]:
 
 
 def im2col(
-    x: FloatArray, plan: Plan, kernel: tuple[int, int], last: bool, columns: FloatArray
+    x: FloatArray, plan: Plan, kernel: tuple[int, ...], last: bool, columns: FloatArray
 ) -> None:
     """Fill ``columns`` with the windows of ``x`` (C, N, H, W), or (C, H, W, N) when
     ``last``, as the columns of a matrix (C kh kw, N OH OW), or (C kh kw, OH OW N).
@@ -290,7 +290,9 @@ def int_tuple(owner: str, name: str, value: object, dims: int, minimum: int) -> 
     return tuple(int(item) for item in items)
 
 
-def as_config(value: tuple[int, ...] | int | str | None) -> list[int] | int | str | None:
+def as_config(
+    value: tuple[int | None, ...] | int | str | None,
+) -> list[int | None] | int | str | None:
     """A size tuple as a JSON list; ints, strings and None as they are."""
     return list(value) if isinstance(value, tuple) else value
 
