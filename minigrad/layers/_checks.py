@@ -55,7 +55,7 @@ def in_dtype(array: NDArray[Any], dtype: DTypeLike) -> NDArray[Any]:
     return array.astype(target)
 
 
-def as_array(x: ArrayLike, what: str) -> NDArray[Any]:
+def as_array(x: object, what: str) -> NDArray[Any]:
     """``np.asarray(x)``, with NumPy's error for what cannot be an array (ragged nested
     lists) turned into a TypeError that names ``what``."""
     try:
