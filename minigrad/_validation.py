@@ -108,6 +108,7 @@ def check_real(
     try:
         number = float(value)
     except OverflowError:  # an integer beyond float range
+        # a numbers.Real compares with 0, which typeshed's Real does not declare
         number = math.inf if value > 0 else -math.inf  # type: ignore[operator]
     bounds: list[tuple[float | None, Callable[[float, float], bool], str]] = [
         (minimum, lambda v, b: v >= b, ">="),

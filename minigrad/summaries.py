@@ -248,6 +248,7 @@ def _failure(error: Exception, shape: tuple[int, ...], path: str, layer: Layer) 
     if hasattr(error, "add_note"):
         error.add_note(message)
     else:  # Python 3.10: kept where 3.11's tracebacks would read it
+        # __notes__ is in the stubs from Python 3.11 only
         error.__notes__ = [*getattr(error, "__notes__", ()), message]  # type: ignore[attr-defined]
     return error
 

@@ -157,6 +157,7 @@ class _BatchNorm(Layer):
             if self.training and self.running_mean is not None:
                 self._track(mean.reshape(-1), var.reshape(-1), count)
         else:
+            # evaluation mode with running statistics: they exist here, which mypy cannot follow
             mean = self.running_mean.value  # type: ignore[union-attr]
             inv_std = 1.0 / np.sqrt(self.running_var.value.astype(np.float64) + self.eps)  # type: ignore[union-attr]
             with np.errstate(over="ignore", invalid="ignore"):
@@ -176,11 +177,13 @@ class _BatchNorm(Layer):
     def _track(self, mean: NDArray[np.float64], var: NDArray[np.float64], count: int) -> None:
         """running = (1 - f) running + f batch, with the unbiased variance var n / (n - 1);
         f = momentum, or 1 / num_batches_tracked for momentum None (a cumulative average)."""
+        # called only by a layer that tracks running statistics (so it counts batches)
         tracked = self.num_batches_tracked.value  # type: ignore[union-attr]
         tracked += 1
         factor = 1.0 / float(tracked) if self.momentum is None else self.momentum
         unbiased = var * (count / (count - 1))
         for buffer, batch in ((self.running_mean, mean), (self.running_var, unbiased)):
+            # called only by a layer that tracks running statistics
             running = buffer.value  # type: ignore[union-attr]
             with np.errstate(over="ignore"):  # a variance beyond float32 becomes inf, as a cast
                 running[...] = factor * batch + (1.0 - factor) * running

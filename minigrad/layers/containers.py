@@ -195,6 +195,7 @@ class Sequential(_Container):
         # the list has the recorded length and last layer (that is, changed only by append)
         self._width_source: dict[str, Any] = {"length": 0, "last": None, "index": -1}
         for layer in layers:
+            # a Layer, or anything that append refuses with a message; not an iterable of them
             self.append(layer)  # type: ignore[arg-type]
 
     def append(self, layer: Layer) -> Sequential:
@@ -681,6 +682,7 @@ class Concat(_Container):
         for index, branch in enumerate(branches):
             _check_child(f"Concat branch {index}", branch)
         self.dim = dim
+        # each a Layer, as _check_child made sure, which mypy cannot follow
         self.branches: list[Layer] = list(branches)  # type: ignore[arg-type]
         _check_tree(self)
         self._check_widths()
@@ -720,6 +722,7 @@ class Concat(_Container):
         if self.dim != 1:
             return None
         widths = [_width(branch, "out_features") for branch in self.branches]
+        # no None in widths here, which a membership test does not tell mypy
         return None if None in widths else sum(widths)  # type: ignore[arg-type]
 
     def children(self) -> Iterator[tuple[str, Layer]]:
@@ -1071,6 +1074,7 @@ def _in_child(error: Exception, position: str, layer: Layer, method: str) -> Non
         if hasattr(error, "add_note"):
             error.add_note(note)
         else:  # Python 3.10
+            # __notes__ is in the stubs from Python 3.11 only
             error.__notes__ = [*getattr(error, "__notes__", ()), note]  # type: ignore[attr-defined]
     except (AttributeError, TypeError):  # an exception class that takes no attributes
         pass

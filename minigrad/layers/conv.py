@@ -253,6 +253,7 @@ class _ConvNd(Layer):
 
     def backward(self, grad_output: FloatArray) -> FloatArray:
         """Fill weight.grad and bias.grad; return dL/dx, of the last input's shape."""
+        # dL/dx, an array with input_grad=True; _backward returns None only without it
         return self._backward(grad_output, input_grad=True)  # type: ignore[return-value]
 
     def backward_parameters(self, grad_output: FloatArray) -> None:

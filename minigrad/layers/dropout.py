@@ -19,6 +19,7 @@ __all__ = ["Dropout"]
 
 def _generator(name: str, value: object) -> np.random.Generator:
     """A seed or a Generator as the Generator the layer draws its masks from."""
+    # any object, checked and refused by generator with a message naming the setting
     return generator(value, f"Dropout {name}")  # type: ignore[arg-type]
 
 

@@ -154,6 +154,7 @@ def batches_for(layer: Layer, **kwargs: object) -> st.SearchStrategy[np.ndarray]
             f"batches_for needs a layer with a known in_features; {layer!r} has none. "
             "Use batches(width) instead."
         )
+    # the keyword arguments are batches' own, passed on unchecked here
     return batches(width, **kwargs)  # type: ignore[arg-type]
 
 
@@ -406,6 +407,7 @@ def image_batches(
 
     def size(name: str) -> st.SearchStrategy[int]:
         value = sizes[name]
+        # an int here: only sizes that are given are drawn (a width of None copies the height)
         return value if isinstance(value, st.SearchStrategy) else st.just(value)  # type: ignore[arg-type]
 
     @st.composite
@@ -507,6 +509,7 @@ def _conv_stacks(
     input_shape = (channels, size[0], size[1])
 
     def conv(c_in: int, c_out: int, **kwargs: object) -> Conv2d:
+        # the keyword arguments are Conv2d's own (padding, stride), passed on
         layer = Conv2d(c_in, c_out, **kwargs, rng=rng, dtype=np.float64)  # type: ignore[arg-type]
         if layer.bias is not None:
             assert layer.bias is not None  # built with one
