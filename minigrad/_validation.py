@@ -13,9 +13,10 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from minigrad.errors import ShapeError
+from minigrad.typing import FloatArray
 
 
-def as_float_array(x: ArrayLike, dtype: np.dtype, what: str) -> NDArray[np.floating]:
+def as_float_array(x: ArrayLike, dtype: np.dtype, what: str) -> FloatArray:
     """``x`` as an array of ``dtype`` (no copy when it already is one)."""
     try:
         return np.asarray(x, dtype=dtype)
@@ -25,7 +26,7 @@ def as_float_array(x: ArrayLike, dtype: np.dtype, what: str) -> NDArray[np.float
         ) from None
 
 
-def check_ndim(x: NDArray, ndim: int, what: str, hint: str = "") -> None:
+def check_ndim(x: NDArray[Any], ndim: int, what: str, hint: str = "") -> None:
     """Raise ShapeError unless ``x`` has ``ndim`` dimensions."""
     if x.ndim != ndim:
         raise ShapeError(
@@ -33,7 +34,7 @@ def check_ndim(x: NDArray, ndim: int, what: str, hint: str = "") -> None:
         )
 
 
-def check_same_shape(pred: NDArray, target: NDArray, what: str) -> None:
+def check_same_shape(pred: NDArray[Any], target: NDArray[Any], what: str) -> None:
     """Raise ShapeError unless ``pred`` and ``target`` have exactly the same shape."""
     if pred.shape != target.shape:
         hint = ""
@@ -107,8 +108,9 @@ def check_real(
     try:
         number = float(value)
     except OverflowError:  # an integer beyond float range
+        # a numbers.Real compares with 0, which typeshed's Real does not declare
         number = math.inf if value > 0 else -math.inf  # type: ignore[operator]
-    bounds = [
+    bounds: list[tuple[float | None, Callable[[float, float], bool], str]] = [
         (minimum, lambda v, b: v >= b, ">="),
         (maximum, lambda v, b: v <= b, "<="),
         (above, lambda v, b: v > b, ">"),
@@ -125,7 +127,7 @@ def check_real(
     return number
 
 
-def check_float_dtype(name: str, dtype: object) -> np.dtype:
+def check_float_dtype(name: str, dtype: object) -> np.dtype[np.floating[Any]]:
     """``dtype`` as float16, float32 or float64, the dtypes of parameters (what model files
     and optimizers take); TypeError naming ``name`` for anything else.
 
@@ -136,7 +138,8 @@ def check_float_dtype(name: str, dtype: object) -> np.dtype:
     if dtype is None:
         raise TypeError(f"{name} must be {allowed}, got None")
     try:
-        resolved = np.dtype(dtype)  # type: ignore[call-overload]
+        # any object may be given (refused below): np.dtype's overloads take only dtype-likes
+        resolved: np.dtype[Any] = np.dtype(dtype)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be {allowed}, got {_given(dtype)}") from None
     if resolved.name not in ("float16", "float32", "float64"):

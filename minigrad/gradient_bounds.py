@@ -79,9 +79,11 @@ class GradientBounds:
     """
 
     def __init__(self, model: Layer, loss: Loss, row_norm: float, input_width: int) -> None:
-        if not isinstance(model, Layer):
+        given_model: object = model  # both checked for callers without a type checker
+        given_loss: object = loss
+        if not isinstance(given_model, Layer):
             raise TypeError(f"GradientBounds model must be a Layer, got {type(model).__name__}")
-        if not isinstance(loss, Loss):
+        if not isinstance(given_loss, Loss):
             what = f"the class {loss.__name__}" if isinstance(loss, type) else type(loss).__name__
             raise TypeError(f"GradientBounds loss must be a Loss instance, got {what}")
         self.row_norm = check_real("GradientBounds row_norm", row_norm, minimum=0)
@@ -132,6 +134,7 @@ class GradientBounds:
             else:  # NORMALIZATION: first: ||mean||, second: min(std), third: width
                 a = (a + root * first) / second
                 width = third
+        # not None: __call__ is reached only for a supported loss
         g = self.loss_bound(self.loss, loss_value, rows, entries or rows * width)  # type: ignore[misc]
         bounds: dict[int, float] = {}
         for (kind, first, second, _), (a, _) in zip(
@@ -171,6 +174,7 @@ class GradientBounds:
         def grad_bounds(value_norms: dict[int, float]) -> list[float]:
             try:
                 limits = self(value_norms, rows, loss_value, entries)
+                # a dict: the bounds are made only for a supported model
                 return [limits[id(p)] for p in params]  # type: ignore[index]
             except KeyError:
                 raise ValueError(
@@ -178,6 +182,7 @@ class GradientBounds:
                     "a parameter given is not one of the model's"
                 ) from None
 
+        # an attribute set on the function object, which Callable types do not declare
         grad_bounds.key = (id(self), *key)  # type: ignore[attr-defined]
         if len(self._for_step) > 16:  # MSE's keys change every step: keep a few
             self._for_step.clear()

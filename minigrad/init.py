@@ -39,11 +39,13 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from numpy.typing import DTypeLike, NDArray
+from numpy.typing import DTypeLike
 
 from minigrad._validation import check_allocation, check_float_dtype, shown
+from minigrad.typing import FloatArray
 
 __all__ = [
     "Initializer",
@@ -55,12 +57,12 @@ __all__ = [
     "xavier_uniform",
 ]
 
-Initializer = Callable[[tuple[int, ...], np.random.Generator, np.dtype], NDArray[np.floating]]
+Initializer = Callable[[tuple[int, ...], np.random.Generator, np.dtype], FloatArray]
 
 
 def _checked(
-    name: str, shape: tuple[int, ...], dtype: DTypeLike
-) -> tuple[tuple[int, ...], int, int, np.dtype]:
+    name: str, shape: object, dtype: DTypeLike
+) -> tuple[tuple[int, ...], int, int, np.dtype[np.floating[Any]]]:
     """``shape`` as a tuple of Python ints >= 1 (at least two), its fans (fan_in, fan_out)
     and ``dtype`` as float16, float32 or float64, or a TypeError / ValueError naming the
     initialiser; MemoryError before a draw that cannot fit (the values are drawn in
@@ -87,7 +89,7 @@ def _checked(
     return sizes, sizes[1] * receptive, sizes[0] * receptive, dtype
 
 
-def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> NDArray:
+def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> FloatArray:
     """N(0, std^2) with std = sqrt(2 / fan_in) (He et al., 2015).
 
     Shape: ``shape`` = (fan_out, fan_in) or (out_channels, in_channels / groups,
@@ -101,10 +103,11 @@ def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike
     """
     shape, fan_in, _, dtype = _checked("he_normal", shape, dtype)
     rng = generator(rng)
-    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+    std: np.float64 = np.sqrt(2.0 / fan_in)  # NumPy's stubs type the ufunc's result as Any
+    return (rng.standard_normal(shape) * std).astype(dtype)
 
 
-def he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> NDArray:
+def he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> FloatArray:
     """U(-a, a) with a = sqrt(6 / fan_in), the same variance as he_normal.
 
     Shape: ``shape`` = (fan_out, fan_in) or (out_channels, in_channels / groups,
@@ -127,7 +130,7 @@ def he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLik
     return generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
 
 
-def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> NDArray:
+def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> FloatArray:
     """N(0, std^2) with std = sqrt(2 / (fan_in + fan_out)) (Glorot and Bengio, 2010).
 
     Shape: ``shape`` = (fan_out, fan_in) or (out_channels, in_channels / groups,
@@ -141,11 +144,13 @@ def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DType
     """
     shape, fan_in, fan_out, dtype = _checked("xavier_normal", shape, dtype)
     rng = generator(rng)
-    scale = np.sqrt(2.0 / (fan_in + fan_out))
+    scale: np.float64 = np.sqrt(2.0 / (fan_in + fan_out))  # the stubs say Any
     return (rng.standard_normal(shape) * scale).astype(dtype)
 
 
-def xavier_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> NDArray:
+def xavier_uniform(
+    shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike
+) -> FloatArray:
     """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), the same variance as xavier_normal.
 
     Shape: ``shape`` = (fan_out, fan_in) or (out_channels, in_channels / groups,
@@ -214,7 +219,13 @@ def get_initializer(init: str | Initializer) -> Initializer:
 
 
 def generator(
-    rng: int | np.random.Generator | np.random.SeedSequence | None, what: str = "rng"
+    rng: int
+    | np.integer[Any]
+    | np.random.Generator
+    | np.random.BitGenerator
+    | np.random.SeedSequence
+    | None,
+    what: str = "rng",
 ) -> np.random.Generator:
     """A NumPy Generator from a seed, a Generator or None, as ``np.random.default_rng`` makes
     it, with the argument checked first.
@@ -237,7 +248,8 @@ def generator(
     ):
         return np.random.default_rng(rng)
     expected = "None, an integer seed >= 0 or a numpy Generator"
-    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, numbers.Integral):
+    given: object = rng  # checked as any object: a bool is an int too, a float may come
+    if isinstance(given, (bool, np.bool_)) or not isinstance(given, numbers.Integral):
         text = repr(rng) if len(repr(rng)) <= 80 else repr(rng)[:77] + "..."
         raise TypeError(f"{what} must be {expected}, got {text} ({type(rng).__name__})")
     if rng < 0:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from minigrad._validation import check_bool
+from minigrad.typing import FloatArray
 
 __all__ = ["Buffer", "Parameter"]
 
@@ -26,10 +27,16 @@ class _Owned:
     # through __setattr__
     __slots__ = ("name", "value")
 
+    name: str
+    # A Parameter's value is floating point (FloatArray, below); a Buffer's is floating
+    # point or int64 (a count), typed as any array: a union would need narrowing at every
+    # use of a floating-point buffer (running statistics) that no check can give
+    value: NDArray[Any]
+
     #: the array attributes whose replacement is checked, and the slot that holds each
     _array_slots: ClassVar[dict[str, str]] = {"value": "value"}
     #: dtypes allowed besides the floating-point ones (Buffer: int64, for counts)
-    _other_dtypes: ClassVar[tuple[np.dtype, ...]] = ()
+    _other_dtypes: ClassVar[tuple[np.dtype[Any], ...]] = ()
 
     def __init__(self, value: ArrayLike, name: str) -> None:
         self.name = name
@@ -74,7 +81,7 @@ class _Owned:
         return self.value.shape
 
     @property
-    def dtype(self) -> np.dtype:
+    def dtype(self) -> np.dtype[Any]:
         """The dtype of ``value``."""
         return self.value.dtype
 
@@ -87,7 +94,7 @@ class _Owned:
         return f"{type(self).__name__}(name={self.name!r}, shape={self.shape}, dtype={self.dtype})"
 
 
-def _fitting(owner: _Owned, what: str, new: object, old: NDArray) -> NDArray:
+def _fitting(owner: _Owned, what: str, new: object, old: NDArray[Any]) -> NDArray[Any]:
     """``new`` if it can take the place of ``old`` in ``owner``, else a TypeError/ValueError."""
     where = f"{type(owner).__name__} {owner.name!r}" if owner.name else type(owner).__name__
     hint = f"; to change the values write into the array: {what}[...] = new"
@@ -189,12 +196,12 @@ class Parameter(_Owned):
     __slots__ = ("_grad", "_zero_pending", "requires_grad")
     _array_slots: ClassVar[dict[str, str]] = {"value": "value", "grad": "_grad"}
 
-    value: NDArray[np.floating]
-    _grad: NDArray[np.floating]
+    value: FloatArray
+    _grad: FloatArray
     _zero_pending: bool
     requires_grad: bool
 
-    def __init__(self, value: NDArray[np.floating], name: str = "") -> None:
+    def __init__(self, value: FloatArray, name: str = "") -> None:
         super().__init__(value, name)
         object.__setattr__(self, "requires_grad", True)
         # np.zeros, not zeros_like: the system hands out zeroed pages lazily, so a gradient
@@ -203,14 +210,20 @@ class Parameter(_Owned):
         object.__setattr__(self, "_zero_pending", False)
 
     @property
-    def grad(self) -> NDArray[np.floating]:
+    def grad(self) -> FloatArray:
         """dL/dvalue (see the class notes); zeros after :meth:`zero_grad`, filled in here."""
         if self._zero_pending:
             self._grad.fill(0)
             object.__setattr__(self, "_zero_pending", False)
         return self._grad
 
-    def grad_to_overwrite(self) -> NDArray[np.floating]:
+    @grad.setter
+    def grad(self, new: FloatArray) -> None:
+        # Never reached through ``p.grad = new``: __setattr__ routes that to the _grad slot,
+        # checking the array. Declared for type checkers, and routed the same way
+        _Owned.__setattr__(self, "grad", new)
+
+    def grad_to_overwrite(self) -> FloatArray:
         """The gradient array, for a backward that writes every entry of it: skips a pending
         :meth:`zero_grad`'s fill, which the backward would overwrite anyway.
 
@@ -277,7 +290,7 @@ class Buffer(_Owned):
     """
 
     __slots__ = ()
-    _other_dtypes: ClassVar[tuple[np.dtype, ...]] = (np.dtype(np.int64),)
+    _other_dtypes: ClassVar[tuple[np.dtype[Any], ...]] = (np.dtype(np.int64),)
 
-    def __init__(self, value: NDArray[np.floating], name: str = "") -> None:
+    def __init__(self, value: NDArray[np.floating[Any] | np.int64], name: str = "") -> None:
         super().__init__(value, name)

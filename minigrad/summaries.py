@@ -12,6 +12,7 @@ import numpy as np
 from minigrad._validation import check_allocation, shown
 from minigrad.errors import ShapeError
 from minigrad.layers.base import Layer
+from minigrad.typing import FloatArray
 
 __all__ = ["summary"]
 
@@ -93,11 +94,12 @@ def summary(model: Layer, input_shape: Sequence[int]) -> str:
     layer '0' (Dense) failed: Sequential layer 0 (Dense) forward: Dense(...) expected input
     of shape (batch, 4), got (1, 5): 5 features instead of 4
     """
-    if not isinstance(model, Layer):
+    given: object = model  # checked for callers without a type checker
+    if not isinstance(given, Layer):
         hint = ""
-        if isinstance(model, type) and issubclass(model, Layer):
-            hint = f"; pass an instance, {model.__name__}(...), not the class"
-        raise TypeError(f"summary takes a minigrad Layer, got {type(model).__name__}{hint}")
+        if isinstance(given, type) and issubclass(given, Layer):
+            hint = f"; pass an instance, {given.__name__}(...), not the class"
+        raise TypeError(f"summary takes a minigrad Layer, got {type(given).__name__}{hint}")
     shape = _sample_shape(input_shape)
     rows = _rows(model)
     dtype = next((p.dtype for p in model.parameters()), np.dtype(np.float32))
@@ -133,7 +135,7 @@ def summary(model: Layer, input_shape: Sequence[int]) -> str:
 
 def _sample_shape(input_shape: object) -> tuple[int, ...]:
     """``input_shape`` as a tuple of integers >= 1; TypeError or ValueError otherwise."""
-    if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
+    if not isinstance(input_shape, bool) and isinstance(input_shape, numbers.Integral):
         raise TypeError(
             f"summary input_shape is the shape of one sample, a tuple: pass ({input_shape},), "
             f"not {input_shape}"
@@ -182,7 +184,11 @@ def _output_shapes(
     own = [(layer, vars(layer).get("forward")) for layer in layers]
     try:
         for layer in layers:
-            layer.forward = _recording(layer, layer.forward, outputs, failed)  # type: ignore[method-assign]
+            # replaced on the instance for this one pass (restored below), which mypy refuses
+            # for any method, and it compares a function with the method as declared in the
+            # class (self included)
+            recording = _recording(layer, layer.forward, outputs, failed)
+            layer.forward = recording  # type: ignore[method-assign, assignment]
         model.eval()
         model(np.zeros((1, *shape), dtype))
     except Exception as error:
@@ -196,19 +202,22 @@ def _output_shapes(
             if forward is None:
                 vars(layer).pop("forward", None)
             else:
-                layer.forward = forward  # type: ignore[method-assign]
+                layer.forward = forward  # type: ignore[method-assign]  # restored, as above
         for layer, mode in modes:
             layer.training = mode
     return outputs
 
 
 def _recording(
-    layer: Layer, forward: Callable[[Any], Any], outputs: dict[int, Any], failed: list[Layer]
-) -> Callable[[Any], Any]:
+    layer: Layer,
+    forward: Callable[[FloatArray], FloatArray],
+    outputs: dict[int, Any],
+    failed: list[Layer],
+) -> Callable[[FloatArray], FloatArray]:
     """``forward`` that records the shape of what it returns, and the first (innermost)
     layer whose forward raised."""
 
-    def recorded(x: Any) -> Any:
+    def recorded(x: FloatArray) -> FloatArray:
         try:
             out = forward(x)
         except Exception:
@@ -239,6 +248,7 @@ def _failure(error: Exception, shape: tuple[int, ...], path: str, layer: Layer) 
     if hasattr(error, "add_note"):
         error.add_note(message)
     else:  # Python 3.10: kept where 3.11's tracebacks would read it
+        # __notes__ is in the stubs from Python 3.11 only
         error.__notes__ = [*getattr(error, "__notes__", ()), message]  # type: ignore[attr-defined]
     return error
 

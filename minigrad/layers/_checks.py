@@ -9,15 +9,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from minigrad._validation import check_float_dtype, check_integer, shown
+from minigrad._validation import check_float_dtype, check_integer
+from minigrad._validation import shown as shown  # re-exported: layers and metrics use it
 from minigrad.errors import ShapeError
+from minigrad.typing import FloatArray
 
 #: dtype kinds that convert to floating point without losing anything but precision:
 #: floating, signed and unsigned integers, booleans
 REAL_KINDS = "fiub"
 
 
-def real_array(x: ArrayLike, dtype: DTypeLike | None, what: str) -> NDArray[np.floating]:
+def real_array(x: ArrayLike, dtype: DTypeLike | None, what: str) -> FloatArray:
     """``x`` as a floating-point array: of ``dtype``, or (``dtype=None``) of its own float
     dtype, with integers and booleans converted to float64.
 
@@ -34,7 +36,7 @@ def real_array(x: ArrayLike, dtype: DTypeLike | None, what: str) -> NDArray[np.f
     return array if array.dtype == dtype else in_dtype(array, dtype)
 
 
-def in_dtype(array: NDArray, dtype: DTypeLike) -> NDArray:
+def in_dtype(array: NDArray[Any], dtype: DTypeLike) -> NDArray[Any]:
     """``array`` converted to ``dtype``; values beyond its range become +-inf, as a cast
     makes them, without NumPy's overflow warning (float64 1e300 into float32, int 10^5 into
     float16).
@@ -53,7 +55,7 @@ def in_dtype(array: NDArray, dtype: DTypeLike) -> NDArray:
     return array.astype(target)
 
 
-def as_array(x: ArrayLike, what: str) -> NDArray:
+def as_array(x: object, what: str) -> NDArray[Any]:
     """``np.asarray(x)``, with NumPy's error for what cannot be an array (ragged nested
     lists) turned into a TypeError that names ``what``."""
     try:
@@ -65,7 +67,7 @@ def as_array(x: ArrayLike, what: str) -> NDArray:
         ) from None
 
 
-def refused(array: NDArray) -> str:
+def refused(array: NDArray[Any]) -> str:
     """``"got dtype ...; hint"`` for an array whose dtype is not a real number type."""
     kind = array.dtype.kind
     if kind == "c":
@@ -86,7 +88,7 @@ def layer_width(name: str, value: object) -> int:
         raise type(error)(f"{name} must be a positive integer, got {shown(value)}") from None
 
 
-def parameter_dtype(owner: str, dtype: object) -> np.dtype:
+def parameter_dtype(owner: str, dtype: object) -> np.dtype[np.floating[Any]]:
     """``dtype`` as float16, float32 or float64, the dtypes model files and optimizers take.
 
     None is refused (NumPy would read it as float64), as are other kinds and float128.
@@ -127,7 +129,7 @@ def bad_gradient(layer: object, grad_output: object, shape: tuple[int, ...]) -> 
     )
 
 
-def listed(keys: object, limit: int = 10) -> str:
+def listed(keys: Iterable[object], limit: int = 10) -> str:
     """The sorted names of ``keys`` for a message: the first ``limit`` and how many more."""
     names = sorted(_name(key) for key in keys)
     if len(names) <= limit:

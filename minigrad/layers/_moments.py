@@ -5,15 +5,26 @@ variance, computed without overflow, and the gradient through them."""
 from __future__ import annotations
 
 import math
+from typing import Any, Literal, TypedDict, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
+from minigrad.typing import FloatArray
+
+
+class _Ignored(TypedDict):
+    over: Literal["ignore"]
+    under: Literal["ignore"]
+    invalid: Literal["ignore"]
+    divide: Literal["ignore"]
+
+
 #: every floating-point warning NumPy can give, silenced where overflow is an expected answer
-_QUIET = {"over": "ignore", "under": "ignore", "invalid": "ignore", "divide": "ignore"}
+_QUIET: _Ignored = {"over": "ignore", "under": "ignore", "invalid": "ignore", "divide": "ignore"}
 
 
-def sum_of_products(a: NDArray, b: NDArray, axes: tuple[int, ...]) -> NDArray[np.float64]:
+def sum_of_products(a: NDArray[Any], b: NDArray[Any], axes: tuple[int, ...]) -> NDArray[np.float64]:
     """sum(a * b) over ``axes`` (kept as length-1 axes), accumulated in float64 without a
     float64 copy of either array: einsum casts them in small blocks."""
     ndim = a.ndim
@@ -23,8 +34,8 @@ def sum_of_products(a: NDArray, b: NDArray, axes: tuple[int, ...]) -> NDArray[np
 
 
 def standardize(
-    x: NDArray[np.floating], axes: tuple[int, ...], eps: float
-) -> tuple[NDArray[np.floating], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    x: FloatArray, axes: tuple[int, ...], eps: float
+) -> tuple[FloatArray, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """xhat = (x - mean) / sqrt(var + eps) over ``axes``, with mean and the biased variance
     var = mean((x - mean)^2) of each group.
 
@@ -37,7 +48,8 @@ def standardize(
     """
     count = math.prod(x.shape[axis] for axis in axes)
     with np.errstate(**_QUIET):
-        mean = np.mean(x, axis=axes, dtype=np.float64, keepdims=True)
+        # keepdims=True gives an array; the stubs say "float64 or an array"
+        mean = cast(NDArray[np.float64], np.mean(x, axis=axes, dtype=np.float64, keepdims=True))
         xhat = np.subtract(x, mean.astype(x.dtype))
         var = sum_of_products(xhat, xhat, axes) / count
         if not np.isfinite(var).all():
@@ -48,8 +60,8 @@ def standardize(
 
 
 def _standardize_scaled(
-    x: NDArray[np.floating], axes: tuple[int, ...], eps: float, count: int
-) -> tuple[NDArray[np.floating], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    x: FloatArray, axes: tuple[int, ...], eps: float, count: int
+) -> tuple[FloatArray, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """:func:`standardize` in float64 on x / s, s the largest |x| of each group, where every
     deviation is at most 2: (x - m) / sqrt(v + eps) = (x/s - m/s) / sqrt(v/s^2 + eps/s^2)."""
     scaled = x.astype(np.float64)
@@ -65,13 +77,13 @@ def _standardize_scaled(
 
 
 def standardized_input_gradient(
-    g: NDArray[np.floating],
-    xhat: NDArray[np.floating],
-    scale: NDArray[np.floating],
+    g: FloatArray,
+    xhat: FloatArray,
+    scale: FloatArray,
     sum_g: NDArray[np.float64],
     sum_gx: NDArray[np.float64],
     count: int,
-) -> NDArray[np.floating]:
+) -> FloatArray:
     """dL/dx = scale (g - sum(g) / n - xhat sum(g xhat) / n) for xhat standardised over
     groups of n = ``count`` values, the full derivative through the mean and the variance.
 

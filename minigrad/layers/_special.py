@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from minigrad.typing import FloatArray
+
 # erf(1) rounded to 24 bits: on [0.84375, 1.25], erf(x) = ERX + P(s) / Q(s) with s = |x| - 1
 _ERX = 8.45062911510467529297e-01
 # On |x| < 0.84375: erf(x) = x + x P(x^2) / Q(x^2)
@@ -104,7 +106,7 @@ _TRUNCATE = {
 }
 
 
-def erf(x: ArrayLike) -> NDArray[np.floating]:
+def erf(x: ArrayLike) -> FloatArray:
     """The error function erf(x) = 2 / sqrt(pi) int_0^x exp(-t^2) dt, element-wise.
 
     Shape: any -> same, of x's float dtype (float64 for integers and booleans).
@@ -124,7 +126,7 @@ def erf(x: ArrayLike) -> NDArray[np.floating]:
     return out.reshape(x.shape).astype(dtype, copy=False)
 
 
-def erfc(x: ArrayLike) -> NDArray[np.floating]:
+def erfc(x: ArrayLike) -> FloatArray:
     """The complementary error function erfc(x) = 1 - erf(x), element-wise, with full
     relative precision in its tail (erfc(26) = 5.6e-296 in float64, where 1 - erf(26) is 0).
 
@@ -152,7 +154,7 @@ def erfc(x: ArrayLike) -> NDArray[np.floating]:
     return out.reshape(x.shape).astype(dtype, copy=False)
 
 
-def _floats(x: ArrayLike) -> tuple[NDArray[np.floating], np.dtype]:
+def _floats(x: ArrayLike) -> tuple[FloatArray, np.dtype]:
     """``x`` as float32 or float64 to compute in, and the dtype to return."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
@@ -161,7 +163,7 @@ def _floats(x: ArrayLike) -> tuple[NDArray[np.floating], np.dtype]:
     return x.astype(dtype, copy=False), dtype
 
 
-def _intervals(x: NDArray[np.floating]) -> tuple[NDArray[np.intp], ...]:
+def _intervals(x: FloatArray) -> tuple[NDArray[np.intp], ...]:
     """The indices of the entries of the flat ``x`` with |x| < 0.84375, with |x| in
     [0.84375, 1.25), and the rest (NaN included): each interval has its approximation.
 
@@ -174,7 +176,7 @@ def _intervals(x: NDArray[np.floating]) -> tuple[NDArray[np.intp], ...]:
     return np.flatnonzero(small), np.flatnonzero((a >= 0.84375) & (a < 1.25)), np.flatnonzero(rest)
 
 
-def _erfc_tail(a: NDArray[np.floating]) -> NDArray[np.floating]:
+def _erfc_tail(a: FloatArray) -> FloatArray:
     """erfc(a) for a >= 1.25 (or NaN)."""
     out = np.where(np.isnan(a), a, 0.0)  # erfc(a) underflows to 0 for a >= 28; NaN stays
     finite = np.flatnonzero(a < _LARGE)
@@ -196,12 +198,12 @@ def _erfc_tail(a: NDArray[np.floating]) -> NDArray[np.floating]:
     return out
 
 
-def _ratio(t: NDArray[np.floating], p: tuple[float, ...], q: tuple[float, ...]) -> NDArray:
+def _ratio(t: FloatArray, p: tuple[float, ...], q: tuple[float, ...]) -> FloatArray:
     """p(t) / q(t) for polynomials given by their coefficients from the constant up."""
     return _horner(t, p) / _horner(t, q)
 
 
-def _horner(t: NDArray[np.floating], coefficients: tuple[float, ...]) -> NDArray:
+def _horner(t: FloatArray, coefficients: tuple[float, ...]) -> FloatArray:
     result = t * coefficients[-1]
     for c in coefficients[-2:0:-1]:
         result += c

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from minigrad._validation import shown
+from minigrad.typing import FloatArray
 
 #: the largest size an argument may have (no array has more entries along an axis)
 LARGEST = np.iinfo(np.intp).max
@@ -168,7 +169,9 @@ def working(index: tuple[slice, ...], last: bool) -> tuple[slice, ...]:
     return index[1:] if last else index
 
 
-def im2col(x: NDArray, plan: Plan, kernel: tuple[int, int], last: bool, columns: NDArray) -> None:
+def im2col(
+    x: FloatArray, plan: Plan, kernel: tuple[int, ...], last: bool, columns: FloatArray
+) -> None:
     """Fill ``columns`` with the windows of ``x`` (C, N, H, W), or (C, H, W, N) when
     ``last``, as the columns of a matrix (C kh kw, N OH OW), or (C kh kw, OH OW N).
 
@@ -238,7 +241,9 @@ def flat_plan(
     return FlatPlan(grid, out, shifts, shifts[-1], grid[0] * grid[1] / (out[0] * out[1]))
 
 
-def to_grid(grid: NDArray, x: NDArray, corner: tuple[int, int], size: tuple[int, int]) -> None:
+def to_grid(
+    grid: FloatArray, x: FloatArray, corner: tuple[int, int], size: tuple[int, int]
+) -> None:
     """Write ``x`` (C, N, h, w) into ``grid`` (C, N, Hp, Wp) at ``corner`` and zeros
     around it (the padding, or the thrown-away positions of an output gradient)."""
     top, left = corner
@@ -250,7 +255,9 @@ def to_grid(grid: NDArray, x: NDArray, corner: tuple[int, int], size: tuple[int,
     grid[:, :, top:bottom, left:right] = x
 
 
-def shifted_columns(flat: NDArray, shifts: tuple[int, ...], start: int, columns: NDArray) -> None:
+def shifted_columns(
+    flat: FloatArray, shifts: tuple[int, ...], start: int, columns: FloatArray
+) -> None:
     """Fill ``columns`` (C, K, L) with the K shifted slices of each channel of ``flat``
     (C, *): ``columns[c, k] = flat[c, start + shifts[k] : start + shifts[k] + L]``."""
     length = columns.shape[2]
@@ -278,12 +285,14 @@ def int_tuple(owner: str, name: str, value: object, dims: int, minimum: int) -> 
     for item in items:
         if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Integral):
             raise TypeError(f"{expected}, got {shown(value)} ({type(item).__name__})")
-        if not minimum <= item <= LARGEST:
+        if not minimum <= int(item) <= LARGEST:  # typeshed compares an Integral with nothing
             raise ValueError(f"{expected}, got {shown(value)}")
     return tuple(int(item) for item in items)
 
 
-def as_config(value: tuple[int, ...] | int | str | None) -> list[int] | int | str | None:
+def as_config(
+    value: tuple[int | None, ...] | int | str | None,
+) -> list[int | None] | int | str | None:
     """A size tuple as a JSON list; ints, strings and None as they are."""
     return list(value) if isinstance(value, tuple) else value
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
@@ -33,14 +34,14 @@ _local = threading.local()
 
 def scratch(
     name: str, shape: tuple[int, ...], dtype: DTypeLike, what: Callable[[], str]
-) -> NDArray:
+) -> NDArray[Any]:
     """A C-contiguous array of ``shape`` and ``dtype``, uninitialised, from the buffer
     ``name`` of this thread's workspace (grown when it is too small). ``what()`` names the
     array in the MemoryError raised before an allocation that cannot succeed (called only
     then: building a message at every call would cost more than the lookup)."""
     dtype = np.dtype(dtype)
     size = math.prod(shape) * dtype.itemsize
-    buffers: dict[str, NDArray] = _local.__dict__.setdefault("buffers", {})
+    buffers: dict[str, NDArray[np.uint8]] = _local.__dict__.setdefault("buffers", {})
     buffer = buffers.get(name)
     if buffer is None or buffer.size < size:
         check_allocation(what(), shape, dtype)

@@ -24,6 +24,7 @@ from minigrad.errors import ShapeError
 from minigrad.layers._checks import bad_gradient, in_dtype, real_array
 from minigrad.layers._special import erfc
 from minigrad.layers.base import Layer, stale_backward
+from minigrad.typing import FloatArray
 
 __all__ = [
     "ELU",
@@ -59,11 +60,12 @@ class Activation(Layer):
     1
     """
 
-    _cache: NDArray | None = None
+    #: what backward needs: the output, the input or a mask, by layer
+    _cache: NDArray[Any] | None = None
     #: the dtype of the last forward output, which backward returns
-    _dtype: np.dtype = np.dtype(np.float64)
+    _dtype: np.dtype[np.floating[Any]] = np.dtype(np.float64)
 
-    def _input(self, x: ArrayLike) -> NDArray[np.floating]:
+    def _input(self, x: ArrayLike) -> FloatArray:
         """``x`` as a float array, and the mode and dtype recorded for backward."""
         self._forward_training = self.training
         if type(x) is not np.ndarray or x.dtype.kind != "f":
@@ -72,7 +74,7 @@ class Activation(Layer):
         self._dtype = x.dtype
         return x
 
-    def _cached(self, grad_output: NDArray) -> tuple[NDArray, NDArray[np.floating]]:
+    def _cached(self, grad_output: FloatArray) -> tuple[NDArray[Any], FloatArray]:
         """The array forward cached and grad_output in the forward dtype, after checking
         that grad_output fits."""
         cache = self._cache
@@ -90,7 +92,7 @@ class Activation(Layer):
         return cache, grad_output
 
 
-def sigmoid(z: ArrayLike) -> NDArray[np.floating]:
+def sigmoid(z: ArrayLike) -> FloatArray:
     """The logistic function 1 / (1 + e^-z), computed without overflow or warnings.
 
     e^-|z| lies in (0, 1], so no exponential overflows: sigma(z) = 1 / (1 + e^-|z|) for z >= 0
@@ -118,16 +120,16 @@ class Tanh(Activation):
     array([[0.        , 0.76159416]])
     """
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = tanh(x), caching y."""
         y = np.tanh(self._input(x))
         self._cache = y
         return y
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = g (1 - y^2)."""
         y, grad_output = self._cached(grad_output)
-        grad = np.multiply(y, y)
+        grad: FloatArray = np.multiply(y, y)
         np.subtract(1.0, grad, out=grad)
         grad *= grad_output
         return grad
@@ -142,16 +144,16 @@ class Sigmoid(Activation):
     array([[0. , 0.5, 1. ]], dtype=float32)
     """
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = 1 / (1 + e^-x), caching y."""
         y = sigmoid(self._input(x))
         self._cache = y
         return y
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = g y (1 - y)."""
         y, grad_output = self._cached(grad_output)
-        grad = np.subtract(1.0, y)
+        grad: FloatArray = np.subtract(1.0, y)
         grad *= y
         grad *= grad_output
         return grad
@@ -167,26 +169,27 @@ class ReLU(Activation):
     array([[0., 0., 2.]])
     """
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = max(x, 0), caching the mask x > 0."""
         x = self._input(x)
         self._cache = x > 0
         return np.maximum(x, 0)
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = g where x > 0, else 0."""
         mask, grad_output = self._cached(grad_output)
-        return np.multiply(grad_output, mask)
+        grad: FloatArray = np.multiply(grad_output, mask)
+        return grad
 
 
 def _finite_slope(name: str, value: object) -> float:
     """LeakyReLU's negative_slope as a float: a real number (not a bool or a string), finite."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
-        if abs(value) > 2**1023:  # float() would raise OverflowError
+    if not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Integral):
+        if abs(int(value)) > 2**1023:  # float() would raise OverflowError
             raise ValueError(
                 f"{name} must be finite, got an integer of {int(value).bit_length()} bits"
             )
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+    if not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real):
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value!r}")
     return check_real(name, value)
@@ -213,16 +216,16 @@ class LeakyReLU(Activation):
         """``{"negative_slope": ...}``, the argument that rebuilds this layer."""
         return {"negative_slope": self.negative_slope}
 
-    def _scale(self, x: NDArray, mask: NDArray[np.bool_]) -> NDArray:
+    def _scale(self, x: FloatArray, mask: NDArray[np.bool_]) -> FloatArray:
         return np.where(mask, x, x * self.negative_slope)
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = x where x > 0, else negative_slope * x, caching the mask x > 0."""
         x = self._input(x)
         self._cache = x > 0
         return self._scale(x, self._cache)
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = g where x > 0, else negative_slope * g."""
         mask, grad_output = self._cached(grad_output)
         return self._scale(grad_output, mask)
@@ -259,7 +262,7 @@ class Softmax(Activation):
         """``{"axis": ...}``, the argument that rebuilds this layer."""
         return {"axis": self.axis}
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = exp(x - max) / sum exp(x - max) along ``axis``, caching y."""
         x = self._input(x)
         if not -x.ndim <= self.axis < x.ndim or x.shape[self.axis] == 0:
@@ -268,13 +271,13 @@ class Softmax(Activation):
         # An infinite input makes its row NaN (inf - inf), as in PyTorch; a gap beyond the
         # dtype's range is -inf, whose exp is 0. Neither is worth a warning.
         with np.errstate(over="ignore", invalid="ignore"):
-            y = x - x.max(axis=self.axis, keepdims=True)
+            y: FloatArray = x - x.max(axis=self.axis, keepdims=True)
             np.exp(y, out=y)
             y /= y.sum(axis=self.axis, keepdims=True)
         self._cache = y
         return y
 
-    def _shape_error(self, x: NDArray) -> ShapeError:
+    def _shape_error(self, x: FloatArray) -> ShapeError:
         if not -x.ndim <= self.axis < x.ndim:
             return ShapeError(
                 f"{self!r} needs an input with an axis {self.axis}, got shape {x.shape} "
@@ -285,10 +288,10 @@ class Softmax(Activation):
             f"got shape {x.shape}"
         )
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = y (g - sum_k g_k y_k) along ``axis``."""
         y, grad_output = self._cached(grad_output)
-        grad = grad_output - (grad_output * y).sum(axis=self.axis, keepdims=True)
+        grad: FloatArray = grad_output - (grad_output * y).sum(axis=self.axis, keepdims=True)
         grad *= y
         return grad
 
@@ -314,13 +317,13 @@ class Identity(Activation):
     (True, array([[1., 1.]], dtype=float32))
     """
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = x (kept for backward's shape check, not copied)."""
         x = self._input(x)
         self._cache = x
         return x
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = g, in the dtype of the forward output."""
         _, grad_output = self._cached(grad_output)
         return grad_output
@@ -391,13 +394,13 @@ class GELU(Activation):
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         self.approximate = approximate
-        self._x: NDArray[np.floating] | None = None
+        self._x: FloatArray | None = None
 
     def get_config(self) -> dict[str, Any]:
         """``{"approximate": ...}``, the argument that rebuilds this layer."""
         return {"approximate": self.approximate}
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = x Phi(x), caching x clipped to [-40, 40] and Phi(x)."""
         x = self._input(x)
         clipped = np.clip(x, -_GELU_LIMIT, _GELU_LIMIT)
@@ -417,10 +420,11 @@ class GELU(Activation):
         self._x, self._cache = clipped, gate
         return y
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = g (Phi(x) + x phi(x)), or the tanh form's derivative."""
         gate, grad_output = self._cached(grad_output)
         x = self._x
+        assert x is not None  # set with the cache, which _cached found
         if self.approximate == "none":
             grad = np.multiply(x, x)
             grad *= -0.5
@@ -472,9 +476,9 @@ class SiLU(Activation):
 
     def __init__(self) -> None:
         super().__init__()
-        self._x: NDArray[np.floating] | None = None
+        self._x: FloatArray | None = None
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = x sigmoid(x), caching x and sigmoid(x)."""
         x = self._input(x)
         s = sigmoid(x)
@@ -483,12 +487,14 @@ class SiLU(Activation):
         self._x, self._cache = x, s
         return y
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = g s (1 + x (1 - s))."""
         s, grad_output = self._cached(grad_output)
-        grad = np.subtract(1.0, s)
+        x = self._x
+        assert x is not None  # set with the cache, which _cached found
+        grad: FloatArray = np.subtract(1.0, s)
         # x clipped: where 1 - s or s is exactly 0, an infinite x would make 0 * inf
-        grad *= np.clip(self._x, -_SILU_LIMIT, _SILU_LIMIT)
+        grad *= np.clip(x, -_SILU_LIMIT, _SILU_LIMIT)
         grad += 1.0
         grad *= s
         grad *= grad_output
@@ -536,7 +542,7 @@ class ELU(Activation):
         """``{"alpha": ...}``, the argument that rebuilds this layer."""
         return {"alpha": self.alpha}
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = x where x > 0, else alpha expm1(x), caching x."""
         x = self._input(x)
         y = np.minimum(x, 0)
@@ -546,13 +552,13 @@ class ELU(Activation):
         self._cache = x
         return y
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = g where x > 0, else g alpha e^x."""
         x, grad_output = self._cached(grad_output)
         # m + (1 - m) alpha e^min(x, 0) with m = [x > 0]: 1 or alpha e^x exactly, without
         # np.where, which costs several times more on the random signs of a layer's input
         positive = (x > 0).astype(x.dtype)
-        grad = np.minimum(x, 0)
+        grad: FloatArray = np.minimum(x, 0)
         np.exp(grad, out=grad)
         grad *= self.alpha
         grad *= 1.0 - positive
@@ -610,7 +616,7 @@ class Softplus(Activation):
         """``{"beta": ..., "threshold": ...}``, the arguments that rebuild this layer."""
         return {"beta": self.beta, "threshold": self.threshold}
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = log(1 + e^(beta x)) / beta, or x where beta x > threshold, caching beta x."""
         x = self._input(x)
         beta = self.beta
@@ -630,7 +636,7 @@ class Softplus(Activation):
         self._cache = z
         return y
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = g sigmoid(beta x), or g where beta x > threshold."""
         z, grad_output = self._cached(grad_output)
         grad = sigmoid(z)
@@ -645,7 +651,7 @@ class Softplus(Activation):
         return f"beta={self.beta}, threshold={self.threshold}"
 
 
-def _times(x: NDArray[np.floating], beta: float) -> NDArray[np.floating]:
+def _times(x: FloatArray, beta: float) -> FloatArray:
     """beta x, computed in float64 where beta lies outside the normal range of x's dtype (a
     beta of 1e10 is inf in float16, and 0 * inf is NaN); beyond the range it is +-inf."""
     info = np.finfo(x.dtype)
@@ -702,7 +708,7 @@ class LogSoftmax(Activation):
         """``{"dim": ...}``, the argument that rebuilds this layer."""
         return {"dim": self.dim}
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = x - max - log sum exp(x - max) along ``dim``, caching y."""
         x = self._input(x)
         dim = self.dim
@@ -712,12 +718,12 @@ class LogSoftmax(Activation):
         # An infinite input makes its row NaN (inf - inf), as in PyTorch; a gap beyond the
         # dtype's range is -inf. Neither is worth a warning.
         with np.errstate(over="ignore", invalid="ignore"):
-            y = x - x.max(axis=dim, keepdims=True)
+            y: FloatArray = x - x.max(axis=dim, keepdims=True)
             y -= np.log(np.exp(y).sum(axis=dim, keepdims=True))
         self._cache = y
         return y
 
-    def _shape_error(self, x: NDArray) -> ShapeError:
+    def _shape_error(self, x: FloatArray) -> ShapeError:
         if not -x.ndim <= self.dim < x.ndim:
             return ShapeError(
                 f"{self!r} needs an input with a dimension {self.dim}, got shape {x.shape} "
@@ -728,10 +734,10 @@ class LogSoftmax(Activation):
             f"over, got shape {x.shape}"
         )
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = g - exp(y) sum_k g_k along ``dim``."""
         y, grad_output = self._cached(grad_output)
-        grad = np.exp(y)
+        grad: FloatArray = np.exp(y)
         grad *= grad_output.sum(axis=self.dim, keepdims=True)
         np.subtract(grad_output, grad, out=grad)
         return grad

@@ -6,10 +6,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from minigrad._validation import Checked, check_bool
 from minigrad.parameter import Buffer, Parameter
+from minigrad.typing import FloatArray
 
 __all__ = ["Layer"]
 
@@ -143,15 +144,15 @@ class Layer:
 
     # -- the two methods a layer writes -------------------------------------------------
 
-    def forward(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
+    def forward(self, x: FloatArray) -> FloatArray:
         """Compute the layer's output for the batch ``x`` and cache what backward needs."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         """Return dL/dx given dL/dy, and overwrite each parameter's ``.grad``."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_output)")
 
-    def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
+    def backward_parameters(self, grad_output: FloatArray) -> None:
         """Fill the parameters' ``.grad`` like backward, without returning dL/dx.
 
         ``Sequential.backward(g)`` (``input_grad=False``, the default) calls this on its
@@ -161,7 +162,7 @@ class Layer:
         """
         self.backward(grad_output)
 
-    def backward_input(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward_input(self, grad_output: FloatArray) -> FloatArray:
         """Fill the parameters' ``.grad`` and return dL/dx, of the last forward input's shape.
 
         What a container asks of a layer that is not its first (or of its first when its
@@ -170,9 +171,12 @@ class Layer:
         only when asked overrides it (``Sequential.backward_input(g)`` is
         ``backward(g, input_grad=True)``).
         """
-        return self.backward(grad_output)
+        # A leaf layer's backward returns dL/dx; the containers, whose backward returns None
+        # unless asked, override this, and Embedding (None: indices have no gradient) can
+        # only be a model's first layer, which is asked for dL/dx only by an explicit request
+        return self.backward(grad_output)  # type: ignore[return-value]
 
-    def __call__(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
+    def __call__(self, x: FloatArray) -> FloatArray:
         return self.forward(x)
 
     # -- structure ----------------------------------------------------------------------
@@ -355,14 +359,14 @@ class Layer:
     def _named_arrays(self) -> dict[str, Parameter | Buffer]:
         return {key: item for key, item in self._tree() if not isinstance(item, Layer)}
 
-    def state_dict(self) -> dict[str, NDArray[np.floating]]:
+    def state_dict(self) -> dict[str, NDArray[Any]]:
         """A copy of every parameter and buffer value, keyed by its dotted name.
 
         The arrays are copies, so the dict is a snapshot that later training does not change.
         """
         return {key: item.value.copy() for key, item in self._named_arrays().items()}
 
-    def load_state_dict(self, state: Mapping[str, NDArray[np.floating]]) -> None:
+    def load_state_dict(self, state: Mapping[str, ArrayLike]) -> None:
         """Copy values from ``state`` into this layer's parameters and buffers, in place.
 
         Every key must be present, with no extra keys, and every array must have the
@@ -395,7 +399,7 @@ class Layer:
                 f"state_dict does not match {type(self).__name__}: "
                 f"missing keys {_listed(missing)}, unexpected keys {_listed(unexpected)}"
             )
-        arrays = {}
+        arrays: dict[str, NDArray[Any]] = {}
         for key, item in own.items():
             what = "parameter" if isinstance(item, Parameter) else "buffer"
             try:
@@ -417,7 +421,7 @@ class Layer:
         for key, item in own.items():
             np.copyto(item.value, arrays[key])
 
-    def _check_loaded(self, arrays: dict[str, NDArray[np.floating]], prefix: str) -> None:
+    def _check_loaded(self, arrays: dict[str, NDArray[Any]], prefix: str) -> None:
         """Raise ValueError if values about to be loaded into this layer are unusable.
 
         ``arrays`` maps this layer's own parameter and buffer names (``"std"``) to the
@@ -459,7 +463,8 @@ class Layer:
 
 
 def _check_loaded(
-    tree: list[tuple[str, Layer | Parameter | Buffer]], arrays: dict[str, NDArray]
+    tree: list[tuple[str, Layer | Parameter | Buffer]],
+    arrays: dict[str, NDArray[Any]],
 ) -> None:
     """Let each layer of ``tree`` (from ``_tree``) check the arrays meant for its own
     parameters and buffers, which ``_tree`` lists right after the layer itself."""

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -32,6 +32,7 @@ from minigrad.layers._moments import (
 )
 from minigrad.layers.base import Layer, stale_backward
 from minigrad.parameter import Buffer, Parameter
+from minigrad.typing import FloatArray
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
 
@@ -116,7 +117,7 @@ class _BatchNorm(Layer):
         self._dtype = dtype
         # What backward needs from the last forward: xhat, 1/sqrt(var + eps) per channel
         # (float64), whether the batch's own statistics were used, and the group size
-        self._xhat: NDArray[np.floating] | None = None
+        self._xhat: FloatArray | None = None
         self._inv_std: NDArray[np.float64] | None = None
         self._batch_statistics = True
         self._count = 0
@@ -133,7 +134,7 @@ class _BatchNorm(Layer):
 
     # -- forward ------------------------------------------------------------------------
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """Normalise each channel of ``x`` with the batch's statistics (training mode, or
         no running statistics) or the running ones (evaluation mode); then y = xhat w + b."""
         dtype = self._dtype
@@ -156,6 +157,7 @@ class _BatchNorm(Layer):
             if self.training and self.running_mean is not None:
                 self._track(mean.reshape(-1), var.reshape(-1), count)
         else:
+            # evaluation mode with running statistics: they exist here, which mypy cannot follow
             mean = self.running_mean.value  # type: ignore[union-attr]
             inv_std = 1.0 / np.sqrt(self.running_var.value.astype(np.float64) + self.eps)  # type: ignore[union-attr]
             with np.errstate(over="ignore", invalid="ignore"):
@@ -175,38 +177,40 @@ class _BatchNorm(Layer):
     def _track(self, mean: NDArray[np.float64], var: NDArray[np.float64], count: int) -> None:
         """running = (1 - f) running + f batch, with the unbiased variance var n / (n - 1);
         f = momentum, or 1 / num_batches_tracked for momentum None (a cumulative average)."""
+        # called only by a layer that tracks running statistics (so it counts batches)
         tracked = self.num_batches_tracked.value  # type: ignore[union-attr]
         tracked += 1
         factor = 1.0 / float(tracked) if self.momentum is None else self.momentum
         unbiased = var * (count / (count - 1))
         for buffer, batch in ((self.running_mean, mean), (self.running_var, unbiased)):
+            # called only by a layer that tracks running statistics
             running = buffer.value  # type: ignore[union-attr]
             with np.errstate(over="ignore"):  # a variance beyond float32 becomes inf, as a cast
                 running[...] = factor * batch + (1.0 - factor) * running
 
     # -- backward -----------------------------------------------------------------------
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """Fill weight.grad and bias.grad; return dL/dx, through the batch statistics when
         forward used them."""
         g, sum_g, sum_gx = self._gradient_sums(grad_output)
         xhat, inv_std = self._xhat, self._inv_std
         assert xhat is not None and inv_std is not None
         shape = (1, -1) + (1,) * (xhat.ndim - 2)
-        scale = inv_std if self.weight is None else inv_std * self.weight.value
+        scale: FloatArray = inv_std if self.weight is None else inv_std * self.weight.value
         with np.errstate(over="ignore"):
             scale = scale.astype(xhat.dtype).reshape(shape)
         if not self._batch_statistics:  # the running statistics are constants
             return g * scale
         return standardized_input_gradient(g, xhat, scale, sum_g, sum_gx, self._count)
 
-    def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
+    def backward_parameters(self, grad_output: FloatArray) -> None:
         """Fill weight.grad = sum(g xhat) and bias.grad = sum(g) per channel, skipping dL/dx."""
         self._gradient_sums(grad_output)
 
     def _gradient_sums(
-        self, grad_output: NDArray[np.floating]
-    ) -> tuple[NDArray[np.floating], NDArray[np.float64], NDArray[np.float64]]:
+        self, grad_output: FloatArray
+    ) -> tuple[FloatArray, NDArray[np.float64], NDArray[np.float64]]:
         """grad_output checked and in the layer's dtype, and its per-channel sums sum(g) and
         sum(g xhat) (float64, axes kept), written into bias.grad and weight.grad."""
         xhat = self._xhat
@@ -222,7 +226,8 @@ class _BatchNorm(Layer):
         if g.dtype is not xhat.dtype and g.dtype != xhat.dtype:
             g = in_dtype(g, xhat.dtype)
         axes = (0, *range(2, xhat.ndim))
-        sum_g = np.sum(g, axis=axes, dtype=np.float64, keepdims=True)
+        # keepdims=True gives an array; the stubs say "float64 or an array"
+        sum_g = cast(NDArray[np.float64], np.sum(g, axis=axes, dtype=np.float64, keepdims=True))
         sum_gx = sum_of_products(g, xhat, axes)
         with np.errstate(over="ignore"):  # a float64 sum beyond the dtype becomes inf
             # a frozen parameter's .grad is left as it was (the sums serve dL/dx too)
@@ -237,7 +242,7 @@ class _BatchNorm(Layer):
     def _short(self) -> str:
         return f"{type(self).__name__}({self.num_features})"
 
-    def _shape_error(self, x: NDArray) -> ShapeError:
+    def _shape_error(self, x: FloatArray) -> ShapeError:
         layouts = " or ".join(
             f"a {ndim}-D input {layout.format(self.num_features)}"
             for ndim, layout in self._LAYOUTS.items()
@@ -252,7 +257,7 @@ class _BatchNorm(Layer):
             f"got shape {x.shape} with {x.shape[1]}"
         )
 
-    def _too_few_values(self, x: NDArray, count: int) -> ValueError:
+    def _too_few_values(self, x: FloatArray, count: int) -> ValueError:
         when = "when training" if self.training else "with track_running_stats=False"
         return ValueError(
             f"{self._short()}: expected more than 1 value per channel {when}, got input of "
@@ -263,7 +268,7 @@ class _BatchNorm(Layer):
 
     # -- state, configuration, printing -------------------------------------------------
 
-    def _check_loaded(self, arrays: dict[str, NDArray], prefix: str) -> None:
+    def _check_loaded(self, arrays: dict[str, NDArray[Any]], prefix: str) -> None:
         """Refuse running statistics forward cannot use: a mean that is not finite, a
         variance that is not finite and >= 0, a negative batch count."""
         for name, what in (("running_mean", "mean"), ("running_var", "variance")):

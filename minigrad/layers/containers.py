@@ -13,12 +13,12 @@ evaluation mode is refused; and the repr shows the tree, with parameter counts.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from minigrad._validation import Checked, check_bool, check_integer, forward_not_called
 from minigrad.errors import ShapeError
@@ -26,6 +26,7 @@ from minigrad.layers._checks import in_dtype
 from minigrad.layers.activations import Activation, Identity
 from minigrad.layers.base import REPEATED_LAYER, TIED_PARAMETERS, Layer, stale_backward
 from minigrad.parameter import Buffer, Parameter
+from minigrad.typing import FloatArray
 
 __all__ = ["Concat", "Residual", "Sequential"]
 
@@ -34,20 +35,24 @@ class _Container(Layer):
     """What Sequential, Residual and Concat share: ``backward(g, input_grad=False)``, which
     returns dL/dx only when asked, and a repr that shows the tree with parameter counts."""
 
-    def backward(  # type: ignore[override]
-        self, grad_output: NDArray[np.floating], *, input_grad: bool = False
-    ) -> NDArray[np.floating] | None:
+    if TYPE_CHECKING:  # a container passes its input on as it is, of any dtype, to its children
+
+        def __call__(self, x: NDArray[Any]) -> FloatArray: ...
+
+    def backward(self, grad_output: FloatArray, *, input_grad: bool = False) -> FloatArray | None:
         """Fill every parameter's ``.grad``; return dL/dx only with ``input_grad=True``."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward")
 
-    def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
+    def backward_parameters(self, grad_output: FloatArray) -> None:
         """``backward(grad_output)``: fill every ``.grad``, skip dL/dx (what a container
         asks of its first child when its own caller did not ask for dL/dx)."""
         self.backward(grad_output, input_grad=False)
 
-    def backward_input(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward_input(self, grad_output: FloatArray) -> FloatArray:
         """``backward(grad_output, input_grad=True)``: fill every ``.grad`` and return dL/dx
         (what a container asks of a child whose dL/dx it needs)."""
+        # input_grad=True returns dL/dx, which a return type that depends on the flag would
+        # show, at the cost of the same overloads in every container
         return self.backward(grad_output, input_grad=True)  # type: ignore[return-value]
 
     def _labelled(self) -> list[tuple[str, object]]:
@@ -190,6 +195,7 @@ class Sequential(_Container):
         # the list has the recorded length and last layer (that is, changed only by append)
         self._width_source: dict[str, Any] = {"length": 0, "last": None, "index": -1}
         for layer in layers:
+            # a Layer, or anything that append refuses with a message; not an iterable of them
             self.append(layer)  # type: ignore[arg-type]
 
     def append(self, layer: Layer) -> Sequential:
@@ -203,13 +209,14 @@ class Sequential(_Container):
         the new layer's size, so building a model of n layers takes O(n).
         """
         index = len(self.layers)
-        if not isinstance(layer, Layer):
+        given: object = layer  # checked for callers without a type checker
+        if not isinstance(given, Layer):
             hint = ""
-            if isinstance(layer, type) and issubclass(layer, Layer):
-                hint = f"; pass an instance, {layer.__name__}(), not the class"
+            if isinstance(given, type) and issubclass(given, Layer):
+                hint = f"; pass an instance, {given.__name__}(), not the class"
             raise TypeError(
                 f"Sequential layer {index} must be a minigrad Layer, "
-                f"got {type(layer).__name__}{hint}"
+                f"got {type(given).__name__}{hint}"
             )
         try:
             places = list(layer._tree(str(index)))
@@ -238,7 +245,7 @@ class Sequential(_Container):
         self._width_source = {"length": index + 1, "last": layer, "index": source}
         return self
 
-    def _clash(self, places: list[tuple[str, object]]) -> tuple[object, str, str] | None:
+    def _clash(self, places: Sequence[tuple[str, object]]) -> tuple[object, str, str] | None:
         """The first of ``places`` already in the tree: (object, new path, existing path)."""
         for path, item in places:
             existing = self._places.get(id(item))
@@ -290,7 +297,7 @@ class Sequential(_Container):
                 raise _not_a_layer(index, layer)
             yield str(index), layer
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: NDArray[Any]) -> FloatArray:
         """Run every layer's forward in order."""
         self._forward_training = self.training
         index = 0
@@ -302,11 +309,9 @@ class Sequential(_Container):
                 raise _not_a_layer(index, self.layers[index]) from error
             _in_child(error, f"Sequential layer {index}", self.layers[index], "forward")
             raise
-        return x  # type: ignore[return-value]
+        return x
 
-    def backward(
-        self, grad_output: NDArray[np.floating], *, input_grad: bool = False
-    ) -> NDArray[np.floating] | None:
+    def backward(self, grad_output: FloatArray, *, input_grad: bool = False) -> FloatArray | None:
         """Run the layers' backward in reverse order, filling every parameter's ``.grad``.
 
         Returns None, or with ``input_grad=True`` dL/dx for the model's input, of the last
@@ -340,8 +345,9 @@ class Sequential(_Container):
                 "Sequential.backward takes the gradient as a NumPy array (what "
                 f"loss.backward() returns), got {type(grad_output).__name__}"
             )
-        if input_grad is not True and input_grad is not False:
-            input_grad = check_bool("input_grad", input_grad)
+        flag: object = input_grad  # checked for callers without a type checker
+        if flag is not True and flag is not False:
+            input_grad = check_bool("input_grad", flag)
         layers = self.layers
         if not layers:
             return grad_output if input_grad else None
@@ -552,7 +558,7 @@ class Residual(_Container):
                 raise _replaced(f"Residual {name}", child)
             yield name, child
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: NDArray[Any]) -> FloatArray:
         """y = block(x) + shortcut(x)."""
         self._forward_training = self.training
         self._shape = None  # a failed forward leaves nothing for backward
@@ -573,9 +579,7 @@ class Residual(_Container):
         self._shape, self._input_dtype = y.shape, input_dtype
         return y
 
-    def backward(
-        self, grad_output: NDArray[np.floating], *, input_grad: bool = False
-    ) -> NDArray[np.floating] | None:
+    def backward(self, grad_output: FloatArray, *, input_grad: bool = False) -> FloatArray | None:
         """Give g to both children; return dL/dx = block's dL/dx + shortcut's dL/dx only
         with ``input_grad=True`` (see :class:`Sequential`'s ``backward``)."""
         grad_output, input_grad = _checked_backward(self, grad_output, input_grad)
@@ -678,6 +682,7 @@ class Concat(_Container):
         for index, branch in enumerate(branches):
             _check_child(f"Concat branch {index}", branch)
         self.dim = dim
+        # each a Layer, as _check_child made sure, which mypy cannot follow
         self.branches: list[Layer] = list(branches)  # type: ignore[arg-type]
         _check_tree(self)
         self._check_widths()
@@ -717,6 +722,7 @@ class Concat(_Container):
         if self.dim != 1:
             return None
         widths = [_width(branch, "out_features") for branch in self.branches]
+        # no None in widths here, which a membership test does not tell mypy
         return None if None in widths else sum(widths)  # type: ignore[arg-type]
 
     def children(self) -> Iterator[tuple[str, Layer]]:
@@ -729,7 +735,7 @@ class Concat(_Container):
                 raise _replaced(f"Concat branch {index}", branch)
             yield f"branches.{index}", branch
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: NDArray[Any]) -> FloatArray:
         """y = the branches' outputs concatenated along ``dim``."""
         self._forward_training = self.training
         self._shape = None  # a failed forward leaves nothing for backward
@@ -761,9 +767,7 @@ class Concat(_Container):
         self._axis, self._shape, self._input_dtype = axis, y.shape, input_dtype
         return y
 
-    def backward(
-        self, grad_output: NDArray[np.floating], *, input_grad: bool = False
-    ) -> NDArray[np.floating] | None:
+    def backward(self, grad_output: FloatArray, *, input_grad: bool = False) -> FloatArray | None:
         """Split g along ``dim`` and give each branch its piece; return dL/dx, the sum of
         the branches' dL/dx, only with ``input_grad=True`` (see :class:`Sequential`'s
         ``backward``)."""
@@ -775,7 +779,9 @@ class Concat(_Container):
         ]
         if not input_grad:
             return None
-        return _summed(self, grads, [f"branch {index}" for index in range(len(grads))])
+        # every branch returned its dL/dx, asked for with input_grad=True
+        names = [f"branch {index}" for index in range(len(grads))]
+        return _summed(self, grads, names)  # type: ignore[arg-type]
 
     def _labelled(self) -> list[tuple[str, object]]:
         return [(f"branches.{index}", branch) for index, branch in enumerate(self.branches)]
@@ -842,7 +848,7 @@ def _replaced(position: str, item: object) -> TypeError:
     )
 
 
-def _forward(layer: Layer, x: ArrayLike, position: str) -> NDArray:
+def _forward(layer: Layer, x: NDArray[Any], position: str) -> FloatArray:
     """``layer.forward(x)``, an error from it re-raised with ``position`` added; TypeError
     for an output that is not a NumPy array."""
     try:
@@ -860,9 +866,17 @@ def _forward(layer: Layer, x: ArrayLike, position: str) -> NDArray:
     return out
 
 
+@overload
 def _backward(
-    layer: Layer, grad_output: NDArray, position: str, input_grad: bool
-) -> NDArray | None:
+    layer: Layer, grad_output: FloatArray, position: str, input_grad: Literal[True]
+) -> FloatArray: ...
+@overload
+def _backward(
+    layer: Layer, grad_output: FloatArray, position: str, input_grad: bool
+) -> FloatArray | None: ...
+def _backward(
+    layer: Layer, grad_output: FloatArray, position: str, input_grad: bool
+) -> FloatArray | None:
     """``layer.backward_input(g)`` (or ``backward_parameters``), an error from it re-raised
     with ``position`` added."""
     try:
@@ -879,7 +893,7 @@ def _backward(
 
 def _checked_backward(
     container: Residual | Concat, grad_output: object, input_grad: object
-) -> tuple[NDArray[np.floating], bool]:
+) -> tuple[FloatArray, bool]:
     """``grad_output`` and ``input_grad`` after the checks every container's backward makes:
     a forward in training mode was the last, and g is a float array of its output's shape."""
     if container.training and not container._forward_training:
@@ -904,7 +918,7 @@ def _checked_backward(
         )
     if input_grad is not True and input_grad is not False:
         input_grad = check_bool("input_grad", input_grad)
-    return grad_output, input_grad  # type: ignore[return-value]
+    return grad_output, input_grad
 
 
 def _common_dtype(dtypes: list[np.dtype], input_dtype: np.dtype | None) -> np.dtype:
@@ -917,7 +931,9 @@ def _common_dtype(dtypes: list[np.dtype], input_dtype: np.dtype | None) -> np.dt
     return next((dtype for dtype in dtypes if dtype != input_dtype), first)
 
 
-def _summed(container: Residual | Concat, grads: list[NDArray], names: Iterable[str]) -> NDArray:
+def _summed(
+    container: Residual | Concat, grads: list[FloatArray], names: Iterable[str]
+) -> FloatArray:
     """The children's dL/dx added up, after checking that they have one shape, in the
     dtype chosen as the forward's was."""
     names = list(names)
@@ -954,7 +970,7 @@ def _width(layer: object, name: str) -> int | None:
     None: a layer without a fixed width (a convolution, a flattening layer) or one that
     does not say."""
     value = getattr(layer, name, None)
-    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+    if not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Integral):
         return int(value)
     return None
 
@@ -1058,6 +1074,7 @@ def _in_child(error: Exception, position: str, layer: Layer, method: str) -> Non
         if hasattr(error, "add_note"):
             error.add_note(note)
         else:  # Python 3.10
+            # __notes__ is in the stubs from Python 3.11 only
             error.__notes__ = [*getattr(error, "__notes__", ()), note]  # type: ignore[attr-defined]
     except (AttributeError, TypeError):  # an exception class that takes no attributes
         pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike
 
 from minigrad._validation import check_allocation, check_bool, forward_not_called
 from minigrad.errors import ShapeError
@@ -22,6 +22,7 @@ from minigrad.layers._checks import (
 )
 from minigrad.layers.base import Layer, stale_backward
 from minigrad.parameter import Parameter
+from minigrad.typing import FloatArray
 
 __all__ = ["Conv1d", "Conv2d"]
 
@@ -109,7 +110,9 @@ class _ConvNd(Layer):
         )
         #: the last forward's plan, input shape, layout (batch axis last?) and input in that
         #: layout; None before it or after one that failed
-        self._cache: tuple[_windows.Plan, tuple[int, ...], bool, NDArray] | None = None
+        self._cache: (
+            tuple[_windows.Plan | _windows.FlatPlan, tuple[int, ...], bool, FloatArray] | None
+        ) = None
 
     # -- the fixed geometry ---------------------------------------------------------------
 
@@ -145,7 +148,7 @@ class _ConvNd(Layer):
 
     # -- forward and backward -------------------------------------------------------------
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = W * x + b (cross-correlation) for x of shape (batch, in_channels, *spatial)."""
         self._cache = None  # a failed forward leaves nothing for backward
         try:  # free unless it fails (a weight replaced by a plain array)
@@ -199,8 +202,8 @@ class _ConvNd(Layer):
         return y.reshape(n, out_channels, *plan.out[2 - self._dims :])
 
     def _forward_flat(
-        self, x: NDArray, flat: _windows.FlatPlan, weight: NDArray, bias: NDArray | None
-    ) -> NDArray:
+        self, x: FloatArray, flat: _windows.FlatPlan, weight: FloatArray, bias: FloatArray | None
+    ) -> FloatArray:
         """y for x (N, C, H, W) on the flat padded grid: columns (C, kh kw, N Hp Wp) by
         shifted slices, one product per group over the whole grid, and the output's corner
         of the grid copied out (with the bias added) as (N, O, OH, OW)."""
@@ -224,7 +227,7 @@ class _ConvNd(Layer):
                 np.add(corner.transpose(1, 0, 2, 3), bias[:, None, None], out=y)
         return y
 
-    def _flat_columns(self, x: NDArray, flat: _windows.FlatPlan) -> NDArray:
+    def _flat_columns(self, x: FloatArray, flat: _windows.FlatPlan) -> FloatArray:
         """The im2col matrix (C, kh kw, N Hp Wp) of x (N, C, H, W) over the flat grid:
         row (c, k) is channel c of the padded input, flat, from shifts[k] on."""
         n, channels = x.shape[:2]
@@ -238,7 +241,7 @@ class _ConvNd(Layer):
         _windows.shifted_columns(padded, flat.shifts, 0, columns)
         return columns
 
-    def _scratch(self, name: str, shape: tuple[int, ...], x_shape: tuple[int, ...]) -> NDArray:
+    def _scratch(self, name: str, shape: tuple[int, ...], x_shape: tuple[int, ...]) -> FloatArray:
         """A workspace array for this layer's work on an input of ``x_shape``."""
         array = {"columns": "im2col matrix", "grid": "padded grid"}[name]
         return _workspace.scratch(
@@ -248,15 +251,16 @@ class _ConvNd(Layer):
             lambda: f"{self!r} on input of shape {x_shape}: its {array} {shape}",
         )
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """Fill weight.grad and bias.grad; return dL/dx, of the last input's shape."""
+        # dL/dx, an array with input_grad=True; _backward returns None only without it
         return self._backward(grad_output, input_grad=True)  # type: ignore[return-value]
 
-    def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
+    def backward_parameters(self, grad_output: FloatArray) -> None:
         """Fill weight.grad and bias.grad, skipping dL/dx (the first layer never needs it)."""
         self._backward(grad_output, input_grad=False)
 
-    def _backward(self, grad_output: NDArray, input_grad: bool) -> NDArray | None:
+    def _backward(self, grad_output: FloatArray, input_grad: bool) -> FloatArray | None:
         cache = self._cache
         if cache is None or (self.training and not self._forward_training):
             raise forward_not_called(self) if cache is None else stale_backward(self)
@@ -307,14 +311,14 @@ class _ConvNd(Layer):
 
     def _backward_flat(
         self,
-        g: NDArray,
+        g: FloatArray,
         flat: _windows.FlatPlan,
-        x: NDArray,
+        x: FloatArray,
         x_shape: tuple[int, ...],
         weight_grad: Any,
         bias_grad: Any,
         input_grad: bool,
-    ) -> NDArray | None:
+    ) -> FloatArray | None:
         """Backward on the flat padded grid, for g (N, O, OH, OW) and x (N, C, H, W).
 
         With g laid out on the grid (zeros at the thrown-away positions) as G (O, N Hp Wp)
@@ -366,8 +370,8 @@ class _ConvNd(Layer):
         return dx.reshape(x_shape)
 
     def _input_gradient(
-        self, g: NDArray, plan: _windows.Plan, x_shape: tuple[int, ...], last: bool
-    ) -> NDArray:
+        self, g: FloatArray, plan: _windows.Plan, x_shape: tuple[int, ...], last: bool
+    ) -> FloatArray:
         """dL/dx = col2im(W^T g), one kernel offset at a time: W[:, :, i, j]^T g is the
         gradient of the entries that offset (i, j) read, added into dL/dx where they are."""
         weight, groups = self.weight.value, self._groups
@@ -389,8 +393,8 @@ class _ConvNd(Layer):
         return np.ascontiguousarray(grad.transpose(_windows.nchw_axes(last))).reshape(x_shape)
 
     def _im2col(
-        self, work: NDArray, plan: _windows.Plan, x_shape: tuple[int, ...], last: bool
-    ) -> NDArray:
+        self, work: FloatArray, plan: _windows.Plan, x_shape: tuple[int, ...], last: bool
+    ) -> FloatArray:
         """The im2col matrix of the input in the working layout, after checking that it
         fits in memory (a batch too large says so in the layer's terms)."""
         kernel = self._geometry[0]
@@ -401,7 +405,7 @@ class _ConvNd(Layer):
 
     # -- messages -------------------------------------------------------------------------
 
-    def _input_error(self, x: NDArray) -> ShapeError:
+    def _input_error(self, x: FloatArray) -> ShapeError:
         expected = f"(batch, {self.in_channels}, {_windows.spatial(self._dims)})"
         if x.ndim != self._dims + 2:
             hint = "; for one sample use x[None]" if x.ndim == self._dims + 1 else ""
@@ -417,7 +421,7 @@ class _ConvNd(Layer):
             f"channels instead of {self.in_channels}{hint}"
         )
 
-    def _window_error(self, x: NDArray) -> ShapeError:
+    def _window_error(self, x: FloatArray) -> ShapeError:
         kernel, _, dilation, pads = self._geometry
         dims = self._dims
         span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))[2 - dims :]
@@ -666,7 +670,7 @@ def _initial_weight(
     shape: tuple[int, ...],
     rng: int | np.random.Generator | None,
     dtype: np.dtype,
-) -> NDArray:
+) -> FloatArray:
     """The initial weight of ``shape`` drawn by ``init``, checked and cast to ``dtype``."""
     name = type(layer).__name__
     what = f"{name}({layer.in_channels}, {layer.out_channels}, kernel_size={shape[2:]})"
@@ -689,7 +693,7 @@ def _initial_weight(
     return weight
 
 
-def _weight_gradient(g: NDArray, columns: NDArray, out: NDArray) -> None:
+def _weight_gradient(g: FloatArray, columns: FloatArray, out: FloatArray) -> None:
     """dL/dW = g X_col^T per group, into ``out`` (G, O/G, C/G kh kw), for g (G, O/G, M)
     and X_col (G, C/G kh kw, M). Computed as its transpose, X_col g^T: with M (every
     output position of the batch) in the hundreds of thousands and the other two sides
@@ -712,5 +716,5 @@ def _not_parameters(layer: _ConvNd) -> TypeError:
     return TypeError(f"{name}.weight and {name}.bias must be Parameters")
 
 
-def _zeros(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype) -> NDArray:
+def _zeros(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype[Any]) -> FloatArray:
     return np.zeros(shape, dtype)

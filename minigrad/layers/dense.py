@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike
 
 from minigrad._validation import check_allocation, check_bool, forward_not_called
 from minigrad.errors import ShapeError
@@ -21,6 +21,7 @@ from minigrad.layers._checks import (
 )
 from minigrad.layers.base import Layer, stale_backward
 from minigrad.parameter import Parameter
+from minigrad.typing import FloatArray
 
 __all__ = ["Dense"]
 
@@ -125,9 +126,9 @@ class Dense(Layer):
         self.bias = (
             Parameter(np.zeros(self.out_features, dtype=dtype), name="bias") if bias else None
         )
-        self._x: NDArray[np.floating] | None = None
+        self._x: FloatArray | None = None
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = x W^T + b for x of shape (batch, in_features)."""
         try:  # free unless it fails (a weight replaced by a plain array)
             weight = self.weight.value
@@ -143,12 +144,12 @@ class Dense(Layer):
             raise self._input_error(x)
         self._x = x
         self._forward_training = self.training
-        y = x @ weight.T
+        y: FloatArray = x @ weight.T
         if bias is not None:
             y += bias
         return y
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """Fill weight.grad and bias.grad; return dL/dx = g W of shape (batch, in_features)."""
         self.backward_parameters(grad_output)  # checks grad_output
         weight = self.weight.value
@@ -157,7 +158,7 @@ class Dense(Layer):
             grad_output = in_dtype(grad_output, weight.dtype)
         return grad_output @ weight
 
-    def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
+    def backward_parameters(self, grad_output: FloatArray) -> None:
         """Fill weight.grad = g^T x and bias.grad = sum_i g_i, skipping dL/dx."""
         x = self._x
         if x is None or (self.training and not self._forward_training):
@@ -212,7 +213,7 @@ class Dense(Layer):
             raise TypeError(f"Dense bias must be true or false, got {shown(config['bias'])}")
         return cls(**config, init=_zeros)
 
-    def _input_error(self, x: NDArray) -> ShapeError:
+    def _input_error(self, x: FloatArray) -> ShapeError:
         if x.ndim != 2:
             hint = "; for one sample use x[None, :]" if x.ndim == 1 else ""
             return ShapeError(
@@ -245,5 +246,5 @@ def _not_parameters(layer: Dense) -> TypeError:
     return TypeError("Dense.weight and Dense.bias must be Parameters")
 
 
-def _zeros(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype) -> NDArray:
+def _zeros(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype[Any]) -> FloatArray:
     return np.zeros(shape, dtype)

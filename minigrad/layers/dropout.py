@@ -6,18 +6,20 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from minigrad._validation import Checked, Setting, check_real
 from minigrad.init import generator
 from minigrad.layers._checks import checked_config
 from minigrad.layers.activations import Activation
+from minigrad.typing import FloatArray
 
 __all__ = ["Dropout"]
 
 
 def _generator(name: str, value: object) -> np.random.Generator:
     """A seed or a Generator as the Generator the layer draws its masks from."""
+    # any object, checked and refused by generator with a message naming the setting
     return generator(value, f"Dropout {name}")  # type: ignore[arg-type]
 
 
@@ -91,9 +93,9 @@ class Dropout(Activation):
     def __init__(self, p: float = 0.5, *, rng: int | np.random.Generator | None = None) -> None:
         super().__init__()
         self.p = p
-        self.rng = rng  # type: ignore[assignment]
+        self.rng = rng
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = m x with a fresh mask m in training mode; y = x in evaluation mode."""
         x = self._input(x)
         p = self.p
@@ -109,11 +111,12 @@ class Dropout(Activation):
         with np.errstate(invalid="ignore"):  # a dropped inf is NaN, as in PyTorch
             return x * mask
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = m g, with the last forward's mask (g itself times 1 in evaluation mode)."""
         mask, grad_output = self._cached(grad_output)
         with np.errstate(invalid="ignore"):
-            return grad_output * mask
+            grad: FloatArray = grad_output * mask
+            return grad
 
     def get_config(self) -> dict[str, Any]:
         """``{"p": ...}``: the generator is not configuration (a loaded model draws afresh)."""

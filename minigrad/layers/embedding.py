@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike
 
 from minigrad._validation import check_allocation, forward_not_called
 from minigrad.init import Initializer, generator, get_initializer
@@ -20,16 +20,19 @@ from minigrad.layers._checks import (
 )
 from minigrad.layers.base import Layer, stale_backward
 from minigrad.parameter import Parameter
+from minigrad.typing import FloatArray, IntArray
 
 __all__ = ["Embedding"]
 
 
-def _standard_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype) -> NDArray:
+def _standard_normal(
+    shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype[Any]
+) -> FloatArray:
     """N(0, 1), PyTorch's initialisation of an embedding (drawn in float64, then cast)."""
     return rng.standard_normal(shape).astype(dtype)
 
 
-def _zeros(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype) -> NDArray:
+def _zeros(shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype[Any]) -> FloatArray:
     return np.zeros(shape, dtype)
 
 
@@ -138,9 +141,13 @@ class Embedding(Layer):
         if draw is not _zeros and not np.isfinite(weight).all():
             raise ValueError("Embedding init returned NaN or infinite weights")
         self.weight = Parameter(weight, name="weight")
-        self._x: NDArray[np.integer] | None = None
+        self._x: IntArray | None = None
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    if TYPE_CHECKING:  # takes integer indices, as forward does, not Layer's float arrays
+
+        def __call__(self, x: ArrayLike) -> FloatArray: ...
+
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = W[x]: the row of each index, shape x.shape + (embedding_dim,)."""
         self._x = None  # a failed forward leaves nothing for backward
         x = self._indices(x)
@@ -148,7 +155,7 @@ class Embedding(Layer):
         self._forward_training = self.training
         return np.take(self.weight.value, x, axis=0)
 
-    def _indices(self, x: ArrayLike) -> NDArray[np.integer]:
+    def _indices(self, x: ArrayLike) -> IntArray:
         """``x`` as an integer array within [0, num_embeddings), or TypeError / IndexError."""
         if type(x) is not np.ndarray:
             x = as_array(x, "Embedding input")
@@ -173,7 +180,7 @@ class Embedding(Layer):
                 )
         return x
 
-    def backward(self, grad_output: NDArray[np.floating]) -> None:
+    def backward(self, grad_output: FloatArray) -> None:
         """Fill weight.grad (repeated indices add up); return None: indices have no gradient."""
         x = self._x
         if x is None or (self.training and not self._forward_training):
@@ -193,7 +200,7 @@ class Embedding(Layer):
             rows = in_dtype(rows, grad.dtype)
         _scatter_add(grad, x.reshape(-1), rows)
 
-    def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
+    def backward_parameters(self, grad_output: FloatArray) -> None:
         """Fill weight.grad, as backward (which has no input gradient to skip)."""
         self.backward(grad_output)
 
@@ -217,7 +224,7 @@ class Embedding(Layer):
         return f"{self.num_embeddings}, {self.embedding_dim}"
 
 
-def _scatter_add(grad: NDArray[np.floating], index: NDArray[np.integer], rows: NDArray) -> None:
+def _scatter_add(grad: FloatArray, index: IntArray, rows: FloatArray) -> None:
     """grad[r] = sum of rows[i] over the i with index[i] = r, and 0 for rows not indexed."""
     num, dim = grad.shape
     if len(index) >= num:  # many indices per row: count them all at once, in float64

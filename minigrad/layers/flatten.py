@@ -6,12 +6,13 @@ import math
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from minigrad._validation import check_integer, forward_not_called
 from minigrad.errors import ShapeError
 from minigrad.layers._checks import bad_gradient, checked_config, in_dtype, real_array
 from minigrad.layers.base import Layer, stale_backward
+from minigrad.typing import FloatArray
 
 __all__ = ["Flatten"]
 
@@ -76,7 +77,7 @@ class Flatten(Layer):
         #: the last forward's input shape and output dtype; None before it or after a failure
         self._cache: tuple[tuple[int, ...], tuple[int, ...], np.dtype] | None = None
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = x with the axes start_dim..end_dim joined."""
         self._cache = None  # a failed forward leaves nothing for backward
         if type(x) is not np.ndarray or x.dtype.kind != "f":
@@ -99,7 +100,7 @@ class Flatten(Layer):
         self._forward_training = self.training
         return x.reshape(shape)
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = g reshaped to the input's shape."""
         cache = self._cache
         if cache is None or (self.training and not self._forward_training):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -36,6 +36,7 @@ from minigrad.layers._moments import (
 )
 from minigrad.layers.base import Layer, stale_backward
 from minigrad.parameter import Buffer, Parameter
+from minigrad.typing import FloatArray
 
 __all__ = ["LayerNorm", "Normalization"]
 
@@ -135,7 +136,7 @@ class Normalization(Layer):
         """The output width, ``num_features``."""
         return self.num_features
 
-    def _statistic(self, name: str, value: ArrayLike) -> NDArray[np.floating]:
+    def _statistic(self, name: str, value: ArrayLike) -> FloatArray:
         """A given mean or std, checked: shape (num_features,), finite in the layer's dtype,
         and std > 0."""
         what = f"Normalization {name}"
@@ -151,7 +152,7 @@ class Normalization(Layer):
             raise ValueError(f"{what} must be > 0, got {array[column]} for feature {column}")
         return array
 
-    def _check_fits(self, name: str, array: NDArray[np.float64]) -> None:
+    def _check_fits(self, name: str, array: FloatArray) -> None:
         """ValueError unless every value of ``array`` is finite once in the layer's dtype."""
         dtype = self.mean.dtype
         with np.errstate(over="ignore"):
@@ -227,8 +228,10 @@ class Normalization(Layer):
         self.std.value[...] = std
         return self
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = (x - mean) / std for x of shape (batch, num_features)."""
+        mean: FloatArray
+        std: FloatArray
         try:  # free unless it fails (a statistic replaced by a plain array)
             mean, std = self.mean.value, self.std.value
         except AttributeError:
@@ -248,7 +251,7 @@ class Normalization(Layer):
         y /= std
         return y
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx = g / std, of shape (batch, num_features)."""
         batch = self._batch
         if batch is None or (self.training and not self._forward_training):
@@ -261,7 +264,7 @@ class Normalization(Layer):
         ):
             raise bad_gradient(self, grad_output, shape)
         try:
-            std = self.std.value
+            std: FloatArray = self.std.value
         except AttributeError:
             raise _not_buffers(self) from None
         dtype = grad_output.dtype
@@ -290,7 +293,7 @@ class Normalization(Layer):
             )
         return cls(**config)
 
-    def _check_loaded(self, arrays: dict[str, NDArray[np.floating]], prefix: str) -> None:
+    def _check_loaded(self, arrays: dict[str, NDArray[Any]], prefix: str) -> None:
         """Refuse statistics that forward cannot use: a mean that is not finite, a std that
         is not finite and positive (from a damaged or hand-edited model file)."""
         for name in ("mean", "std"):
@@ -322,7 +325,7 @@ def _not_buffers(layer: Normalization) -> TypeError:
     return TypeError("Normalization.mean and Normalization.std must be Buffers")
 
 
-def _check_finite(x: NDArray, sums: NDArray[np.float64]) -> None:
+def _check_finite(x: FloatArray, sums: NDArray[np.float64]) -> None:
     """ValueError naming the first feature whose float64 sum is not finite, and why."""
     bad = ~np.isfinite(sums)
     if not bad.any():
@@ -470,7 +473,7 @@ class LayerNorm(Layer):
         self.bias = Parameter(np.zeros(shape, dtype), name="bias") if affine and bias else None
         self._dtype = dtype
         # What backward needs: xhat and 1 / sqrt(var + eps) per sample (float64, axes kept)
-        self._xhat: NDArray[np.floating] | None = None
+        self._xhat: FloatArray | None = None
         self._inv_std: NDArray[np.float64] | None = None
 
     @property
@@ -489,7 +492,7 @@ class LayerNorm(Layer):
         """The output width, as ``in_features``."""
         return self.in_features
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """Standardise each sample over the trailing axes, then y = xhat w + b."""
         dtype = self._dtype
         if type(x) is not np.ndarray or x.dtype != dtype:
@@ -515,7 +518,7 @@ class LayerNorm(Layer):
                 y += self.bias.value
         return y
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """Fill weight.grad and bias.grad; return dL/dx, through each sample's statistics."""
         g = self._parameter_gradients(grad_output)
         xhat, inv_std = self._xhat, self._inv_std
@@ -523,19 +526,20 @@ class LayerNorm(Layer):
         if self.weight is not None:
             g = g * self.weight.value
         axes = tuple(range(xhat.ndim - len(self.normalized_shape), xhat.ndim))
-        sum_g = np.sum(g, axis=axes, dtype=np.float64, keepdims=True)
+        # keepdims=True gives an array; the stubs say "float64 or an array"
+        sum_g = cast(NDArray[np.float64], np.sum(g, axis=axes, dtype=np.float64, keepdims=True))
         sum_gx = sum_of_products(g, xhat, axes)
         count = math.prod(self.normalized_shape)
         with np.errstate(over="ignore"):
             scale = inv_std.astype(xhat.dtype)
         return standardized_input_gradient(g, xhat, scale, sum_g, sum_gx, count)
 
-    def backward_parameters(self, grad_output: NDArray[np.floating]) -> None:
+    def backward_parameters(self, grad_output: FloatArray) -> None:
         """Fill weight.grad = sum(g xhat) and bias.grad = sum(g) over the leading axes,
         skipping dL/dx."""
         self._parameter_gradients(grad_output)
 
-    def _parameter_gradients(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def _parameter_gradients(self, grad_output: FloatArray) -> FloatArray:
         """grad_output checked and in the layer's dtype, after filling the parameters'
         gradients from it."""
         xhat = self._xhat

@@ -19,6 +19,7 @@ from minigrad.errors import ShapeError
 from minigrad.layers import _windows
 from minigrad.layers._checks import bad_gradient, in_dtype, listed, real_array, shown
 from minigrad.layers.base import Layer, stale_backward
+from minigrad.typing import FloatArray
 
 __all__ = [
     "AdaptiveAvgPool1d",
@@ -40,7 +41,7 @@ class _Pool(Layer):
     #: the dtype of the last forward output, which backward returns
     _dtype: np.dtype = np.dtype(np.float64)
 
-    def _input(self, x: ArrayLike) -> NDArray[np.floating]:
+    def _input(self, x: ArrayLike) -> FloatArray:
         """``x`` as a float array of (batch, channels, *spatial), with the mode and dtype
         recorded for backward."""
         self._cache = None  # a failed forward leaves nothing for backward
@@ -57,7 +58,7 @@ class _Pool(Layer):
         self._dtype = x.dtype
         return x
 
-    def _gradient(self, grad_output: NDArray, shape: tuple[int, ...]) -> NDArray[np.floating]:
+    def _gradient(self, grad_output: FloatArray, shape: tuple[int, ...]) -> FloatArray:
         """grad_output in the forward dtype, after checking that it fits ``shape``."""
         if (
             not isinstance(grad_output, np.ndarray)
@@ -140,7 +141,7 @@ class _WindowPool(_Pool):
         """The entries added on both sides of each spatial axis."""
         return self._padding
 
-    def _plan(self, x: NDArray) -> tuple[NDArray, _windows.Plan]:
+    def _plan(self, x: FloatArray) -> tuple[FloatArray, _windows.Plan]:
         """``x`` as (N, C, H, W) and the window's plan over it, or a ShapeError when the
         padded input is smaller than the window."""
         x4 = x if self._dims == 2 else x[:, :, None, :]
@@ -208,7 +209,7 @@ class _MaxPoolNd(_WindowPool):
         """The step between the window's taps."""
         return self._dilation
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = the largest entry of each window, caching which one it was."""
         x, plan = self._plan(self._input(x))
         kernel = self._geometry[0]
@@ -217,7 +218,7 @@ class _MaxPoolNd(_WindowPool):
         index_type = np.min_scalar_type(kernel[0] * kernel[1] - 1).type
         offsets = plan.offsets
         if plan.full:  # no padding: the first offset is inside every window
-            best = x[offsets[0].source].copy()
+            best: FloatArray = x[offsets[0].source].copy()
             index = np.zeros(shape, index_type)
             offsets = offsets[1:]
         else:  # as PyTorch: -inf, at the first offset of each window inside the input
@@ -244,18 +245,19 @@ class _MaxPoolNd(_WindowPool):
         self._cache = (index, plan, x.shape)
         return best.reshape(self._output_shape(x.shape, plan))
 
-    def _first_inside(self, shape: tuple[int, ...], plan: _windows.Plan) -> NDArray:
+    def _first_inside(self, shape: tuple[int, ...], plan: _windows.Plan) -> NDArray[np.intp]:
         """The row-major offset of the first entry of each window inside the input."""
         kernel, stride, dilation, pads = self._geometry
         rows, columns = (
-            _windows.first_inside(size, *axis, pad, out)
+            # axis is (kernel, stride, dilation), of a length a starred target does not keep
+            _windows.first_inside(size, *axis, pad, out)  # type: ignore[call-arg]
             for size, *axis, (pad, _), out in zip(
                 shape[2:], kernel, stride, dilation, pads, plan.out, strict=True
             )
         )
         return rows[:, None] * kernel[1] + columns[None, :]
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx: each output's gradient added to the entry it took (summed where windows
         overlap); zero for the other entries."""
         index, plan, x_shape = self._last()
@@ -400,7 +402,7 @@ class _AvgPoolNd(_WindowPool):
         self._window(kernel_size, stride, padding, 1, as_given=self._dims == 2)
         self.count_include_pad = count_include_pad
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = the mean of each window (over kh kw entries, or only those inside the input
         with count_include_pad=False)."""
         x, plan = self._plan(self._input(x))
@@ -418,7 +420,7 @@ class _AvgPoolNd(_WindowPool):
         self._cache = (scale, plan, x.shape)
         return y.reshape(self._output_shape(x.shape, plan))
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx: each output's gradient divided by its count, added to every entry of its
         window (summed where windows overlap)."""
         scale, plan, x_shape = self._last()
@@ -439,13 +441,14 @@ class _AvgPoolNd(_WindowPool):
         return kernel[0] * kernel[1]
 
     def _scale(
-        self, sizes: tuple[int, ...], plan: _windows.Plan, dtype: np.dtype
-    ) -> NDArray | np.floating:
+        self, sizes: tuple[int, ...], plan: _windows.Plan, dtype: np.dtype[np.floating[Any]]
+    ) -> FloatArray | np.floating[Any]:
         """1 / the divisor of each output: 1 / (kh kw), or with count_include_pad=False an
         (OH, OW) table of 1 / the number of entries of each window inside the input."""
         kernel, stride, _, pads = self._geometry
         if self.count_include_pad or pads == ((0, 0), (0, 0)):
-            return dtype.type(1.0 / self._taps())
+            scale: np.floating[Any] = dtype.type(1.0 / self._taps())  # the stubs say Any
+            return scale
         return _inverse_counts(tuple(sizes), kernel, stride, pads).astype(dtype)
 
     def extra_repr(self) -> str:
@@ -468,7 +471,7 @@ def _inverse_counts(
         out = _windows.out_size(size, k, s, 1, (pad, pad))
         starts = np.arange(out) * s - pad
         per_axis.append(np.minimum(starts + k, size) - np.maximum(starts, 0))
-    table = 1.0 / (per_axis[0][:, None] * per_axis[1][None, :])
+    table: NDArray[np.float64] = 1.0 / (per_axis[0][:, None] * per_axis[1][None, :])
     table.flags.writeable = False  # shared by every call with these sizes
     return table
 
@@ -571,13 +574,14 @@ def _bins(size: int, out: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     return starts, ends - starts
 
 
-def _bin_means(x: NDArray, axis: int, out: int) -> NDArray:
+def _bin_means(x: FloatArray, axis: int, out: int) -> FloatArray:
     """The mean of each adaptive bin of ``x`` along ``axis`` (``out`` bins)."""
     size = x.shape[axis]
     if size % out == 0:  # equal bins side by side: a reshape and a sum
         length = size // out
         grouped = x.reshape(*x.shape[:axis], out, length, *x.shape[axis + 1 :])
-        return np.add.reduce(grouped * (1.0 / length), axis=axis + 1)
+        means: FloatArray = np.add.reduce(grouped * (1.0 / length), axis=axis + 1)
+        return means
     starts, lengths = _bins(size, out)
     where = [1] * x.ndim
     where[axis] = out
@@ -591,7 +595,7 @@ def _bin_means(x: NDArray, axis: int, out: int) -> NDArray:
     return y
 
 
-def _bin_gradient(g: NDArray, axis: int, size: int) -> NDArray:
+def _bin_gradient(g: FloatArray, axis: int, size: int) -> FloatArray:
     """dL/dx along ``axis`` (of ``size`` entries) from the gradient of its bin means."""
     out = g.shape[axis]
     if size % out == 0:
@@ -619,6 +623,7 @@ class _AdaptiveAvgPoolNd(_Pool):
     def __init__(self, output_size: int | tuple[int | None, ...] | None) -> None:
         super().__init__()
         name, dims = type(self).__name__, self._dims
+        self._output_size: int | tuple[int | None, ...] | None
         items = list(output_size) if isinstance(output_size, (tuple, list)) else None
         if items is not None and len(items) != dims:
             raise ValueError(
@@ -638,7 +643,8 @@ class _AdaptiveAvgPoolNd(_Pool):
                     f"{name} output_size must be {_sizes_wanted(dims)}, got {shown(output_size)}"
                 )
         if items is None:
-            self._output_size = None if output_size is None else int(output_size)  # type: ignore[call-overload]
+            # not a tuple here (items is None), which the type cannot follow
+            self._output_size = None if output_size is None else int(output_size)  # type: ignore[arg-type]
         else:
             self._output_size = tuple(None if item is None else int(item) for item in items)
 
@@ -655,7 +661,7 @@ class _AdaptiveAvgPoolNd(_Pool):
             size if out is None else out for size, out in zip(spatial, wanted, strict=True)
         )
 
-    def forward(self, x: ArrayLike) -> NDArray[np.floating]:
+    def forward(self, x: ArrayLike) -> FloatArray:
         """y = the mean of each adaptive bin."""
         x = self._input(x)
         if 0 in x.shape[2:]:
@@ -674,7 +680,7 @@ class _AdaptiveAvgPoolNd(_Pool):
         self._cache = x.shape
         return y
 
-    def backward(self, grad_output: NDArray[np.floating]) -> NDArray[np.floating]:
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """dL/dx: each output's gradient divided by its bin's size, spread over the bin."""
         x_shape = self._last()
         out = self._sizes(x_shape[2:])

@@ -8,6 +8,7 @@ from numpy.typing import ArrayLike, NDArray
 from minigrad._validation import Checked, shown
 from minigrad.errors import ShapeError
 from minigrad.layers._checks import as_array, real_array
+from minigrad.typing import FloatArray
 
 __all__ = ["Loss"]
 
@@ -85,7 +86,7 @@ class Loss:
         """Return the reduced loss over the batch and cache what backward needs."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(pred, target)")
 
-    def backward(self, grad_output: ArrayLike | None = None) -> NDArray[np.floating]:
+    def backward(self, grad_output: ArrayLike | None = None) -> FloatArray:
         """Return dL/dpred for the last forward call (times ``grad_output``, if given)."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward()")
 
@@ -147,7 +148,7 @@ class Loss:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
-def as_prediction(pred: ArrayLike, what: str) -> NDArray[np.floating]:
+def as_prediction(pred: ArrayLike, what: str) -> FloatArray:
     """``pred`` as a float array (its own float dtype kept; integers and booleans become
     float64; complex, string and object arrays refused), non-empty."""
     if type(pred) is not np.ndarray or pred.dtype.kind != "f":
@@ -157,7 +158,7 @@ def as_prediction(pred: ArrayLike, what: str) -> NDArray[np.floating]:
     return pred
 
 
-def in_dtype(grad: NDArray[np.floating], dtype: np.dtype) -> NDArray[np.floating]:
+def in_dtype(grad: FloatArray, dtype: np.dtype) -> FloatArray:
     """``grad`` in ``dtype``, rounded once; +-inf where it does not fit, without a warning
     (as PyTorch's float32 gradient would be)."""
     if grad.dtype == dtype:

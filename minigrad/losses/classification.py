@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -22,6 +23,7 @@ from minigrad.errors import ShapeError
 from minigrad.layers._checks import as_array, real_array, refused
 from minigrad.layers.activations import sigmoid
 from minigrad.losses.base import Loss, as_prediction, check_weights, in_dtype, weights_repr
+from minigrad.typing import FloatArray
 
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "MultiMarginLoss", "NLLLoss"]
 
@@ -53,16 +55,35 @@ def _per_class(weights: NDArray[np.float64] | None, classes: int, what: str) -> 
         )
 
 
-def _weighted(coefficients: NDArray, values: NDArray) -> NDArray[np.float64]:
+#: CrossEntropy's backward terms for class indices: s (m,), the smoothing row (C,) or None,
+#: the kept rows (m,), the labels (m,) and a at the labels (m,)
+_LabelTerms = tuple[
+    NDArray[np.float64],
+    NDArray[np.float64] | None,
+    NDArray[np.bool_],
+    NDArray[np.intp],
+    NDArray[np.float64],
+]
+#: and for probability rows: s (m,) and a (m, C)
+_RowTerms = tuple[NDArray[np.float64], NDArray[np.float64]]
+
+
+def _weighted(coefficients: NDArray[Any], values: NDArray[Any]) -> NDArray[np.float64]:
     """coefficients * values in float64 (broadcast), 0 where the coefficient is 0 (whose
     value may be inf: 0 * inf would be NaN)."""
     shape = np.broadcast_shapes(coefficients.shape, values.shape)
-    return np.multiply(coefficients, values, out=np.zeros(shape), where=coefficients != 0)
+    product: NDArray[np.float64] = np.multiply(
+        coefficients, values, out=np.zeros(shape), where=coefficients != 0
+    )
+    return product
 
 
-def _weighted_sum(coefficients: NDArray, values: NDArray, axis: int) -> NDArray[np.float64]:
+def _weighted_sum(
+    coefficients: NDArray[Any], values: NDArray[Any], axis: int
+) -> NDArray[np.float64]:
     """sum(coefficients * values) along ``axis``, leaving out terms of coefficient 0."""
-    return np.add.reduce(_weighted(coefficients, values), axis=axis)
+    total: NDArray[np.float64] = np.add.reduce(_weighted(coefficients, values), axis=axis)
+    return total
 
 
 class BinaryCrossEntropy(Loss):
@@ -132,8 +153,8 @@ class BinaryCrossEntropy(Loss):
         self.pos_weight = pos_weight
         self.reduction = reduction
         self._check_pos_weight()
-        self._pred: NDArray[np.floating] | None = None
-        self._target: NDArray[np.floating] | None = None
+        self._pred: FloatArray | None = None
+        self._target: FloatArray | None = None
         self._weights: tuple[NDArray[np.float64] | None, NDArray[np.float64] | None] = (None, None)
 
     def _silenced(self) -> bool:
@@ -191,7 +212,7 @@ class BinaryCrossEntropy(Loss):
         self._pred, self._target, self._weights = pred, target, (weight, pos_weight)
         return value
 
-    def backward(self, grad_output: ArrayLike | None = None) -> NDArray[np.floating]:
+    def backward(self, grad_output: ArrayLike | None = None) -> FloatArray:
         """dL/dpred = w (p - t) / (p (1 - p) N), or w (sigmoid(z) - t) / N for logits z."""
         if self._pred is None or self._target is None:
             raise self._not_called()
@@ -293,12 +314,12 @@ class CrossEntropy(Loss):
         self.ignore_index = ignore_index
         self.reduction = reduction
         self.label_smoothing = label_smoothing
-        self._probs: NDArray[np.floating] | None = None
-        self._target: NDArray | None = None
+        self._probs: FloatArray | None = None
+        self._target: NDArray[Any] | None = None
         self._rows: NDArray[np.intp] | None = None
         # (s (m,), the smoothing row (C,) or None, the picked labels' a (m,), kept rows (m,)
         # or None) for class indices, (s, a (m, C)) for probability rows; None: plain
-        self._terms: tuple | None = None
+        self._terms: _LabelTerms | _RowTerms | None = None
         #: whether the last class-index target lay wholly in [0, C) (set by _check_target)
         self._in_range = True
 
@@ -326,18 +347,29 @@ class CrossEntropy(Loss):
             # overflow (float64 logits 1e308 and -1e308 can: inf, with exp 0 above).
             row_max = row_max.astype(np.float64)
             plain = self.weight is None and self.label_smoothing == 0
-            ignored = None
+            ignored: NDArray[np.bool_] | None = None
             if target.ndim == 1 and not (plain and self._nothing_ignored(target, logits)):
                 ignored = target == self.ignore_index
+            terms: _LabelTerms | _RowTerms | None
             if target.ndim == 1 and ignored is None:
-                per_row = np.log(sums[:, 0]) + (row_max[:, 0] - logits[rows, target])
+                # float64, as row_max is: the stubs lose that in the sum with sums' dtype
+                per_row = cast(
+                    NDArray[np.float64],
+                    np.log(sums[:, 0]) + (row_max[:, 0] - logits[rows, target]),
+                )
                 terms, divisor = None, m
                 value = self._reduce(per_row, divisor)
                 self._probs, self._target, self._rows, self._terms = probs, target, rows, terms
                 return value
             log_sums = np.log(sums, dtype=np.float64)
             if target.ndim == 1:
-                per_row, terms, divisor = self._label_terms(logits, target, ignored, row_max)
+                # ignored is an array here: a 1-d target without one returned above
+                per_row, terms, divisor = self._label_terms(
+                    logits,
+                    target,
+                    ignored,  # type: ignore[arg-type]
+                    row_max,
+                )
                 # l_i = s_i log(sum_i) + sum_j a_ij (max_i - z_ij), s_i = sum_j a_ij
                 per_row += np.where(terms[0] != 0, terms[0] * log_sums[:, 0], 0.0)
             elif plain:
@@ -351,7 +383,7 @@ class CrossEntropy(Loss):
         self._probs, self._target, self._rows, self._terms = probs, target, rows, terms
         return value
 
-    def _nothing_ignored(self, labels: NDArray[np.intp], logits: NDArray[np.floating]) -> bool:
+    def _nothing_ignored(self, labels: NDArray[np.intp], logits: FloatArray) -> bool:
         """Whether no label equals ignore_index; labels outside [0, C) were checked to be
         ignored ones, so for an ignore_index outside [0, C) the check's own range test
         answers (``_in_range``, from :meth:`_check_target`)."""
@@ -362,11 +394,11 @@ class CrossEntropy(Loss):
 
     def _label_terms(
         self,
-        logits: NDArray[np.floating],
+        logits: FloatArray,
         labels: NDArray[np.intp],
         ignored: NDArray[np.bool_],
         row_max: NDArray[np.float64],
-    ) -> tuple[NDArray[np.float64], tuple, float]:
+    ) -> tuple[NDArray[np.float64], _LabelTerms, float]:
         """Per-row losses without their s_i log(sum_i) term, the backward terms (s, the
         smoothing row or None, the kept rows, the labels, a at the labels) and the mean's
         divisor, for class indices with weights, ignored rows or smoothing."""
@@ -389,8 +421,8 @@ class CrossEntropy(Loss):
         return per_row, (total, smooth, kept, labels, picked), divisor
 
     def _row_terms(
-        self, logits: NDArray[np.floating], rows: NDArray[np.floating], gaps: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], tuple]:
+        self, logits: FloatArray, rows: FloatArray, gaps: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], _RowTerms]:
         """Per-row losses and the backward terms for probability rows with weights or
         smoothing."""
         eps, classes = self.label_smoothing, logits.shape[1]
@@ -402,16 +434,16 @@ class CrossEntropy(Loss):
         total = coefficients.sum(axis=1)
         return _weighted_sum(coefficients, gaps, 1), (total, coefficients)
 
-    def backward(self, grad_output: ArrayLike | None = None) -> NDArray[np.floating]:
+    def backward(self, grad_output: ArrayLike | None = None) -> FloatArray:
         """dL/dz = (s p - a) / divisor, in pred's dtype; (softmax(z) - t) / m by default."""
         if self._probs is None or self._target is None:
             raise self._not_called()
         scale = self._upstream(grad_output)
-        if not np.isscalar(scale):
-            scale = scale[:, None]  # type: ignore[index]
+        if isinstance(scale, np.ndarray):  # not a float: a row of the "none" reduction's
+            scale = scale[:, None]
         terms, probs = self._terms, self._probs
         if terms is None:
-            grad = probs.copy()
+            grad: FloatArray = probs.copy()
             if self._target.ndim == 1:
                 grad[self._rows, self._target] -= 1
             else:
@@ -432,7 +464,7 @@ class CrossEntropy(Loss):
                 return in_dtype(grad, probs.dtype)
             return in_dtype(grad * scale, probs.dtype)
 
-    def _check_target(self, logits: NDArray[np.floating], target: ArrayLike) -> NDArray:
+    def _check_target(self, logits: FloatArray, target: ArrayLike) -> NDArray[Any]:
         m, classes = logits.shape
         if not isinstance(target, np.ndarray):
             target = as_array(target, "CrossEntropy target")
@@ -557,7 +589,7 @@ class NLLLoss(Loss):
         self._shape, self._picked, self._dtype = x.shape, (labels, weights, kept), x.dtype
         return value
 
-    def backward(self, grad_output: ArrayLike | None = None) -> NDArray[np.floating]:
+    def backward(self, grad_output: ArrayLike | None = None) -> FloatArray:
         """dL/dx: -w_{y_i} / divisor at (i, y_i), 0 elsewhere, in pred's dtype."""
         if self._picked is None or self._shape is None:
             raise self._not_called()
@@ -662,13 +694,13 @@ class MultiMarginLoss(Loss):
         self._slopes, self._dtype = slopes, x.dtype
         return value
 
-    def backward(self, grad_output: ArrayLike | None = None) -> NDArray[np.floating]:
+    def backward(self, grad_output: ArrayLike | None = None) -> FloatArray:
         """dL/dx from the slopes forward cached, times the reduction's factor."""
         if self._slopes is None:
             raise self._not_called()
         scale = self._upstream(grad_output)
-        if not np.isscalar(scale):
-            scale = scale[:, None]  # type: ignore[index]
+        if isinstance(scale, np.ndarray):  # not a float: a row of the "none" reduction's
+            scale = scale[:, None]
         with np.errstate(over="ignore", invalid="ignore"):
             return in_dtype(self._slopes * scale, self._dtype)
 
@@ -679,7 +711,7 @@ class MultiMarginLoss(Loss):
         return options + (", " + reduction if reduction else "")
 
 
-def _check_probabilities(pred: NDArray[np.floating]) -> None:
+def _check_probabilities(pred: FloatArray) -> None:
     """Raise unless every entry of ``pred`` that is not NaN lies in [0, 1].
 
     NaN passes and gives a NaN loss, as it does in MSE and CrossEntropy, so that a diverging
@@ -716,7 +748,10 @@ _UNSIGNED = {np.dtype(t).itemsize: np.dtype(t) for t in (np.uint8, np.uint16, np
 
 
 def _class_indices(
-    labels: NDArray, classes: int, what: str = "CrossEntropy", ignore_index: int | None = None
+    labels: NDArray[Any],
+    classes: int,
+    what: str = "CrossEntropy",
+    ignore_index: int | None = None,
 ) -> NDArray[np.intp]:
     """Validate class labels (integers, or floats with integer values) in [0, classes), or
     equal to ``ignore_index``."""
@@ -724,7 +759,7 @@ def _class_indices(
 
 
 def _checked_labels(
-    labels: NDArray, classes: int, what: str, ignore_index: int | None
+    labels: NDArray[Any], classes: int, what: str, ignore_index: int | None
 ) -> tuple[NDArray[np.intp], bool]:
     """:func:`_class_indices`, and whether every label lies in [0, classes) (so that none
     equals an ``ignore_index`` outside that range)."""

@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 from minigrad._validation import Checked, check_bool, check_same_shape
 from minigrad.layers._checks import real_array
 from minigrad.losses.base import Loss, as_prediction, check_reduction, in_dtype
+from minigrad.typing import FloatArray
 
 __all__ = ["KLDivLoss"]
 
@@ -95,7 +96,7 @@ class KLDivLoss(Loss):
         self._probs, self._dtype = probs, x.dtype
         return value
 
-    def backward(self, grad_output: ArrayLike | None = None) -> NDArray[np.floating]:
+    def backward(self, grad_output: ArrayLike | None = None) -> FloatArray:
         """dL/dx = -p times the reduction's factor, in pred's dtype."""
         if self._probs is None:
             raise self._not_called()

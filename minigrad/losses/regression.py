@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 from minigrad._validation import Checked, check_real, check_same_shape
 from minigrad.layers._checks import real_array
 from minigrad.losses.base import Loss, as_prediction
+from minigrad.typing import FloatArray
 
 __all__ = ["MSE", "HuberLoss", "L1Loss", "SmoothL1Loss"]
 
@@ -43,7 +44,7 @@ class _Elementwise(Loss):
         self._diff, self._dtype = diff, pred.dtype
         return value
 
-    def backward(self, grad_output: ArrayLike | None = None) -> NDArray[np.floating]:
+    def backward(self, grad_output: ArrayLike | None = None) -> FloatArray:
         """dL/dpred = l'(pred - target) times the reduction's factor, in pred's dtype."""
         diff = self._diff
         if diff is None:
@@ -57,7 +58,9 @@ class _Elementwise(Loss):
     def _reduce_differences(self, diff: NDArray[np.float64]) -> float | NDArray[np.float64]:
         return self._reduce(self._losses(diff), diff.size)
 
-    def _gradient(self, diff: NDArray[np.float64], scale: float | NDArray, out: NDArray) -> None:
+    def _gradient(
+        self, diff: NDArray[np.float64], scale: float | NDArray[np.float64], out: FloatArray
+    ) -> None:
         """out = l'(diff) * scale, rounded once to out's dtype."""
         np.multiply(self._slopes(diff), scale, out=out)
 
@@ -104,7 +107,9 @@ class MSE(_Elementwise):
             return self._reduce(np.square(diff), diff.size)
         return self._reduce_total(float(np.vdot(diff, diff)), diff.size)  # one BLAS pass
 
-    def _gradient(self, diff: NDArray[np.float64], scale: float | NDArray, out: NDArray) -> None:
+    def _gradient(
+        self, diff: NDArray[np.float64], scale: float | NDArray[np.float64], out: FloatArray
+    ) -> None:
         np.multiply(diff, 2.0 * scale, out=out)
 
     def _losses(self, diff: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -249,13 +254,17 @@ class SmoothL1Loss(_Elementwise):
         beta, size = self.beta, np.abs(diff)
         if beta == 0:
             return size
-        return np.where(size < beta, 0.5 * diff * diff / beta, size - 0.5 * beta)
+        losses: NDArray[np.float64] = np.where(
+            size < beta, 0.5 * diff * diff / beta, size - 0.5 * beta
+        )
+        return losses
 
     def _slopes(self, diff: NDArray[np.float64]) -> NDArray[np.float64]:
         beta = self.beta
         if beta == 0:
             return np.sign(diff)
-        return np.clip(diff / beta, -1.0, 1.0)
+        slopes: NDArray[np.float64] = np.clip(diff / beta, -1.0, 1.0)
+        return slopes
 
     def extra_repr(self) -> str:
         """``beta=...`` (and the reduction when it is not "mean"), shown in the repr."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -13,6 +14,7 @@ from minigrad._validation import check_integer, check_real, shown
 from minigrad.layers._checks import as_array, real_array
 from minigrad.layers.base import Layer
 from minigrad.losses import Loss
+from minigrad.typing import FloatArray
 
 __all__ = ["GradientCheckError", "GradientReport", "check_gradients", "numerical_gradient"]
 
@@ -70,7 +72,7 @@ class GradientReport:
 
 
 def numerical_gradient(
-    f: Callable[[], float], x: NDArray[np.floating], eps: float = 1e-6
+    f: Callable[[], float | FloatArray], x: FloatArray, eps: float = 1e-6
 ) -> NDArray[np.float64]:
     """Estimate df/dx by central differences, perturbing ``x`` in place entry by entry.
 
@@ -140,7 +142,7 @@ def numerical_gradient(
     return grad
 
 
-def _value(f: Callable[[], float]) -> float:
+def _value(f: Callable[[], object]) -> float:
     """``f()`` as a float, or TypeError: it must return one real number."""
     value = f()
     if isinstance(value, np.ndarray) and value.ndim == 0:
@@ -249,25 +251,25 @@ def check_gradients(
     array = as_array(x, "check_gradients x")
     indices = isinstance(module, Layer) and array.dtype.kind in "iu"
     if indices:
-        x = array.copy()  # a private copy, left as integers
+        array = array.copy()  # a private copy, left as integers
     else:
-        x = real_array(array, None, "check_gradients x").astype(np.float64)  # a private copy
-    if x.size == 0:
+        array = real_array(array, None, "check_gradients x").astype(np.float64)  # a private copy
+    if array.size == 0:
         raise ValueError(
-            f"check_gradients needs at least one input value, got x of shape {x.shape}: "
+            f"check_gradients needs at least one input value, got x of shape {array.shape}: "
             "an empty batch would pass without checking anything"
         )
     if isinstance(module, Loss):
         if target is None:
             raise ValueError("check_gradients on a Loss needs a target")
-        return _check_loss(module, x, target, eps, atol, rtol)
+        return _check_loss(module, array, target, eps, atol, rtol)
     if isinstance(module, Layer):
-        return _check_layer(module, x, eps, atol, rtol, seed, indices)
+        return _check_layer(module, array, eps, atol, rtol, seed, indices)
     raise TypeError(f"check_gradients takes a Layer or a Loss, got {type(module).__name__}")
 
 
 def _check_loss(
-    loss: Loss, pred: NDArray, target: ArrayLike, eps: float, atol: float, rtol: float
+    loss: Loss, pred: FloatArray, target: ArrayLike, eps: float, atol: float, rtol: float
 ) -> GradientReport:
     loss(pred, target)
     analytic = np.array(loss.backward(), dtype=np.float64)
@@ -278,7 +280,7 @@ def _check_loss(
 
 
 def _check_layer(
-    layer: Layer, x: NDArray, eps: float, atol: float, rtol: float, seed: int, indices: bool
+    layer: Layer, x: NDArray[Any], eps: float, atol: float, rtol: float, seed: int, indices: bool
 ) -> GradientReport:
     for key, p in [*layer.named_parameters(), *layer.named_buffers()]:
         if p.dtype.kind == "f" and p.dtype != np.float64:  # an int64 count is no float
@@ -298,7 +300,7 @@ def _check_layer(
     generators = [(g, g.bit_generator.state) for _, g in layer.named_generators()]
     buffers = [(b, b.value.copy()) for _, b in layer.named_buffers()]
 
-    def forward() -> NDArray:
+    def forward() -> FloatArray:
         for generator, state in generators:
             generator.bit_generator.state = state
         return layer.forward(x)
@@ -314,8 +316,8 @@ def _check_layer(
 
 def _compare_layer(
     layer: Layer,
-    x: NDArray,
-    forward: Callable[[], NDArray],
+    x: NDArray[Any],
+    forward: Callable[[], FloatArray],
     eps: float,
     atol: float,
     rtol: float,
@@ -344,7 +346,8 @@ def _compare_layer(
     (analytic_input, analytic_params), (second_input, second_params) = passes
     for key, first in {"input": analytic_input, **analytic_params}.items():
         second = second_input if key == "input" else second_params[key]
-        if first is not None and not np.array_equal(first, second, equal_nan=True):
+        # second is an array where first is: both passes asked for the same gradients
+        if first is not None and not np.array_equal(first, second, equal_nan=True):  # type: ignore[arg-type]
             raise GradientCheckError(
                 f"gradient of {key!r} changed between two identical forward/backward passes: "
                 "backward must overwrite .grad (p.grad[...] = ...), not add to it"
@@ -361,7 +364,9 @@ def _compare_layer(
     return report
 
 
-def _compare(name: str, analytic: NDArray, numeric: NDArray, atol: float, rtol: float) -> float:
+def _compare(
+    name: str, analytic: NDArray[np.float64], numeric: NDArray[np.float64], atol: float, rtol: float
+) -> float:
     if analytic.shape != numeric.shape:
         raise GradientCheckError(
             f"gradient of {name!r} has shape {analytic.shape}, expected {numeric.shape}"

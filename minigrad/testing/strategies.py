@@ -154,6 +154,7 @@ def batches_for(layer: Layer, **kwargs: object) -> st.SearchStrategy[np.ndarray]
             f"batches_for needs a layer with a known in_features; {layer!r} has none. "
             "Use batches(width) instead."
         )
+    # the keyword arguments are batches' own, passed on unchecked here
     return batches(width, **kwargs)  # type: ignore[arg-type]
 
 
@@ -247,6 +248,7 @@ def _stacks(
     layers: list[Layer] = []
     for fan_in, fan_out in pairwise(widths):
         dense = Dense(fan_in, fan_out, rng=rng, dtype=np.float64)
+        assert dense.bias is not None  # built with one
         dense.bias.value[:] = rng.uniform(-1.0, 1.0, size=fan_out)
         layers.append(dense)
         activation = draw(st.sampled_from((None, *activations)))
@@ -315,6 +317,7 @@ def _nested(
 
     def dense(fan_in: int, fan_out: int) -> Dense:
         layer = Dense(fan_in, fan_out, rng=rng, dtype=np.float64)
+        assert layer.bias is not None  # built with one
         layer.bias.value[:] = rng.uniform(-1.0, 1.0, size=fan_out)
         return layer
 
@@ -404,6 +407,7 @@ def image_batches(
 
     def size(name: str) -> st.SearchStrategy[int]:
         value = sizes[name]
+        # an int here: only sizes that are given are drawn (a width of None copies the height)
         return value if isinstance(value, st.SearchStrategy) else st.just(value)  # type: ignore[arg-type]
 
     @st.composite
@@ -505,8 +509,10 @@ def _conv_stacks(
     input_shape = (channels, size[0], size[1])
 
     def conv(c_in: int, c_out: int, **kwargs: object) -> Conv2d:
+        # the keyword arguments are Conv2d's own (padding, stride), passed on
         layer = Conv2d(c_in, c_out, **kwargs, rng=rng, dtype=np.float64)  # type: ignore[arg-type]
         if layer.bias is not None:
+            assert layer.bias is not None  # built with one
             layer.bias.value[:] = rng.uniform(-1.0, 1.0, size=c_out)
         return layer
 
@@ -542,7 +548,9 @@ def _conv_stacks(
             norm = BatchNorm2d(channels, dtype=np.float64)
             # a random scale and a shift away from 0: a channel whose values all tie (zero
             # variance) normalises to the shift, which must not sit on a ReLU's kink
+            assert norm.weight is not None  # built with one
             norm.weight.value[:] = rng.uniform(0.5, 1.5, size=channels)
+            assert norm.bias is not None  # built with one
             norm.bias.value[:] = rng.choice([-1.0, 1.0], size=channels) * rng.uniform(
                 0.2, 0.8, size=channels
             )
@@ -565,6 +573,7 @@ def _conv_stacks(
         layers.append(Flatten())
         features = channels * size[0] * size[1]
         dense = Dense(features, draw(st.integers(1, max_channels)), rng=rng, dtype=np.float64)
+        assert dense.bias is not None  # built with one
         dense.bias.value[:] = rng.uniform(-1.0, 1.0, size=dense.out_features)
         layers.append(dense)
     return Sequential(*layers), input_shape
