@@ -7,7 +7,7 @@ import numbers
 import operator
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -287,7 +287,10 @@ def _bytes(size: int) -> str:
     return f"{size} bytes"
 
 
-class Setting:
+_Kept = TypeVar("_Kept")
+
+
+class Setting(Generic[_Kept]):
     """A setting checked on every assignment, in ``__init__`` and after, and kept under its
     own name in the instance's ``__dict__``, so that ``vars()`` (which reprs of settings
     objects read) and copies see a plain attribute: for schedules, data loaders and the
@@ -312,19 +315,27 @@ class Setting:
     ValueError: every must be >= 1, got 0
     """
 
-    def __init__(self, check: Callable[[str, Any], Any]) -> None:
+    def __init__(self, check: Callable[[str, Any], _Kept]) -> None:
         self.check = check
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> Setting[_Kept]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> _Kept: ...
+
+    def __get__(self, instance: object, owner: type | None = None) -> Setting[_Kept] | _Kept:
         if instance is None:
             return self
         try:
-            return instance.__dict__[self.name]
+            value: _Kept = instance.__dict__[self.name]
         except KeyError:
             raise AttributeError(f"{type(instance).__name__} has no {self.name} yet") from None
+        return value
 
-    def __set__(self, instance: object, value: Any) -> None:
+    # any value may be assigned: ``check`` refuses what does not fit, naming the setting
+    def __set__(self, instance: object, value: object) -> None:
         instance.__dict__[self.name] = self.check(self.name, value)

@@ -350,7 +350,8 @@ class PolynomialDecay(Schedule):
 
     def rate(self, t: int) -> float:
         """lr (1 - min(t, total_iters) / total_iters) ** power."""
-        return self.lr * (1.0 - min(t, self.total_iters) / self.total_iters) ** self.power
+        remaining: float = (1.0 - min(t, self.total_iters) / self.total_iters) ** self.power
+        return self.lr * remaining
 
 
 class CosineWarmRestarts(Schedule):

@@ -1042,7 +1042,8 @@ def _largest_row_norm(x: NDArray[Any]) -> float:
 def _batch_loss(state: TrainingState, pred: NDArray[Any], target: NDArray[Any]) -> float:
     """The batch's loss, or DivergenceError when it (or the output) is NaN or infinite."""
     try:
-        value = state.loss(pred, target)
+        # a Python float: fit takes only losses that average (one number per batch)
+        value = float(state.loss(pred, target))
     except ValueError as error:
         # a loss that checks its input (probabilities in [0, 1]) refuses a NaN output
         pred = np.asarray(pred)
@@ -1115,7 +1116,7 @@ def _evaluate(
                 raise _diverged(
                     state, "the model's output on the validation data holds NaN or infinite values"
                 )
-            total += loss(pred, y[rows]) * len(pred)
+            total += float(loss(pred, y[rows])) * len(pred)
             outputs.append(pred)
     pred = np.concatenate(outputs)
     scores = {"loss": total / len(x)}

@@ -139,8 +139,8 @@ class Standardizer:
 
     def transform(self, x: ArrayLike) -> NDArray[np.floating]:
         """z = (x - mean) / std, in x's float dtype (float32 for integer input)."""
-        x = self._checked(x, "transform")
-        return ((x - self.mean) / self.std).astype(_float_dtype(x))
+        x, mean, std = self._checked(x, "transform")
+        return ((x - mean) / std).astype(_float_dtype(x))
 
     def fit_transform(self, x: ArrayLike) -> NDArray[np.floating]:
         """``fit(x)``, then ``transform(x)``."""
@@ -149,20 +149,24 @@ class Standardizer:
     def inverse_transform(self, z: ArrayLike) -> NDArray[np.floating]:
         """x = z * std + mean, the inverse of :meth:`transform`, in z's float dtype (float32
         for integer input: truncating to integers would lose the fractions)."""
-        z = self._checked(z, "inverse_transform")
-        return (z * self.std + self.mean).astype(_float_dtype(z))
+        z, mean, std = self._checked(z, "inverse_transform")
+        return (z * std + mean).astype(_float_dtype(z))
 
-    def _checked(self, x: ArrayLike, method: str) -> NDArray[Any]:
-        """``x`` as an array of real numbers of shape (n, fitted features), or raised."""
-        if self.mean is None or self.std is None:
+    def _checked(
+        self, x: ArrayLike, method: str
+    ) -> tuple[NDArray[Any], NDArray[np.float64], NDArray[np.float64]]:
+        """``x`` as an array of real numbers of shape (n, fitted features), with the fitted
+        mean and std; or raised."""
+        mean, std = self.mean, self.std
+        if mean is None or std is None:
             raise RuntimeError(f"Standardizer.{method}() before fit(): fit it on the training data")
-        if self.mean.shape != self.std.shape:  # set one by one, to different widths
+        if mean.shape != std.shape:  # set one by one, to different widths
             raise ShapeError(
-                f"Standardizer.{method}: mean has shape {self.mean.shape} but std has shape "
-                f"{self.std.shape}; set both for the same features"
+                f"Standardizer.{method}: mean has shape {mean.shape} but std has shape "
+                f"{std.shape}; set both for the same features"
             )
         x = _real_array(x, f"Standardizer.{method}")
-        features = self.mean.shape[0]
+        features = mean.shape[0]
         if x.ndim != 2 or x.shape[1] != features:
             given = f"{x.shape[1]} features" if x.ndim == 2 else f"a {x.ndim}-D array"
             hint = "; one sample is x.reshape(1, -1)" if x.shape == (features,) else ""
@@ -170,7 +174,7 @@ class Standardizer:
                 f"Standardizer.{method}: it was fitted on {features} features, got shape "
                 f"{x.shape} ({given}){hint}"
             )
-        return x
+        return x, mean, std
 
     def __repr__(self) -> str:
         fitted = "unfitted" if self.mean is None else f"features={self.mean.shape[0]}"
