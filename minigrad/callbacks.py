@@ -17,7 +17,7 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from minigrad.schedules import Schedule
 from minigrad.serialization import save, save_checkpoint
 from minigrad.serialization.architecture import describe_layer, describe_optimizer
 from minigrad.serialization.safetensors_file import require_safetensors
+from minigrad.typing import Mode
 
 if TYPE_CHECKING:
     from minigrad.training import TrainingState
@@ -187,14 +188,14 @@ class EarlyStopping(Callback):
         monitor: str = "val_loss",
         patience: int = 5,
         min_delta: float = 0.0,
-        mode: str = "auto",
+        mode: Mode = "auto",
         restore_best_weights: bool = True,
     ) -> None:
         patience = check_integer("EarlyStopping patience", patience, minimum=0)
         min_delta = check_real("EarlyStopping min_delta", min_delta, minimum=0)
-        mode = _direction(mode, _monitor_name("EarlyStopping", monitor))
+        direction = _direction(mode, _monitor_name("EarlyStopping", monitor))
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
-        self.mode = mode
+        self.mode = direction
         self.restore_best_weights = check_bool(
             "EarlyStopping restore_best_weights", restore_best_weights
         )
@@ -343,13 +344,13 @@ class ModelCheckpoint(Callback):
         self,
         path: str | os.PathLike[str],
         monitor: str = "val_loss",
-        mode: str = "auto",
+        mode: Mode = "auto",
         save_best_only: bool = False,
         weights_only: bool = False,
     ) -> None:
         _checked_target(path, "ModelCheckpoint path")
-        mode = _direction(mode, _monitor_name("ModelCheckpoint", monitor))
-        self.path, self.monitor, self.mode = os.fspath(path), monitor, mode
+        direction = _direction(mode, _monitor_name("ModelCheckpoint", monitor))
+        self.path, self.monitor, self.mode = os.fspath(path), monitor, direction
         self.save_best_only = check_bool("ModelCheckpoint save_best_only", save_best_only)
         self.weights_only = check_bool("ModelCheckpoint weights_only", weights_only)
         require_safetensors()  # fail now, not at the end of the first epoch
@@ -439,7 +440,9 @@ class LearningRateScheduler(Callback):
     LearningRateScheduler(StepDecay(lr=0.1, factor=0.9, every=100), per='epoch')
     """
 
-    def __init__(self, schedule: Schedule, per: str = "epoch") -> None:
+    def __init__(
+        self, schedule: Schedule | Callable[[int], float], per: Literal["epoch", "step"] = "epoch"
+    ) -> None:
         if not callable(schedule):
             raise TypeError(f"schedule must be callable, got {type(schedule).__name__}")
         if not isinstance(per, str) or per not in ("epoch", "step"):
@@ -582,11 +585,11 @@ class ReduceLROnPlateau(Callback):
     def __init__(
         self,
         monitor: str = "val_loss",
-        mode: str = "auto",
+        mode: Mode = "auto",
         factor: float = 0.1,
         patience: int = 10,
         threshold: float = 1e-4,
-        threshold_mode: str = "rel",
+        threshold_mode: Literal["rel", "abs"] = "rel",
         cooldown: int = 0,
         min_lr: float = 0.0,
         eps: float = 1e-8,

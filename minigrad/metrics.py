@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from minigrad._validation import check_allocation, check_integer, check_real, shown
 from minigrad.layers._checks import REAL_KINDS, as_array, refused
-from minigrad.typing import IntArray
+from minigrad.typing import Average, IntArray
 
 __all__ = [
     "METRICS",
@@ -263,7 +263,7 @@ _AVERAGES = ("macro", "micro", "weighted", "binary", None)
 
 
 def _per_class(
-    pred: ArrayLike, target: ArrayLike, average: str | None, threshold: float, what: str
+    pred: ArrayLike, target: ArrayLike, average: Average | None, threshold: float, what: str
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """True positives, false positives, false negatives (C,) and, for the averages, the
     classes that count: those occurring in the targets or the predictions."""
@@ -294,7 +294,7 @@ def _ratio(top: NDArray[Any], bottom: NDArray[Any]) -> NDArray[np.float64]:
 def _averaged(
     score: Callable[[NDArray[Any], NDArray[Any], NDArray[Any]], NDArray[np.float64]],
     counts: tuple[NDArray[np.int64], ...],
-    average: str | None,
+    average: Average | None,
 ) -> float | NDArray[np.float64]:
     """``score(tp, fp, fn)`` per class, or its average."""
     tp, fp, fn, support = counts
@@ -312,7 +312,7 @@ def _averaged(
 
 @overload
 def precision(
-    pred: ArrayLike, target: ArrayLike, average: str = "macro", threshold: float = 0.5
+    pred: ArrayLike, target: ArrayLike, average: Average = "macro", threshold: float = 0.5
 ) -> float: ...
 
 
@@ -323,7 +323,7 @@ def precision(
 
 
 def precision(
-    pred: ArrayLike, target: ArrayLike, average: str | None = "macro", threshold: float = 0.5
+    pred: ArrayLike, target: ArrayLike, average: Average | None = "macro", threshold: float = 0.5
 ) -> float | NDArray[np.float64]:
     """The fraction of the samples predicted as a class that are of that class.
 
@@ -361,7 +361,7 @@ def precision(
 
 @overload
 def recall(
-    pred: ArrayLike, target: ArrayLike, average: str = "macro", threshold: float = 0.5
+    pred: ArrayLike, target: ArrayLike, average: Average = "macro", threshold: float = 0.5
 ) -> float: ...
 
 
@@ -372,7 +372,7 @@ def recall(
 
 
 def recall(
-    pred: ArrayLike, target: ArrayLike, average: str | None = "macro", threshold: float = 0.5
+    pred: ArrayLike, target: ArrayLike, average: Average | None = "macro", threshold: float = 0.5
 ) -> float | NDArray[np.float64]:
     """The fraction of the samples of a class that are predicted as that class.
 
@@ -397,7 +397,7 @@ def recall(
 
 @overload
 def f1(
-    pred: ArrayLike, target: ArrayLike, average: str = "macro", threshold: float = 0.5
+    pred: ArrayLike, target: ArrayLike, average: Average = "macro", threshold: float = 0.5
 ) -> float: ...
 
 
@@ -408,7 +408,7 @@ def f1(
 
 
 def f1(
-    pred: ArrayLike, target: ArrayLike, average: str | None = "macro", threshold: float = 0.5
+    pred: ArrayLike, target: ArrayLike, average: Average | None = "macro", threshold: float = 0.5
 ) -> float | NDArray[np.float64]:
     """The harmonic mean of precision and recall:
 

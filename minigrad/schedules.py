@@ -13,7 +13,7 @@ import bisect
 import math
 import numbers
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from minigrad._validation import Setting, _given, _shortened, check_bool, check_integer
 from minigrad.optim.base import check_non_negative, real
@@ -442,7 +442,7 @@ class OneCycle(Schedule):
         max_lr: float,
         total_steps: int,
         pct_start: float = 0.3,
-        anneal_strategy: str = "cos",
+        anneal_strategy: Literal["cos", "linear"] = "cos",
         div_factor: float = 25.0,
         final_div_factor: float = 1e4,
         three_phase: bool = False,

@@ -24,18 +24,28 @@ array([[2., 2.]], dtype=float32)
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
-__all__ = ["ArrayLike", "FloatArray", "IntArray", "Metric"]
+__all__ = ["Average", "FloatArray", "IntArray", "Metric", "Mode", "Reduction"]
 
 #: An array of any floating dtype: a layer's input, output and gradients, a parameter's value.
 FloatArray: TypeAlias = NDArray[np.floating[Any]]
 
 #: An array of integers: class labels, token indices, sample indices.
 IntArray: TypeAlias = NDArray[np.integer[Any]]
+
+#: How a loss reduces its per-sample terms (``reduction=``), as torch.nn's losses do.
+Reduction: TypeAlias = Literal["mean", "sum", "none"]
+
+#: How precision, recall and f1 combine the classes' scores (``average=``), as scikit-learn.
+Average: TypeAlias = Literal["macro", "micro", "weighted", "binary"]
+
+#: Whether a monitored number improves by going down or up (``mode=`` of callbacks); "auto"
+#: reads it from the name (accuracy-like names go up).
+Mode: TypeAlias = Literal["auto", "min", "max"]
 
 
 class Metric(Protocol):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -391,7 +391,7 @@ class GELU(Activation):
     # Checked on assignment too, so gelu.approximate = "exact" fails where it is written
     approximate = Checked(_approximation, 'The form of Phi: "none" (exact) or "tanh".')
 
-    def __init__(self, approximate: str = "none") -> None:
+    def __init__(self, approximate: Literal["none", "tanh"] = "none") -> None:
         super().__init__()
         self.approximate = approximate
         self._x: FloatArray | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -61,12 +61,12 @@ class _ConvNd(Layer):
         out_channels: int,
         kernel_size: int | tuple[int, ...],
         stride: int | tuple[int, ...] = 1,
-        padding: int | tuple[int, ...] | str = 0,
+        padding: int | tuple[int, ...] | Literal["valid", "same"] = 0,
         dilation: int | tuple[int, ...] = 1,
         groups: int = 1,
         bias: bool = True,
         *,
-        padding_mode: str = "zeros",
+        padding_mode: Literal["zeros"] = "zeros",
         init: str | Initializer = "he_uniform",
         rng: int | np.random.Generator | None = None,
         dtype: DTypeLike = np.float32,

@@ -23,7 +23,7 @@ from minigrad.errors import ShapeError
 from minigrad.layers._checks import as_array, real_array, refused
 from minigrad.layers.activations import sigmoid
 from minigrad.losses.base import Loss, as_prediction, check_weights, in_dtype, weights_repr
-from minigrad.typing import FloatArray
+from minigrad.typing import FloatArray, Reduction
 
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "MultiMarginLoss", "NLLLoss"]
 
@@ -146,7 +146,7 @@ class BinaryCrossEntropy(Loss):
         *,
         weight: ArrayLike | None = None,
         pos_weight: ArrayLike | None = None,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         self.from_logits = from_logits
         self.weight = weight
@@ -307,7 +307,7 @@ class CrossEntropy(Loss):
         weight: ArrayLike | None = None,
         *,
         ignore_index: int = -100,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
         label_smoothing: float = 0.0,
     ) -> None:
         self.weight = weight
@@ -561,7 +561,11 @@ class NLLLoss(Loss):
     ignore_index = Checked(_ignore_index, "The label of rows to leave out.")
 
     def __init__(
-        self, weight: ArrayLike | None = None, *, ignore_index: int = -100, reduction: str = "mean"
+        self,
+        weight: ArrayLike | None = None,
+        *,
+        ignore_index: int = -100,
+        reduction: Reduction = "mean",
     ) -> None:
         self.weight = weight
         self.ignore_index = ignore_index
@@ -656,7 +660,7 @@ class MultiMarginLoss(Loss):
         margin: float = 1.0,
         weight: ArrayLike | None = None,
         *,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         self.p = p
         self.margin = margin

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -59,7 +60,11 @@ class KLDivLoss(Loss):
     )
     log_target = Checked(check_bool, "Whether the target holds log-probabilities.")
 
-    def __init__(self, reduction: str = "mean", log_target: bool = False) -> None:
+    def __init__(
+        self,
+        reduction: Literal["mean", "sum", "none", "batchmean"] = "mean",
+        log_target: bool = False,
+    ) -> None:
         self.reduction = reduction
         self.log_target = log_target
         self._probs: NDArray[np.float64] | None = None

@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 from minigrad._validation import Checked, check_real, check_same_shape
 from minigrad.layers._checks import real_array
 from minigrad.losses.base import Loss, as_prediction
-from minigrad.typing import FloatArray
+from minigrad.typing import FloatArray, Reduction
 
 __all__ = ["MSE", "HuberLoss", "L1Loss", "SmoothL1Loss"]
 
@@ -24,7 +24,7 @@ class _Elementwise(Loss):
     """A loss l(d) of each element's difference d = pred - target: ``_losses(d)`` gives
     l(d), ``_slopes(d)`` gives l'(d); reductions over all N elements."""
 
-    def __init__(self, reduction: str = "mean") -> None:
+    def __init__(self, reduction: Reduction = "mean") -> None:
         self.reduction = reduction
         self._diff: NDArray[np.float64] | None = None
         self._dtype: np.dtype = np.dtype(np.float64)
@@ -190,7 +190,7 @@ class HuberLoss(_Elementwise):
 
     delta = Checked(_positive, "Where the loss turns from quadratic to linear (> 0).")
 
-    def __init__(self, delta: float = 1.0, reduction: str = "mean") -> None:
+    def __init__(self, delta: float = 1.0, reduction: Reduction = "mean") -> None:
         self.delta = delta
         super().__init__(reduction)
 
@@ -242,7 +242,7 @@ class SmoothL1Loss(_Elementwise):
 
     beta = Checked(_non_negative, "Where the loss turns from quadratic to linear (>= 0).")
 
-    def __init__(self, beta: float = 1.0, reduction: str = "mean") -> None:
+    def __init__(self, beta: float = 1.0, reduction: Reduction = "mean") -> None:
         self.beta = beta
         super().__init__(reduction)
 

@@ -28,3 +28,8 @@ mg.save("model.safetensors", model)  # error: arg-type
 class Doubler(mg.Layer):
     def forward(self, x: int) -> int:  # error: override
         return 2 * x
+
+
+mg.CrossEntropy(reduction="avg")  # error: arg-type
+mg.LearningRateScheduler(lambda t: 0.1 / (1 + t), per="batch")  # error: arg-type
+mg.metrics.f1(x, y, average="samples")  # error: call-overload

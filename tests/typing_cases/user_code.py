@@ -112,6 +112,8 @@ assert_type(history, mg.History)
 losses: list[float] = history["loss"]
 results = mg.evaluate(model, loss, x, y, metrics=["accuracy"])
 probabilities = mg.predict(model, x, batch_size=64)
+warmup = mg.LearningRateScheduler(lambda t: 1e-3 * min(1.0, (t + 1) / 5), per="step")
+per_sample = mg.MSE(reduction="none")
 grads = [p.grad for p in model.parameters()]
 model.backward(loss.backward())
 SignSGD(model.parameters(), lr=0.1).step()
