@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ import minigrad  # noqa: E402
 
 project = "minigrad"
 author = "the minigrad authors"
-copyright = "minigrad authors, MIT License"  # noqa: A001 (Sphinx reads this name)
+copyright = "minigrad authors, MIT License"
 release = minigrad.__version__
 version = release
 
@@ -71,20 +72,17 @@ myst_heading_anchors = 3  # [text](page.md#a-heading) links to a section of anot
 
 # -- API reference: autodoc and napoleon -----------------------------------------------------
 autodoc_member_order = "bysource"
+# A class whose base is private (Conv1d's minigrad.layers.conv._ConvNd) lists, in its page,
+# ":inherited-members:" with its public bases: what it inherits from the private base is
+# documented on it, what it inherits from Layer or object is documented there, once.
 autodoc_default_options = {"show-inheritance": True}
 # A layer's forward and backward follow the contract documented once on Layer; without their
 # own docstring they are left out instead of repeating it on every layer.
 autodoc_inherit_docstrings = False
-autodoc_typehints = "signature"
-autodoc_typehints_format = "short"
-# Signatures show these names as written in the source, not what they expand to.
-autodoc_type_aliases = {
-    "ArrayLike": "numpy.typing.ArrayLike",
-    "DTypeLike": "numpy.typing.DTypeLike",
-    "FloatArray": "minigrad.typing.FloatArray",
-    "IntArray": "minigrad.typing.IntArray",
-    "Initializer": "minigrad.init.Initializer",
-}
+# Signatures show names and defaults, as NumPy's and SciPy's references do: the numpydoc
+# Parameters sections give each type in words ("int, numpy.random.Generator or None"), which
+# reads better than the expanded annotations (DTypeLike alone is a union of a dozen types).
+autodoc_typehints = "none"
 
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
@@ -98,15 +96,16 @@ napoleon_custom_sections = ["Shape", "Contract", ("Attributes", "params_style")]
 
 # -- Nitpicky mode: what cannot be resolved here ---------------------------------------------
 # The build runs without network access, so intersphinx cannot fetch NumPy's or Python's
-# inventories: references to their objects (mostly from type annotations in signatures) have
-# no target. Only those namespaces are ignored; a minigrad.* target that does not resolve is
-# always an error.
+# inventories: references to their objects have no target. Only those names are ignored; a
+# minigrad.* target that does not resolve is always an error.
 nitpick_ignore_regex = [
-    (r"py:.*", r"numpy(\..+)?"),
-    (r"py:.*", r"np\..+"),
+    # NumPy's classes and functions: in the FloatArray and IntArray aliases' values
+    # (numpy.ndarray[..., numpy.dtype[numpy.floating]]) and the typing page's prose
+    (r"py:(class|data|func|obj)", r"numpy(\..+)?"),
 ]
 nitpick_ignore = [
-    ("py:class", "pathlib.Path"),
+    # Python's abstract base class, shown as the base of History (a MutableMapping)
+    ("py:class", "collections.abc.MutableMapping"),
 ]
 
 # -- HTML -----------------------------------------------------------------------------------
@@ -140,8 +139,10 @@ def _lookup(path: str) -> Any:
             continue
         try:
             for attr in parts[split:]:
-                obj = inspect.getattr_static(obj, attr) if inspect.isclass(obj) else getattr(
-                    obj, attr
+                obj = (
+                    inspect.getattr_static(obj, attr)
+                    if inspect.isclass(obj)
+                    else getattr(obj, attr)
                 )
         except AttributeError:
             return None
@@ -158,7 +159,9 @@ def _documented(env: Any) -> dict[int, str]:
             if entry.aliased or not name.startswith("minigrad"):
                 continue
             obj = _lookup(name)
-            if obj is not None and (inspect.ismodule(obj) or callable(obj) or entry.objtype in ("class", "exception")):
+            if inspect.ismodule(obj) or inspect.isroutine(obj) or inspect.isclass(obj):
+                table.setdefault(id(obj), name)
+            elif isinstance(obj, (property, staticmethod, classmethod)):
                 table.setdefault(id(obj), name)
         cache = (len(env.domains["py"].objects), table)
         env._minigrad_documented = cache
@@ -185,7 +188,10 @@ def _candidates(node: Any) -> list[str]:
         names.append(node["py:module"] + (f".{node['py:class']}" if node.get("py:class") else ""))
     for owner_path in names:
         owner = _lookup(owner_path)
-        home = getattr(inspect.unwrap(owner), "__module__", None) if owner is not None else None
+        if inspect.ismodule(owner):
+            home = owner.__name__
+        else:
+            home = getattr(inspect.unwrap(owner), "__module__", None) if owner is not None else None
         if home:
             found.append(f"{home}.{target}")
             cls = node.get("py:class")
@@ -217,5 +223,62 @@ def resolve_minigrad(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     return None
 
 
+# -- Docstrings written as plain text --------------------------------------------------------
+# The docstrings read well in help() and write absolute values and norms as |x| and ||g||,
+# which reStructuredText would take for substitutions: escape the bars outside literal text.
+_LITERAL = re.compile(r"(``.*?``|:[a-z:]+:`[^`]*`|`[^`]*`_?)")
+
+
+def _escape_bars(lines: list[str]) -> None:
+    literal_indent = None  # indentation of the paragraph that opened a literal block
+    doctest = False
+    for index, line in enumerate(lines):
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if not stripped:
+            doctest = False
+            continue
+        if literal_indent is not None and indent > literal_indent:
+            continue
+        literal_indent = None
+        if stripped.startswith(">>>") or doctest:
+            doctest = True
+            continue
+        if stripped.endswith("::"):
+            literal_indent = indent
+        if "|" in line:
+            parts = _LITERAL.split(line)
+            lines[index] = "".join(
+                part if number % 2 else part.replace("|", r"\|")
+                for number, part in enumerate(parts)
+            )
+
+
+def process_docstring(
+    app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    _escape_bars(lines)
+    # napoleon reads the first line of an attribute's or property's docstring as "type:
+    # description" (Google style); these docstrings are numpydoc, where a colon on that line
+    # is prose ("Whether the layer is in training mode: ..."). An empty comment first keeps it.
+    if what in ("attribute", "property", "data") and any(line.strip() for line in lines):
+        lines[:0] = ["..", ""]
+
+
+def process_bases(app: Any, name: str, obj: Any, options: Any, bases: list[Any]) -> None:
+    """Show a private base class (minigrad.layers.conv._ConvNd) as its public bases."""
+    public: list[Any] = []
+    pending = list(bases)
+    while pending:
+        base = pending.pop(0)
+        if getattr(base, "__name__", "").startswith("_"):
+            pending[:0] = list(base.__bases__)
+        elif base not in public:
+            public.append(base)
+    bases[:] = public
+
+
 def setup(app: Any) -> None:
+    app.connect("autodoc-process-docstring", process_docstring, priority=400)  # before napoleon
+    app.connect("autodoc-process-bases", process_bases)
     app.connect("missing-reference", resolve_minigrad)
