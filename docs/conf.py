@@ -150,12 +150,15 @@ def _lookup(path: str) -> Any:
     return None
 
 
+_DOCUMENTED: dict[str, Any] = {}  # in memory only: id() means nothing in another process
+
+
 def _documented(env: Any) -> dict[int, str]:
     """id(object) -> documented name, for every object the Python domain holds."""
-    cache = getattr(env, "_minigrad_documented", None)
-    if cache is None or cache[0] != len(env.domains["py"].objects):
+    objects = env.domains["py"].objects
+    if _DOCUMENTED.get("key") != (id(env), len(objects)):
         table: dict[int, str] = {}
-        for name, entry in env.domains["py"].objects.items():
+        for name, entry in objects.items():
             if entry.aliased or not name.startswith("minigrad"):
                 continue
             obj = _lookup(name)
@@ -163,9 +166,8 @@ def _documented(env: Any) -> dict[int, str]:
                 table.setdefault(id(obj), name)
             elif isinstance(obj, (property, staticmethod, classmethod)):
                 table.setdefault(id(obj), name)
-        cache = (len(env.domains["py"].objects), table)
-        env._minigrad_documented = cache
-    return cache[1]
+        _DOCUMENTED.update(key=(id(env), len(objects)), table=table)
+    return _DOCUMENTED["table"]
 
 
 def _candidates(node: Any) -> list[str]:
@@ -278,7 +280,34 @@ def process_bases(app: Any, name: str, obj: Any, options: Any, bases: list[Any])
     bases[:] = public
 
 
+# viewcode links each function in a source page back to its entry, with one prefix per source
+# module: minigrad/optim/adam.py holds Adam (documented as minigrad.Adam) and adam_update
+# (minigrad.optim.adam_update), and both links would start with "minigrad.". Point each link
+# at the entry of the object it is next to.
+_BACKLINK = re.compile(
+    r'(<div class="viewcode-block" id="(?P<name>[^"]+)">\s*'
+    r'<a class="viewcode-back" href="(?P<page>[^"#]*)#)(?P<anchor>[^"]*)"'
+)
+
+
+def fix_source_backlinks(
+    app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    if not pagename.startswith("_modules/") or "body" not in context:
+        return
+    module = pagename.removeprefix("_modules/").replace("/", ".")
+    table = _documented(app.env)
+
+    def anchor(match: re.Match[str]) -> str:
+        obj = _lookup(f"{module}.{match['name']}")
+        name = table.get(id(obj), match["anchor"]) if obj is not None else match["anchor"]
+        return f'{match.group(1)}{name}"'
+
+    context["body"] = _BACKLINK.sub(anchor, context["body"])
+
+
 def setup(app: Any) -> None:
+    app.connect("html-page-context", fix_source_backlinks)
     app.connect("autodoc-process-docstring", process_docstring, priority=400)  # before napoleon
     app.connect("autodoc-process-bases", process_bases)
     app.connect("missing-reference", resolve_minigrad)
