@@ -4,7 +4,7 @@
 norm. Measuring ||g|| means reading every gradient once more per step, a few percent of the
 step; bounding it costs a few float operations per layer instead. For a model built from
 minigrad's own layers the bounds follow from the chain rule and ||A B|| <= ||A|| ||B|| (all
-norms Frobenius, over the whole batch of m rows):
+norms Frobenius, over the whole batch of m rows)::
 
     Dense        y = x W^T + b:  ||y|| <= ||W|| ||x|| + sqrt(m) ||b||
                  ||dL/dW|| <= ||g|| ||x||,  ||dL/db|| <= sqrt(m) ||g||,  ||dL/dx|| <= ||W|| ||g||
@@ -154,8 +154,9 @@ class GradientBounds:
     def for_step(
         self, params: list[Parameter], rows: int, loss_value: float, entries: int = 0
     ) -> Callable[[dict[int, float]], list[float]] | None:
-        """The ``grad_bounds`` function :meth:`SafeStep.step` takes for this batch: bounds
-        on ||g|| for each of ``params``, in order; None if the model is not supported.
+        """The ``grad_bounds`` function :meth:`~minigrad.optim.SafeStep.step` takes for this
+        batch: bounds on ||g|| for each of ``params``, in order; None if the model is not
+        supported.
 
         The function's ``key`` attribute says what the bounds depend on besides the norms
         (the batch's size, and the loss value for MSE): SafeStep reuses a proof across

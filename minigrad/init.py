@@ -20,14 +20,14 @@ so fan_in is the number of inputs each output sums. (For a grouped convolution e
 feeds only out_channels / groups channels; like PyTorch, fan_out is read from the shape alone,
 which does not hold the number of groups.)
 
-=================  ======================================  ==================================
-name               distribution                            suits
-=================  ======================================  ==================================
-``he_normal``      N(0, 2 / fan_in)                        ReLU, LeakyReLU
-``he_uniform``     U(-a, a), a = sqrt(6 / fan_in)          ReLU, LeakyReLU
-``xavier_normal``  N(0, 2 / (fan_in + fan_out))            tanh, sigmoid, linear
-``xavier_uniform`` U(-a, a), a = sqrt(6 / (fan_in + fan_out))  tanh, sigmoid, linear (default)
-=================  ======================================  ==================================
+==================  ==========================================  ================================
+name                distribution                                suits
+==================  ==========================================  ================================
+``he_normal``       N(0, 2 / fan_in)                            ReLU, LeakyReLU
+``he_uniform``      U(-a, a), a = sqrt(6 / fan_in)              ReLU, LeakyReLU
+``xavier_normal``   N(0, 2 / (fan_in + fan_out))                tanh, sigmoid, linear
+``xavier_uniform``  U(-a, a), a = sqrt(6 / (fan_in + fan_out))  tanh, sigmoid, linear (default)
+==================  ==========================================  ================================
 
 ``"he"`` and ``"kaiming"`` are aliases of ``"he_normal"``; ``"xavier"`` and ``"glorot"`` of
 ``"xavier_uniform"`` (Keras's default); ``"glorot_normal"`` / ``"glorot_uniform"`` and
@@ -93,7 +93,7 @@ def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike
     """N(0, std^2) with std = sqrt(2 / fan_in) (He et al., 2015).
 
     Shape: ``shape`` = (fan_out, fan_in) or (out_channels, in_channels / groups,
-    *kernel_size) -> an array of that shape and ``dtype``.
+    ``*kernel_size``) -> an array of that shape and ``dtype``.
 
     Examples
     --------
@@ -111,7 +111,7 @@ def he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLik
     """U(-a, a) with a = sqrt(6 / fan_in), the same variance as he_normal.
 
     Shape: ``shape`` = (fan_out, fan_in) or (out_channels, in_channels / groups,
-    *kernel_size) -> an array of that shape and ``dtype``.
+    ``*kernel_size``) -> an array of that shape and ``dtype``.
 
     Examples
     --------
@@ -134,7 +134,7 @@ def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: DType
     """N(0, std^2) with std = sqrt(2 / (fan_in + fan_out)) (Glorot and Bengio, 2010).
 
     Shape: ``shape`` = (fan_out, fan_in) or (out_channels, in_channels / groups,
-    *kernel_size) -> an array of that shape and ``dtype``.
+    ``*kernel_size``) -> an array of that shape and ``dtype``.
 
     Examples
     --------
@@ -154,7 +154,7 @@ def xavier_uniform(
     """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), the same variance as xavier_normal.
 
     Shape: ``shape`` = (fan_out, fan_in) or (out_channels, in_channels / groups,
-    *kernel_size) -> an array of that shape and ``dtype``.
+    ``*kernel_size``) -> an array of that shape and ``dtype``.
 
     Examples
     --------

@@ -162,9 +162,9 @@ class Constant(Schedule):
 
 
 class StepDecay(Schedule):
-    """lr(t) = lr * factor ** floor(t / every): multiply by ``factor`` every ``every`` counts.
+    """``lr(t) = lr * factor ** floor(t / every)``: multiply by ``factor`` every ``every`` counts.
 
-    The slides' "learning_rate *= 0.9 every 100 epochs" is ``StepDecay(lr, 0.9, 100)`` (the
+    The slides' ``learning_rate *= 0.9`` every 100 epochs is ``StepDecay(lr, 0.9, 100)`` (the
     slides also apply the first decay at epoch 0, so their rate is this one times 0.9).
     Same as torch.optim.lr_scheduler.StepLR(step_size=every, gamma=factor).
 

@@ -63,7 +63,9 @@ def read_idx(path: str | os.PathLike[str]) -> NDArray[Any]:
     FileNotFoundError, IsADirectoryError
         Nothing at ``path``, or a folder.
 
-    Shape: the d sizes in the header, e.g. (n, 28, 28) for MNIST images, (n,) for labels;
+    Shape
+    -----
+    The d sizes in the header, e.g. (n, 28, 28) for MNIST images, (n,) for labels;
     the dtype is the header's, in native byte order.
 
     Examples

@@ -149,7 +149,7 @@ class _ConvNd(Layer):
     # -- forward and backward -------------------------------------------------------------
 
     def forward(self, x: ArrayLike) -> FloatArray:
-        """y = W * x + b (cross-correlation) for x of shape (batch, in_channels, *spatial)."""
+        """y = W * x + b (cross-correlation) for x of shape ``(batch, in_channels, *spatial)``."""
         self._cache = None  # a failed forward leaves nothing for backward
         try:  # free unless it fails (a weight replaced by a plain array)
             weight = self.weight.value
@@ -552,12 +552,12 @@ class Conv2d(_ConvNd):
     -----
     With x~ the input padded with zeros, G groups of Cg = in_channels / G input and
     Og = out_channels / G output channels, and output channel o in group
-    gamma = floor(o / Og), the forward pass is
+    gamma = floor(o / Og), the forward pass is::
 
         y[n, o, p, q] = b[o] + sum_{c, i, j} W[o, c, i, j]
                                 x~[n, gamma Cg + c, p s_h + i d_h, q s_w + j d_w]
 
-    and with g = dL/dy, backward computes
+    and with g = dL/dy, backward computes::
 
         dL/dW[o, c, i, j] = sum_{n, p, q} g[n, o, p, q] x~[n, gamma Cg + c, p s_h + i d_h,
                                                           q s_w + j d_w]
@@ -606,7 +606,7 @@ class Conv1d(_ConvNd):
 
     Everything is as in :class:`Conv2d` with one spatial axis: ``kernel_size``, ``stride``,
     ``padding`` and ``dilation`` are an int or a 1-tuple (``padding`` also "valid" or
-    "same"), the weight has shape (out_channels, in_channels / groups, k), and
+    "same"), the weight has shape (out_channels, in_channels / groups, k), and::
 
         y[n, o, p] = b[o] + sum_{c, i} W[o, c, i] x~[n, gamma Cg + c, p s + i d]
         dL/dW[o, c, i] = sum_{n, p} g[n, o, p] x~[n, gamma Cg + c, p s + i d]

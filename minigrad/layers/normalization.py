@@ -396,7 +396,7 @@ class LayerNorm(Layer):
 
     Shape
     -----
-    x: (*, *normalized_shape) -> y of the same shape; the leading axes (the batch, a
+    x: ``(*, *normalized_shape)`` -> y of the same shape; the leading axes (the batch, a
     sequence) are any. Floating-point inputs of another precision, integers and booleans
     are converted to the layer's dtype; complex numbers, strings and objects are refused.
 

@@ -59,10 +59,12 @@ def adam_update(
 ) -> None:
     """One Adam step in place; ``step`` counts from 1 and includes this step.
 
-    decoupled (AdamW): p <- p (1 - lr wd), then the Adam step on g.
-    coupled (Adam):    g <- g + wd p, then the Adam step on g.
-    Adam step: m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
-               p <- p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+    ::
+
+        decoupled (AdamW): p <- p (1 - lr wd), then the Adam step on g.
+        coupled (Adam):    g <- g + wd p, then the Adam step on g.
+        Adam step: m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+                   p <- p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
 
     Shape: value, grad, m, v and scratch all of one shape (any); value, m and v are updated
     in place, grad is left unchanged.

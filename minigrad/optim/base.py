@@ -52,7 +52,7 @@ class Optimizer:
 
     Param groups, as in torch.optim: ``params`` may be a list of dicts, each with
     ``"params"`` and any hyperparameters for those parameters (the others take the
-    constructor's values, ``optimizer.defaults``); :attr:`param_groups` lists them (dicts
+    constructor's values, ``optimizer.defaults``); ``param_groups`` lists them (dicts
     holding ``"params"``, every hyperparameter and ``"initial_lr"``) and
     :meth:`add_param_group` adds one. A parameter may be in one group only.
 
@@ -705,7 +705,7 @@ class Optimizer:
         Everything is checked before anything is written: the structure (a dict with
         ``"hyperparameters"``, a dict, ``"state"``, a list with one dict per parameter, and
         optionally ``"param_groups"``), each state's keys, each buffer's shape, dtype and
-        values (finite; an optimizer may allow more, see :meth:`_buffer_problem`), each
+        values (finite; an optimizer may allow more, see ``_buffer_problem``), each
         count (an integer in [0, 2**53]) and each hyperparameter (as on assignment).
         ``"param_groups"`` must list this optimizer's groups, with the same parameters;
         without it (a state_dict from before param groups) every group takes

@@ -65,7 +65,7 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
     """Scale every gradient in place so that their global norm is at most ``max_norm``.
 
     With n = :func:`global_grad_norm`, each gradient is multiplied by
-    min(1, max_norm / (n + 1e-6)), as torch.nn.utils.clip_grad_norm_ does, so the direction
+    min(1, max_norm / (n + 1e-6)), as ``torch.nn.utils.clip_grad_norm_`` does, so the direction
     of the whole update is kept. A NaN or infinite norm leaves the gradients as they are
     (a :class:`~minigrad.callbacks.DivergenceGuard` reports the loss). Returns n, the norm
     before clipping. Call it between ``backward`` and ``optimizer.step()``.
@@ -98,7 +98,7 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
 def clip_grad_value(params: Iterable[Parameter], clip_value: float) -> None:
     """Clamp every gradient entry into [-clip_value, clip_value], in place.
 
-    torch.nn.utils.clip_grad_value_'s semantics: each entry on its own, so unlike
+    ``torch.nn.utils.clip_grad_value_``'s semantics: each entry on its own, so unlike
     :func:`clip_grad_norm` the direction of the update may change. An infinite entry
     becomes +-clip_value; NaN stays NaN (as in torch; a
     :class:`~minigrad.callbacks.DivergenceGuard` or ``fit``'s SafeStep reports it). Frozen

@@ -187,6 +187,8 @@ def save_checkpoint(
     IsADirectoryError, NotADirectoryError
         ``path`` is a folder, or a parent of it is a file.
 
+    Notes
+    -----
     Nothing is written when any of these is raised.
 
     Examples

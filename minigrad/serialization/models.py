@@ -49,6 +49,8 @@ def save(model: Layer, path: str | os.PathLike[str]) -> None:
     ImportError
         The safetensors package is not installed.
 
+    Notes
+    -----
     Nothing is written when any of these is raised.
 
     Examples

@@ -134,6 +134,8 @@ def export_onnx(
         take an input of ``input_shape`` (ONNX shape inference says where), or an adaptive
         average pooling's output size does not divide its input size.
 
+    Notes
+    -----
     Nothing is written when any of these is raised.
 
     Examples

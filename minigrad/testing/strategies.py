@@ -453,7 +453,7 @@ def conv_stacks(
     :func:`sequential_stacks`. A BatchNorm2d comes only where a channel holds two values or
     more in a batch of one, with a random scale and a shift away from 0.
 
-    Shape: (batch, *input_shape) -> (batch, out_features) with ``head``, else images.
+    Shape: ``(batch, *input_shape)`` -> (batch, out_features) with ``head``, else images.
 
     Examples
     --------
