@@ -92,7 +92,13 @@ napoleon_numpy_docstring = True
 napoleon_use_param = False
 napoleon_use_rtype = False
 napoleon_use_ivar = False
-napoleon_custom_sections = ["Shape", "Contract", ("Attributes", "params_style")]
+napoleon_custom_sections = [
+    "Shape",
+    "Forward",
+    "Backward",
+    "Contract",
+    ("Attributes", "params_style"),
+]
 
 # -- Nitpicky mode: what cannot be resolved here ---------------------------------------------
 # The build runs without network access, so intersphinx cannot fetch NumPy's or Python's
@@ -256,10 +262,26 @@ def _escape_bars(lines: list[str]) -> None:
             )
 
 
+# Many docstrings give the shapes (and a layer's forward and backward maths) in one paragraph
+# opening with "Shape: " rather than under a heading, which reads well in help() but which
+# napoleon would take for one more entry of the section above it: make each such paragraph a
+# section of its own.
+_INLINE_SECTION = re.compile(r"^(Shape|Forward|Backward): (.*)$")
+
+
+def _inline_sections(lines: list[str]) -> None:
+    for index in range(len(lines) - 1, -1, -1):
+        found = _INLINE_SECTION.match(lines[index])
+        if found and (index == 0 or not lines[index - 1].strip()):
+            title, text = found.groups()
+            lines[index : index + 1] = [title, "-" * len(title), text]
+
+
 def process_docstring(
     app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
 ) -> None:
     _escape_bars(lines)
+    _inline_sections(lines)
     # napoleon reads the first line of an attribute's or property's docstring as "type:
     # description" (Google style); these docstrings are numpydoc, where a colon on that line
     # is prose ("Whether the layer is in training mode: ..."). An empty comment first keeps it.
