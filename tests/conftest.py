@@ -77,3 +77,18 @@ def against_torch(torch):
 
 # Type-checked by tests/test_typing.py, never imported: one of them holds deliberate mistakes.
 collect_ignore = ["typing_cases"]
+
+
+def pytest_configure(config):
+    """MINIGRAD_REQUIRE="torch mypy ...": the modules that this run's skippable tests need must
+    import, so that CI's fullest run cannot pass by skipping the tests that need them."""
+    import importlib
+
+    missing = []
+    for name in os.environ.get("MINIGRAD_REQUIRE", "").split():
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            missing.append(f"{name} ({error})")
+    if missing:
+        raise pytest.UsageError(f"MINIGRAD_REQUIRE names modules that do not import: {missing}")
