@@ -110,7 +110,7 @@ nitpick_ignore_regex = [
     (r"py:(class|data|func|obj)", r"numpy(\..+)?"),
 ]
 nitpick_ignore = [
-    # Python's abstract base class, shown as the base of History (a MutableMapping)
+    # Python's abstract base class of ParamGroup, named in the reference
     ("py:class", "collections.abc.MutableMapping"),
 ]
 

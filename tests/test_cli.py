@@ -32,6 +32,17 @@ def test_the_default_run_learns_the_spirals(capsys):
     assert train > 0.97 and test > 0.95
 
 
+def test_the_readme_demo_ends_with_the_line_the_docs_show(capsys):
+    """The first command's run (40 epochs, every default) reaches the accuracies that the
+    README and the getting-started page print for it: 1.0000 on both, at least 0.99 here."""
+    main(["--quiet"])
+    train, test = accuracies(capsys.readouterr().out)
+    assert train >= 0.99 and test >= 0.99
+    shown = "train accuracy 1.0000, test accuracy 1.0000"
+    docs = Path(__file__).resolve().parents[1] / "docs" / "getting-started.md"
+    assert shown in docs.read_text()
+
+
 @pytest.mark.parametrize("data", ["xor", "moons", "circles", "blobs"])
 def test_every_built_in_data_set_trains(capsys, data):
     main(["--data", data, "--epochs", "15", "--quiet", "--optimizer", "momentum", "--cosine"])

@@ -158,7 +158,7 @@ class Layer:
         ``Sequential.backward(g)`` (``input_grad=False``, the default) calls this on its
         first layer, where nothing needs the gradient with respect to the data. The default
         runs ``backward`` and drops the result; a layer overrides it when dL/dx costs work
-        of its own (Dense skips the product g W, a third of its backward).
+        of its own (Dense skips the product g W, half of its backward's matrix work).
         """
         self.backward(grad_output)
 
