@@ -5,7 +5,7 @@ boundaries. Each function draws on the axes it is given (or new ones) and return
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -15,6 +15,10 @@ from minigrad.errors import ShapeError
 from minigrad.layers.base import Layer
 from minigrad.metrics import predicted_classes
 from minigrad.training import predict
+
+if TYPE_CHECKING:  # matplotlib is optional: its types are needed by type checkers only
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
 
 __all__ = ["plot_decision_boundary", "plot_history"]
 
@@ -30,7 +34,10 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_history(history: Mapping[str, Sequence[float] | NDArray[Any]], axes: Any = None) -> Any:
+def plot_history(
+    history: Mapping[str, Sequence[float] | NDArray[Any]],
+    axes: Axes | Sequence[Axes] | NDArray[Any] | None = None,
+) -> Figure:
     """Loss curves on the left, every other metric (accuracy, ...) on the right.
 
     Training numbers are solid lines, validation numbers (``val_`` keys) dashed, both
@@ -82,9 +89,10 @@ def plot_history(history: Mapping[str, Sequence[float] | NDArray[Any]], axes: An
         )
     if axes is None:
         _, axes = plt.subplots(1, 1 + bool(metrics), figsize=(5 + 4.5 * bool(metrics), 3.6))
-    axes = np.atleast_1d(axes)
+    given: Any = axes  # one Axes or several, which NumPy's types do not see as array-like
+    panels = np.atleast_1d(given)
     epochs = np.arange(1, len(history["loss"]) + 1)
-    for ax, group, label in ((axes[0], ["loss"], "loss"), (axes[-1], metrics, "metric")):
+    for ax, group, label in ((panels[0], ["loss"], "loss"), (panels[-1], metrics, "metric")):
         for name in group:
             (line,) = ax.plot(epochs, history[name], label=name)
             if f"val_{name}" in history:
@@ -99,19 +107,37 @@ def plot_history(history: Mapping[str, Sequence[float] | NDArray[Any]], axes: An
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
         ax.legend()
-    figure = axes[0].figure
+    figure: Figure = panels[0].figure  # (the axes of a SubFigure fail at tight_layout)
     figure.tight_layout()
     return figure
 
 
+@overload
 def plot_decision_boundary(
     model: Layer,
     x: ArrayLike,
     y: ArrayLike,
-    axes: Any = None,
+    axes: None = None,
     resolution: int = 200,
     threshold: float = 0.5,
-) -> Any:
+) -> Figure: ...
+@overload
+def plot_decision_boundary(
+    model: Layer,
+    x: ArrayLike,
+    y: ArrayLike,
+    axes: Axes,
+    resolution: int = 200,
+    threshold: float = 0.5,
+) -> Figure | SubFigure: ...
+def plot_decision_boundary(
+    model: Layer,
+    x: ArrayLike,
+    y: ArrayLike,
+    axes: Axes | None = None,
+    resolution: int = 200,
+    threshold: float = 0.5,
+) -> Figure | SubFigure:
     """The class a model picks at every point of the plane around 2-D data, with the data.
 
     The model is evaluated (in eval mode) on a ``resolution`` x ``resolution`` grid (an

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -14,6 +14,8 @@ from minigrad.data.loader import _generator, _samples
 from minigrad.errors import ShapeError
 
 __all__ = ["Standardizer", "one_hot", "train_test_split"]
+
+_StandardizerT = TypeVar("_StandardizerT", bound="Standardizer")
 
 #: one_hot infers the number of classes from the labels only up to this many (or as many
 #: as there are labels, if more); beyond it one stray label would make an enormous array
@@ -103,7 +105,7 @@ class Standardizer:
         self.mean = None
         self.std = None
 
-    def fit(self, x: ArrayLike) -> Standardizer:
+    def fit(self: _StandardizerT, x: ArrayLike) -> _StandardizerT:
         """Learn mean and std per feature from x of shape (n, features); return self.
 
         Raises TypeError for data that is not real numbers (strings, complex, objects),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -11,6 +11,9 @@ from numpy.typing import ArrayLike, NDArray
 from minigrad._validation import Checked, check_bool
 from minigrad.parameter import Buffer, Parameter
 from minigrad.typing import FloatArray
+
+#: The class of the layer a method returns itself from (``model.eval()`` is still a Sequential)
+_LayerT = TypeVar("_LayerT", bound="Layer")
 
 __all__ = ["Layer"]
 
@@ -302,7 +305,7 @@ class Layer:
         for p in self.parameters():
             p.zero_grad()
 
-    def train(self, mode: bool = True) -> Layer:
+    def train(self: _LayerT, mode: bool = True) -> _LayerT:
         """Put this layer and its sub-layers in training mode (``mode=False``: evaluation)."""
         mode = check_bool("mode", mode)
         self.training = mode
@@ -310,11 +313,11 @@ class Layer:
             child.train(mode)
         return self
 
-    def eval(self) -> Layer:
+    def eval(self: _LayerT) -> _LayerT:
         """Put this layer and its sub-layers in evaluation mode."""
         return self.train(False)
 
-    def freeze(self) -> Layer:
+    def freeze(self: _LayerT) -> _LayerT:
         """Freeze every parameter of this layer and its sub-layers (``requires_grad =
         False``); returns the layer.
 
@@ -338,7 +341,7 @@ class Layer:
         """
         return self._set_requires_grad(False)
 
-    def unfreeze(self) -> Layer:
+    def unfreeze(self: _LayerT) -> _LayerT:
         """Make every parameter of this layer and its sub-layers trainable again
         (``requires_grad = True``); returns the layer (see :meth:`freeze`).
 
@@ -349,7 +352,7 @@ class Layer:
         """
         return self._set_requires_grad(True)
 
-    def _set_requires_grad(self, flag: bool) -> Layer:
+    def _set_requires_grad(self: _LayerT, flag: bool) -> _LayerT:
         for p in self.parameters():
             p.requires_grad = flag
         return self
@@ -443,7 +446,7 @@ class Layer:
         return {}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Layer:
+    def from_config(cls: type[_LayerT], config: dict[str, Any]) -> _LayerT:
         """Build a layer from :meth:`get_config` output; its parameters are loaded after."""
         if not isinstance(config, dict):
             raise TypeError(

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -35,6 +35,8 @@ from minigrad.parameter import Buffer, Parameter
 from minigrad.typing import FloatArray
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
+
+_BatchNormT = TypeVar("_BatchNormT", bound="_BatchNorm")
 
 _CONFIG_KEYS = ("num_features", "eps", "momentum", "affine", "bias", "track_running_stats", "dtype")
 
@@ -304,7 +306,7 @@ class _BatchNorm(Layer):
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> _BatchNorm:
+    def from_config(cls: type[_BatchNormT], config: dict[str, Any]) -> _BatchNormT:
         """A layer of the configured shape, its weight and running variance left at zero
         (memory untouched) for a load to fill in."""
         config = checked_config(cls.__name__, config, _CONFIG_KEYS)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +30,9 @@ from minigrad.typing import FloatArray
 
 __all__ = ["Concat", "Residual", "Sequential"]
 
+_SequentialT = TypeVar("_SequentialT", bound="Sequential")
+_ConcatT = TypeVar("_ConcatT", bound="Concat")
+
 
 class _Container(Layer):
     """What Sequential, Residual and Concat share: ``backward(g, input_grad=False)``, which
@@ -39,6 +42,14 @@ class _Container(Layer):
 
         def __call__(self, x: NDArray[Any]) -> FloatArray: ...
 
+    @overload
+    def backward(self, grad_output: FloatArray, *, input_grad: Literal[False] = False) -> None: ...
+    @overload
+    def backward(self, grad_output: FloatArray, *, input_grad: Literal[True]) -> FloatArray: ...
+    @overload
+    def backward(
+        self, grad_output: FloatArray, *, input_grad: bool = False
+    ) -> FloatArray | None: ...
     def backward(self, grad_output: FloatArray, *, input_grad: bool = False) -> FloatArray | None:
         """Fill every parameter's ``.grad``; return dL/dx only with ``input_grad=True``."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward")
@@ -51,9 +62,7 @@ class _Container(Layer):
     def backward_input(self, grad_output: FloatArray) -> FloatArray:
         """``backward(grad_output, input_grad=True)``: fill every ``.grad`` and return dL/dx
         (what a container asks of a child whose dL/dx it needs)."""
-        # input_grad=True returns dL/dx, which a return type that depends on the flag would
-        # show, at the cost of the same overloads in every container
-        return self.backward(grad_output, input_grad=True)  # type: ignore[return-value]
+        return self.backward(grad_output, input_grad=True)
 
     def _labelled(self) -> list[tuple[str, object]]:
         """``(label, child)`` for each child, as the repr shows them (anything put in by
@@ -175,6 +184,10 @@ class Sequential(_Container):
     ((3, 2), (3, 2))
     """
 
+    @overload
+    def __init__(self, *layers: Layer) -> None: ...
+    @overload
+    def __init__(self, layers: Iterable[Layer], /) -> None: ...
     def __init__(self, *layers: Layer | Iterable[Layer]) -> None:
         super().__init__()
         if (
@@ -198,7 +211,7 @@ class Sequential(_Container):
             # a Layer, or anything that append refuses with a message; not an iterable of them
             self.append(layer)  # type: ignore[arg-type]
 
-    def append(self, layer: Layer) -> Sequential:
+    def append(self: _SequentialT, layer: Layer) -> _SequentialT:
         """Add ``layer`` at the end, checking that it fits the layers before it.
 
         Refused: anything but a Layer instance (TypeError); a layer that is already in the
@@ -311,6 +324,14 @@ class Sequential(_Container):
             raise
         return x
 
+    @overload
+    def backward(self, grad_output: FloatArray, *, input_grad: Literal[False] = False) -> None: ...
+    @overload
+    def backward(self, grad_output: FloatArray, *, input_grad: Literal[True]) -> FloatArray: ...
+    @overload
+    def backward(
+        self, grad_output: FloatArray, *, input_grad: bool = False
+    ) -> FloatArray | None: ...
     def backward(self, grad_output: FloatArray, *, input_grad: bool = False) -> FloatArray | None:
         """Run the layers' backward in reverse order, filling every parameter's ``.grad``.
 
@@ -372,6 +393,10 @@ class Sequential(_Container):
     def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers)
 
+    @overload
+    def __getitem__(self, index: int) -> Layer: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequential: ...
     def __getitem__(self, index: int | slice) -> Layer:
         if isinstance(index, slice):
             return Sequential(*self.layers[index])
@@ -579,6 +604,14 @@ class Residual(_Container):
         self._shape, self._input_dtype = y.shape, input_dtype
         return y
 
+    @overload
+    def backward(self, grad_output: FloatArray, *, input_grad: Literal[False] = False) -> None: ...
+    @overload
+    def backward(self, grad_output: FloatArray, *, input_grad: Literal[True]) -> FloatArray: ...
+    @overload
+    def backward(
+        self, grad_output: FloatArray, *, input_grad: bool = False
+    ) -> FloatArray | None: ...
     def backward(self, grad_output: FloatArray, *, input_grad: bool = False) -> FloatArray | None:
         """Give g to both children; return dL/dx = block's dL/dx + shortcut's dL/dx only
         with ``input_grad=True`` (see :class:`Sequential`'s ``backward``)."""
@@ -669,6 +702,10 @@ class Concat(_Container):
         "The dimension the branches' outputs are concatenated along.",
     )
 
+    @overload
+    def __init__(self, *branches: Layer, dim: int = 1) -> None: ...
+    @overload
+    def __init__(self, branches: Iterable[Layer], /, *, dim: int = 1) -> None: ...
     def __init__(self, *branches: Layer | Iterable[Layer], dim: int = 1) -> None:
         super().__init__()
         if (
@@ -767,6 +804,14 @@ class Concat(_Container):
         self._axis, self._shape, self._input_dtype = axis, y.shape, input_dtype
         return y
 
+    @overload
+    def backward(self, grad_output: FloatArray, *, input_grad: Literal[False] = False) -> None: ...
+    @overload
+    def backward(self, grad_output: FloatArray, *, input_grad: Literal[True]) -> FloatArray: ...
+    @overload
+    def backward(
+        self, grad_output: FloatArray, *, input_grad: bool = False
+    ) -> FloatArray | None: ...
     def backward(self, grad_output: FloatArray, *, input_grad: bool = False) -> FloatArray | None:
         """Split g along ``dim`` and give each branch its piece; return dL/dx, the sum of
         the branches' dL/dx, only with ``input_grad=True`` (see :class:`Sequential`'s
@@ -795,7 +840,7 @@ class Concat(_Container):
         return {"dim": self.dim}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Concat:
+    def from_config(cls: type[_ConcatT], config: dict[str, Any]) -> _ConcatT:
         """``Concat(*config["branches"], dim=config["dim"])``: the :meth:`get_config`
         output with the branches, already built, under ``"branches"``."""
         if not isinstance(config, dict):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -25,6 +25,8 @@ from minigrad.parameter import Parameter
 from minigrad.typing import FloatArray
 
 __all__ = ["Conv1d", "Conv2d"]
+
+_ConvT = TypeVar("_ConvT", bound="_ConvNd")
 
 #: the padding strings PyTorch takes
 _PADDING_NAMES = ("valid", "same")
@@ -451,7 +453,7 @@ class _ConvNd(Layer):
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> _ConvNd:
+    def from_config(cls: type[_ConvT], config: dict[str, Any]) -> _ConvT:
         """A layer of the configured shape with zero weights, for a load to fill in (zeros
         cost no memory until written, so a file that claims absurd sizes costs nothing
         before the load finds that its tensors do not match)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -24,6 +24,8 @@ from minigrad.parameter import Parameter
 from minigrad.typing import FloatArray
 
 __all__ = ["Dense"]
+
+_DenseT = TypeVar("_DenseT", bound="Dense")
 
 
 class Dense(Layer):
@@ -201,7 +203,7 @@ class Dense(Layer):
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Dense:
+    def from_config(cls: type[_DenseT], config: dict[str, Any]) -> _DenseT:
         """A Dense of the configured shape with zero weights, for a load to fill in.
 
         Zeros rather than a random init: NumPy takes zeroed memory from the system lazily,

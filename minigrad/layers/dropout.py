@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -15,6 +15,8 @@ from minigrad.layers.activations import Activation
 from minigrad.typing import FloatArray
 
 __all__ = ["Dropout"]
+
+_DropoutT = TypeVar("_DropoutT", bound="Dropout")
 
 
 def _generator(name: str, value: object) -> np.random.Generator:
@@ -123,7 +125,7 @@ class Dropout(Activation):
         return {"p": self.p}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Dropout:
+    def from_config(cls: type[_DropoutT], config: dict[str, Any]) -> _DropoutT:
         """A Dropout with the configured p and a freshly seeded generator."""
         return cls(**checked_config("Dropout", config, ("p",)))
 

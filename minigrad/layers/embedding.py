@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -23,6 +23,8 @@ from minigrad.parameter import Parameter
 from minigrad.typing import FloatArray, IntArray
 
 __all__ = ["Embedding"]
+
+_EmbeddingT = TypeVar("_EmbeddingT", bound="Embedding")
 
 
 def _standard_normal(
@@ -213,7 +215,7 @@ class Embedding(Layer):
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Embedding:
+    def from_config(cls: type[_EmbeddingT], config: dict[str, Any]) -> _EmbeddingT:
         """An Embedding of the configured size with a zero weight (memory untouched until a
         load writes it), for a load to fill in."""
         keys = ("num_embeddings", "embedding_dim", "dtype")

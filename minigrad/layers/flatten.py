@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -15,6 +15,8 @@ from minigrad.layers.base import Layer, stale_backward
 from minigrad.typing import FloatArray
 
 __all__ = ["Flatten"]
+
+_FlattenT = TypeVar("_FlattenT", bound="Flatten")
 
 #: axes are counted within NumPy's limit on dimensions (64 since NumPy 2, 32 before)
 _MAX_AXIS = 63
@@ -121,7 +123,7 @@ class Flatten(Layer):
         return {"start_dim": self.start_dim, "end_dim": self.end_dim}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Flatten:
+    def from_config(cls: type[_FlattenT], config: dict[str, Any]) -> _FlattenT:
         """The Flatten :meth:`get_config` describes (its values are checked as arguments)."""
         config = checked_config("Flatten", config, ("start_dim", "end_dim"))
         return cls(**config)

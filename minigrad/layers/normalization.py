@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -39,6 +39,9 @@ from minigrad.parameter import Buffer, Parameter
 from minigrad.typing import FloatArray
 
 __all__ = ["LayerNorm", "Normalization"]
+
+_NormalizationT = TypeVar("_NormalizationT", bound="Normalization")
+_LayerNormT = TypeVar("_LayerNormT", bound="LayerNorm")
 
 #: rows per chunk of adapt's float64 passes: about 8 MiB of float64 at a time
 _CHUNK_VALUES = 1 << 20
@@ -166,7 +169,7 @@ class Normalization(Layer):
                 + ("; use dtype=np.float64" if np.isfinite(array[column]) else "")
             )
 
-    def adapt(self, x: ArrayLike) -> Normalization:
+    def adapt(self: _NormalizationT, x: ArrayLike) -> _NormalizationT:
         """Learn the mean and std of each feature of ``x``; return the layer itself.
 
         mu = (1/n) sum_i x_i and sigma = sqrt((1/n) sum_i (x_i - mu)^2), in float64, chunk
@@ -277,7 +280,7 @@ class Normalization(Layer):
         return {"num_features": self.num_features, "dtype": self.mean.dtype.name}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Normalization:
+    def from_config(cls: type[_NormalizationT], config: dict[str, Any]) -> _NormalizationT:
         """A Normalization of the configured width and dtype, its statistics to be loaded."""
         expected = {"num_features", "dtype"}
         if not isinstance(config, dict):
@@ -578,7 +581,7 @@ class LayerNorm(Layer):
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> LayerNorm:
+    def from_config(cls: type[_LayerNormT], config: dict[str, Any]) -> _LayerNormT:
         """A LayerNorm of the configured shape, its weight left at zero (memory untouched)
         for a load to fill in."""
         keys = ("normalized_shape", "eps", "elementwise_affine", "bias", "dtype")

@@ -9,7 +9,7 @@ complex numbers, strings and objects are refused) and returns dL/dx in that dtyp
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -29,6 +29,9 @@ __all__ = [
     "MaxPool1d",
     "MaxPool2d",
 ]
+
+_WindowPoolT = TypeVar("_WindowPoolT", bound="_WindowPool")
+_AdaptiveT = TypeVar("_AdaptiveT", bound="_AdaptiveAvgPoolNd")
 
 
 class _Pool(Layer):
@@ -179,7 +182,7 @@ class _WindowPool(_Pool):
         return {key: _windows.as_config(values[key]) for key in self._config_keys}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Layer:
+    def from_config(cls: type[_WindowPoolT], config: dict[str, Any]) -> _WindowPoolT:
         """The layer :meth:`get_config` describes (its values are checked as arguments)."""
         name = cls.__name__
         if not isinstance(config, dict):
@@ -696,7 +699,7 @@ class _AdaptiveAvgPoolNd(_Pool):
         return {"output_size": _windows.as_config(self.output_size)}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Layer:
+    def from_config(cls: type[_AdaptiveT], config: dict[str, Any]) -> _AdaptiveT:
         """The layer :meth:`get_config` describes (its value is checked as an argument)."""
         name = cls.__name__
         if not isinstance(config, dict):

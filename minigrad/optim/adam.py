@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -155,7 +155,7 @@ class Adam(Optimizer):
 
     Parameters
     ----------
-    params : iterable of Parameter
+    params : iterable of Parameter, or list of param-group dicts
     lr : float, default 1e-3
     betas : (float, float), each in [0, 1), default (0.9, 0.999)
     eps : float > 0, default 1e-8
@@ -186,7 +186,7 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        params: Iterable[Parameter],
+        params: Iterable[Parameter | Mapping[str, Any]],
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
@@ -339,7 +339,7 @@ class AdamW(Adam):
 
     def __init__(
         self,
-        params: Iterable[Parameter],
+        params: Iterable[Parameter | Mapping[str, Any]],
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,

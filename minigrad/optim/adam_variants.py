@@ -4,7 +4,7 @@ rectified warm-up), as torch.optim computes them."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -128,7 +128,7 @@ class Adamax(_CountedSteps):
 
     def __init__(
         self,
-        params: Iterable[Parameter] | Iterable[dict[str, Any]],
+        params: Iterable[Parameter | Mapping[str, Any]],
         lr: float = 0.002,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
@@ -291,7 +291,7 @@ class NAdam(_CountedSteps):
 
     def __init__(
         self,
-        params: Iterable[Parameter] | Iterable[dict[str, Any]],
+        params: Iterable[Parameter | Mapping[str, Any]],
         lr: float = 0.002,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
@@ -449,7 +449,7 @@ class RAdam(_CountedSteps):
 
     def __init__(
         self,
-        params: Iterable[Parameter] | Iterable[dict[str, Any]],
+        params: Iterable[Parameter | Mapping[str, Any]],
         lr: float = 0.001,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,

@@ -4,7 +4,7 @@ and Adadelta, as torch.optim computes them."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -140,7 +140,7 @@ class Adagrad(_CountedSteps):
 
     def __init__(
         self,
-        params: Iterable[Parameter] | Iterable[dict[str, Any]],
+        params: Iterable[Parameter | Mapping[str, Any]],
         lr: float = 0.01,
         lr_decay: float = 0.0,
         weight_decay: float = 0.0,
@@ -329,7 +329,7 @@ class RMSprop(_CountedSteps):
 
     def __init__(
         self,
-        params: Iterable[Parameter] | Iterable[dict[str, Any]],
+        params: Iterable[Parameter | Mapping[str, Any]],
         lr: float = 0.01,
         alpha: float = 0.99,
         eps: float = 1e-8,
@@ -511,7 +511,7 @@ class Adadelta(_CountedSteps):
 
     def __init__(
         self,
-        params: Iterable[Parameter] | Iterable[dict[str, Any]],
+        params: Iterable[Parameter | Mapping[str, Any]],
         lr: float = 1.0,
         rho: float = 0.9,
         eps: float = 1e-6,

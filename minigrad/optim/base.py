@@ -152,7 +152,10 @@ class Optimizer:
 
     def __init__(
         self,
-        params: Iterable[Parameter] | Iterable[Mapping[str, Any]],
+        # Parameters or param-group dicts, not a mix (refused at run time); typed as one
+        # iterable of either, as against a union of two iterables mypy infers a list of
+        # groups with different keys (an lr in one only) as list[object] and refuses it
+        params: Iterable[Parameter | Mapping[str, Any]],
         *,
         fused: bool | None = None,
         **hyperparameters: Any,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -93,7 +93,7 @@ class Momentum(Optimizer):
 
     Parameters
     ----------
-    params : iterable of Parameter
+    params : iterable of Parameter, or list of param-group dicts
     lr : float, default 0.01
     momentum : float in [0, 1), default 0.9
     nesterov : bool, default False
@@ -124,7 +124,7 @@ class Momentum(Optimizer):
 
     def __init__(
         self,
-        params: Iterable[Parameter],
+        params: Iterable[Parameter | Mapping[str, Any]],
         lr: float = 0.01,
         momentum: float = 0.9,
         nesterov: bool = False,

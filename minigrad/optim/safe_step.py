@@ -141,7 +141,7 @@ class SafeStep:
     def __init__(
         self,
         optimizer: Optimizer,
-        names: Sequence[str] | None = None,
+        names: list[str] | tuple[str, ...] | None = None,
         other_params: Sequence[Parameter] = (),
     ) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -150,7 +150,8 @@ class SafeStep:
         self.params = list(optimizer.params)
         if names is None:
             names = [f"parameter {index}" for index in range(len(self.params))]
-        if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+        given: object = names  # checked for callers without a type checker
+        if isinstance(given, str) or not all(isinstance(name, str) for name in names):
             raise TypeError("SafeStep names must be a list of strings, one per parameter")
         self.names = list(names)
         if len(self.names) != len(self.params):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -62,7 +62,7 @@ class SGD(Optimizer):
 
     Parameters
     ----------
-    params : iterable of Parameter
+    params : iterable of Parameter, or list of param-group dicts
     lr : float, default 0.01
     weight_decay : float, default 0.0
     fused : bool or None, default None, keyword only
@@ -88,7 +88,7 @@ class SGD(Optimizer):
 
     def __init__(
         self,
-        params: Iterable[Parameter],
+        params: Iterable[Parameter | Mapping[str, Any]],
         lr: float = 0.01,
         weight_decay: float = 0.0,
         *,

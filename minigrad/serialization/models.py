@@ -114,7 +114,7 @@ def load(path: str | os.PathLike[str]) -> Layer:
     return model_from(tensors, metadata, "model", str(path))
 
 
-def load_tensors(path: str | os.PathLike[str]) -> dict[str, NDArray[np.floating]]:
+def load_tensors(path: str | os.PathLike[str]) -> dict[str, NDArray[np.floating[Any] | np.int64]]:
     """The tensors of any safetensors file of float (and int64) tensors, by name (checked as
     in load).
 
@@ -172,7 +172,7 @@ def model_metadata(model: Layer, kind: str) -> dict[str, str]:
 
 
 def model_from(
-    tensors: dict[str, NDArray[np.floating]],
+    tensors: dict[str, NDArray[np.floating[Any] | np.int64]],
     metadata: dict[str, str],
     kind: str,
     where: str,

@@ -82,7 +82,7 @@ def _safetensors_numpy() -> Any:
 
 def write_safetensors(
     path: str | os.PathLike[str],
-    tensors: dict[str, NDArray[np.floating]],
+    tensors: dict[str, NDArray[Any]],
     metadata: dict[str, str],
 ) -> None:
     """Write ``tensors`` and string ``metadata`` to ``path`` atomically.
@@ -161,7 +161,7 @@ def write_safetensors(
 
 def read_safetensors(
     path: str | os.PathLike[str],
-) -> tuple[dict[str, NDArray[np.floating]], dict[str, str]]:
+) -> tuple[dict[str, NDArray[np.floating[Any] | np.int64]], dict[str, str]]:
     """The tensors (writable arrays) and the metadata of the safetensors file at ``path``.
 
     The 8-byte length and the header are read and checked first; the rest of the file is

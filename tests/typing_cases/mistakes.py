@@ -33,3 +33,7 @@ class Doubler(mg.Layer):
 mg.CrossEntropy(reduction="avg")  # error: arg-type
 mg.LearningRateScheduler(lambda t: 0.1 / (1 + t), per="batch")  # error: arg-type
 mg.metrics.f1(x, y, average="samples")  # error: call-overload
+mg.Sequential(mg.Dense(2, 2), [mg.ReLU(), mg.Dense(2, 1)])  # error: call-overload
+mg.optim.SafeStep(optimizer, names="w")  # error: arg-type
+input_shape = model.backward(y).shape  # error: attr-defined
+mg.SGD(model, lr=0.1)  # error: arg-type

@@ -74,7 +74,7 @@ class Halving(Schedule):
     def __init__(self, lr: float) -> None:
         self.lr = lr
 
-    def __call__(self, t: int) -> float:
+    def rate(self, t: int) -> float:
         return self.lr * 0.5 ** (t // 10)
 
 
@@ -111,13 +111,37 @@ history = mg.fit(
 assert_type(history, mg.History)
 losses: list[float] = history["loss"]
 results = mg.evaluate(model, loss, x, y, metrics=["accuracy"])
+assert_type(results, dict[str, float])
 probabilities = mg.predict(model, x, batch_size=64)
+assert_type(probabilities, FloatArray)
 warmup = mg.LearningRateScheduler(lambda t: 1e-3 * min(1.0, (t + 1) / 5), per="step")
 per_sample = mg.MSE(reduction="none")
 grads = [p.grad for p in model.parameters()]
-model.backward(loss.backward())
+g = loss.backward()
+assert_type(g, FloatArray)
+assert_type(model.backward(g), None)
+x_grad = model.backward(g, input_grad=True)
+assert_type(x_grad, FloatArray)
+saliency = np.abs(x_grad + 1)
 SignSGD(model.parameters(), lr=0.1).step()
 mg.fit(model, MeanAbsolute(), mg.SGD(model.parameters(), lr=0.1), x, y, epochs=1)
-model.eval()
+assert_type(model.eval(), mg.Sequential)
+first = model.eval()[0]
+head = model.train()[1:].append(mg.Sigmoid())
+assert_type(head, mg.Sequential)
+frozen = mg.Dense(2, 2).freeze()
+assert_type(frozen, mg.Dense)
+assert_type(mg.Sequential([mg.Dense(2, 2), mg.ReLU()]), mg.Sequential)
+
+# -- param groups -----------------------------------------------------------------------------
+head_layer = model[2]
+mg.Adam(
+    [{"params": model[0].parameters()}, {"params": head_layer.parameters(), "lr": 1e-3}],
+    lr=1e-2,
+)
+mg.AdamW(mg.optim.weight_decay_groups(model, 1e-2), lr=1e-3)
+mg.SGD(mg.weight_decay_groups(model, 1e-4), lr=0.1)
+mg.Momentum([{"params": model.parameters(), "momentum": 0.8}], lr=0.1, momentum=0.9)
+guarded = mg.optim.SafeStep(optimizer, names=list(model.state_dict()))
 state = model.state_dict()
 model.load_state_dict(state)
