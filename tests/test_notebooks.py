@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +41,10 @@ def test_the_series_is_complete():
     ]
 
 
+@pytest.mark.skipif(
+    os.environ.get("MINIGRAD_RUN_NOTEBOOKS") == "0",
+    reason="MINIGRAD_RUN_NOTEBOOKS=0: CI executes the notebooks in its Python 3.11 run only",
+)
 @pytest.mark.parametrize("name", NAMES)
 def test_the_notebook_runs_without_errors_within_its_time_limit(name):
     notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
