@@ -34,14 +34,25 @@ def _pyplot() -> Any:
     return plt
 
 
+@overload
+def plot_history(
+    history: Mapping[str, Sequence[float] | NDArray[Any]], axes: None = None
+) -> Figure: ...
+@overload
+def plot_history(
+    history: Mapping[str, Sequence[float] | NDArray[Any]],
+    axes: Axes | Sequence[Axes] | NDArray[Any],
+) -> Figure | SubFigure: ...
 def plot_history(
     history: Mapping[str, Sequence[float] | NDArray[Any]],
     axes: Axes | Sequence[Axes] | NDArray[Any] | None = None,
-) -> Figure:
+) -> Figure | SubFigure:
     """Loss curves on the left, every other metric (accuracy, ...) on the right.
 
     Training numbers are solid lines, validation numbers (``val_`` keys) dashed, both
-    against the epoch (from 1). Returns the matplotlib Figure.
+    against the epoch (from 1). Returns the matplotlib Figure (the SubFigure, for axes
+    given in one), laid out tightly unless it is a SubFigure, whose layout belongs to the
+    figure that holds it.
 
     Shape: each history entry is a list with one number per epoch; "lr" is not drawn.
 
@@ -107,8 +118,11 @@ def plot_history(
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
         ax.legend()
-    figure: Figure = panels[0].figure  # (the axes of a SubFigure fail at tight_layout)
-    figure.tight_layout()
+    from matplotlib.figure import SubFigure  # matplotlib is optional: imported when plotting
+
+    figure: Figure | SubFigure = panels[0].figure
+    if not isinstance(figure, SubFigure):  # a SubFigure has no tight_layout of its own
+        figure.tight_layout()
     return figure
 
 

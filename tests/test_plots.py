@@ -142,3 +142,13 @@ def test_plot_history_names_an_entry_of_the_wrong_length_or_a_wrong_type():
 def test_plot_history_names_bad_arguments(history, axes, message):
     with pytest.raises(TypeError, match=message):
         plot_history(history, axes=axes)
+
+
+def test_plot_history_draws_into_the_axes_of_a_subfigure():
+    figure = plt.figure()
+    left, _ = figure.subfigures(1, 2)
+    axes = left.subplots(1, 2)
+    drawn = plot_history({"loss": [1.0, 0.5], "accuracy": [0.5, 0.7]}, axes=axes)
+    assert drawn is left
+    assert [ax.get_ylabel() for ax in axes] == ["loss", "metric"]
+    plt.close(figure)
