@@ -44,26 +44,9 @@ def _samples(n_samples: object, classes: int = 1, what: str = "classes") -> int:
     return n_samples
 
 
-def _real(
-    name: str,
-    value: object,
-    *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    above: float | None = None,
-    below: float | None = None,
-) -> float:
-    """check_real, with a Python int beyond float range a ValueError naming ``name`` (float()
-    raises a bare OverflowError for it)."""
-    try:
-        return check_real(name, value, minimum=minimum, maximum=maximum, above=above, below=below)
-    except OverflowError:
-        raise ValueError(f"{name} must be a finite number, got {_shortened(value)}") from None
-
-
 def _scale(name: str, value: object) -> float:
     """A noise level or spread: a finite real number >= 0 (not a bool, not a string)."""
-    return _real(name, value, minimum=0.0)
+    return check_real(name, value, minimum=0.0)
 
 
 @contextlib.contextmanager
@@ -176,7 +159,7 @@ def make_spirals(
     classes = check_integer("classes", classes, minimum=2)
     n_samples, noise = _samples(n_samples, classes), _scale("noise", noise)
     # beyond a million turns the angles lose all precision (and 2 pi turns can overflow)
-    turns = _real("turns", turns, above=0.0, maximum=1e6)
+    turns = check_real("turns", turns, above=0.0, maximum=1e6)
     rng = _generator(seed)
     with _memory("make_spirals", n_samples, 2):
         y = _split(n_samples, classes)
@@ -238,7 +221,7 @@ def make_circles(
     ([1.0, 1.0, 1.0, 0.5, 0.5, 0.5], [0, 0, 0, 1, 1, 1])
     """
     n_samples, noise = _samples(n_samples, 2), _scale("noise", noise)
-    factor = _real("factor", factor, above=0.0, below=1.0)
+    factor = check_real("factor", factor, above=0.0, below=1.0)
     rng = _generator(seed)
     with _memory("make_circles", n_samples, 2):
         y = _split(n_samples, 2)
@@ -277,7 +260,7 @@ def make_blobs(
     n_samples = _samples(n_samples, centers, "centers")
     spread = _scale("spread", spread)
     # uniform(-box, box) needs 2 box to be a finite float
-    box = _real("box", box, above=0.0, maximum=float(np.finfo(np.float64).max) / 2)
+    box = check_real("box", box, above=0.0, maximum=float(np.finfo(np.float64).max) / 2)
     rng = _generator(seed)
     with _memory("make_blobs", n_samples, features, features_given=True):
         y = _split(n_samples, centers)

@@ -215,8 +215,7 @@ class Adam(Optimizer):
     def _update(
         self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
     ) -> None:
-        group = self._group
-        assert group is not None, "updates run inside step(), which sets the group"
+        group = self._updating()
         adam_update(
             value,
             grad,
@@ -239,8 +238,7 @@ class Adam(Optimizer):
         state: dict[str, Any],
         buffers: dict[str, FloatArray],
     ) -> None:
-        group = self._group
-        assert group is not None, "updates run inside step(), which sets the group"
+        group = self._updating()
         fused_kernels.adam_update(
             value,
             grad,

@@ -146,8 +146,7 @@ class Adamax(_CountedSteps):
     def _update(
         self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
     ) -> None:
-        group = self._group
-        assert group is not None, "updates run inside step(), which sets the group"
+        group = self._updating()
         (scratch2,) = self._extra_work(work, 1)
         adamax_update(
             value,
@@ -334,8 +333,7 @@ class NAdam(_CountedSteps):
     def _update(
         self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
     ) -> None:
-        group = self._group
-        assert group is not None, "updates run inside step(), which sets the group"
+        group = self._updating()
         scratch2, scratch3 = self._extra_work(work, 2)
         product = state["mu_product"]
         product[...] = self._products[id(product)]  # each block multiplies it from there
@@ -467,8 +465,7 @@ class RAdam(_CountedSteps):
     def _update(
         self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
     ) -> None:
-        group = self._group
-        assert group is not None, "updates run inside step(), which sets the group"
+        group = self._updating()
         (scratch2,) = self._extra_work(work, 1)
         radam_update(
             value,

@@ -167,8 +167,7 @@ class Adagrad(_CountedSteps):
     def _update(
         self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
     ) -> None:
-        group = self._group
-        assert group is not None, "updates run inside step(), which sets the group"
+        group = self._updating()
         (scratch2,) = self._extra_work(work, 1)
         adagrad_update(
             value,
@@ -361,8 +360,7 @@ class RMSprop(_CountedSteps):
     def _update(
         self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
     ) -> None:
-        group = self._group
-        assert group is not None, "updates run inside step(), which sets the group"
+        group = self._updating()
         (scratch2,) = self._extra_work(work, 1)
         rmsprop_update(
             value,
@@ -527,8 +525,7 @@ class Adadelta(_CountedSteps):
     def _update(
         self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
     ) -> None:
-        group = self._group
-        assert group is not None, "updates run inside step(), which sets the group"
+        group = self._updating()
         scratch2, scratch3 = self._extra_work(work, 2)
         adadelta_update(
             value,

@@ -405,6 +405,16 @@ class Optimizer:
         finally:
             self.__dict__["_group"] = None
 
+    def _updating(self) -> dict[str, Any]:
+        """The param group being updated, whose hyperparameters an update rule reads
+        (``group["lr"]``); only inside :meth:`step`, which sets it."""
+        group = self._group
+        if group is None:
+            raise RuntimeError(
+                f"{type(self).__name__} updates run inside step(), which sets the group"
+            )
+        return group
+
     def _extra_work(self, work: FloatArray, count: int) -> list[FloatArray]:
         """``count`` more scratch arrays like ``work`` (its shape and dtype), for an update
         rule that needs more than one; allocated once per dtype and reused by every step."""

@@ -147,8 +147,7 @@ class Momentum(Optimizer):
     def _update(
         self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
     ) -> None:
-        group = self._group
-        assert group is not None, "updates run inside step(), which sets the group"
+        group = self._updating()
         momentum_update(
             value,
             grad,
@@ -167,8 +166,7 @@ class Momentum(Optimizer):
         state: dict[str, Any],
         buffers: dict[str, FloatArray],
     ) -> None:
-        group = self._group
-        assert group is not None, "updates run inside step(), which sets the group"
+        group = self._updating()
         fused_kernels.momentum_update(
             value,
             grad,

@@ -99,8 +99,7 @@ class SGD(Optimizer):
     def _update(
         self, value: FloatArray, grad: FloatArray, state: dict[str, Any], work: FloatArray
     ) -> None:
-        group = self._group
-        assert group is not None, "updates run inside step(), which sets the group"
+        group = self._updating()
         sgd_update(value, grad, lr=group["lr"], weight_decay=group["weight_decay"], scratch=work)
 
     def _fused_update(
@@ -110,8 +109,7 @@ class SGD(Optimizer):
         state: dict[str, Any],
         buffers: dict[str, FloatArray],
     ) -> None:
-        group = self._group
-        assert group is not None, "updates run inside step(), which sets the group"
+        group = self._updating()
         fused_kernels.sgd_update(value, grad, lr=group["lr"], weight_decay=group["weight_decay"])
 
     def state_caps(
