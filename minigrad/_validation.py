@@ -10,20 +10,9 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from minigrad.errors import ShapeError
-from minigrad.typing import FloatArray
-
-
-def as_float_array(x: ArrayLike, dtype: np.dtype, what: str) -> FloatArray:
-    """``x`` as an array of ``dtype`` (no copy when it already is one)."""
-    try:
-        return np.asarray(x, dtype=dtype)
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"{what} must be a numeric array, got {type(x).__name__}: {error}"
-        ) from None
 
 
 def check_ndim(x: NDArray[Any], ndim: int, what: str, hint: str = "") -> None:
