@@ -1830,7 +1830,8 @@ def byte_mutations(draw, raw: bytes) -> bytes:
     if kind == "set-length":
         length = int.from_bytes(raw[:8], "little")
         new = draw(
-            st.integers(0, 2**64 - 1) | st.integers(-16, 16).map(lambda d: max(0, length + d))
+            st.integers(0, 2**64 - 1)
+            | st.integers(-16, 16).map(lambda d: min(max(0, length + d), 2**64 - 1))
         )
         return new.to_bytes(8, "little") + raw[8:]
     if kind == "digit":  # a digit in the header becomes another: widths, shapes, offsets
